@@ -1,0 +1,92 @@
+//! The HTTP API: one [`app`] builds the whole router, so every route and the
+//! state it sees are in one place.
+//!
+//! Handlers parse and answer; what a payload means belongs to `src/ingest/`,
+//! what the log holds to `src/eventlog/`. Errors are one [`AppError`].
+
+mod error;
+mod events;
+mod ingest;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::sync::watch;
+
+pub use error::AppError;
+
+use crate::pipeline::Pipeline;
+
+/// What handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub pipeline: Arc<Pipeline>,
+    pub metrics: PrometheusHandle,
+    pub max_body_bytes: usize,
+    /// False until the log is replayed, and again once shutdown begins.
+    pub ready: Arc<AtomicBool>,
+    /// Turns true when the process starts shutting down; long-lived streams end.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+impl AppState {
+    pub fn new(pipeline: Arc<Pipeline>, shutdown: watch::Receiver<bool>) -> Self {
+        let max_body_bytes = pipeline.config.ingest.max_body_bytes.0;
+        AppState {
+            pipeline,
+            metrics: crate::metrics::install(),
+            max_body_bytes,
+            ready: Arc::new(AtomicBool::new(true)),
+            shutdown,
+        }
+    }
+
+    pub fn shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+}
+
+/// Builds the router over `state`.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/-/healthy", get(healthy))
+        .route("/-/ready", get(ready))
+        .route("/metrics", get(render_metrics))
+        // Ingest.
+        .route("/api/v2/alerts", post(ingest::alertmanager_v2))
+        .route("/ingest/alertmanager", post(ingest::alertmanager_webhook))
+        .route("/api/v1/events", post(ingest::pagerduty_event).get(events::list))
+        .route("/v2/enqueue", post(ingest::pagerduty_event))
+        // Reading the log.
+        .route("/api/v1/events/stream", get(events::stream))
+        .with_state(state)
+}
+
+async fn healthy() -> &'static str {
+    "Fenghuo is Healthy.\n"
+}
+
+async fn ready(State(state): State<AppState>) -> impl IntoResponse {
+    if state.ready.load(Ordering::Acquire) && !state.shutting_down() {
+        (StatusCode::OK, "Fenghuo is Ready.\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "Fenghuo is not ready.\n")
+    }
+}
+
+async fn render_metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let now = state.pipeline.clock.now();
+    metrics::gauge!(crate::metrics::ALERTS_INDEXED).set(state.pipeline.alerts.len() as f64);
+    metrics::gauge!("fenghuo_alerts_firing").set(state.pipeline.alerts.firing_count(now) as f64);
+    metrics::gauge!("fenghuo_log_last_seq").set(state.pipeline.log.last_seq() as f64);
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        state.metrics.render(),
+    )
+}

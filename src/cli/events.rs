@@ -1,0 +1,204 @@
+//! `fenghuo events`: print the log, from a data directory or a running
+//! server, optionally following it live.
+
+use std::io::Write;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use futures::StreamExt;
+
+use super::ConfigArgs;
+use crate::eventlog::{Event, EventKind, EventLog, EventQuery};
+
+#[derive(Debug, clap::Args)]
+pub struct EventsArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Read from a running server instead of the data directory.
+    #[arg(long, env = "FENGHUO_SERVER")]
+    pub server: Option<String>,
+    /// Start after this seq.
+    #[arg(long, default_value_t = 0)]
+    pub after: u64,
+    /// Print at most this many (without --follow).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Only these kinds (repeatable), e.g. alert.received.
+    #[arg(long = "kind")]
+    pub kinds: Vec<String>,
+    /// Only events about this key (an alert fingerprint, …).
+    #[arg(long)]
+    pub key: Option<String>,
+    /// Keep printing new events as they are committed.
+    #[arg(long, short)]
+    pub follow: bool,
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: EventsArgs) -> anyhow::Result<()> {
+    for k in &args.kinds {
+        if !EventKind::NAMES.contains(&k.as_str()) {
+            bail!("unknown kind {k:?}; known: {}", EventKind::NAMES.join(", "));
+        }
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    match &args.server {
+        Some(server) => rt.block_on(from_server(server.trim_end_matches('/'), &args)),
+        None => rt.block_on(from_data_dir(&args)),
+    }
+}
+
+/// One line per event: seq, time, kind, key, and what it says.
+pub fn describe(e: &Event) -> String {
+    let what = match &e.kind {
+        EventKind::AlertReceived(r) => {
+            let name = r.labels.get("alertname").map_or("", String::as_str);
+            let rest: Vec<String> = r
+                .labels
+                .iter()
+                .filter(|(k, _)| *k != "alertname")
+                .map(|(k, v)| format!("{k}={v:?}"))
+                .collect();
+            format!("{name} {{{}}} firing since {}", rest.join(", "), r.starts_at.to_rfc3339())
+        }
+        EventKind::AlertResolved(r) => format!("resolved at {} ({})", r.ends_at.to_rfc3339(), r.reason),
+        EventKind::AlertRefreshed { leases } => {
+            let n: usize = leases.iter().map(|l| l.fingerprints.len()).sum();
+            format!("{n} alerts' endsAt extended")
+        }
+        EventKind::AlertAcked { by, .. } => format!("acknowledged by {by}"),
+    };
+    format!(
+        "{:>8}  {}  {:<15} {:<16} {:<12} {}",
+        e.seq,
+        e.recorded_at.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
+        e.kind.name(),
+        e.key,
+        e.source,
+        what
+    )
+}
+
+fn print(e: &Event, json: bool) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer(&mut out, e)?;
+        writeln!(out)?;
+    } else {
+        writeln!(out, "{}", describe(e))?;
+    }
+    Ok(())
+}
+
+async fn from_data_dir(args: &EventsArgs) -> anyhow::Result<()> {
+    let config = args.config.load()?;
+    let path = config.db_path();
+    if !path.exists() {
+        bail!(
+            "no event log at {}: pass --data-dir DIR or --server URL",
+            path.display()
+        );
+    }
+    let log = EventLog::open_read_only(&path)?;
+    let mut after = args.after;
+    let mut left = args.limit.unwrap_or(usize::MAX);
+    loop {
+        let query = EventQuery {
+            after,
+            limit: left.min(1000),
+            kinds: args.kinds.clone(),
+            key: args.key.clone(),
+            ..Default::default()
+        };
+        let l = log.clone();
+        let page = tokio::task::spawn_blocking(move || l.read(&query)).await??;
+        // Filters skip events, so continue from the newest seq seen.
+        if let Some(last) = page.last() {
+            after = last.seq;
+        }
+        left = left.saturating_sub(page.len());
+        for e in &page {
+            print(e, args.json)?;
+        }
+        if left == 0 {
+            return Ok(());
+        }
+        if page.is_empty() {
+            if !args.follow {
+                return Ok(());
+            }
+            // Another process writes this file: poll it.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+}
+
+async fn from_server(server: &str, args: &EventsArgs) -> anyhow::Result<()> {
+    let client = reqwest::Client::new();
+    let mut after = args.after;
+    let mut left = args.limit.unwrap_or(usize::MAX);
+    let mut filters: Vec<(&str, String)> = Vec::new();
+    if !args.kinds.is_empty() {
+        filters.push(("kind", args.kinds.join(",")));
+    }
+    if let Some(k) = &args.key {
+        filters.push(("key", k.clone()));
+    }
+    loop {
+        let mut q = filters.clone();
+        q.push(("after", after.to_string()));
+        q.push(("limit", left.min(1000).to_string()));
+        let resp = client
+            .get(format!("{server}/api/v1/events"))
+            .query(&q)
+            .send()
+            .await
+            .with_context(|| format!("reading {server}"))?;
+        if !resp.status().is_success() {
+            bail!("{server} answered {}: {}", resp.status(), resp.text().await?);
+        }
+        let page: serde_json::Value = resp.json().await?;
+        let events: Vec<Event> = serde_json::from_value(page["events"].clone())?;
+        for e in &events {
+            print(e, args.json)?;
+        }
+        left = left.saturating_sub(events.len());
+        after = page["next_after"].as_u64().unwrap_or(after);
+        if events.is_empty() || left == 0 {
+            break;
+        }
+    }
+    if !args.follow || left == 0 {
+        return Ok(());
+    }
+    let mut q = filters;
+    q.push(("after", after.to_string()));
+    let resp = client
+        .get(format!("{server}/api/v1/events/stream"))
+        .query(&q)
+        .send()
+        .await?
+        .error_for_status()?;
+    let mut body = resp.bytes_stream();
+    let mut buf = String::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk?;
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        // SSE messages end with a blank line; `data:` carries the event.
+        while let Some(end) = buf.find("\n\n") {
+            let message: String = buf.drain(..end + 2).collect();
+            for line in message.lines() {
+                if let Some(data) = line.strip_prefix("data:") {
+                    if let Ok(e) = serde_json::from_str::<Event>(data.trim_start()) {
+                        print(&e, args.json)?;
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}

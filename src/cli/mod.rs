@@ -1,0 +1,75 @@
+//! The `fenghuo` command: one subcommand per file.
+
+mod events;
+mod replay;
+mod serve;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, LogFormat};
+
+#[derive(Debug, Parser)]
+#[command(name = "fenghuo", version, about = "烽火 Fenghuo: event-sourced alerting")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where the process finds its settings; shared by every subcommand.
+#[derive(Debug, clap::Args, Clone, Default)]
+pub struct ConfigArgs {
+    /// YAML config file (fenghuo.yaml).
+    #[arg(long, env = "FENGHUO_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data directory holding fenghuo.db.
+    #[arg(long, env = "FENGHUO_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+impl ConfigArgs {
+    /// Defaults, then the file, then variables and flags.
+    pub fn load(&self) -> anyhow::Result<Config> {
+        let mut config = match &self.config {
+            Some(path) => Config::load(path)?,
+            None => Config::default(),
+        };
+        if let Some(d) = &self.data_dir {
+            config.data_dir = d.clone();
+        }
+        Ok(config)
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve(serve::ServeArgs),
+    /// Print events from a data directory or a running server.
+    Events(events::EventsArgs),
+    /// Rebuild every view from the log and report the speed.
+    Replay(replay::ReplayArgs),
+}
+
+/// Sets up logging on stderr, in text or JSON.
+pub fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FENGHUO_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+pub fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve::run(args),
+        Command::Events(args) => events::run(args),
+        Command::Replay(args) => replay::run(args),
+    }
+}

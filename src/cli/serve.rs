@@ -1,0 +1,100 @@
+//! `fenghuo serve`: open the log, replay it, serve HTTP until SIGTERM or
+//! Ctrl-C, then stop accepting, commit what is pending and exit 0.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use super::ConfigArgs;
+use crate::api::{self, AppState};
+use crate::clock::SystemClock;
+use crate::config::{Config, LogFormat};
+use crate::pipeline::Pipeline;
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Address to listen on (default 127.0.0.1:9797; port 0 picks one).
+    #[arg(long, env = "FENGHUO_LISTEN")]
+    pub listen: Option<String>,
+    /// Log format on stderr.
+    #[arg(long, env = "FENGHUO_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let mut config = args.config.load()?;
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    if let Some(format) = args.log_format {
+        config.log_format = format;
+    }
+    super::init_tracing(config.log_format);
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(serve(config))
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let listen = config.listen.clone();
+    let pipeline = tokio::task::spawn_blocking(move || Pipeline::open(config, Arc::new(SystemClock)))
+        .await??;
+    let pipeline = Arc::new(pipeline);
+    tracing::info!(
+        events = pipeline.log.last_seq(),
+        alerts = pipeline.alerts.len(),
+        data_dir = %pipeline.config.data_dir.display(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "event log replayed"
+    );
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let background = pipeline.spawn_background(shutdown_rx.clone());
+    let listener = TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+    let addr = listener.local_addr()?;
+    // Scripts and tests read the bound address (port 0 picks one) from here.
+    println!("listening on http://{addr}");
+    std::io::stdout().flush().ok();
+    tracing::info!(%addr, "serving");
+
+    let app = api::app(AppState::new(pipeline.clone(), shutdown_rx));
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            stop_signal().await;
+            tracing::info!("shutting down: no new requests, committing what is pending");
+            let _ = shutdown_tx.send(true);
+        })
+        .await?;
+    let _ = background.await;
+    let closing = pipeline.clone();
+    tokio::task::spawn_blocking(move || closing.close()).await?;
+    tracing::info!(last_seq = pipeline.log.last_seq(), "stopped");
+    Ok(())
+}
+
+async fn stop_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("install SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

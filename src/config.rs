@@ -1,0 +1,343 @@
+//! `fenghuo.yaml`: what the process runs with.
+//!
+//! Built-in defaults serve a team with no file at all. Precedence, lowest
+//! first: defaults, the file (`--config`), `FENGHUO_*` variables, flags. A
+//! file with an unknown field, a bad duration or a bad size is refused with
+//! its line and column, and nothing starts on it.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Deserializer};
+
+use crate::eventlog::Synchronous;
+use crate::ingest::IngestSettings;
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: String,
+    /// Where the log (`fenghuo.db`) and everything derived from it live.
+    pub data_dir: PathBuf,
+    pub log_format: LogFormat,
+    pub storage: StorageConfig,
+    pub ingest: IngestConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:9797".into(),
+            data_dir: PathBuf::from("./data"),
+            log_format: LogFormat::Text,
+            storage: StorageConfig::default(),
+            ingest: IngestConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// `full` (default): every acknowledged event survives power loss.
+    /// `normal`: survives a crash of the process, not of the machine.
+    pub synchronous: Synchronous,
+    /// The most events committed in one transaction.
+    pub max_batch: usize,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            synchronous: Synchronous::Full,
+            max_batch: 4096,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// Largest request body accepted; larger ones get 413.
+    pub max_body_bytes: ByteSize,
+    /// `endsAt` given to API v2 alerts posted without one.
+    pub resolve_timeout: PromDuration,
+    /// How far ahead the log always holds a re-sent alert's `endsAt`.
+    pub lease_horizon: PromDuration,
+    /// How often re-sent `endsAt`s are written down.
+    pub lease_checkpoint: PromDuration,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        let d = IngestSettings::default();
+        IngestConfig {
+            max_body_bytes: ByteSize(4 << 20),
+            resolve_timeout: PromDuration(d.resolve_timeout),
+            lease_horizon: PromDuration(d.lease_horizon),
+            lease_checkpoint: PromDuration(d.lease_checkpoint),
+        }
+    }
+}
+
+impl IngestConfig {
+    pub fn settings(&self) -> IngestSettings {
+        IngestSettings {
+            resolve_timeout: self.resolve_timeout.0,
+            lease_horizon: self.lease_horizon.0,
+            lease_checkpoint: self.lease_checkpoint.0,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// yaml_serde's message carries the line and column.
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+impl Config {
+    /// Parses a config file; the error names the file, line and column.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|message| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        })
+    }
+
+    pub fn parse(text: &str) -> Result<Config, String> {
+        if text.trim().is_empty() {
+            return Ok(Config::default());
+        }
+        let config: Config = yaml_serde::from_str(text).map_err(|e| e.to_string())?;
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if self.ingest.lease_checkpoint.0 <= chrono::Duration::zero() {
+            return Err("ingest.lease_checkpoint: must be more than 0s".into());
+        }
+        if self.ingest.resolve_timeout.0 <= chrono::Duration::zero() {
+            return Err("ingest.resolve_timeout: must be more than 0s".into());
+        }
+        if self.storage.max_batch == 0 {
+            return Err("storage.max_batch: must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join("fenghuo.db")
+    }
+}
+
+/// A duration in Prometheus' notation: `1h30m`, `5m`, `90s`, `250ms`, `1d`,
+/// `1w`, `1y` (units in decreasing order, each at most once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PromDuration(pub chrono::Duration);
+
+impl PromDuration {
+    pub fn parse(s: &str) -> Result<PromDuration, String> {
+        const UNITS: [(&str, i64); 8] = [
+            ("y", 365 * 86_400_000),
+            ("w", 7 * 86_400_000),
+            ("d", 86_400_000),
+            ("h", 3_600_000),
+            ("ms", 1),
+            ("m", 60_000),
+            ("s", 1_000),
+            ("", 0),
+        ];
+        // Order in which units may appear (ms after s).
+        const ORDER: [&str; 7] = ["y", "w", "d", "h", "m", "s", "ms"];
+        let bad = || format!("invalid duration {s:?}: use Prometheus notation such as 30s, 5m, 1h30m");
+        if s.is_empty() {
+            return Err(bad());
+        }
+        if s == "0" {
+            return Ok(PromDuration(chrono::Duration::zero()));
+        }
+        let mut rest = s;
+        let mut total: i64 = 0;
+        let mut last_rank: Option<usize> = None;
+        while !rest.is_empty() {
+            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+            if digits == 0 {
+                return Err(bad());
+            }
+            let n: i64 = rest[..digits].parse().map_err(|_| bad())?;
+            rest = &rest[digits..];
+            let (unit, ms) = UNITS
+                .iter()
+                .find(|(u, _)| !u.is_empty() && rest.starts_with(u))
+                .ok_or_else(bad)?;
+            let rank = ORDER.iter().position(|o| o == unit).expect("unit is ordered");
+            if last_rank.is_some_and(|r| r >= rank) {
+                return Err(bad());
+            }
+            last_rank = Some(rank);
+            total = n
+                .checked_mul(*ms)
+                .and_then(|v| total.checked_add(v))
+                .ok_or_else(bad)?;
+            rest = &rest[unit.len()..];
+        }
+        Ok(PromDuration(chrono::Duration::milliseconds(total)))
+    }
+}
+
+impl fmt::Display for PromDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut ms = self.0.num_milliseconds();
+        if ms == 0 {
+            return f.write_str("0s");
+        }
+        for (unit, size) in [
+            ("d", 86_400_000),
+            ("h", 3_600_000),
+            ("m", 60_000),
+            ("s", 1_000),
+            ("ms", 1),
+        ] {
+            if ms >= size {
+                write!(f, "{}{unit}", ms / size)?;
+                ms %= size;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for PromDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        PromDuration::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A size in bytes: a number, or `512KiB`, `4MiB`, `1GiB`, `10MB`, `64KB`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub usize);
+
+impl ByteSize {
+    pub fn parse(s: &str) -> Result<ByteSize, String> {
+        let s = s.trim();
+        let digits = s.bytes().take_while(u8::is_ascii_digit).count();
+        let bad = || format!("invalid size {s:?}: use a number of bytes or e.g. 512KiB, 4MiB");
+        let n: usize = s[..digits].parse().map_err(|_| bad())?;
+        let mult: usize = match s[digits..].trim() {
+            "" | "B" => 1,
+            "KiB" => 1 << 10,
+            "MiB" => 1 << 20,
+            "GiB" => 1 << 30,
+            "KB" | "kB" => 1_000,
+            "MB" => 1_000_000,
+            "GB" => 1_000_000_000,
+            _ => return Err(bad()),
+        };
+        n.checked_mul(mult).map(ByteSize).ok_or_else(bad)
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(usize),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) => Ok(ByteSize(n)),
+            Raw::S(s) => ByteSize::parse(&s).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prometheus_durations() {
+        // (text, milliseconds or None for refused)
+        let table: &[(&str, Option<i64>)] = &[
+            ("30s", Some(30_000)),
+            ("5m", Some(300_000)),
+            ("1h30m", Some(5_400_000)),
+            ("250ms", Some(250)),
+            ("1d", Some(86_400_000)),
+            ("2w", Some(14 * 86_400_000)),
+            ("1m30s500ms", Some(90_500)),
+            ("0", Some(0)),
+            ("", None),
+            ("5", None),      // no unit
+            ("m5", None),     // unit first
+            ("30s1m", None),  // units out of order
+            ("1m1m", None),   // repeated unit
+            ("1.5h", None),   // no fractions in Prometheus notation
+            ("-5m", None),
+        ];
+        for (text, want) in table {
+            let got = PromDuration::parse(text).ok().map(|d| d.0.num_milliseconds());
+            assert_eq!(got, *want, "{text:?}");
+        }
+        assert_eq!(PromDuration::parse("1h30m").unwrap().to_string(), "1h30m");
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(ByteSize::parse("4MiB").unwrap().0, 4 << 20);
+        assert_eq!(ByteSize::parse("1000").unwrap().0, 1000);
+        assert_eq!(ByteSize::parse("64KB").unwrap().0, 64_000);
+        assert!(ByteSize::parse("4 parsecs").is_err());
+    }
+
+    #[test]
+    fn empty_file_is_the_defaults() {
+        assert_eq!(Config::parse("").unwrap(), Config::default());
+        assert_eq!(Config::default().listen, "127.0.0.1:9797");
+    }
+
+    #[test]
+    fn refusals_carry_line_and_column() {
+        let err = Config::parse("listen: 0.0.0.0:1\ningest:\n  resolve_timout: 5m\n").unwrap_err();
+        assert!(err.contains("resolve_timout"), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+        let err = Config::parse("ingest:\n  resolve_timeout: 5 minutes\n").unwrap_err();
+        assert!(err.contains("invalid duration"), "{err}");
+        assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn a_full_file_parses() {
+        let c = Config::parse(
+            "listen: 0.0.0.0:9797\ndata_dir: /var/lib/fenghuo\nlog_format: json\nstorage:\n  synchronous: normal\n  max_batch: 100\ningest:\n  max_body_bytes: 1MiB\n  resolve_timeout: 10m\n",
+        )
+        .unwrap();
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.storage.synchronous, Synchronous::Normal);
+        assert_eq!(c.ingest.max_body_bytes.0, 1 << 20);
+        assert_eq!(c.ingest.resolve_timeout.0, chrono::Duration::minutes(10));
+    }
+}

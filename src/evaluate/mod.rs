@@ -1,0 +1,9 @@
+//! Evaluate: deciding what is an alert.
+//!
+//! Owns fingerprints today; rules, silences, inhibition, routing and grouping
+//! join it as they are built. It reads the log and appends decisions; it never
+//! sends anything and never reads HTTP requests.
+
+pub mod fingerprint;
+
+pub use fingerprint::{Fingerprint, Fnv64};

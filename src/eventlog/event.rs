@@ -1,0 +1,261 @@
+//! The event envelope and the one enum of event kinds.
+//!
+//! Every fact and every decision Fenghuo knows is an [`Event`]. Kinds are named
+//! in the past tense and live in one serde-tagged enum, [`EventKind`], so a new
+//! kind is one variant and the compiler points at every fold that must handle
+//! it. The enum is stored as two columns: `kind` (the dotted tag) and `payload`
+//! (the variant's fields as JSON).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// A label or annotation map. Sorted, so its JSON and its fingerprint are stable.
+pub type LabelSet = BTreeMap<String, String>;
+
+/// An event as stored: the envelope and its typed kind.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Assigned by the log, strictly increasing, never reused.
+    pub seq: u64,
+    pub id: String,
+    /// When it happened, per its source.
+    pub occurred_at: DateTime<Utc>,
+    /// When the log committed it.
+    pub recorded_at: DateTime<Utc>,
+    /// Who said so: `alertmanager`, `prometheus`, `pagerduty`, `fenghuo`, …
+    pub source: String,
+    /// The entity it is about: an alert fingerprint, a silence id, a release id.
+    pub key: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// An event before the log has given it a `seq` and a `recorded_at`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    pub id: String,
+    pub occurred_at: DateTime<Utc>,
+    pub source: String,
+    pub key: String,
+    /// A second append with the same key stores nothing and answers the
+    /// original `seq`.
+    pub idempotency_key: Option<String>,
+    pub kind: EventKind,
+}
+
+impl NewEvent {
+    pub fn new(
+        occurred_at: DateTime<Utc>,
+        source: impl Into<String>,
+        key: impl Into<String>,
+        kind: EventKind,
+    ) -> Self {
+        NewEvent {
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            occurred_at,
+            source: source.into(),
+            key: key.into(),
+            idempotency_key: None,
+            kind,
+        }
+    }
+
+    pub fn idempotent(mut self, key: impl Into<String>) -> Self {
+        self.idempotency_key = Some(key.into());
+        self
+    }
+}
+
+/// Every kind of event, in the past tense. `#[serde(rename)]` gives the dotted
+/// name stored in the `kind` column; the fields are the `payload`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "payload")]
+pub enum EventKind {
+    /// A source reported an alert that is new, or whose labels, annotations,
+    /// start or generator changed. Re-sends of the same alert are not stored.
+    #[serde(rename = "alert.received")]
+    AlertReceived(AlertReport),
+
+    /// Sources extended the `endsAt` of alerts already stored (Prometheus
+    /// re-sends). Many alerts share one event, so re-sends cost O(1) events per
+    /// checkpoint rather than one per alert per minute.
+    #[serde(rename = "alert.refreshed")]
+    AlertRefreshed { leases: Vec<Lease> },
+
+    /// The alert is resolved: a source said so, or a newer report replaced it.
+    #[serde(rename = "alert.resolved")]
+    AlertResolved(AlertResolution),
+
+    /// Someone acknowledged the alert (today: a PagerDuty-style
+    /// `acknowledge` event).
+    #[serde(rename = "alert.acked")]
+    AlertAcked {
+        fingerprint: String,
+        by: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dedup_key: Option<String>,
+    },
+}
+
+impl EventKind {
+    /// The dotted name stored in the `kind` column.
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::AlertReceived(_) => "alert.received",
+            EventKind::AlertRefreshed { .. } => "alert.refreshed",
+            EventKind::AlertResolved(_) => "alert.resolved",
+            EventKind::AlertAcked { .. } => "alert.acked",
+        }
+    }
+
+    /// Every dotted name, for validating `?kind=` filters.
+    pub const NAMES: &'static [&'static str] = &[
+        "alert.received",
+        "alert.refreshed",
+        "alert.resolved",
+        "alert.acked",
+    ];
+
+    /// The payload column: the variant's fields, without the tag.
+    pub fn payload_json(&self) -> String {
+        #[derive(Serialize)]
+        struct Tagged<'a> {
+            #[serde(flatten)]
+            kind: &'a EventKind,
+        }
+        // Serialising the adjacently tagged enum gives {"kind":..,"payload":..};
+        // take the payload back out without a second pass over the fields.
+        let value = serde_json::to_value(Tagged { kind: self }).expect("event kinds serialise");
+        match value {
+            serde_json::Value::Object(mut map) => map
+                .remove("payload")
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| "null".into()),
+            _ => unreachable!("an adjacently tagged enum serialises to an object"),
+        }
+    }
+
+    /// Rebuilds a kind from its two stored columns.
+    pub fn decode(kind: &str, payload: &str) -> Result<EventKind, serde_json::Error> {
+        // `kind` first lets serde deserialise the payload without buffering it.
+        let mut doc = String::with_capacity(kind.len() + payload.len() + 24);
+        doc.push_str("{\"kind\":\"");
+        doc.push_str(kind);
+        doc.push_str("\",\"payload\":");
+        doc.push_str(payload);
+        doc.push('}');
+        serde_json::from_str(&doc)
+    }
+}
+
+/// An alert as a source reported it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertReport {
+    /// Alertmanager's fingerprint of `labels`, 16 hex digits.
+    pub fingerprint: String,
+    pub labels: LabelSet,
+    #[serde(default)]
+    pub annotations: LabelSet,
+    pub starts_at: DateTime<Utc>,
+    /// `None`: firing until a source resolves it (webhook alerts, PagerDuty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ends_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub generator_url: String,
+    /// Fields the source sent that Fenghuo does not interpret (Grafana's
+    /// `values`, `silenceURL`, PagerDuty's `links`, …), kept verbatim.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The end of an alert.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertResolution {
+    pub fingerprint: String,
+    pub ends_at: DateTime<Utc>,
+    /// Why it ended, in words (`resolved by source`, `labels changed`, …).
+    pub reason: String,
+    /// The full report, when the source sent one (a resolved webhook alert,
+    /// or an alert first seen already resolved).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<AlertReport>,
+}
+
+/// A new `endsAt` for stored alerts. Alerts evaluated together share their
+/// `endsAt`, so grouping by it keeps a refresh of 10,000 alerts small.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Lease {
+    pub ends_at: DateTime<Utc>,
+    pub fingerprints: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report() -> AlertReport {
+        AlertReport {
+            fingerprint: "0123456789abcdef".into(),
+            labels: [("alertname".to_string(), "Up".to_string())].into(),
+            annotations: LabelSet::new(),
+            starts_at: "2026-01-01T00:00:00Z".parse().unwrap(),
+            ends_at: None,
+            generator_url: String::new(),
+            extra: Default::default(),
+        }
+    }
+
+    #[test]
+    fn kinds_round_trip_through_their_two_columns() {
+        let kinds = vec![
+            EventKind::AlertReceived(report()),
+            EventKind::AlertRefreshed {
+                leases: vec![Lease {
+                    ends_at: "2026-01-01T00:05:00Z".parse().unwrap(),
+                    fingerprints: vec!["a".into(), "b".into()],
+                }],
+            },
+            EventKind::AlertResolved(AlertResolution {
+                fingerprint: "a".into(),
+                ends_at: "2026-01-01T00:05:00Z".parse().unwrap(),
+                reason: "resolved by source".into(),
+                report: Some(report()),
+            }),
+            EventKind::AlertAcked {
+                fingerprint: "a".into(),
+                by: "pagerduty".into(),
+                dedup_key: Some("k".into()),
+            },
+        ];
+        assert_eq!(kinds.len(), EventKind::NAMES.len());
+        for kind in kinds {
+            let back = EventKind::decode(kind.name(), &kind.payload_json()).unwrap();
+            assert_eq!(back, kind);
+            assert!(EventKind::NAMES.contains(&kind.name()));
+        }
+    }
+
+    #[test]
+    fn an_event_serialises_with_kind_and_payload_beside_the_envelope() {
+        let event = Event {
+            seq: 7,
+            id: "x".into(),
+            occurred_at: "2026-01-01T00:00:00Z".parse().unwrap(),
+            recorded_at: "2026-01-01T00:00:01Z".parse().unwrap(),
+            source: "prometheus".into(),
+            key: "0123456789abcdef".into(),
+            idempotency_key: None,
+            kind: EventKind::AlertReceived(report()),
+        };
+        let json = serde_json::to_value(&event).unwrap();
+        assert_eq!(json["kind"], "alert.received");
+        assert_eq!(json["payload"]["labels"]["alertname"], "Up");
+        assert_eq!(json["seq"], 7);
+        let back: Event = serde_json::from_value(json).unwrap();
+        assert_eq!(back, event);
+    }
+}

@@ -1,0 +1,18 @@
+//! The event log: the one source of truth.
+//!
+//! Owns the event envelope and kinds ([`event`]), the SQLite store with group
+//! commit ([`store`]), live tails ([`tail`]) and replay through projections
+//! ([`replay`], [`projection`]). Only this module touches the `events` table;
+//! it never interprets what an event means.
+
+pub mod event;
+pub mod projection;
+pub mod replay;
+pub mod store;
+pub mod tail;
+
+pub use event::{AlertReport, AlertResolution, Event, EventKind, LabelSet, Lease, NewEvent};
+pub use projection::Projection;
+pub use replay::replay;
+pub use store::{Appended, EventLog, EventQuery, LogError, LogOptions, Synchronous};
+pub use tail::tail;

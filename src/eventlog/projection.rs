@@ -1,0 +1,22 @@
+//! Views are folds: a [`Projection`] is state built only by applying events in
+//! `seq` order. The writer applies each committed event to every registered
+//! projection before answering the append, and start-up replay applies the
+//! stored ones, so a view built live equals a view built by replay.
+
+use super::event::Event;
+
+/// A fold over the log. Implementations keep their state behind interior
+/// mutability so handlers can read them while the writer applies events.
+///
+/// `apply` must be deterministic and must not decide, send or append anything:
+/// replay calls it again for events decided long ago.
+pub trait Projection: Send + Sync {
+    /// A short stable name, for progress output and errors.
+    fn name(&self) -> &'static str;
+
+    /// Folds one committed event into the view.
+    fn apply(&self, event: &Event);
+
+    /// Forgets everything, so a replay can rebuild the view from the log.
+    fn reset(&self);
+}

@@ -1,0 +1,543 @@
+//! The store: one SQLite file in WAL mode, one writer thread with group commit,
+//! a small pool of read connections, and a live broadcast for tails.
+//!
+//! Owns the `events` table; nothing outside `src/eventlog/` may touch it.
+//! Appends are answered only once their batch is committed (and synced, with
+//! `synchronous = full`), so an answered append survives `kill -9`.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use include_dir::{Dir, include_dir};
+use parking_lot::Mutex;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use rusqlite_migration::Migrations;
+use serde::Deserialize;
+use tokio::sync::{broadcast, oneshot};
+
+use super::event::{Event, EventKind, NewEvent};
+use super::projection::Projection;
+use crate::clock::SharedClock;
+
+static MIGRATIONS_DIR: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/migrations");
+
+/// How hard a commit waits for the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Synchronous {
+    /// fsync on every commit: an acknowledged event survives power loss.
+    #[default]
+    Full,
+    /// WAL default: survives a process crash, may lose the last commits on
+    /// power loss.
+    Normal,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogOptions {
+    pub synchronous: Synchronous,
+    /// The most events one transaction takes; more wait for the next one.
+    pub max_batch: usize,
+    /// Events a slow live subscriber may fall behind before it re-reads from
+    /// disk.
+    pub tail_buffer: usize,
+}
+
+impl Default for LogOptions {
+    fn default() -> Self {
+        LogOptions {
+            synchronous: Synchronous::Full,
+            max_batch: 4096,
+            tail_buffer: 8192,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error("event log storage: {0}")]
+    Storage(#[from] rusqlite::Error),
+    #[error("event log migration: {0}")]
+    Migration(#[from] rusqlite_migration::Error),
+    #[error("stored event {seq} has an unreadable payload: {source}")]
+    Corrupt {
+        seq: u64,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("event log is closed")]
+    Closed,
+}
+
+/// The answer to one appended event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    pub seq: u64,
+    /// The idempotency key was already stored; `seq` is the original's.
+    pub duplicate: bool,
+}
+
+/// What to read. Empty filters match everything.
+#[derive(Debug, Clone, Default)]
+pub struct EventQuery {
+    /// Events with `seq > after`.
+    pub after: u64,
+    pub limit: usize,
+    pub kinds: Vec<String>,
+    pub key: Option<String>,
+    /// `occurred_at >= since`.
+    pub since: Option<DateTime<Utc>>,
+    /// `occurred_at < until`.
+    pub until: Option<DateTime<Utc>>,
+}
+
+struct AppendRequest {
+    events: Vec<NewEvent>,
+    reply: oneshot::Sender<Result<Vec<Appended>, Arc<LogError>>>,
+}
+
+struct Shared {
+    path: PathBuf,
+    readers: Mutex<Vec<Connection>>,
+    live: broadcast::Sender<Arc<Event>>,
+    last_seq: AtomicU64,
+    closed: AtomicBool,
+}
+
+/// Handle to the event log. Cheap to clone.
+#[derive(Clone)]
+pub struct EventLog {
+    shared: Arc<Shared>,
+    writer_tx: Arc<Mutex<Option<mpsc::Sender<AppendRequest>>>>,
+    writer: Arc<Mutex<Option<JoinHandle<()>>>>,
+}
+
+pub(crate) fn nanos(t: DateTime<Utc>) -> i64 {
+    // Out of range (before 1677 or after 2262) cannot come from validated
+    // input; clamp rather than panic in the writer.
+    t.timestamp_nanos_opt().unwrap_or(if t.timestamp() < 0 {
+        i64::MIN
+    } else {
+        i64::MAX
+    })
+}
+
+pub(crate) fn from_nanos(n: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_nanos(n)
+}
+
+fn configure(conn: &Connection, sync: Synchronous) -> rusqlite::Result<()> {
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(
+        None,
+        "synchronous",
+        match sync {
+            Synchronous::Full => "FULL",
+            Synchronous::Normal => "NORMAL",
+        },
+    )?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(())
+}
+
+const SELECT_COLUMNS: &str =
+    "SELECT seq, id, occurred_at, recorded_at, source, kind, key, idem_key, payload FROM events";
+
+fn row_to_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Event, LogError>> {
+    let seq: i64 = row.get(0)?;
+    let kind: String = row.get(5)?;
+    let payload: String = row.get(8)?;
+    let kind = match EventKind::decode(&kind, &payload) {
+        Ok(k) => k,
+        Err(source) => {
+            return Ok(Err(LogError::Corrupt {
+                seq: seq as u64,
+                source,
+            }));
+        }
+    };
+    Ok(Ok(Event {
+        seq: seq as u64,
+        id: row.get(1)?,
+        occurred_at: from_nanos(row.get(2)?),
+        recorded_at: from_nanos(row.get(3)?),
+        source: row.get(4)?,
+        key: row.get(6)?,
+        idempotency_key: row.get(7)?,
+        kind,
+    }))
+}
+
+impl EventLog {
+    /// Opens (creating and migrating) the log at `path`, folds every stored
+    /// event through `projections`, then starts the writer, which keeps them
+    /// current from then on.
+    pub fn open(
+        path: &Path,
+        options: LogOptions,
+        clock: SharedClock,
+        projections: Vec<Arc<dyn Projection>>,
+    ) -> Result<EventLog, LogError> {
+        let mut conn = Connection::open(path)?;
+        configure(&conn, options.synchronous)?;
+        Migrations::from_directory(&MIGRATIONS_DIR)
+            .expect("migrations/ is well-formed")
+            .to_latest(&mut conn)?;
+        let last_seq: i64 = conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| {
+            r.get(0)
+        })?;
+
+        let (live, _) = broadcast::channel(options.tail_buffer.max(16));
+        let shared = Arc::new(Shared {
+            path: path.to_path_buf(),
+            readers: Mutex::new(Vec::new()),
+            live,
+            last_seq: AtomicU64::new(last_seq as u64),
+            closed: AtomicBool::new(false),
+        });
+        let log = EventLog {
+            shared: shared.clone(),
+            writer_tx: Arc::new(Mutex::new(None)),
+            writer: Arc::new(Mutex::new(None)),
+        };
+
+        super::replay::replay(&log, &projections, |_, _| {})?;
+
+        let (tx, rx) = mpsc::channel();
+        let writer = Writer {
+            conn,
+            rx,
+            shared,
+            clock,
+            projections,
+            max_batch: options.max_batch.max(1),
+            next_seq: last_seq as u64 + 1,
+        };
+        let handle = std::thread::Builder::new()
+            .name("eventlog-writer".into())
+            .spawn(move || writer.run())
+            .expect("spawn writer thread");
+        *log.writer_tx.lock() = Some(tx);
+        *log.writer.lock() = Some(handle);
+        Ok(log)
+    }
+
+    /// Opens an existing log for reading only (no writer, no migrations), as
+    /// `fenghuo events` and `fenghuo replay` do beside a running server.
+    pub fn open_read_only(path: &Path) -> Result<EventLog, LogError> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let last_seq: i64 = conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| {
+            r.get(0)
+        })?;
+        let (live, _) = broadcast::channel(16);
+        let shared = Arc::new(Shared {
+            path: path.to_path_buf(),
+            readers: Mutex::new(vec![conn]),
+            live,
+            last_seq: AtomicU64::new(last_seq as u64),
+            closed: AtomicBool::new(true),
+        });
+        Ok(EventLog {
+            shared,
+            writer_tx: Arc::new(Mutex::new(None)),
+            writer: Arc::new(Mutex::new(None)),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.shared.path
+    }
+
+    /// The highest committed `seq` (0 for an empty log).
+    pub fn last_seq(&self) -> u64 {
+        self.shared.last_seq.load(Ordering::Acquire)
+    }
+
+    /// Appends `events` atomically (all or none) and answers once they are
+    /// committed. Events whose idempotency key is already stored answer the
+    /// original `seq`.
+    pub async fn append(&self, events: Vec<NewEvent>) -> Result<Vec<Appended>, Arc<LogError>> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (reply, rx) = oneshot::channel();
+        {
+            let tx = self.writer_tx.lock();
+            let tx = tx.as_ref().ok_or_else(|| Arc::new(LogError::Closed))?;
+            tx.send(AppendRequest { events, reply })
+                .map_err(|_| Arc::new(LogError::Closed))?;
+        }
+        rx.await.map_err(|_| Arc::new(LogError::Closed))?
+    }
+
+    /// Blocking [`append`](Self::append), for threads outside the runtime.
+    pub fn append_blocking(&self, events: Vec<NewEvent>) -> Result<Vec<Appended>, Arc<LogError>> {
+        futures::executor::block_on(self.append(events))
+    }
+
+    /// Stops taking appends, commits what is queued, and waits for the writer.
+    pub fn close(&self) {
+        self.shared.closed.store(true, Ordering::Release);
+        drop(self.writer_tx.lock().take());
+        if let Some(handle) = self.writer.lock().take() {
+            let _ = handle.join();
+        }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.shared.closed.load(Ordering::Acquire)
+    }
+
+    /// Live events committed from now on, in `seq` order.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
+        self.shared.live.subscribe()
+    }
+
+    fn with_reader<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, LogError>,
+    ) -> Result<T, LogError> {
+        let conn = self.shared.readers.lock().pop();
+        let conn = match conn {
+            Some(c) => c,
+            None => {
+                let c = Connection::open_with_flags(
+                    &self.shared.path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                c.busy_timeout(std::time::Duration::from_secs(5))?;
+                c
+            }
+        };
+        let out = f(&conn);
+        let mut pool = self.shared.readers.lock();
+        if pool.len() < 8 {
+            pool.push(conn);
+        }
+        out
+    }
+
+    /// Reads events matching `query`, in `seq` order. Blocking; call from a
+    /// blocking context (`spawn_blocking`) inside the runtime.
+    pub fn read(&self, query: &EventQuery) -> Result<Vec<Event>, LogError> {
+        let mut sql = format!("{SELECT_COLUMNS} WHERE seq > ?");
+        let mut args: Vec<rusqlite::types::Value> = vec![(query.after as i64).into()];
+        if let Some(key) = &query.key {
+            sql.push_str(" AND key = ?");
+            args.push(key.clone().into());
+        }
+        if !query.kinds.is_empty() {
+            sql.push_str(" AND kind IN (");
+            for (i, k) in query.kinds.iter().enumerate() {
+                sql.push_str(if i == 0 { "?" } else { ",?" });
+                args.push(k.clone().into());
+            }
+            sql.push(')');
+        }
+        if let Some(since) = query.since {
+            sql.push_str(" AND occurred_at >= ?");
+            args.push(nanos(since).into());
+        }
+        if let Some(until) = query.until {
+            sql.push_str(" AND occurred_at < ?");
+            args.push(nanos(until).into());
+        }
+        sql.push_str(" ORDER BY seq LIMIT ?");
+        let limit = if query.limit == 0 {
+            i64::MAX
+        } else {
+            query.limit as i64
+        };
+        args.push(limit.into());
+        self.with_reader(|conn| {
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(args), row_to_event)?;
+            let mut out = Vec::new();
+            for row in rows {
+                out.push(row??);
+            }
+            Ok(out)
+        })
+    }
+
+    /// Calls `f` for every stored event with `seq > after`, in order, without
+    /// holding them all in memory. Returns how many were visited.
+    pub fn scan(
+        &self,
+        after: u64,
+        mut f: impl FnMut(Event) -> Result<(), LogError>,
+    ) -> Result<u64, LogError> {
+        self.with_reader(|conn| {
+            let mut stmt = conn.prepare(&format!("{SELECT_COLUMNS} WHERE seq > ? ORDER BY seq"))?;
+            let mut rows = stmt.query(params![after as i64])?;
+            let mut n = 0;
+            while let Some(row) = rows.next()? {
+                f(row_to_event(row)??)?;
+                n += 1;
+            }
+            Ok(n)
+        })
+    }
+
+    /// Number of stored events (for status output and tests).
+    pub fn count(&self) -> Result<u64, LogError> {
+        self.with_reader(|conn| {
+            Ok(conn.query_row("SELECT COUNT(*) FROM events", [], |r| r.get::<_, i64>(0))? as u64)
+        })
+    }
+
+    /// The `seq` stored under an idempotency key, if any.
+    pub fn seq_of_idempotency_key(&self, idem: &str) -> Result<Option<u64>, LogError> {
+        self.with_reader(|conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT seq FROM events WHERE idem_key = ?",
+                    params![idem],
+                    |r| r.get::<_, i64>(0),
+                )
+                .optional()?
+                .map(|s| s as u64))
+        })
+    }
+}
+
+struct Writer {
+    conn: Connection,
+    rx: mpsc::Receiver<AppendRequest>,
+    shared: Arc<Shared>,
+    clock: SharedClock,
+    projections: Vec<Arc<dyn Projection>>,
+    max_batch: usize,
+    next_seq: u64,
+}
+
+impl Writer {
+    fn run(mut self) {
+        // Runs until every sender is gone; queued requests are still committed.
+        while let Ok(first) = self.rx.recv() {
+            let mut batch = vec![first];
+            let mut n = batch[0].events.len();
+            while n < self.max_batch {
+                match self.rx.try_recv() {
+                    Ok(req) => {
+                        n += req.events.len();
+                        batch.push(req);
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.commit_batch(batch, n);
+        }
+    }
+
+    fn commit_batch(&mut self, batch: Vec<AppendRequest>, n: usize) {
+        let started = Instant::now();
+        let recorded_at = self.clock.now();
+        let first_seq = self.next_seq;
+        match self.write(&batch, recorded_at) {
+            Ok((answers, committed)) => {
+                let elapsed = started.elapsed().as_secs_f64();
+                metrics::histogram!(crate::metrics::COMMIT_SECONDS).record(elapsed);
+                metrics::histogram!(crate::metrics::BATCH_EVENTS).record(n as f64);
+                metrics::counter!(crate::metrics::EVENTS_APPENDED).increment(committed.len() as u64);
+                if let Some(last) = committed.last() {
+                    self.shared.last_seq.store(last.seq, Ordering::Release);
+                }
+                // Projections see events in commit order before any caller is
+                // answered, so an answered append is visible in every view.
+                for event in &committed {
+                    for p in &self.projections {
+                        p.apply(event);
+                    }
+                }
+                for event in committed {
+                    let _ = self.shared.live.send(event);
+                }
+                for (req, answer) in batch.into_iter().zip(answers) {
+                    let _ = req.reply.send(Ok(answer));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, events = n, "commit failed; batch refused");
+                self.next_seq = first_seq;
+                let e = Arc::new(e);
+                for req in batch {
+                    let _ = req.reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn write(
+        &mut self,
+        batch: &[AppendRequest],
+        recorded_at: DateTime<Utc>,
+    ) -> Result<(Vec<Vec<Appended>>, Vec<Arc<Event>>), LogError> {
+        let tx = self.conn.transaction()?;
+        let mut answers = Vec::with_capacity(batch.len());
+        let mut committed = Vec::new();
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO events (seq, id, occurred_at, recorded_at, source, kind, key, idem_key, payload)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT(idem_key) WHERE idem_key IS NOT NULL DO NOTHING",
+            )?;
+            let mut lookup = tx.prepare_cached("SELECT seq FROM events WHERE idem_key = ?1")?;
+            let recorded_nanos = nanos(recorded_at);
+            for req in batch {
+                let mut answer = Vec::with_capacity(req.events.len());
+                for ev in &req.events {
+                    let seq = self.next_seq;
+                    let inserted = insert.execute(params![
+                        seq as i64,
+                        ev.id,
+                        nanos(ev.occurred_at),
+                        recorded_nanos,
+                        ev.source,
+                        ev.kind.name(),
+                        ev.key,
+                        ev.idempotency_key,
+                        ev.kind.payload_json(),
+                    ])?;
+                    if inserted == 1 {
+                        self.next_seq += 1;
+                        answer.push(Appended {
+                            seq,
+                            duplicate: false,
+                        });
+                        committed.push(Arc::new(Event {
+                            seq,
+                            id: ev.id.clone(),
+                            occurred_at: from_nanos(nanos(ev.occurred_at)),
+                            recorded_at: from_nanos(recorded_nanos),
+                            source: ev.source.clone(),
+                            key: ev.key.clone(),
+                            idempotency_key: ev.idempotency_key.clone(),
+                            kind: ev.kind.clone(),
+                        }));
+                    } else {
+                        let original: i64 =
+                            lookup.query_row(params![ev.idempotency_key], |r| r.get(0))?;
+                        answer.push(Appended {
+                            seq: original as u64,
+                            duplicate: true,
+                        });
+                    }
+                }
+                answers.push(answer);
+            }
+        }
+        tx.commit()?;
+        Ok((answers, committed))
+    }
+}

@@ -1,0 +1,235 @@
+//! `AlertIndex`: what the log already says about each alert, so ingest can
+//! tell a change from a re-send.
+//!
+//! It is a projection (a fold over `alert.*` events), kept small on purpose:
+//! a content hash instead of labels and annotations, so 100,000 alerts cost a
+//! few MiB. The only state that is not a fold is `seen_ends`, the newest
+//! `endsAt` a re-send brought that the log does not hold yet; the lease
+//! checkpoint writes it down.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use parking_lot::RwLock;
+
+use crate::evaluate::{Fingerprint, Fnv64};
+use crate::eventlog::{AlertReport, Event, EventKind, Projection};
+
+const SHARDS: usize = 64;
+
+/// What the log holds about one alert.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexedAlert {
+    /// Hash of labels and annotations: a change of either is stored.
+    pub content: u64,
+    pub starts_at: DateTime<Utc>,
+    /// The last stored report or resolve said firing.
+    pub firing: bool,
+    /// The `endsAt` the log holds; `None` = until a source resolves it.
+    pub stored_ends: Option<DateTime<Utc>>,
+    /// `seq` of the last event that changed this entry.
+    pub last_seq: u64,
+    pub acked: bool,
+    pub dedup_key: Option<String>,
+    /// Newest `endsAt` seen in a re-send and not yet stored (not a fold).
+    pub seen_ends: Option<DateTime<Utc>>,
+}
+
+impl IndexedAlert {
+    /// Firing as of `now`: reported firing and its stored `endsAt` not passed.
+    pub fn firing_at(&self, now: DateTime<Utc>) -> bool {
+        self.firing && self.stored_ends.is_none_or(|e| e > now)
+    }
+}
+
+/// The hash that decides whether a report changed the alert.
+pub fn content_hash(report: &AlertReport) -> u64 {
+    let mut h = Fnv64::new();
+    for (k, v) in report.labels.iter().chain(report.annotations.iter()) {
+        h.write(k.as_bytes());
+        h.write_byte(0xff);
+        h.write(v.as_bytes());
+        h.write_byte(0xff);
+    }
+    // Separate labels from annotations, so moving a pair between them counts.
+    h.write_byte(report.labels.len() as u8);
+    h.finish()
+}
+
+#[derive(Default)]
+pub struct AlertIndex {
+    shards: Vec<RwLock<HashMap<u64, IndexedAlert>>>,
+    /// PagerDuty-style `dedup_key` → fingerprint of its current alert.
+    dedup_keys: RwLock<HashMap<String, u64>>,
+}
+
+impl AlertIndex {
+    pub fn new() -> Self {
+        AlertIndex {
+            shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
+            dedup_keys: RwLock::new(HashMap::new()),
+        }
+    }
+
+    fn shard(&self, fp: u64) -> &RwLock<HashMap<u64, IndexedAlert>> {
+        // Fingerprints are FNV hashes: the low bits are already well mixed.
+        &self.shards[(fp as usize) % SHARDS]
+    }
+
+    pub fn get(&self, fp: Fingerprint) -> Option<IndexedAlert> {
+        self.shard(fp.0).read().get(&fp.0).cloned()
+    }
+
+    /// Remembers a re-sent `endsAt` for the next lease checkpoint.
+    pub fn note_seen_ends(&self, fp: Fingerprint, ends: DateTime<Utc>) {
+        if let Some(e) = self.shard(fp.0).write().get_mut(&fp.0) {
+            if e.seen_ends.is_none_or(|s| s < ends) {
+                e.seen_ends = Some(ends);
+            }
+        }
+    }
+
+    pub fn fingerprint_of_dedup_key(&self, key: &str) -> Option<Fingerprint> {
+        self.dedup_keys.read().get(key).copied().map(Fingerprint)
+    }
+
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.read().len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Alerts firing as of `now`.
+    pub fn firing_count(&self, now: DateTime<Utc>) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.read().values().filter(|a| a.firing_at(now)).count())
+            .sum()
+    }
+
+    /// Firing alerts whose re-sent `endsAt` is newer than the stored one and
+    /// whose stored one runs out before `deadline`: the leases to write now.
+    pub fn leases_due(&self, deadline: DateTime<Utc>) -> Vec<(Fingerprint, DateTime<Utc>)> {
+        let mut due = Vec::new();
+        for shard in &self.shards {
+            for (fp, a) in shard.read().iter() {
+                if let (true, Some(stored), Some(seen)) = (a.firing, a.stored_ends, a.seen_ends) {
+                    if seen > stored && stored < deadline {
+                        due.push((Fingerprint(*fp), seen));
+                    }
+                }
+            }
+        }
+        due
+    }
+
+    /// Every entry, for comparing a live index with a replayed one.
+    pub fn snapshot(&self) -> Vec<(u64, IndexedAlert)> {
+        let mut all: Vec<(u64, IndexedAlert)> = self
+            .shards
+            .iter()
+            .flat_map(|s| {
+                s.read()
+                    .iter()
+                    .map(|(k, v)| {
+                        let mut v = v.clone();
+                        v.seen_ends = None;
+                        (*k, v)
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        all.sort_by_key(|(k, _)| *k);
+        all
+    }
+
+    fn upsert_report(&self, seq: u64, report: &AlertReport, firing: bool) {
+        let Some(fp) = Fingerprint::parse(&report.fingerprint) else {
+            return;
+        };
+        let dedup_key = report
+            .labels
+            .get(super::pagerduty::DEDUP_LABEL)
+            .filter(|_| report.extra.contains_key(super::pagerduty::EXTRA_KEY))
+            .cloned();
+        if let Some(k) = &dedup_key {
+            self.dedup_keys.write().insert(k.clone(), fp.0);
+        }
+        let mut shard = self.shard(fp.0).write();
+        let seen_ends = shard.get(&fp.0).and_then(|e| e.seen_ends);
+        shard.insert(
+            fp.0,
+            IndexedAlert {
+                content: content_hash(report),
+                starts_at: report.starts_at,
+                firing,
+                stored_ends: report.ends_at,
+                last_seq: seq,
+                acked: false,
+                dedup_key,
+                seen_ends: seen_ends.filter(|s| report.ends_at.is_some_and(|e| *s > e)),
+            },
+        );
+    }
+}
+
+impl Projection for AlertIndex {
+    fn name(&self) -> &'static str {
+        "alert-index"
+    }
+
+    fn apply(&self, event: &Event) {
+        match &event.kind {
+            EventKind::AlertReceived(report) => self.upsert_report(event.seq, report, true),
+            EventKind::AlertResolved(res) => {
+                if let Some(report) = &res.report {
+                    self.upsert_report(event.seq, report, false);
+                }
+                let Some(fp) = Fingerprint::parse(&res.fingerprint) else {
+                    return;
+                };
+                if let Some(e) = self.shard(fp.0).write().get_mut(&fp.0) {
+                    e.firing = false;
+                    e.stored_ends = Some(res.ends_at);
+                    e.seen_ends = None;
+                    e.last_seq = event.seq;
+                }
+            }
+            EventKind::AlertRefreshed { leases } => {
+                for lease in leases {
+                    for fp in &lease.fingerprints {
+                        let Some(fp) = Fingerprint::parse(fp) else {
+                            continue;
+                        };
+                        if let Some(e) = self.shard(fp.0).write().get_mut(&fp.0) {
+                            if e.stored_ends.is_some_and(|s| s < lease.ends_at) {
+                                e.stored_ends = Some(lease.ends_at);
+                            }
+                            if e.seen_ends.is_some_and(|s| s <= lease.ends_at) {
+                                e.seen_ends = None;
+                            }
+                        }
+                    }
+                }
+            }
+            EventKind::AlertAcked { fingerprint, .. } => {
+                let Some(fp) = Fingerprint::parse(fingerprint) else {
+                    return;
+                };
+                if let Some(e) = self.shard(fp.0).write().get_mut(&fp.0) {
+                    e.acked = true;
+                    e.last_seq = event.seq;
+                }
+            }
+        }
+    }
+
+    fn reset(&self) {
+        for s in &self.shards {
+            s.write().clear();
+        }
+        self.dedup_keys.write().clear();
+    }
+}

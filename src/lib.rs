@@ -1,0 +1,31 @@
+//! 烽火 Fenghuo: an event-sourced alerting pipeline.
+//!
+//! # Layout
+//!
+//! Every fact enters as an event in one append-only log; every view is a fold
+//! over it. The folders follow the pipeline:
+//!
+//! ```text
+//! ingest ──► eventlog ──► evaluate ──► escalate ──► notify / act
+//! ```
+//!
+//! * [`ingest`]: outside payloads (Alertmanager API v2 and webhook, PagerDuty
+//!   Events v2) become events; re-sends that change nothing are not stored.
+//! * [`eventlog`]: the envelope, the one enum of kinds, the SQLite store with
+//!   group commit, tails and replay through projections.
+//! * [`evaluate`]: fingerprints (and, as they come, rules, silences,
+//!   inhibition, routing and grouping).
+//! * [`pipeline`]: the one place where the stages are assembled.
+//! * [`api`]: the HTTP router (`fn app(state) -> Router`); [`cli`]: the
+//!   `fenghuo` command.
+//! * [`clock`]: time is an input; logic never reads the wall clock.
+
+pub mod api;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod evaluate;
+pub mod eventlog;
+pub mod ingest;
+pub mod metrics;
+pub mod pipeline;

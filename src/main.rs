@@ -1,0 +1,6 @@
+fn main() {
+    if let Err(e) = fenghuo::cli::main() {
+        eprintln!("fenghuo: {e:#}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,119 @@
+//! The whole pipeline, assembled in one place.
+//!
+//! ```text
+//! sources ──► log ──► evaluate ──► escalate ──► notify / act
+//! ```
+//!
+//! Each stage has one contract: ingest turns payloads into [`NewEvent`]s and
+//! appends them; every view is a [`Projection`] the log keeps current; later
+//! stages read the log through a tail and append their decisions. This file
+//! is where they are wired together, so a reader finds the chain here and
+//! nowhere else.
+//!
+//! [`NewEvent`]: crate::eventlog::NewEvent
+
+use std::fs::File;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::sync::watch;
+
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::eventlog::{EventLog, LogOptions, Projection};
+use crate::ingest::{AlertIndex, Ingest};
+
+/// The running stages and the views they share.
+pub struct Pipeline {
+    pub config: Config,
+    pub clock: SharedClock,
+    pub log: EventLog,
+    pub alerts: Arc<AlertIndex>,
+    pub ingest: Ingest,
+    /// Held for the life of the process: one server per data directory.
+    _lock: Option<File>,
+}
+
+/// Every projection, in the order the writer applies them.
+pub fn projections(alerts: &Arc<AlertIndex>) -> Vec<Arc<dyn Projection>> {
+    vec![alerts.clone()]
+}
+
+impl Pipeline {
+    /// Opens the log in `config.data_dir` (creating it), replays it into the
+    /// projections and builds the stages. Refuses a data directory another
+    /// process is serving.
+    pub fn open(config: Config, clock: SharedClock) -> anyhow::Result<Pipeline> {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+        let lock_path = config.data_dir.join("LOCK");
+        let lock = File::create(&lock_path)
+            .with_context(|| format!("creating {}", lock_path.display()))?;
+        lock.try_lock().map_err(|_| {
+            anyhow::anyhow!(
+                "{} is in use by another fenghuo process",
+                config.data_dir.display()
+            )
+        })?;
+
+        let alerts = Arc::new(AlertIndex::new());
+        let options = LogOptions {
+            synchronous: config.storage.synchronous,
+            max_batch: config.storage.max_batch,
+            ..LogOptions::default()
+        };
+        let log = EventLog::open(&config.db_path(), options, clock.clone(), projections(&alerts))
+            .with_context(|| format!("opening event log {}", config.db_path().display()))?;
+        let ingest = Ingest::new(
+            log.clone(),
+            alerts.clone(),
+            clock.clone(),
+            config.ingest.settings(),
+        );
+        Ok(Pipeline {
+            config,
+            clock,
+            log,
+            alerts,
+            ingest,
+            _lock: Some(lock),
+        })
+    }
+
+    /// Starts the background stages; they stop when `shutdown` turns true.
+    pub fn spawn_background(&self, shutdown: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+        let ingest = self.ingest.clone();
+        tokio::spawn(lease_checkpoints(ingest, shutdown))
+    }
+
+    /// Commits what is queued and stops the writer.
+    pub fn close(&self) {
+        self.log.close();
+    }
+}
+
+/// Writes re-sent `endsAt`s down every `lease_checkpoint`. The interval is the
+/// edge where real time enters; what is due is decided from the clock.
+async fn lease_checkpoints(ingest: Ingest, mut shutdown: watch::Receiver<bool>) {
+    let period = ingest
+        .settings
+        .lease_checkpoint
+        .to_std()
+        .unwrap_or(std::time::Duration::from_secs(30));
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                match ingest.checkpoint_leases().await {
+                    Ok(n) => {
+                        metrics::counter!(crate::metrics::LEASES_WRITTEN).increment(n as u64);
+                        metrics::gauge!(crate::metrics::ALERTS_INDEXED).set(ingest.index().len() as f64);
+                    }
+                    Err(e) => tracing::warn!(error = %e, "lease checkpoint failed; retrying next tick"),
+                }
+            }
+            _ = shutdown.changed() => return,
+        }
+    }
+}
