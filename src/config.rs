@@ -170,7 +170,8 @@ impl PromDuration {
         ];
         // Order in which units may appear (ms after s).
         const ORDER: [&str; 7] = ["y", "w", "d", "h", "m", "s", "ms"];
-        let bad = || format!("invalid duration {s:?}: use Prometheus notation such as 30s, 5m, 1h30m");
+        let bad =
+            || format!("invalid duration {s:?}: use Prometheus notation such as 30s, 5m, 1h30m");
         if s.is_empty() {
             return Err(bad());
         }
@@ -191,7 +192,10 @@ impl PromDuration {
                 .iter()
                 .find(|(u, _)| !u.is_empty() && rest.starts_with(u))
                 .ok_or_else(bad)?;
-            let rank = ORDER.iter().position(|o| o == unit).expect("unit is ordered");
+            let rank = ORDER
+                .iter()
+                .position(|o| o == unit)
+                .expect("unit is ordered");
             if last_rank.is_some_and(|r| r >= rank) {
                 return Err(bad());
             }
@@ -291,15 +295,17 @@ mod tests {
             ("1m30s500ms", Some(90_500)),
             ("0", Some(0)),
             ("", None),
-            ("5", None),      // no unit
-            ("m5", None),     // unit first
-            ("30s1m", None),  // units out of order
-            ("1m1m", None),   // repeated unit
-            ("1.5h", None),   // no fractions in Prometheus notation
+            ("5", None),     // no unit
+            ("m5", None),    // unit first
+            ("30s1m", None), // units out of order
+            ("1m1m", None),  // repeated unit
+            ("1.5h", None),  // no fractions in Prometheus notation
             ("-5m", None),
         ];
         for (text, want) in table {
-            let got = PromDuration::parse(text).ok().map(|d| d.0.num_milliseconds());
+            let got = PromDuration::parse(text)
+                .ok()
+                .map(|d| d.0.num_milliseconds());
             assert_eq!(got, *want, "{text:?}");
         }
         assert_eq!(PromDuration::parse("1h30m").unwrap().to_string(), "1h30m");

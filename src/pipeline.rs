@@ -62,8 +62,13 @@ impl Pipeline {
             max_batch: config.storage.max_batch,
             ..LogOptions::default()
         };
-        let log = EventLog::open(&config.db_path(), options, clock.clone(), projections(&alerts))
-            .with_context(|| format!("opening event log {}", config.db_path().display()))?;
+        let log = EventLog::open(
+            &config.db_path(),
+            options,
+            clock.clone(),
+            projections(&alerts),
+        )
+        .with_context(|| format!("opening event log {}", config.db_path().display()))?;
         let ingest = Ingest::new(
             log.clone(),
             alerts.clone(),

@@ -63,7 +63,9 @@ impl AppError {
             AppError::UnsupportedMediaType { got } => {
                 format!("Content-Type must be application/json, not {got:?}")
             }
-            AppError::Storage(_) => "the event log could not commit; nothing was stored, retry".into(),
+            AppError::Storage(_) => {
+                "the event log could not commit; nothing was stored, retry".into()
+            }
             AppError::Unavailable => "shutting down; retry against another instance".into(),
         }
     }

@@ -62,7 +62,12 @@ impl EventsParams {
             None => DEFAULT_LIMIT,
         };
         let mut kinds = Vec::new();
-        for k in self.kind.iter().flat_map(|k| k.split(',')).filter(|k| !k.is_empty()) {
+        for k in self
+            .kind
+            .iter()
+            .flat_map(|k| k.split(','))
+            .filter(|k| !k.is_empty())
+        {
             if !EventKind::NAMES.contains(&k) {
                 return Err(bad(
                     "kind",

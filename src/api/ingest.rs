@@ -26,7 +26,9 @@ pub(crate) async fn json_body(
         let ct = ct.to_str().unwrap_or("");
         let essence = ct.split(';').next().unwrap_or("").trim();
         if !essence.eq_ignore_ascii_case("application/json") {
-            return Err(AppError::UnsupportedMediaType { got: ct.to_string() });
+            return Err(AppError::UnsupportedMediaType {
+                got: ct.to_string(),
+            });
         }
     }
     let limit = state.max_body_bytes;
@@ -47,7 +49,8 @@ fn count(endpoint: &'static str, result: Result<usize, &AppError>) {
         Ok(alerts) => {
             metrics::counter!(crate::metrics::INGEST_REQUESTS, "endpoint" => endpoint, "outcome" => "accepted")
                 .increment(1);
-            metrics::counter!(crate::metrics::INGEST_ALERTS, "endpoint" => endpoint).increment(alerts as u64);
+            metrics::counter!(crate::metrics::INGEST_ALERTS, "endpoint" => endpoint)
+                .increment(alerts as u64);
         }
         Err(e) => {
             metrics::counter!(crate::metrics::INGEST_REQUESTS, "endpoint" => endpoint, "outcome" => "rejected")
@@ -68,8 +71,11 @@ pub async fn alertmanager_v2(
     let result = async {
         let bytes = json_body(&state, &headers, body).await?;
         let ingest = &state.pipeline.ingest;
-        let alerts =
-            alertmanager::parse_v2(&bytes, ingest.clock().now(), ingest.settings.resolve_timeout)?;
+        let alerts = alertmanager::parse_v2(
+            &bytes,
+            ingest.clock().now(),
+            ingest.settings.resolve_timeout,
+        )?;
         Ok(ingest.alerts("prometheus", alerts).await?.alerts)
     }
     .await;
@@ -92,7 +98,9 @@ pub async fn alertmanager_webhook(
     .await;
     count("alertmanager_webhook", result.as_ref().map(|o| o.alerts));
     let outcome = result?;
-    Ok(Json(json!({"status": "success", "alerts": outcome.alerts, "stored": outcome.stored})))
+    Ok(Json(
+        json!({"status": "success", "alerts": outcome.alerts, "stored": outcome.stored}),
+    ))
 }
 
 /// `POST /api/v1/events` and `POST /v2/enqueue`: PagerDuty Events API v2.
@@ -116,7 +124,9 @@ pub async fn pagerduty_event(
     match result {
         Ok(dedup_key) => (
             StatusCode::ACCEPTED,
-            Json(json!({"status": "success", "message": "Event processed", "dedup_key": dedup_key})),
+            Json(
+                json!({"status": "success", "message": "Event processed", "dedup_key": dedup_key}),
+            ),
         )
             .into_response(),
         Err(e @ (AppError::Invalid(_) | AppError::UnsupportedMediaType { .. })) => {

@@ -61,7 +61,10 @@ pub fn app(state: AppState) -> Router {
         // Ingest.
         .route("/api/v2/alerts", post(ingest::alertmanager_v2))
         .route("/ingest/alertmanager", post(ingest::alertmanager_webhook))
-        .route("/api/v1/events", post(ingest::pagerduty_event).get(events::list))
+        .route(
+            "/api/v1/events",
+            post(ingest::pagerduty_event).get(events::list),
+        )
         .route("/v2/enqueue", post(ingest::pagerduty_event))
         // Reading the log.
         .route("/api/v1/events/stream", get(events::stream))
@@ -86,7 +89,10 @@ async fn render_metrics(State(state): State<AppState>) -> impl IntoResponse {
     metrics::gauge!("fenghuo_alerts_firing").set(state.pipeline.alerts.firing_count(now) as f64);
     metrics::gauge!("fenghuo_log_last_seq").set(state.pipeline.log.last_seq() as f64);
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         state.metrics.render(),
     )
 }

@@ -63,9 +63,15 @@ pub fn describe(e: &Event) -> String {
                 .filter(|(k, _)| *k != "alertname")
                 .map(|(k, v)| format!("{k}={v:?}"))
                 .collect();
-            format!("{name} {{{}}} firing since {}", rest.join(", "), r.starts_at.to_rfc3339())
+            format!(
+                "{name} {{{}}} firing since {}",
+                rest.join(", "),
+                r.starts_at.to_rfc3339()
+            )
         }
-        EventKind::AlertResolved(r) => format!("resolved at {} ({})", r.ends_at.to_rfc3339(), r.reason),
+        EventKind::AlertResolved(r) => {
+            format!("resolved at {} ({})", r.ends_at.to_rfc3339(), r.reason)
+        }
         EventKind::AlertRefreshed { leases } => {
             let n: usize = leases.iter().map(|l| l.fingerprints.len()).sum();
             format!("{n} alerts' endsAt extended")
@@ -159,7 +165,11 @@ async fn from_server(server: &str, args: &EventsArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("reading {server}"))?;
         if !resp.status().is_success() {
-            bail!("{server} answered {}: {}", resp.status(), resp.text().await?);
+            bail!(
+                "{server} answered {}: {}",
+                resp.status(),
+                resp.text().await?
+            );
         }
         let page: serde_json::Value = resp.json().await?;
         let events: Vec<Event> = serde_json::from_value(page["events"].clone())?;
@@ -192,10 +202,10 @@ async fn from_server(server: &str, args: &EventsArgs) -> anyhow::Result<()> {
         while let Some(end) = buf.find("\n\n") {
             let message: String = buf.drain(..end + 2).collect();
             for line in message.lines() {
-                if let Some(data) = line.strip_prefix("data:") {
-                    if let Ok(e) = serde_json::from_str::<Event>(data.trim_start()) {
-                        print(&e, args.json)?;
-                    }
+                if let Some(data) = line.strip_prefix("data:")
+                    && let Ok(e) = serde_json::from_str::<Event>(data.trim_start())
+                {
+                    print(&e, args.json)?;
                 }
             }
         }

@@ -11,7 +11,11 @@ use clap::{Parser, Subcommand};
 use crate::config::{Config, LogFormat};
 
 #[derive(Debug, Parser)]
-#[command(name = "fenghuo", version, about = "烽火 Fenghuo: event-sourced alerting")]
+#[command(
+    name = "fenghuo",
+    version,
+    about = "烽火 Fenghuo: event-sourced alerting"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -45,8 +45,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 async fn serve(config: Config) -> anyhow::Result<()> {
     let started = Instant::now();
     let listen = config.listen.clone();
-    let pipeline = tokio::task::spawn_blocking(move || Pipeline::open(config, Arc::new(SystemClock)))
-        .await??;
+    let pipeline =
+        tokio::task::spawn_blocking(move || Pipeline::open(config, Arc::new(SystemClock)))
+            .await??;
     let pipeline = Arc::new(pipeline);
     tracing::info!(
         events = pipeline.log.last_seq(),

@@ -122,21 +122,13 @@ impl EventKind {
 
     /// The payload column: the variant's fields, without the tag.
     pub fn payload_json(&self) -> String {
-        #[derive(Serialize)]
-        struct Tagged<'a> {
-            #[serde(flatten)]
-            kind: &'a EventKind,
-        }
-        // Serialising the adjacently tagged enum gives {"kind":..,"payload":..};
-        // take the payload back out without a second pass over the fields.
-        let value = serde_json::to_value(Tagged { kind: self }).expect("event kinds serialise");
-        match value {
-            serde_json::Value::Object(mut map) => map
-                .remove("payload")
-                .map(|p| p.to_string())
-                .unwrap_or_else(|| "null".into()),
-            _ => unreachable!("an adjacently tagged enum serialises to an object"),
-        }
+        // An adjacently tagged enum serialises as {"kind":"<name>","payload":P};
+        // cut P out of that rather than building a JSON tree first.
+        let mut doc = serde_json::to_string(self).expect("event kinds serialise");
+        let prefix = "{\"kind\":\"".len() + self.name().len() + "\",\"payload\":".len();
+        debug_assert!(doc.starts_with("{\"kind\":\"") && doc.ends_with('}'));
+        doc.truncate(doc.len() - 1);
+        doc.split_off(prefix)
     }
 
     /// Rebuilds a kind from its two stored columns.

@@ -14,5 +14,5 @@ pub mod tail;
 pub use event::{AlertReport, AlertResolution, Event, EventKind, LabelSet, Lease, NewEvent};
 pub use projection::Projection;
 pub use replay::replay;
-pub use store::{Appended, EventLog, EventQuery, LogError, LogOptions, Synchronous};
+pub use store::{Appended, EventLog, EventQuery, LogError, LogOptions, RawEvent, Synchronous};
 pub use tail::tail;

@@ -2,21 +2,24 @@
 //!
 //! Replay never decides and never sends; it only calls
 //! [`Projection::apply`] on events that are already facts.
+//!
+//! Decoding payloads is most of the cost, so it runs as a small pipeline: one
+//! thread reads rows, a few decode JSON in parallel, and the calling thread
+//! folds the decoded chunks strictly in `seq` order.
 
-use std::sync::Arc;
-use std::sync::mpsc::sync_channel;
+use std::collections::BTreeMap;
+use std::sync::mpsc::{Receiver, sync_channel};
+use std::sync::{Arc, Mutex};
 
 use super::event::Event;
 use super::projection::Projection;
-use super::store::{EventLog, LogError};
+use super::store::{EventLog, LogError, RawEvent};
 
-/// Events handed from the reading thread to the folding thread at a time.
-const CHUNK: usize = 1024;
+/// Events handed between the threads at a time.
+const CHUNK: usize = 2048;
 
-/// Resets `projections` and folds every stored event through them. The log is
-/// read (and payloads decoded) on a second thread while this one folds, which
-/// roughly doubles throughput on a multi-core machine. `progress(done, total)`
-/// is called every few thousand events.
+/// Resets `projections` and folds every stored event through them.
+/// `progress(done, total)` is called every few thousand events.
 pub fn replay(
     log: &EventLog,
     projections: &[Arc<dyn Projection>],
@@ -30,44 +33,90 @@ pub fn replay(
         progress(0, 0);
         return Ok(0);
     }
-    let (tx, rx) = sync_channel::<Vec<Event>>(8);
-    let reader_log = log.clone();
-    let reader = std::thread::Builder::new()
-        .name("replay-reader".into())
-        .spawn(move || {
+    let decoders = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .clamp(1, 4);
+
+    std::thread::scope(|scope| {
+        let (raw_tx, raw_rx) = sync_channel::<(usize, Vec<RawEvent>)>(decoders * 2);
+        let (dec_tx, dec_rx) = sync_channel::<(usize, Result<Vec<Event>, LogError>)>(decoders * 2);
+
+        let reader = scope.spawn(move || {
             let mut chunk = Vec::with_capacity(CHUNK);
-            let n = reader_log.scan(0, |event| {
-                chunk.push(event);
+            let mut n = 0usize;
+            let read = log.scan_raw(0, |raw| {
+                chunk.push(raw);
                 if chunk.len() == CHUNK {
                     let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
-                    // The folder hung up: stop reading, the error is its own.
-                    if tx.send(full).is_err() {
-                        return Err(LogError::Closed);
-                    }
+                    raw_tx.send((n, full)).map_err(|_| LogError::Closed)?;
+                    n += 1;
                 }
                 Ok(())
             });
             if !chunk.is_empty() {
-                let _ = tx.send(chunk);
+                let _ = raw_tx.send((n, chunk));
             }
-            n
-        })
-        .expect("spawn replay reader");
+            read
+        });
 
-    let mut done = 0u64;
-    for chunk in rx {
-        for event in &chunk {
-            for p in projections {
-                p.apply(event);
+        let raw_rx = Arc::new(Mutex::new(raw_rx));
+        for _ in 0..decoders {
+            let raw_rx = raw_rx.clone();
+            let dec_tx = dec_tx.clone();
+            scope.spawn(move || decode_chunks(&raw_rx, &dec_tx));
+        }
+        drop(dec_tx);
+
+        // Fold in order: chunks may arrive out of order from the decoders.
+        let mut waiting: BTreeMap<usize, Vec<Event>> = BTreeMap::new();
+        let mut next = 0usize;
+        let mut done = 0u64;
+        let mut failure = None;
+        for (i, decoded) in dec_rx {
+            match decoded {
+                Ok(events) => {
+                    waiting.insert(i, events);
+                }
+                Err(e) => {
+                    failure.get_or_insert(e);
+                    break;
+                }
+            }
+            while let Some(events) = waiting.remove(&next) {
+                for event in &events {
+                    for p in projections {
+                        p.apply(event);
+                    }
+                }
+                done += events.len() as u64;
+                next += 1;
+                if next.is_multiple_of(8) {
+                    progress(done, total);
+                }
             }
         }
-        done += chunk.len() as u64;
-        if done % (CHUNK as u64 * 16) < CHUNK as u64 {
-            progress(done, total);
+        let read = reader.join().expect("replay reader panicked");
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        read?;
+        progress(done, total);
+        Ok(done)
+    })
+}
+
+fn decode_chunks(
+    raw_rx: &Mutex<Receiver<(usize, Vec<RawEvent>)>>,
+    dec_tx: &std::sync::mpsc::SyncSender<(usize, Result<Vec<Event>, LogError>)>,
+) {
+    loop {
+        let next = raw_rx.lock().expect("replay queue").recv();
+        let Ok((i, raws)) = next else { return };
+        let decoded: Result<Vec<Event>, LogError> =
+            raws.into_iter().map(RawEvent::decode).collect();
+        if dec_tx.send((i, decoded)).is_err() {
+            return;
         }
     }
-    let read = reader.join().expect("replay reader panicked")?;
-    progress(done, total);
-    debug_assert_eq!(read, done);
-    Ok(done)
 }

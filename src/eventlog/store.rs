@@ -148,29 +148,49 @@ fn configure(conn: &Connection, sync: Synchronous) -> rusqlite::Result<()> {
 const SELECT_COLUMNS: &str =
     "SELECT seq, id, occurred_at, recorded_at, source, kind, key, idem_key, payload FROM events";
 
-fn row_to_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Event, LogError>> {
-    let seq: i64 = row.get(0)?;
-    let kind: String = row.get(5)?;
-    let payload: String = row.get(8)?;
-    let kind = match EventKind::decode(&kind, &payload) {
-        Ok(k) => k,
-        Err(source) => {
-            return Ok(Err(LogError::Corrupt {
-                seq: seq as u64,
-                source,
-            }));
-        }
-    };
-    Ok(Ok(Event {
-        seq: seq as u64,
-        id: row.get(1)?,
-        occurred_at: from_nanos(row.get(2)?),
-        recorded_at: from_nanos(row.get(3)?),
-        source: row.get(4)?,
-        key: row.get(6)?,
-        idempotency_key: row.get(7)?,
-        kind,
-    }))
+/// A stored row whose payload is not decoded yet.
+pub struct RawEvent {
+    seq: i64,
+    id: String,
+    occurred_at: i64,
+    recorded_at: i64,
+    source: String,
+    kind: String,
+    key: String,
+    idempotency_key: Option<String>,
+    payload: String,
+}
+
+impl RawEvent {
+    fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawEvent> {
+        Ok(RawEvent {
+            seq: row.get(0)?,
+            id: row.get(1)?,
+            occurred_at: row.get(2)?,
+            recorded_at: row.get(3)?,
+            source: row.get(4)?,
+            kind: row.get(5)?,
+            key: row.get(6)?,
+            idempotency_key: row.get(7)?,
+            payload: row.get(8)?,
+        })
+    }
+
+    pub fn decode(self) -> Result<Event, LogError> {
+        let seq = self.seq as u64;
+        let kind = EventKind::decode(&self.kind, &self.payload)
+            .map_err(|source| LogError::Corrupt { seq, source })?;
+        Ok(Event {
+            seq,
+            id: self.id,
+            occurred_at: from_nanos(self.occurred_at),
+            recorded_at: from_nanos(self.recorded_at),
+            source: self.source,
+            key: self.key,
+            idempotency_key: self.idempotency_key,
+            kind,
+        })
+    }
 }
 
 impl EventLog {
@@ -188,9 +208,8 @@ impl EventLog {
         Migrations::from_directory(&MIGRATIONS_DIR)
             .expect("migrations/ is well-formed")
             .to_latest(&mut conn)?;
-        let last_seq: i64 = conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| {
-            r.get(0)
-        })?;
+        let last_seq: i64 =
+            conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?;
 
         let (live, _) = broadcast::channel(options.tail_buffer.max(16));
         let shared = Arc::new(Shared {
@@ -235,9 +254,8 @@ impl EventLog {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        let last_seq: i64 = conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| {
-            r.get(0)
-        })?;
+        let last_seq: i64 =
+            conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?;
         let (live, _) = broadcast::channel(16);
         let shared = Arc::new(Shared {
             path: path.to_path_buf(),
@@ -360,28 +378,28 @@ impl EventLog {
         args.push(limit.into());
         self.with_reader(|conn| {
             let mut stmt = conn.prepare_cached(&sql)?;
-            let rows = stmt.query_map(rusqlite::params_from_iter(args), row_to_event)?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(args), RawEvent::from_row)?;
             let mut out = Vec::new();
             for row in rows {
-                out.push(row??);
+                out.push(row?.decode()?);
             }
             Ok(out)
         })
     }
 
-    /// Calls `f` for every stored event with `seq > after`, in order, without
-    /// holding them all in memory. Returns how many were visited.
-    pub fn scan(
+    /// Calls `f` for every stored event with `seq > after`, in order and
+    /// undecoded, without holding them all in memory. Returns how many.
+    pub fn scan_raw(
         &self,
         after: u64,
-        mut f: impl FnMut(Event) -> Result<(), LogError>,
+        mut f: impl FnMut(RawEvent) -> Result<(), LogError>,
     ) -> Result<u64, LogError> {
         self.with_reader(|conn| {
             let mut stmt = conn.prepare(&format!("{SELECT_COLUMNS} WHERE seq > ? ORDER BY seq"))?;
             let mut rows = stmt.query(params![after as i64])?;
             let mut n = 0;
             while let Some(row) = rows.next()? {
-                f(row_to_event(row)??)?;
+                f(RawEvent::from_row(row)?)?;
                 n += 1;
             }
             Ok(n)
@@ -448,7 +466,8 @@ impl Writer {
                 let elapsed = started.elapsed().as_secs_f64();
                 metrics::histogram!(crate::metrics::COMMIT_SECONDS).record(elapsed);
                 metrics::histogram!(crate::metrics::BATCH_EVENTS).record(n as f64);
-                metrics::counter!(crate::metrics::EVENTS_APPENDED).increment(committed.len() as u64);
+                metrics::counter!(crate::metrics::EVENTS_APPENDED)
+                    .increment(committed.len() as u64);
                 if let Some(last) = committed.last() {
                     self.shared.last_seq.store(last.seq, Ordering::Release);
                 }

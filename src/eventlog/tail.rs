@@ -30,7 +30,10 @@ pub fn tail(
         let mut live = log.subscribe();
         let mut last = after;
         // Catch up from disk until a short page says we are at the head.
-        if catch_up(&log, &mut last, u64::MAX, &filter, &tx).await.is_err() {
+        if catch_up(&log, &mut last, u64::MAX, &filter, &tx)
+            .await
+            .is_err()
+        {
             return;
         }
         loop {

@@ -143,18 +143,22 @@ pub fn parse_webhook(body: &[u8], now: DateTime<Utc>) -> Result<Vec<IncomingAler
         validate::names(&annotations, &format!("alerts[{i}].annotations"))?;
         let starts = validate::timestamp(a.starts_at, &format!("alerts[{i}].startsAt"))?;
         let ends = validate::timestamp(a.ends_at, &format!("alerts[{i}].endsAt"))?;
-        if let (Some(s), Some(e)) = (starts, ends) {
-            if e < s {
-                return Err(IngestError::new(
-                    format!("alerts[{i}].endsAt"),
-                    "start time must be before end time",
-                ));
-            }
+        if let (Some(s), Some(e)) = (starts, ends)
+            && e < s
+        {
+            return Err(IngestError::new(
+                format!("alerts[{i}].endsAt"),
+                "start time must be before end time",
+            ));
         }
         let mut extra = a.rest;
         extra.insert("webhook".into(), Value::Object(via.clone()));
         // A firing webhook alert has no end: it fires until a resolved one.
-        let ends_at = if resolved { Some(ends.unwrap_or(now)) } else { None };
+        let ends_at = if resolved {
+            Some(ends.unwrap_or(now))
+        } else {
+            None
+        };
         let alert = IncomingAlert::new(
             labels,
             annotations,
@@ -164,16 +168,16 @@ pub fn parse_webhook(body: &[u8], now: DateTime<Utc>) -> Result<Vec<IncomingAler
             extra,
             resolved,
         );
-        if let Some(theirs) = a.fingerprint {
-            if theirs != alert.report.fingerprint {
-                let mut alert = alert;
-                alert
-                    .report
-                    .extra
-                    .insert("sourceFingerprint".into(), Value::from(theirs));
-                alerts.push(alert);
-                continue;
-            }
+        if let Some(theirs) = a.fingerprint
+            && theirs != alert.report.fingerprint
+        {
+            let mut alert = alert;
+            alert
+                .report
+                .extra
+                .insert("sourceFingerprint".into(), Value::from(theirs));
+            alerts.push(alert);
+            continue;
         }
         alerts.push(alert);
     }

@@ -82,10 +82,10 @@ impl AlertIndex {
 
     /// Remembers a re-sent `endsAt` for the next lease checkpoint.
     pub fn note_seen_ends(&self, fp: Fingerprint, ends: DateTime<Utc>) {
-        if let Some(e) = self.shard(fp.0).write().get_mut(&fp.0) {
-            if e.seen_ends.is_none_or(|s| s < ends) {
-                e.seen_ends = Some(ends);
-            }
+        if let Some(e) = self.shard(fp.0).write().get_mut(&fp.0)
+            && e.seen_ends.is_none_or(|s| s < ends)
+        {
+            e.seen_ends = Some(ends);
         }
     }
 
@@ -115,10 +115,11 @@ impl AlertIndex {
         let mut due = Vec::new();
         for shard in &self.shards {
             for (fp, a) in shard.read().iter() {
-                if let (true, Some(stored), Some(seen)) = (a.firing, a.stored_ends, a.seen_ends) {
-                    if seen > stored && stored < deadline {
-                        due.push((Fingerprint(*fp), seen));
-                    }
+                if let (true, Some(stored), Some(seen)) = (a.firing, a.stored_ends, a.seen_ends)
+                    && seen > stored
+                    && stored < deadline
+                {
+                    due.push((Fingerprint(*fp), seen));
                 }
             }
         }

@@ -51,9 +51,16 @@ struct Payload {
 /// A parsed, valid event.
 #[derive(Debug, Clone)]
 pub enum PagerDutyEvent {
-    Trigger { dedup_key: String, alert: Box<IncomingAlert> },
-    Acknowledge { dedup_key: String },
-    Resolve { dedup_key: String },
+    Trigger {
+        dedup_key: String,
+        alert: Box<IncomingAlert>,
+    },
+    Acknowledge {
+        dedup_key: String,
+    },
+    Resolve {
+        dedup_key: String,
+    },
 }
 
 impl PagerDutyEvent {
@@ -123,10 +130,15 @@ pub fn parse(
     if !matches!(severity.as_str(), "critical" | "error" | "warning" | "info") {
         return Err(IngestError::new(
             "payload.severity",
-            format!("'payload.severity' must be critical, error, warning or info, not {severity:?}"),
+            format!(
+                "'payload.severity' must be critical, error, warning or info, not {severity:?}"
+            ),
         ));
     }
-    if p.summary.as_deref().is_some_and(|s| s.chars().count() > 1024) {
+    if p.summary
+        .as_deref()
+        .is_some_and(|s| s.chars().count() > 1024)
+    {
         return Err(IngestError::new(
             "payload.summary",
             "'payload.summary' is longer than 1024 characters",
@@ -152,7 +164,11 @@ pub fn parse(
     labels.insert(DEDUP_LABEL.into(), dedup_key.clone());
     labels.insert("severity".into(), severity);
     labels.insert("source".into(), p.source.unwrap_or_default());
-    for (name, value) in [("component", p.component), ("group", p.group), ("class", p.class)] {
+    for (name, value) in [
+        ("component", p.component),
+        ("group", p.group),
+        ("class", p.class),
+    ] {
         if let Some(v) = value.filter(|v| !v.is_empty()) {
             labels.insert(name.into(), v);
         }
@@ -173,7 +189,10 @@ pub fn parse(
     let mut h = Fnv64::new();
     h.write(b.routing_key.unwrap_or_default().as_bytes());
     let mut meta = Map::new();
-    meta.insert("routing_key_hash".into(), format!("{:016x}", h.finish()).into());
+    meta.insert(
+        "routing_key_hash".into(),
+        format!("{:016x}", h.finish()).into(),
+    );
     for (k, v) in [
         ("links", b.links.map(Value::from)),
         ("images", b.images.map(Value::from)),
@@ -186,7 +205,15 @@ pub fn parse(
     }
     let mut extra = Map::new();
     extra.insert(EXTRA_KEY.into(), Value::Object(meta));
-    let alert = IncomingAlert::new(labels, annotations, occurred, None, String::new(), extra, false);
+    let alert = IncomingAlert::new(
+        labels,
+        annotations,
+        occurred,
+        None,
+        String::new(),
+        extra,
+        false,
+    );
     Ok(PagerDutyEvent::Trigger {
         dedup_key,
         alert: Box::new(alert),
@@ -205,23 +232,24 @@ impl Ingest {
             PagerDutyEvent::Trigger { alert, .. } => {
                 // A re-trigger with other labels (say, a new severity) replaces
                 // the alert: the old fingerprint resolves.
-                if let Some((fp, a)) = &known {
-                    if *fp != alert.fingerprint && a.firing {
-                        events.push(
-                            NewEvent::new(
-                                now,
-                                "pagerduty",
-                                fp.to_string(),
-                                EventKind::AlertResolved(AlertResolution {
-                                    fingerprint: fp.to_string(),
-                                    ends_at: now,
-                                    reason: "superseded by a trigger with other labels".into(),
-                                    report: None,
-                                }),
-                            )
-                            .idempotent(format!("alert:{fp}:{}:resolved", a.last_seq)),
-                        );
-                    }
+                if let Some((fp, a)) = &known
+                    && *fp != alert.fingerprint
+                    && a.firing
+                {
+                    events.push(
+                        NewEvent::new(
+                            now,
+                            "pagerduty",
+                            fp.to_string(),
+                            EventKind::AlertResolved(AlertResolution {
+                                fingerprint: fp.to_string(),
+                                ends_at: now,
+                                reason: "superseded by a trigger with other labels".into(),
+                                report: None,
+                            }),
+                        )
+                        .idempotent(format!("alert:{fp}:{}:resolved", a.last_seq)),
+                    );
                 }
                 events.extend(self.plan("pagerduty", now, std::iter::once(alert.as_ref())));
             }
@@ -282,13 +310,31 @@ mod tests {
         let table: &[(&str, &str)] = &[
             (r#"{"event_action":"trigger"}"#, "routing_key"),
             (r#"{"routing_key":"k"}"#, "event_action"),
-            (r#"{"routing_key":"k","event_action":"explode"}"#, "event_action"),
-            (r#"{"routing_key":"k","event_action":"resolve"}"#, "dedup_key"),
+            (
+                r#"{"routing_key":"k","event_action":"explode"}"#,
+                "event_action",
+            ),
+            (
+                r#"{"routing_key":"k","event_action":"resolve"}"#,
+                "dedup_key",
+            ),
             (r#"{"routing_key":"k","event_action":"trigger"}"#, "payload"),
-            (r#"{"routing_key":"k","event_action":"trigger","payload":{"source":"s","severity":"info"}}"#, "payload.summary"),
-            (r#"{"routing_key":"k","event_action":"trigger","payload":{"summary":"s","severity":"info"}}"#, "payload.source"),
-            (r#"{"routing_key":"k","event_action":"trigger","payload":{"summary":"s","source":"s","severity":"bad"}}"#, "payload.severity"),
-            (r#"{"routing_key":"k","event_action":"trigger","payload":{"summary":"s","source":"s","severity":"info","timestamp":"soon"}}"#, "payload.timestamp"),
+            (
+                r#"{"routing_key":"k","event_action":"trigger","payload":{"source":"s","severity":"info"}}"#,
+                "payload.summary",
+            ),
+            (
+                r#"{"routing_key":"k","event_action":"trigger","payload":{"summary":"s","severity":"info"}}"#,
+                "payload.source",
+            ),
+            (
+                r#"{"routing_key":"k","event_action":"trigger","payload":{"summary":"s","source":"s","severity":"bad"}}"#,
+                "payload.severity",
+            ),
+            (
+                r#"{"routing_key":"k","event_action":"trigger","payload":{"summary":"s","source":"s","severity":"info","timestamp":"soon"}}"#,
+                "payload.timestamp",
+            ),
             (r#"{"routing_key":7}"#, "routing_key"),
         ];
         for (body, field) in table {
@@ -316,7 +362,10 @@ mod tests {
         assert_eq!(r.annotations["summary"], "disk full on db-1");
         assert_eq!(r.annotations["custom_details"], r#"{"free":"1%"}"#);
         let stored = serde_json::to_string(r).unwrap();
-        assert!(!stored.contains("R0UTINGKEY"), "routing key leaked: {stored}");
+        assert!(
+            !stored.contains("R0UTINGKEY"),
+            "routing key leaked: {stored}"
+        );
         assert_eq!(r.extra["pagerduty"]["links"][0]["text"], "runbook");
     }
 }

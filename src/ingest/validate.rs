@@ -71,11 +71,11 @@ mod tests {
             ("_private", true),
             ("a1_b2", true),
             ("A", true),
-            ("", false),         // empty
-            ("1abc", false),     // starts with a digit
-            ("foo-bar", false),  // dash
-            ("foo.bar", false),  // dot (UTF-8 names came only in Prometheus 3)
-            ("ümlaut", false),   // non-ASCII
+            ("", false),        // empty
+            ("1abc", false),    // starts with a digit
+            ("foo-bar", false), // dash
+            ("foo.bar", false), // dot (UTF-8 names came only in Prometheus 3)
+            ("ümlaut", false),  // non-ASCII
             ("with space", false),
         ];
         for (name, want) in table {
