@@ -461,7 +461,9 @@ impl Writer {
         let started = Instant::now();
         let recorded_at = self.clock.now();
         let first_seq = self.next_seq;
-        match self.write(&batch, recorded_at) {
+        let (events, replies): (Vec<_>, Vec<_>) =
+            batch.into_iter().map(|r| (r.events, r.reply)).unzip();
+        match self.write(events, recorded_at) {
             Ok((answers, committed)) => {
                 let elapsed = started.elapsed().as_secs_f64();
                 metrics::histogram!(crate::metrics::COMMIT_SECONDS).record(elapsed);
@@ -481,16 +483,16 @@ impl Writer {
                 for event in committed {
                     let _ = self.shared.live.send(event);
                 }
-                for (req, answer) in batch.into_iter().zip(answers) {
-                    let _ = req.reply.send(Ok(answer));
+                for (reply, answer) in replies.into_iter().zip(answers) {
+                    let _ = reply.send(Ok(answer));
                 }
             }
             Err(e) => {
                 tracing::error!(error = %e, events = n, "commit failed; batch refused");
                 self.next_seq = first_seq;
                 let e = Arc::new(e);
-                for req in batch {
-                    let _ = req.reply.send(Err(e.clone()));
+                for reply in replies {
+                    let _ = reply.send(Err(e.clone()));
                 }
             }
         }
@@ -499,7 +501,7 @@ impl Writer {
     #[allow(clippy::type_complexity)]
     fn write(
         &mut self,
-        batch: &[AppendRequest],
+        batch: Vec<Vec<NewEvent>>,
         recorded_at: DateTime<Utc>,
     ) -> Result<(Vec<Vec<Appended>>, Vec<Arc<Event>>), LogError> {
         let tx = self.conn.transaction()?;
@@ -513,9 +515,9 @@ impl Writer {
             )?;
             let mut lookup = tx.prepare_cached("SELECT seq FROM events WHERE idem_key = ?1")?;
             let recorded_nanos = nanos(recorded_at);
-            for req in batch {
-                let mut answer = Vec::with_capacity(req.events.len());
-                for ev in &req.events {
+            for events in batch {
+                let mut answer = Vec::with_capacity(events.len());
+                for ev in events {
                     let seq = self.next_seq;
                     let inserted = insert.execute(params![
                         seq as i64,
@@ -534,15 +536,17 @@ impl Writer {
                             seq,
                             duplicate: false,
                         });
+                        // Moved, not cloned: the event as committed, with
+                        // times at the precision the table keeps.
                         committed.push(Arc::new(Event {
                             seq,
-                            id: ev.id.clone(),
+                            id: ev.id,
                             occurred_at: from_nanos(nanos(ev.occurred_at)),
                             recorded_at: from_nanos(recorded_nanos),
-                            source: ev.source.clone(),
-                            key: ev.key.clone(),
-                            idempotency_key: ev.idempotency_key.clone(),
-                            kind: ev.kind.clone(),
+                            source: ev.source,
+                            key: ev.key,
+                            idempotency_key: ev.idempotency_key,
+                            kind: ev.kind,
                         }));
                     } else {
                         let original: i64 =

@@ -1,0 +1,323 @@
+//! Fenghuo against the real Prometheus tools: Debian's `prometheus` (2.42)
+//! sending alerts straight to Fenghuo's API v2, and `prometheus-alertmanager`
+//! (0.25) sending its webhook to `/ingest/alertmanager`. Everything on
+//! loopback, each server on its own temp dir.
+//!
+//! `.ci/run` installs both packages. On a machine without them these tests
+//! say so and pass, unless `CI` is set, where a missing peer is a failure.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde_json::Value;
+use tokio::time::{Instant, interval, timeout};
+
+const PROMETHEUS: &str = "/usr/bin/prometheus";
+const ALERTMANAGER: &str = "/usr/bin/prometheus-alertmanager";
+
+fn have(bin: &str) -> bool {
+    if Path::new(bin).exists() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{bin} is missing; .ci/run installs it (apt-get install prometheus prometheus-alertmanager)"
+    );
+    eprintln!(
+        "skipping: {bin} is not installed (apt-get install prometheus prometheus-alertmanager)"
+    );
+    false
+}
+
+/// A child process killed when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts `fenghuo serve` on a free port; returns it and its base URL.
+fn start_fenghuo(dir: &Path) -> (Proc, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fenghuo"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .env("FENGHUO_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start fenghuo");
+    let stdout = child.stdout.take().unwrap();
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
+    (Proc(child), url)
+}
+
+/// Polls `url` until it answers 2xx, at most `limit`.
+async fn wait_ready(client: &reqwest::Client, url: &str, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    let mut tick = interval(Duration::from_millis(100));
+    loop {
+        tick.tick().await;
+        if let Ok(r) = client.get(url).send().await {
+            if r.status().is_success() {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{url} not ready within {limit:?}"
+        );
+    }
+}
+
+/// Follows Fenghuo's SSE tail until `want` accepts an event, at most `limit`.
+async fn wait_for_event(
+    client: &reqwest::Client,
+    fenghuo: &str,
+    limit: Duration,
+    want: impl Fn(&Value) -> bool,
+) -> Value {
+    let resp = client
+        .get(format!("{fenghuo}/api/v1/events/stream?after=0"))
+        .send()
+        .await
+        .unwrap();
+    let mut body = resp.bytes_stream();
+    let mut buf = String::new();
+    let found = timeout(limit, async {
+        while let Some(chunk) = body.next().await {
+            buf.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+            while let Some(end) = buf.find("\n\n") {
+                let msg: String = buf.drain(..end + 2).collect();
+                for line in msg.lines() {
+                    if let Some(data) = line.strip_prefix("data:") {
+                        let event: Value = serde_json::from_str(data.trim_start()).unwrap();
+                        if want(&event) {
+                            return Some(event);
+                        }
+                    }
+                }
+            }
+        }
+        None
+    })
+    .await;
+    found
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("no matching event within {limit:?}"))
+}
+
+async fn events(client: &reqwest::Client, fenghuo: &str, query: &str) -> Vec<Value> {
+    let page: Value = client
+        .get(format!("{fenghuo}/api/v1/events?limit=10000&{query}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    page["events"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn alertmanager_webhook_delivers_firing_and_resolved_alerts() {
+    if !have(ALERTMANAGER) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (_fenghuo, fenghuo) = start_fenghuo(&dir.path().join("fenghuo"));
+    let am_port = free_port();
+    let config = dir.path().join("alertmanager.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "route:\n  receiver: fenghuo\n  group_by: [alertname]\n  group_wait: 0s\n  group_interval: 1s\n  repeat_interval: 1h\n\
+             receivers:\n  - name: fenghuo\n    webhook_configs:\n      - url: {fenghuo}/ingest/alertmanager\n        send_resolved: true\n"
+        ),
+    )
+    .unwrap();
+    let _am = Proc(
+        Command::new(ALERTMANAGER)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.path={}",
+                dir.path().join("am").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{am_port}"))
+            .arg("--cluster.listen-address=")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start alertmanager"),
+    );
+    let am = format!("http://127.0.0.1:{am_port}");
+    let client = reqwest::Client::new();
+    wait_ready(&client, &format!("{am}/-/ready"), Duration::from_secs(20)).await;
+
+    // t=0: an alert enters Alertmanager; its webhook brings it to Fenghuo.
+    let alert = serde_json::json!([{
+        "labels": {"alertname": "RealPeer", "instance": "db-1:9100", "severity": "critical"},
+        "annotations": {"summary": "db-1 & friends are down"},
+        "generatorURL": "http://prometheus.invalid/graph?g0.expr=up&g0.tab=1"
+    }]);
+    let r = client
+        .post(format!("{am}/api/v2/alerts"))
+        .json(&alert)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let fired = wait_for_event(&client, &fenghuo, Duration::from_secs(20), |e| {
+        e["kind"] == "alert.received" && e["payload"]["labels"]["alertname"] == "RealPeer"
+    })
+    .await;
+    assert_eq!(fired["source"], "alertmanager");
+    assert_eq!(
+        fired["payload"]["annotations"]["summary"],
+        "db-1 & friends are down"
+    );
+    assert_eq!(fired["payload"]["extra"]["webhook"]["receiver"], "fenghuo");
+    assert_eq!(fired["payload"]["extra"]["webhook"]["version"], "4");
+    let fp = fired["key"].as_str().unwrap().to_string();
+
+    // Alertmanager's own view has the same fingerprint.
+    let am_alerts: Value = client
+        .get(format!("{am}/api/v2/alerts"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(am_alerts[0]["fingerprint"], fp.as_str(), "{am_alerts:#}");
+
+    // Then it resolves in Alertmanager; the resolved webhook becomes a resolve.
+    let now = chrono::Utc::now().to_rfc3339();
+    let mut resolved = alert.clone();
+    resolved[0]["endsAt"] = Value::from(now);
+    let r = client
+        .post(format!("{am}/api/v2/alerts"))
+        .json(&resolved)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let ended = wait_for_event(&client, &fenghuo, Duration::from_secs(20), |e| {
+        e["kind"] == "alert.resolved" && e["key"] == fp.as_str()
+    })
+    .await;
+    assert_eq!(ended["payload"]["reason"], "resolved by source");
+}
+
+#[tokio::test]
+async fn prometheus_posts_alerts_and_its_resends_are_not_stored() {
+    if !have(PROMETHEUS) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (_fenghuo, fenghuo) = start_fenghuo(&dir.path().join("fenghuo"));
+    let target = fenghuo.trim_start_matches("http://");
+    let prom_port = free_port();
+    std::fs::write(
+        dir.path().join("rules.yml"),
+        "groups:\n  - name: e2e\n    interval: 1s\n    rules:\n      - alert: FenghuoE2E\n        expr: vector(1)\n        labels:\n          severity: page\n        annotations:\n          summary: always firing\n",
+    )
+    .unwrap();
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  evaluation_interval: 1s\nrule_files: [{}]\nalerting:\n  alertmanagers:\n    - api_version: v2\n      static_configs:\n        - targets: [\"{target}\"]\n",
+            dir.path().join("rules.yml").display()
+        ),
+    )
+    .unwrap();
+    let _prom = Proc(
+        Command::new(PROMETHEUS)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("tsdb").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+            .arg("--rules.alert.resend-delay=1s")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start prometheus"),
+    );
+    let prom = format!("http://127.0.0.1:{prom_port}");
+    let client = reqwest::Client::new();
+
+    let fired = wait_for_event(&client, &fenghuo, Duration::from_secs(30), |e| {
+        e["kind"] == "alert.received" && e["payload"]["labels"]["alertname"] == "FenghuoE2E"
+    })
+    .await;
+    assert_eq!(fired["source"], "prometheus");
+    let fp = fired["key"].as_str().unwrap().to_string();
+
+    // Let Prometheus re-send the same alert several more times (it counts
+    // what it sent), then check Fenghuo stored it once.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut tick = interval(Duration::from_millis(250));
+    loop {
+        tick.tick().await;
+        let metrics = client
+            .get(format!("{prom}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let sent: f64 = metrics
+            .lines()
+            .find(|l| l.starts_with("prometheus_notifications_sent_total"))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        if sent >= 5.0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus sent only {sent} notifications"
+        );
+    }
+    let received = events(&client, &fenghuo, &format!("kind=alert.received&key={fp}")).await;
+    assert_eq!(received.len(), 1, "re-sends were stored: {received:#?}");
+    let errors = client
+        .get(format!("{prom}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let failed = errors
+        .lines()
+        .find(|l| l.starts_with("prometheus_notifications_errors_total"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert_eq!(failed, 0.0, "Prometheus saw errors posting to Fenghuo");
+}
