@@ -76,10 +76,10 @@ async fn wait_ready(client: &reqwest::Client, url: &str, limit: Duration) {
     let mut tick = interval(Duration::from_millis(100));
     loop {
         tick.tick().await;
-        if let Ok(r) = client.get(url).send().await {
-            if r.status().is_success() {
-                return;
-            }
+        if let Ok(r) = client.get(url).send().await
+            && r.status().is_success()
+        {
+            return;
         }
         assert!(
             Instant::now() < deadline,

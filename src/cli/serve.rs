@@ -63,6 +63,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {listen}"))?;
     let addr = listener.local_addr()?;
+    let stop = stop_signal()?;
     // Scripts and tests read the bound address (port 0 picks one) from here.
     println!("listening on http://{addr}");
     std::io::stdout().flush().ok();
@@ -71,7 +72,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let app = api::app(AppState::new(pipeline.clone(), shutdown_rx));
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
-            stop_signal().await;
+            stop.await;
             tracing::info!("shutting down: no new requests, committing what is pending");
             let _ = shutdown_tx.send(true);
         })
@@ -83,19 +84,23 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn stop_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Resolves on SIGTERM or Ctrl-C. The handlers are installed when this is
+/// called, not when it is first polled, so call it before announcing the
+/// address: a SIGTERM right after must still mean a clean exit.
+fn stop_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("install SIGTERM handler");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    #[cfg(unix)]
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .context("installing the SIGINT handler")?;
+    Ok(async move {
+        #[cfg(unix)]
         tokio::select! {
-            _ = ctrl_c => {}
             _ = term.recv() => {}
+            _ = int.recv() => {}
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }

@@ -66,6 +66,9 @@ pub fn replay(
             let dec_tx = dec_tx.clone();
             scope.spawn(move || decode_chunks(&raw_rx, &dec_tx));
         }
+        // Only the decoders hold the queue now: when they stop (the fold
+        // failed and hung up), the reader's next send fails and it stops too.
+        drop(raw_rx);
         drop(dec_tx);
 
         // Fold in order: chunks may arrive out of order from the decoders.

@@ -103,7 +103,8 @@ struct AppendRequest {
 struct Shared {
     path: PathBuf,
     readers: Mutex<Vec<Connection>>,
-    live: broadcast::Sender<Arc<Event>>,
+    /// Taken (and so closed) by `close`, which ends every live tail.
+    live: Mutex<Option<broadcast::Sender<Arc<Event>>>>,
     last_seq: AtomicU64,
     closed: AtomicBool,
 }
@@ -215,7 +216,7 @@ impl EventLog {
         let shared = Arc::new(Shared {
             path: path.to_path_buf(),
             readers: Mutex::new(Vec::new()),
-            live,
+            live: Mutex::new(Some(live)),
             last_seq: AtomicU64::new(last_seq as u64),
             closed: AtomicBool::new(false),
         });
@@ -256,11 +257,10 @@ impl EventLog {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         let last_seq: i64 =
             conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?;
-        let (live, _) = broadcast::channel(16);
         let shared = Arc::new(Shared {
             path: path.to_path_buf(),
             readers: Mutex::new(vec![conn]),
-            live,
+            live: Mutex::new(None),
             last_seq: AtomicU64::new(last_seq as u64),
             closed: AtomicBool::new(true),
         });
@@ -309,6 +309,9 @@ impl EventLog {
         if let Some(handle) = self.writer.lock().take() {
             let _ = handle.join();
         }
+        // Every committed event has been broadcast; closing the channel ends
+        // the tails once they have drained it.
+        drop(self.shared.live.lock().take());
     }
 
     pub fn is_closed(&self) -> bool {
@@ -316,8 +319,12 @@ impl EventLog {
     }
 
     /// Live events committed from now on, in `seq` order.
+    /// On a closed (or read-only) log the receiver is already closed.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
-        self.shared.live.subscribe()
+        match &*self.shared.live.lock() {
+            Some(live) => live.subscribe(),
+            None => broadcast::channel(1).1,
+        }
     }
 
     fn with_reader<T>(
@@ -480,8 +487,10 @@ impl Writer {
                         p.apply(event);
                     }
                 }
-                for event in committed {
-                    let _ = self.shared.live.send(event);
+                if let Some(live) = &*self.shared.live.lock() {
+                    for event in committed {
+                        let _ = live.send(event);
+                    }
                 }
                 for (reply, answer) in replies.into_iter().zip(answers) {
                     let _ = reply.send(Ok(answer));

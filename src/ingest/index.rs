@@ -205,7 +205,9 @@ impl Projection for AlertIndex {
                             continue;
                         };
                         if let Some(e) = self.shard(fp.0).write().get_mut(&fp.0) {
-                            if e.stored_ends.is_some_and(|s| s < lease.ends_at) {
+                            // A lease written just before a resolve committed
+                            // must not revive the resolved end.
+                            if e.firing && e.stored_ends.is_some_and(|s| s < lease.ends_at) {
                                 e.stored_ends = Some(lease.ends_at);
                             }
                             if e.seen_ends.is_some_and(|s| s <= lease.ends_at) {

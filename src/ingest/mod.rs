@@ -31,9 +31,10 @@ pub struct IngestSettings {
     /// `endsAt` of an API v2 alert posted without one (Alertmanager's
     /// `resolve_timeout`).
     pub resolve_timeout: Duration,
-    /// The log always holds an `endsAt` at least this far ahead for every
-    /// firing alert a source keeps re-sending, so a restart within it never
-    /// shows an alert expired early.
+    /// When a re-send is answered, the log holds its alert's `endsAt` at
+    /// least this far ahead (or the re-sent `endsAt` itself, if nearer). It
+    /// must exceed the senders' re-send gap plus a restart: Prometheus with
+    /// the default 1m evaluation and 1m resend delay re-sends every ~2m.
     pub lease_horizon: Duration,
     /// How often re-sent `endsAt`s are written down, in one event.
     pub lease_checkpoint: Duration,
@@ -43,7 +44,7 @@ impl Default for IngestSettings {
     fn default() -> Self {
         IngestSettings {
             resolve_timeout: Duration::minutes(5),
-            lease_horizon: Duration::seconds(90),
+            lease_horizon: Duration::seconds(150),
             lease_checkpoint: Duration::seconds(30),
         }
     }
