@@ -1395,3 +1395,60 @@ async fn health_readiness_and_metrics() {
     );
     assert_eq!(s.last_seq(), before);
 }
+
+/// The same delivery racing itself (a sender's retry while the first try is
+/// still in flight, or two Alertmanagers of an HA pair) is stored once; two
+/// racing *different* reports of one alert are both stored, in some order,
+/// and the index ends on the one the log holds last.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_deliveries_are_stored_once_and_racing_changes_are_all_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(t("2026-11-25T19:00:00Z"));
+    let s = Arc::new(Server::open(dir.path(), &clock, |_| {}));
+    let ends = clock.now() + Duration::minutes(4);
+    let starts = clock.now();
+    let body: Vec<Value> = (0..20).map(|i| fleet_alert(i, starts, ends)).collect();
+    let body = Value::Array(body).to_string();
+
+    // 16 identical deliveries of 20 new alerts at once: 20 events.
+    let posts: Vec<_> = (0..16)
+        .map(|_| {
+            let s = s.clone();
+            let body = body.clone();
+            tokio::spawn(async move { s.post("/api/v2/alerts", body).await.status })
+        })
+        .collect();
+    for p in posts {
+        assert_eq!(p.await.unwrap(), StatusCode::OK);
+    }
+    let received = s
+        .all_events()
+        .iter()
+        .filter(|e| e.kind.name() == "alert.received")
+        .count();
+    assert_eq!(
+        received, 20,
+        "identical racing deliveries stored more than once"
+    );
+
+    // 8 different summaries of alert 0 at once: each is a change, so each is
+    // stored, and the index agrees with the last one in the log.
+    let before = s.last_seq();
+    let posts: Vec<_> = (0..8)
+        .map(|n| {
+            let s = s.clone();
+            let mut alert = fleet_alert(0, starts, ends);
+            alert["annotations"]["summary"] = Value::from(format!("revision {n}"));
+            let body = Value::Array(vec![alert]).to_string();
+            tokio::spawn(async move { s.post("/api/v2/alerts", body).await.status })
+        })
+        .collect();
+    for p in posts {
+        assert_eq!(p.await.unwrap(), StatusCode::OK);
+    }
+    let changes = s.events_after(before);
+    assert_eq!(changes.len(), 8, "{:?}", kinds(&changes));
+    let last = changes.last().unwrap();
+    let indexed = s.pipeline.alerts.get(fleet_fingerprint(0)).unwrap();
+    assert_eq!(indexed.last_seq, last.seq);
+}

@@ -44,6 +44,12 @@ pub struct NewEvent {
     /// A second append with the same key stores nothing and answers the
     /// original `seq`.
     pub idempotency_key: Option<String>,
+    /// Optimistic concurrency: store only if the projection that versions
+    /// `key` still says this (see [`Projection::version`]); otherwise nothing
+    /// is stored and the answer carries the current version.
+    ///
+    /// [`Projection::version`]: super::Projection::version
+    pub expected_version: Option<u64>,
     pub kind: EventKind,
 }
 
@@ -60,12 +66,19 @@ impl NewEvent {
             source: source.into(),
             key: key.into(),
             idempotency_key: None,
+            expected_version: None,
             kind,
         }
     }
 
     pub fn idempotent(mut self, key: impl Into<String>) -> Self {
         self.idempotency_key = Some(key.into());
+        self
+    }
+
+    /// Stores the event only if `key` is still at `version`.
+    pub fn expecting(mut self, version: u64) -> Self {
+        self.expected_version = Some(version);
         self
     }
 }

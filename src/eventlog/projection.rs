@@ -19,4 +19,11 @@ pub trait Projection: Send + Sync {
 
     /// Forgets everything, so a replay can rebuild the view from the log.
     fn reset(&self);
+
+    /// The version of the entity `key` (the `seq` of the last event that
+    /// changed it, 0 if none), for appends that expect one. `None`: this
+    /// projection does not version such keys. Called on the writer thread.
+    fn version(&self, _key: &str) -> Option<u64> {
+        None
+    }
 }

@@ -5,6 +5,7 @@
 //! Appends are answered only once their batch is committed (and synced, with
 //! `synchronous = full`), so an answered append survives `kill -9`.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
@@ -71,13 +72,17 @@ pub enum LogError {
     },
     #[error("event log is closed")]
     Closed,
+    #[error("too many concurrent changes to the same entities; retry")]
+    Contended,
 }
 
 /// The answer to one appended event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Appended {
     pub seq: u64,
-    /// The idempotency key was already stored; `seq` is the original's.
+    /// Nothing was stored: the idempotency key was already stored (`seq` is
+    /// the original's), or the expected version no longer held (`seq` is the
+    /// current version; plan again from the projections).
     pub duplicate: bool,
 }
 
@@ -96,7 +101,9 @@ pub struct EventQuery {
 }
 
 struct AppendRequest {
-    events: Vec<NewEvent>,
+    /// Each event with its payload already serialised by the caller, so the
+    /// one writer thread spends its time in SQLite only.
+    events: Vec<(NewEvent, String)>,
     reply: oneshot::Sender<Result<Vec<Appended>, Arc<LogError>>>,
 }
 
@@ -115,6 +122,7 @@ pub struct EventLog {
     shared: Arc<Shared>,
     writer_tx: Arc<Mutex<Option<mpsc::Sender<AppendRequest>>>>,
     writer: Arc<Mutex<Option<JoinHandle<()>>>>,
+    checkpointer: Arc<Mutex<Option<JoinHandle<()>>>>,
 }
 
 pub(crate) fn nanos(t: DateTime<Utc>) -> i64 {
@@ -144,6 +152,37 @@ fn configure(conn: &Connection, sync: Synchronous) -> rusqlite::Result<()> {
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     Ok(())
+}
+
+/// Pages (of 4 KiB) the writer keeps cached: the key and idempotency indexes
+/// take random inserts, and spilling them costs more than the memory.
+const WRITER_CACHE_KIB: i64 = 32 * 1024;
+/// Events committed between two WAL checkpoints.
+const CHECKPOINT_EVERY: usize = 16 * 1024;
+
+/// Copies the WAL back into the database on its own thread and connection,
+/// so the writer does little of that work itself. PASSIVE checkpoints never
+/// block the writer or readers. Under steady load this one never quite
+/// catches up (the writer keeps appending), so the writer finishes each round
+/// with a short checkpoint of its own, which lets the WAL start over instead
+/// of growing.
+fn spawn_checkpointer(path: &Path) -> Result<(mpsc::SyncSender<()>, JoinHandle<()>), LogError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    let (tx, rx) = mpsc::sync_channel::<()>(1);
+    let handle = std::thread::Builder::new()
+        .name("eventlog-checkpoint".into())
+        .spawn(move || {
+            while rx.recv().is_ok() {
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "WAL checkpoint failed; the next one retries");
+                }
+            }
+            // The writer is gone: leave a small WAL behind.
+            let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        })
+        .expect("spawn checkpoint thread");
+    Ok((tx, handle))
 }
 
 const SELECT_COLUMNS: &str =
@@ -224,12 +263,21 @@ impl EventLog {
             shared: shared.clone(),
             writer_tx: Arc::new(Mutex::new(None)),
             writer: Arc::new(Mutex::new(None)),
+            checkpointer: Arc::new(Mutex::new(None)),
         };
 
         super::replay::replay(&log, &projections, |_, _| {})?;
 
+        conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
+        // Checkpoints are driven by the writer and its helper thread below.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        // A WAL that grew under a burst is cut back once it restarts.
+        conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
+        let (checkpoint, checkpointer) = spawn_checkpointer(path)?;
         let (tx, rx) = mpsc::channel();
         let writer = Writer {
+            checkpoint,
+            since_checkpoint: 0,
             conn,
             rx,
             shared,
@@ -244,6 +292,7 @@ impl EventLog {
             .expect("spawn writer thread");
         *log.writer_tx.lock() = Some(tx);
         *log.writer.lock() = Some(handle);
+        *log.checkpointer.lock() = Some(checkpointer);
         Ok(log)
     }
 
@@ -268,6 +317,7 @@ impl EventLog {
             shared,
             writer_tx: Arc::new(Mutex::new(None)),
             writer: Arc::new(Mutex::new(None)),
+            checkpointer: Arc::new(Mutex::new(None)),
         })
     }
 
@@ -287,6 +337,13 @@ impl EventLog {
         if events.is_empty() {
             return Ok(Vec::new());
         }
+        let events = events
+            .into_iter()
+            .map(|e| {
+                let payload = e.kind.payload_json();
+                (e, payload)
+            })
+            .collect();
         let (reply, rx) = oneshot::channel();
         {
             let tx = self.writer_tx.lock();
@@ -307,6 +364,10 @@ impl EventLog {
         self.shared.closed.store(true, Ordering::Release);
         drop(self.writer_tx.lock().take());
         if let Some(handle) = self.writer.lock().take() {
+            let _ = handle.join();
+        }
+        // The writer's exit hung up on the checkpointer: let it truncate.
+        if let Some(handle) = self.checkpointer.lock().take() {
             let _ = handle.join();
         }
         // Every committed event has been broadcast; closing the channel ends
@@ -436,6 +497,8 @@ impl EventLog {
 }
 
 struct Writer {
+    checkpoint: mpsc::SyncSender<()>,
+    since_checkpoint: usize,
     conn: Connection,
     rx: mpsc::Receiver<AppendRequest>,
     shared: Arc<Shared>,
@@ -480,6 +543,21 @@ impl Writer {
                 if let Some(last) = committed.last() {
                     self.shared.last_seq.store(last.seq, Ordering::Release);
                 }
+                let before = self.since_checkpoint;
+                self.since_checkpoint += committed.len();
+                if before < CHECKPOINT_EVERY / 2 && self.since_checkpoint >= CHECKPOINT_EVERY / 2 {
+                    // Full means one is already pending: that one will do.
+                    let _ = self.checkpoint.try_send(());
+                }
+                if self.since_checkpoint >= CHECKPOINT_EVERY {
+                    self.since_checkpoint = 0;
+                    if let Err(e) =
+                        self.conn
+                            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                    {
+                        tracing::warn!(error = %e, "WAL checkpoint failed; the next one retries");
+                    }
+                }
                 // Projections see events in commit order before any caller is
                 // answered, so an answered append is visible in every view.
                 for event in &committed {
@@ -510,7 +588,7 @@ impl Writer {
     #[allow(clippy::type_complexity)]
     fn write(
         &mut self,
-        batch: Vec<Vec<NewEvent>>,
+        batch: Vec<Vec<(NewEvent, String)>>,
         recorded_at: DateTime<Utc>,
     ) -> Result<(Vec<Vec<Appended>>, Vec<Arc<Event>>), LogError> {
         let tx = self.conn.transaction()?;
@@ -524,10 +602,28 @@ impl Writer {
             )?;
             let mut lookup = tx.prepare_cached("SELECT seq FROM events WHERE idem_key = ?1")?;
             let recorded_nanos = nanos(recorded_at);
+            // Versions of keys this batch changed; projections learn of them
+            // only after the commit.
+            let mut touched: HashMap<String, u64> = HashMap::new();
             for events in batch {
                 let mut answer = Vec::with_capacity(events.len());
-                for ev in events {
+                for (ev, payload) in events {
                     let seq = self.next_seq;
+                    if let Some(expected) = ev.expected_version {
+                        let current = touched.get(&ev.key).copied().unwrap_or_else(|| {
+                            self.projections
+                                .iter()
+                                .find_map(|p| p.version(&ev.key))
+                                .unwrap_or(0)
+                        });
+                        if current != expected {
+                            answer.push(Appended {
+                                seq: current,
+                                duplicate: true,
+                            });
+                            continue;
+                        }
+                    }
                     let inserted = insert.execute(params![
                         seq as i64,
                         ev.id,
@@ -537,10 +633,11 @@ impl Writer {
                         ev.kind.name(),
                         ev.key,
                         ev.idempotency_key,
-                        ev.kind.payload_json(),
+                        payload,
                     ])?;
                     if inserted == 1 {
                         self.next_seq += 1;
+                        touched.insert(ev.key.clone(), seq);
                         answer.push(Appended {
                             seq,
                             duplicate: false,

@@ -229,6 +229,12 @@ impl Projection for AlertIndex {
         }
     }
 
+    /// An alert's version is the `seq` of the last event that changed it.
+    fn version(&self, key: &str) -> Option<u64> {
+        let fp = Fingerprint::parse(key)?;
+        Some(self.shard(fp.0).read().get(&fp.0).map_or(0, |a| a.last_seq))
+    }
+
     fn reset(&self) {
         for s in &self.shards {
             s.write().clear();

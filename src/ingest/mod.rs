@@ -133,26 +133,46 @@ impl Ingest {
     }
 
     /// Stores what `alerts` change and answers once it is committed.
+    ///
+    /// Each event expects its alert to be at the version the plan saw. When
+    /// a concurrent request changed one first (the same delivery twice, or
+    /// two senders), that event is not stored and the request is planned
+    /// again against the new state — usually finding nothing left to say.
     pub async fn alerts(
         &self,
         source: &str,
         alerts: Vec<IncomingAlert>,
     ) -> Result<IngestOutcome, Arc<LogError>> {
         let now = self.clock.now();
-        let events = self.plan(source, now, alerts.iter());
-        let stored = self.append(events).await?;
+        let stored = self
+            .append_planned(|| self.plan(source, now, alerts.iter()))
+            .await?;
         Ok(IngestOutcome {
             alerts: alerts.len(),
             stored,
         })
     }
 
-    pub(crate) async fn append(&self, events: Vec<NewEvent>) -> Result<usize, Arc<LogError>> {
-        if events.is_empty() {
-            return Ok(0);
+    /// Appends what `plan` returns until no event lost a version race.
+    pub(crate) async fn append_planned(
+        &self,
+        plan: impl Fn() -> Vec<NewEvent>,
+    ) -> Result<usize, Arc<LogError>> {
+        let mut stored = 0;
+        // Each round can only lose to a request that changed the alert, and
+        // then sees that change: a handful of rounds is plenty.
+        for _ in 0..16 {
+            let events = plan();
+            if events.is_empty() {
+                return Ok(stored);
+            }
+            let answers = self.log.append(events).await?;
+            stored += answers.iter().filter(|a| !a.duplicate).count();
+            if answers.iter().all(|a| !a.duplicate) {
+                return Ok(stored);
+            }
         }
-        let answers = self.log.append(events).await?;
-        Ok(answers.iter().filter(|a| !a.duplicate).count())
+        Err(Arc::new(LogError::Contended))
     }
 
     /// The events that `alerts` warrant, given what the log already holds.
@@ -192,7 +212,7 @@ impl Ingest {
                                 report: Some(report.clone()),
                             }),
                         )
-                        .idempotent(format!("alert:{fp}:{prev_seq}:resolved")),
+                        .expecting(prev_seq),
                     );
                 }
                 (Some(k), false) if k.firing_at(now) && !changed(k, report) => {
@@ -210,7 +230,6 @@ impl Ingest {
                     }
                 }
                 _ => {
-                    let content = index::content_hash(report);
                     events.push(
                         NewEvent::new(
                             now,
@@ -218,10 +237,7 @@ impl Ingest {
                             &report.fingerprint,
                             EventKind::AlertReceived(report.clone()),
                         )
-                        .idempotent(format!(
-                            "alert:{fp}:{prev_seq}:received:{content:016x}:{}",
-                            report.starts_at.timestamp_millis()
-                        )),
+                        .expecting(prev_seq),
                     );
                 }
             }

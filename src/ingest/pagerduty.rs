@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::{IncomingAlert, Ingest, IngestError, validate};
-use crate::evaluate::Fnv64;
+use crate::evaluate::{Fingerprint, Fnv64};
 use crate::eventlog::{AlertResolution, EventKind, LabelSet, LogError, NewEvent};
 
 /// The label holding the event's `dedup_key`.
@@ -225,8 +225,28 @@ impl Ingest {
     pub async fn pagerduty(&self, event: PagerDutyEvent) -> Result<String, Arc<LogError>> {
         let now = self.clock().now();
         let dedup_key = event.dedup_key().to_string();
-        let current = self.index().fingerprint_of_dedup_key(&dedup_key);
+        self.append_planned(|| self.plan_pagerduty(&event, now))
+            .await?;
+        Ok(dedup_key)
+    }
+
+    fn plan_pagerduty(&self, event: &PagerDutyEvent, now: DateTime<Utc>) -> Vec<NewEvent> {
+        let current = self.index().fingerprint_of_dedup_key(event.dedup_key());
         let known = current.and_then(|fp| self.index().get(fp).map(|a| (fp, a)));
+        let resolve = |fp: Fingerprint, version: u64, reason: &str| {
+            NewEvent::new(
+                now,
+                "pagerduty",
+                fp.to_string(),
+                EventKind::AlertResolved(AlertResolution {
+                    fingerprint: fp.to_string(),
+                    ends_at: now,
+                    reason: reason.into(),
+                    report: None,
+                }),
+            )
+            .expecting(version)
+        };
         let mut events = Vec::new();
         match event {
             PagerDutyEvent::Trigger { alert, .. } => {
@@ -236,24 +256,15 @@ impl Ingest {
                     && *fp != alert.fingerprint
                     && a.firing
                 {
-                    events.push(
-                        NewEvent::new(
-                            now,
-                            "pagerduty",
-                            fp.to_string(),
-                            EventKind::AlertResolved(AlertResolution {
-                                fingerprint: fp.to_string(),
-                                ends_at: now,
-                                reason: "superseded by a trigger with other labels".into(),
-                                report: None,
-                            }),
-                        )
-                        .idempotent(format!("alert:{fp}:{}:resolved", a.last_seq)),
-                    );
+                    events.push(resolve(
+                        *fp,
+                        a.last_seq,
+                        "superseded by a trigger with other labels",
+                    ));
                 }
                 events.extend(self.plan("pagerduty", now, std::iter::once(alert.as_ref())));
             }
-            PagerDutyEvent::Acknowledge { .. } => {
+            PagerDutyEvent::Acknowledge { dedup_key } => {
                 // PagerDuty accepts acks of unknown or closed incidents and
                 // ignores them; so does Fenghuo.
                 if let Some((fp, a)) = known.filter(|(_, a)| a.firing && !a.acked) {
@@ -268,31 +279,17 @@ impl Ingest {
                                 dedup_key: Some(dedup_key.clone()),
                             },
                         )
-                        .idempotent(format!("alert:{fp}:{}:acked", a.last_seq)),
+                        .expecting(a.last_seq),
                     );
                 }
             }
             PagerDutyEvent::Resolve { .. } => {
                 if let Some((fp, a)) = known.filter(|(_, a)| a.firing) {
-                    events.push(
-                        NewEvent::new(
-                            now,
-                            "pagerduty",
-                            fp.to_string(),
-                            EventKind::AlertResolved(AlertResolution {
-                                fingerprint: fp.to_string(),
-                                ends_at: now,
-                                reason: "resolved by source".into(),
-                                report: None,
-                            }),
-                        )
-                        .idempotent(format!("alert:{fp}:{}:resolved", a.last_seq)),
-                    );
+                    events.push(resolve(fp, a.last_seq, "resolved by source"));
                 }
             }
         }
-        self.append(events).await?;
-        Ok(dedup_key)
+        events
     }
 }
 
