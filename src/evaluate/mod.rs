@@ -5,5 +5,7 @@
 //! sends anything and never reads HTTP requests.
 
 pub mod fingerprint;
+pub mod matcher;
+pub mod time_interval;
 
 pub use fingerprint::{Fingerprint, Fnv64};
