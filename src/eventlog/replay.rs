@@ -42,29 +42,41 @@ pub fn replay(
         let (raw_tx, raw_rx) = sync_channel::<(usize, Vec<RawEvent>)>(decoders * 2);
         let (dec_tx, dec_rx) = sync_channel::<(usize, Result<Vec<Event>, LogError>)>(decoders * 2);
 
-        let reader = scope.spawn(move || {
-            let mut chunk = Vec::with_capacity(CHUNK);
-            let mut n = 0usize;
-            let read = log.scan_raw(0, |raw| {
-                chunk.push(raw);
-                if chunk.len() == CHUNK {
-                    let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
-                    raw_tx.send((n, full)).map_err(|_| LogError::Closed)?;
-                    n += 1;
+        let reader = std::thread::Builder::new()
+            .name("replay-read".into())
+            .spawn_scoped(scope, move || {
+                let mut chunk = Vec::with_capacity(CHUNK);
+                let mut n = 0usize;
+                let read = log.scan_raw(0, |raw| {
+                    chunk.push(raw);
+                    if chunk.len() == CHUNK {
+                        let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
+                        raw_tx.send((n, full)).map_err(|_| LogError::Closed)?;
+                        n += 1;
+                    }
+                    Ok(())
+                });
+                if !chunk.is_empty() {
+                    let _ = raw_tx.send((n, chunk));
                 }
-                Ok(())
-            });
-            if !chunk.is_empty() {
-                let _ = raw_tx.send((n, chunk));
-            }
-            read
-        });
+                read
+            })
+            .expect("spawn replay reader");
 
+        // Folded chunks go back to the decoders to be freed: freeing a
+        // chunk's few thousand strings would otherwise cost the folding
+        // thread, the one that cannot be parallel, almost as much as folding.
+        let (trash_tx, trash_rx) = std::sync::mpsc::channel::<Vec<Event>>();
+        let trash_rx = Arc::new(Mutex::new(trash_rx));
         let raw_rx = Arc::new(Mutex::new(raw_rx));
-        for _ in 0..decoders {
+        for i in 0..decoders {
             let raw_rx = raw_rx.clone();
             let dec_tx = dec_tx.clone();
-            scope.spawn(move || decode_chunks(&raw_rx, &dec_tx));
+            let trash_rx = trash_rx.clone();
+            std::thread::Builder::new()
+                .name(format!("replay-decode-{i}"))
+                .spawn_scoped(scope, move || decode_chunks(&raw_rx, &dec_tx, &trash_rx))
+                .expect("spawn replay decoder");
         }
         // Only the decoders hold the queue now: when they stop (the fold
         // failed and hung up), the reader's next send fails and it stops too.
@@ -93,6 +105,7 @@ pub fn replay(
                     }
                 }
                 done += events.len() as u64;
+                let _ = trash_tx.send(events);
                 next += 1;
                 if next.is_multiple_of(8) {
                     progress(done, total);
@@ -112,8 +125,12 @@ pub fn replay(
 fn decode_chunks(
     raw_rx: &Mutex<Receiver<(usize, Vec<RawEvent>)>>,
     dec_tx: &std::sync::mpsc::SyncSender<(usize, Result<Vec<Event>, LogError>)>,
+    trash_rx: &Mutex<Receiver<Vec<Event>>>,
 ) {
     loop {
+        while let Ok(done) = trash_rx.lock().expect("replay trash").try_recv() {
+            drop(done);
+        }
         let next = raw_rx.lock().expect("replay queue").recv();
         let Ok((i, raws)) = next else { return };
         let decoded: Result<Vec<Event>, LogError> =

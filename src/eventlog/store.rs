@@ -266,7 +266,9 @@ impl EventLog {
             checkpointer: Arc::new(Mutex::new(None)),
         };
 
-        super::replay::replay(&log, &projections, |_, _| {})?;
+        if !projections.is_empty() {
+            super::replay::replay(&log, &projections, |_, _| {})?;
+        }
 
         conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
         // Checkpoints are driven by the writer and its helper thread below.
