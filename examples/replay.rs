@@ -38,6 +38,20 @@ struct Args {
     /// Reuse (or keep) the log at this path instead of a temp file.
     #[arg(long)]
     db: Option<std::path::PathBuf>,
+    /// Also time a replay into a projection that does nothing, to tell the
+    /// cost of reading and decoding from the cost of folding.
+    #[arg(long)]
+    noop: bool,
+}
+
+struct Noop;
+
+impl fenghuo::eventlog::Projection for Noop {
+    fn name(&self) -> &'static str {
+        "noop"
+    }
+    fn apply(&self, _: &fenghuo::eventlog::Event) {}
+    fn reset(&self) {}
 }
 
 fn report(i: u64, t: DateTime<Utc>, rev: u64) -> AlertReport {
@@ -177,6 +191,15 @@ fn main() -> anyhow::Result<()> {
         "read + decode, one thread: {:.0} events/s",
         n as f64 / started.elapsed().as_secs_f64()
     );
+    if args.noop {
+        let views: Vec<Arc<dyn fenghuo::eventlog::Projection>> = vec![Arc::new(Noop)];
+        let started = Instant::now();
+        let n = replay(&log, &views, |_, _| {})?;
+        println!(
+            "replay into a no-op projection: {:.0} events/s",
+            n as f64 / started.elapsed().as_secs_f64()
+        );
+    }
     let mut rates = Vec::new();
     for run in 1..=args.runs {
         let alerts = Arc::new(AlertIndex::new());

@@ -5,7 +5,9 @@
 //! sends anything and never reads HTTP requests.
 
 pub mod fingerprint;
+pub mod inhibit;
 pub mod matcher;
+pub mod route;
 pub mod time_interval;
 
 pub use fingerprint::{Fingerprint, Fnv64};
