@@ -3,20 +3,23 @@
 //! Replay never decides and never sends; it only calls
 //! [`Projection::apply`] on events that are already facts.
 //!
-//! Decoding payloads is most of the cost, so it runs as a small pipeline: one
-//! thread reads rows, a few decode JSON in parallel, and the calling thread
-//! folds the decoded chunks strictly in `seq` order.
+//! Reading and decoding payloads is most of the cost and needs no order, so
+//! a few workers each read and decode disjoint `seq` ranges on their own
+//! connection, while the calling thread folds the decoded ranges strictly in
+//! `seq` order. Folded ranges go back to the workers to be freed, so the one
+//! thread that cannot be parallel only folds.
 
 use std::collections::BTreeMap;
-use std::sync::mpsc::{Receiver, sync_channel};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, channel, sync_channel};
 use std::sync::{Arc, Mutex};
 
 use super::event::Event;
 use super::projection::Projection;
-use super::store::{EventLog, LogError, RawEvent};
+use super::store::{EventLog, LogError};
 
-/// Events handed between the threads at a time.
-const CHUNK: usize = 2048;
+/// `seq`s read and decoded by one worker at a time.
+const RANGE: u64 = 4096;
 
 /// Resets `projections` and folds every stored event through them.
 /// `progress(done, total)` is called every few thousand events.
@@ -33,71 +36,38 @@ pub fn replay(
         progress(0, 0);
         return Ok(0);
     }
-    let decoders = std::thread::available_parallelism()
+    let workers = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2)
         .clamp(1, 4);
+    let ranges = total.div_ceil(RANGE);
+    let next_range = AtomicU64::new(0);
 
     std::thread::scope(|scope| {
-        let (raw_tx, raw_rx) = sync_channel::<(usize, Vec<RawEvent>)>(decoders * 2);
-        let (dec_tx, dec_rx) = sync_channel::<(usize, Result<Vec<Event>, LogError>)>(decoders * 2);
-
-        let reader = std::thread::Builder::new()
-            .name("replay-read".into())
-            .spawn_scoped(scope, move || {
-                let mut chunk = Vec::with_capacity(CHUNK);
-                let mut n = 0usize;
-                let read = log.scan_raw(0, |raw| {
-                    chunk.push(raw);
-                    if chunk.len() == CHUNK {
-                        let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
-                        raw_tx.send((n, full)).map_err(|_| LogError::Closed)?;
-                        n += 1;
-                    }
-                    Ok(())
-                });
-                if !chunk.is_empty() {
-                    let _ = raw_tx.send((n, chunk));
-                }
-                read
-            })
-            .expect("spawn replay reader");
-
-        // Folded chunks go back to the decoders to be freed: freeing a
-        // chunk's few thousand strings would otherwise cost the folding
-        // thread, the one that cannot be parallel, almost as much as folding.
-        let (trash_tx, trash_rx) = std::sync::mpsc::channel::<Vec<Event>>();
+        let (decoded_tx, decoded_rx) = sync_channel::<(u64, Result<Vec<Event>, LogError>)>(workers);
+        let (trash_tx, trash_rx) = channel::<Vec<Event>>();
         let trash_rx = Arc::new(Mutex::new(trash_rx));
-        let raw_rx = Arc::new(Mutex::new(raw_rx));
-        for i in 0..decoders {
-            let raw_rx = raw_rx.clone();
-            let dec_tx = dec_tx.clone();
+        for i in 0..workers {
+            let decoded_tx = decoded_tx.clone();
             let trash_rx = trash_rx.clone();
+            let next_range = &next_range;
             std::thread::Builder::new()
-                .name(format!("replay-decode-{i}"))
-                .spawn_scoped(scope, move || decode_chunks(&raw_rx, &dec_tx, &trash_rx))
-                .expect("spawn replay decoder");
+                .name(format!("replay-{i}"))
+                .spawn_scoped(scope, move || {
+                    read_ranges(log, next_range, ranges, &decoded_tx, &trash_rx)
+                })
+                .expect("spawn replay worker");
         }
-        // Only the decoders hold the queue now: when they stop (the fold
-        // failed and hung up), the reader's next send fails and it stops too.
-        drop(raw_rx);
-        drop(dec_tx);
+        drop(decoded_tx);
 
-        // Fold in order: chunks may arrive out of order from the decoders.
-        let mut waiting: BTreeMap<usize, Vec<Event>> = BTreeMap::new();
-        let mut next = 0usize;
+        // Ranges arrive out of order; fold them in order.
+        let mut waiting: BTreeMap<u64, Vec<Event>> = BTreeMap::new();
+        let mut next = 0u64;
         let mut done = 0u64;
-        let mut failure = None;
-        for (i, decoded) in dec_rx {
-            match decoded {
-                Ok(events) => {
-                    waiting.insert(i, events);
-                }
-                Err(e) => {
-                    failure.get_or_insert(e);
-                    break;
-                }
-            }
+        for (i, decoded) in decoded_rx {
+            // On failure, returning drops the receiver: the workers' next
+            // send fails and they stop.
+            waiting.insert(i, decoded?);
             while let Some(events) = waiting.remove(&next) {
                 for event in &events {
                     for p in projections {
@@ -105,37 +75,36 @@ pub fn replay(
                     }
                 }
                 done += events.len() as u64;
-                let _ = trash_tx.send(events);
                 next += 1;
+                let _ = trash_tx.send(events);
                 if next.is_multiple_of(8) {
                     progress(done, total);
                 }
             }
         }
-        let read = reader.join().expect("replay reader panicked");
-        if let Some(e) = failure {
-            return Err(e);
-        }
-        read?;
         progress(done, total);
         Ok(done)
     })
 }
 
-fn decode_chunks(
-    raw_rx: &Mutex<Receiver<(usize, Vec<RawEvent>)>>,
-    dec_tx: &std::sync::mpsc::SyncSender<(usize, Result<Vec<Event>, LogError>)>,
+fn read_ranges(
+    log: &EventLog,
+    next_range: &AtomicU64,
+    ranges: u64,
+    decoded_tx: &SyncSender<(u64, Result<Vec<Event>, LogError>)>,
     trash_rx: &Mutex<Receiver<Vec<Event>>>,
 ) {
     loop {
-        while let Ok(done) = trash_rx.lock().expect("replay trash").try_recv() {
-            drop(done);
+        while let Ok(folded) = trash_rx.lock().expect("replay trash").try_recv() {
+            drop(folded);
         }
-        let next = raw_rx.lock().expect("replay queue").recv();
-        let Ok((i, raws)) = next else { return };
-        let decoded: Result<Vec<Event>, LogError> =
-            raws.into_iter().map(RawEvent::decode).collect();
-        if dec_tx.send((i, decoded)).is_err() {
+        let i = next_range.fetch_add(1, Ordering::Relaxed);
+        if i >= ranges {
+            return;
+        }
+        let decoded = log.read_range(i * RANGE, (i + 1) * RANGE);
+        let failed = decoded.is_err();
+        if decoded_tx.send((i, decoded)).is_err() || failed {
             return;
         }
     }
