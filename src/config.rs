@@ -10,6 +10,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer};
 
+use crate::evaluate::inhibit::{InhibitRule, InhibitRuleConfig};
+use crate::evaluate::route::{ReceiverConfig, RouteConfig, RouteTree};
+use crate::evaluate::time_interval::{TimeInterval, TimeIntervalSet};
 use crate::eventlog::Synchronous;
 use crate::ingest::IngestSettings;
 
@@ -23,6 +26,31 @@ pub struct Config {
     pub log_format: LogFormat,
     pub storage: StorageConfig,
     pub ingest: IngestConfig,
+
+    // Alertmanager's sections, accepted unchanged so that migrating is a
+    // copy of alertmanager.yml. Validated at load as Alertmanager does.
+    pub route: Option<RouteConfig>,
+    pub receivers: Vec<ReceiverConfig>,
+    pub inhibit_rules: Vec<InhibitRuleConfig>,
+    pub time_intervals: Vec<TimeInterval>,
+    pub mute_time_intervals: Vec<TimeInterval>,
+    /// Alertmanager's `global:` and `templates:`, kept for the notification
+    /// stage; accepted so an alertmanager.yml loads as it is.
+    pub global: Option<serde_json::Value>,
+    pub templates: Vec<String>,
+
+    /// The file as written, for `GET /api/v2/status` (shown with secrets
+    /// redacted, see [`Config::redacted`]).
+    #[serde(skip)]
+    pub source: Option<String>,
+}
+
+/// The routing sections compiled: what the evaluate stage runs on.
+#[derive(Debug, Clone, Default)]
+pub struct Routing {
+    pub tree: Option<RouteTree>,
+    pub inhibit_rules: Vec<InhibitRule>,
+    pub intervals: TimeIntervalSet,
 }
 
 impl Default for Config {
@@ -33,6 +61,14 @@ impl Default for Config {
             log_format: LogFormat::Text,
             storage: StorageConfig::default(),
             ingest: IngestConfig::default(),
+            route: None,
+            receivers: Vec::new(),
+            inhibit_rules: Vec::new(),
+            time_intervals: Vec::new(),
+            mute_time_intervals: Vec::new(),
+            global: None,
+            templates: Vec::new(),
+            source: None,
         }
     }
 }
@@ -128,9 +164,54 @@ impl Config {
         if text.trim().is_empty() {
             return Ok(Config::default());
         }
-        let config: Config = yaml_serde::from_str(text).map_err(|e| e.to_string())?;
+        let mut config: Config = yaml_serde::from_str(text).map_err(|e| e.to_string())?;
         config.check()?;
+        config.source = Some(text.to_string());
         Ok(config)
+    }
+
+    /// The configuration as YAML with every secret-looking value (passwords,
+    /// tokens, keys, webhook URLs, which carry tokens) replaced by
+    /// `<secret>`, as Alertmanager shows its config.
+    pub fn redacted(&self) -> String {
+        fn is_secret(key: &str) -> bool {
+            let k = key.to_ascii_lowercase();
+            if k.ends_with("_file") {
+                return false; // a path, not the secret
+            }
+            ["password", "secret", "token", "credential"]
+                .iter()
+                .any(|s| k.contains(s))
+                || k == "key"
+                || k.ends_with("_key")
+                || k == "url"
+                || k.ends_with("api_url")
+                || k.ends_with("webhook_url")
+        }
+        fn walk(v: &mut serde_json::Value) {
+            match v {
+                serde_json::Value::Object(map) => {
+                    for (k, v) in map.iter_mut() {
+                        if is_secret(k) && !v.is_null() && !v.is_object() {
+                            *v = serde_json::Value::from("<secret>");
+                        } else {
+                            walk(v);
+                        }
+                    }
+                }
+                serde_json::Value::Array(items) => items.iter_mut().for_each(walk),
+                _ => {}
+            }
+        }
+        let mut doc: serde_json::Value = match &self.source {
+            Some(text) => yaml_serde::from_str(text).unwrap_or(serde_json::Value::Null),
+            None => serde_json::Value::Null,
+        };
+        if doc.is_null() {
+            return String::new();
+        }
+        walk(&mut doc);
+        yaml_serde::to_string(&doc).unwrap_or_default()
     }
 
     fn check(&self) -> Result<(), String> {
@@ -143,7 +224,32 @@ impl Config {
         if self.storage.max_batch == 0 {
             return Err("storage.max_batch: must be at least 1".into());
         }
+        self.routing()?;
         Ok(())
+    }
+
+    /// Compiles the routing sections with Alertmanager's validation: every
+    /// receiver a route names exists, time interval names resolve, matchers
+    /// and inhibit rules are well-formed.
+    pub fn routing(&self) -> Result<Routing, String> {
+        let intervals =
+            TimeIntervalSet::from_config(&self.time_intervals, &self.mute_time_intervals)
+                .map_err(|e| e.to_string())?;
+        let tree = match &self.route {
+            Some(root) => Some(
+                RouteTree::build(root, &self.receivers, &intervals).map_err(|e| e.to_string())?,
+            ),
+            None if !self.receivers.is_empty() => {
+                return Err("route: receivers are configured but no route sends to them".into());
+            }
+            None => None,
+        };
+        let inhibit_rules = InhibitRule::compile(&self.inhibit_rules).map_err(|e| e.to_string())?;
+        Ok(Routing {
+            tree,
+            inhibit_rules,
+            intervals,
+        })
     }
 
     pub fn db_path(&self) -> PathBuf {
@@ -333,6 +439,80 @@ mod tests {
         let err = Config::parse("ingest:\n  resolve_timeout: 5 minutes\n").unwrap_err();
         assert!(err.contains("invalid duration"), "{err}");
         assert!(err.contains("line 2"), "{err}");
+    }
+
+    /// An alertmanager.yml as teams run it loads unchanged; its mistakes are
+    /// refused the way Alertmanager refuses them.
+    #[test]
+    fn alertmanager_sections_load_unchanged_and_are_validated() {
+        let am = r#"
+global:
+  resolve_timeout: 5m
+  smtp_smarthost: smtp.example.org:587
+templates: ['/etc/alertmanager/*.tmpl']
+route:
+  receiver: team-ops
+  group_by: [alertname, cluster]
+  group_wait: 30s
+  group_interval: 5m
+  repeat_interval: 4h
+  routes:
+    - matchers: ['severity="critical"', 'env=~"prod|staging"']
+      receiver: pager
+      continue: true
+      mute_time_intervals: [weekends]
+    - match:
+        team: db
+      receiver: team-db
+receivers:
+  - name: team-ops
+    email_configs:
+      - to: ops@example.org
+  - name: pager
+    webhook_configs:
+      - url: http://pager.example.org/hook
+  - name: team-db
+inhibit_rules:
+  - source_matchers: ['severity="critical"']
+    target_matchers: ['severity="warning"']
+    equal: [alertname, cluster]
+time_intervals:
+  - name: weekends
+    time_intervals:
+      - weekdays: ['saturday', 'sunday']
+"#;
+        let config = Config::parse(am).expect("an alertmanager.yml loads");
+        let routing = config.routing().unwrap();
+        assert_eq!(routing.tree.unwrap().nodes().len(), 3);
+        assert_eq!(routing.inhibit_rules.len(), 1);
+
+        // Shown back without secrets: the webhook URL may carry a token.
+        let shown = config.redacted();
+        assert!(shown.contains("ops@example.org"), "{shown}");
+        assert!(!shown.contains("pager.example.org"), "{shown}");
+        assert!(shown.contains("<secret>"), "{shown}");
+
+        // (text replaced, replacement, what the refusal must mention)
+        let table: [(&str, &str, &str); 4] = [
+            // a route sends to a receiver that does not exist
+            ("receiver: pager\n", "receiver: nobody\n", "nobody"),
+            // a route mutes by an interval that is not defined
+            ("[weekends]", "[holidays]", "holidays"),
+            // a matcher whose regex does not compile
+            (r#"env=~"prod|staging""#, r#"env=~"(prod""#, "env"),
+            // a misspelt field in an inhibit rule
+            (
+                "equal: [alertname, cluster]",
+                "equal: [alertname, cluster]\n    bogus: 1",
+                "bogus",
+            ),
+        ];
+        for (from, to, mention) in table {
+            let broken = am.replacen(from, to, 1);
+            assert_ne!(broken, am, "the row must change the file: {from:?}");
+            let err = Config::parse(&broken).expect_err(to);
+            assert!(err.contains(mention), "{to:?}: {err}");
+        }
     }
 
     #[test]

@@ -17,6 +17,7 @@ use tokio::time::{Instant, interval, timeout};
 
 const PROMETHEUS: &str = "/usr/bin/prometheus";
 const ALERTMANAGER: &str = "/usr/bin/prometheus-alertmanager";
+const AMTOOL: &str = "/usr/bin/amtool";
 
 fn have(bin: &str) -> bool {
     if Path::new(bin).exists() {
@@ -52,9 +53,14 @@ fn free_port() -> u16 {
 
 /// Starts `fenghuo serve` on a free port; returns it and its base URL.
 fn start_fenghuo(dir: &Path) -> (Proc, String) {
+    start_fenghuo_with(dir, &[])
+}
+
+fn start_fenghuo_with(dir: &Path, extra: &[&str]) -> (Proc, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_fenghuo"))
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir)
+        .args(extra)
         .env("FENGHUO_LOG", "warn")
         .stdout(Stdio::piped())
         .spawn()
@@ -320,4 +326,46 @@ async fn prometheus_posts_alerts_and_its_resends_are_not_stored() {
         .and_then(|v| v.parse::<f64>().ok())
         .unwrap_or(0.0);
     assert_eq!(failed, 0.0, "Prometheus saw errors posting to Fenghuo");
+}
+
+/// `amtool config show` reads Fenghuo's `/api/v2/status`: it sees the routing
+/// tree copied from an alertmanager.yml, and not the token in a webhook URL.
+#[tokio::test]
+async fn amtool_config_show_sees_the_routing_tree_without_secrets() {
+    if !have(AMTOOL) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("fenghuo.yaml");
+    std::fs::write(
+        &config,
+        "route:\n  receiver: oncall\n  group_by: [alertname]\n  routes:\n    - matchers: ['team=\"db\"']\n      receiver: db\n\
+         receivers:\n  - name: oncall\n    webhook_configs:\n      - url: http://hooks.invalid/T0KEN-s3cr3t\n  - name: db\n",
+    )
+    .unwrap();
+    let config = config.display().to_string();
+    let (_fenghuo, fenghuo) =
+        start_fenghuo_with(&dir.path().join("data"), &["--config", config.as_str()]);
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(AMTOOL)
+            .arg(format!("--alertmanager.url={fenghuo}"))
+            .args(["config", "show"])
+            .output()
+            .expect("run amtool")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "amtool failed: {}{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("receiver: oncall"), "{stdout}");
+    assert!(
+        stdout.contains("team=\\\"db\\\"") || stdout.contains("team=\"db\""),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("T0KEN"), "a secret leaked: {stdout}");
+    assert!(stdout.contains("<secret>"), "{stdout}");
 }

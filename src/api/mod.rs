@@ -33,17 +33,20 @@ pub struct AppState {
     pub ready: Arc<AtomicBool>,
     /// Turns true when the process starts shutting down; long-lived streams end.
     pub shutdown: watch::Receiver<bool>,
+    /// When this server started, by its clock (Alertmanager's `uptime`).
+    pub started_at: chrono::DateTime<chrono::Utc>,
 }
 
 impl AppState {
     pub fn new(pipeline: Arc<Pipeline>, shutdown: watch::Receiver<bool>) -> Self {
         let max_body_bytes = pipeline.config.ingest.max_body_bytes.0;
         AppState {
-            pipeline,
             metrics: crate::metrics::install(),
             max_body_bytes,
             ready: Arc::new(AtomicBool::new(true)),
             shutdown,
+            started_at: pipeline.clock.now(),
+            pipeline,
         }
     }
 
@@ -68,6 +71,9 @@ pub fn app(state: AppState) -> Router {
         .route("/v2/enqueue", post(ingest::pagerduty_event))
         // Reading the log.
         .route("/api/v1/events/stream", get(events::stream))
+        // Alertmanager API v2, read side.
+        .route("/api/v2/status", get(status))
+        .route("/api/v2/receivers", get(receivers))
         .with_state(state)
 }
 
@@ -81,6 +87,36 @@ async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "Fenghuo is not ready.\n")
     }
+}
+
+/// `GET /api/v2/status` in Alertmanager's shape (what `amtool config show`
+/// reads), with the configuration's secrets redacted.
+async fn status(State(state): State<AppState>) -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({
+        "cluster": {"name": "", "peers": [], "status": "disabled"},
+        "config": {"original": state.pipeline.config.redacted()},
+        "uptime": state.started_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "versionInfo": {
+            "branch": "",
+            "buildDate": "",
+            "buildUser": "",
+            "goVersion": "",
+            "revision": "",
+            "version": concat!("fenghuo-", env!("CARGO_PKG_VERSION")),
+        },
+    }))
+}
+
+/// `GET /api/v2/receivers`: the configured receivers' names.
+async fn receivers(State(state): State<AppState>) -> axum::Json<serde_json::Value> {
+    let names: Vec<serde_json::Value> = state
+        .pipeline
+        .config
+        .receivers
+        .iter()
+        .map(|r| serde_json::json!({ "name": r.name }))
+        .collect();
+    axum::Json(serde_json::Value::Array(names))
 }
 
 async fn render_metrics(State(state): State<AppState>) -> impl IntoResponse {
