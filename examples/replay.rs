@@ -24,8 +24,7 @@ use fenghuo::eventlog::{
     AlertReport, AlertResolution, EventKind, EventLog, LabelSet, Lease, LogOptions, NewEvent,
     Synchronous, replay,
 };
-use fenghuo::ingest::AlertIndex;
-use fenghuo::pipeline::projections;
+use fenghuo::pipeline::Views;
 
 #[derive(Parser)]
 struct Args {
@@ -202,15 +201,15 @@ fn main() -> anyhow::Result<()> {
     }
     let mut rates = Vec::new();
     for run in 1..=args.runs {
-        let alerts = Arc::new(AlertIndex::new());
-        let views = projections(&alerts);
+        let state = Views::new();
+        let views = state.projections();
         let started = Instant::now();
         let n = replay(&log, &views, |_, _| {})?;
         let secs = started.elapsed().as_secs_f64();
         let rate = n as f64 / secs;
         println!(
             "run {run}: replayed {n} events in {secs:.3}s = {rate:.0} events/s ({} alerts indexed)",
-            alerts.len()
+            state.alerts.len()
         );
         rates.push(rate);
     }

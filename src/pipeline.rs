@@ -19,7 +19,8 @@ use anyhow::Context;
 use tokio::sync::watch;
 
 use crate::clock::SharedClock;
-use crate::config::Config;
+use crate::config::{Config, Routing};
+use crate::evaluate::alerts::AlertStore;
 use crate::eventlog::{EventLog, LogOptions, Projection};
 use crate::ingest::{AlertIndex, Ingest};
 
@@ -28,15 +29,37 @@ pub struct Pipeline {
     pub config: Config,
     pub clock: SharedClock,
     pub log: EventLog,
+    /// Ingest's view: what the log holds per alert, to tell changes from
+    /// re-sends.
     pub alerts: Arc<AlertIndex>,
+    /// Every alert as Alertmanager shows it.
+    pub store: Arc<AlertStore>,
+    /// The routing sections of the config, compiled.
+    pub routing: Routing,
     pub ingest: Ingest,
     /// Held for the life of the process: one server per data directory.
     _lock: Option<File>,
 }
 
-/// Every projection, in the order the writer applies them.
-pub fn projections(alerts: &Arc<AlertIndex>) -> Vec<Arc<dyn Projection>> {
-    vec![alerts.clone()]
+/// Every view the log keeps current.
+#[derive(Clone, Default)]
+pub struct Views {
+    pub alert_index: Arc<AlertIndex>,
+    pub alerts: Arc<AlertStore>,
+}
+
+impl Views {
+    pub fn new() -> Self {
+        Views {
+            alert_index: Arc::new(AlertIndex::new()),
+            alerts: Arc::new(AlertStore::new()),
+        }
+    }
+
+    /// Every projection, in the order the writer applies them.
+    pub fn projections(&self) -> Vec<Arc<dyn Projection>> {
+        vec![self.alert_index.clone(), self.alerts.clone()]
+    }
 }
 
 impl Pipeline {
@@ -56,7 +79,10 @@ impl Pipeline {
             )
         })?;
 
-        let alerts = Arc::new(AlertIndex::new());
+        let routing = config
+            .routing()
+            .map_err(|e| anyhow::anyhow!("config: {e}"))?;
+        let views = Views::new();
         let options = LogOptions {
             synchronous: config.storage.synchronous,
             max_batch: config.storage.max_batch,
@@ -66,12 +92,12 @@ impl Pipeline {
             &config.db_path(),
             options,
             clock.clone(),
-            projections(&alerts),
+            views.projections(),
         )
         .with_context(|| format!("opening event log {}", config.db_path().display()))?;
         let ingest = Ingest::new(
             log.clone(),
-            alerts.clone(),
+            views.alert_index.clone(),
             clock.clone(),
             config.ingest.settings(),
         );
@@ -79,7 +105,9 @@ impl Pipeline {
             config,
             clock,
             log,
-            alerts,
+            alerts: views.alert_index,
+            store: views.alerts,
+            routing,
             ingest,
             _lock: Some(lock),
         })

@@ -369,3 +369,96 @@ async fn amtool_config_show_sees_the_routing_tree_without_secrets() {
     assert!(!stdout.contains("T0KEN"), "a secret leaked: {stdout}");
     assert!(stdout.contains("<secret>"), "{stdout}");
 }
+
+/// `amtool alert query` against Fenghuo lists what Prometheus posted, with
+/// Alertmanager's fingerprints, filters by matchers and shows receivers from
+/// the routing tree copied from an alertmanager.yml.
+#[tokio::test]
+async fn amtool_alert_query_lists_and_filters_alerts() {
+    if !have(AMTOOL) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("fenghuo.yaml");
+    std::fs::write(
+        &config,
+        "route:\n  receiver: oncall\n  routes:\n    - matchers: ['severity=\"critical\"']\n      receiver: pager\n\
+         receivers:\n  - name: oncall\n  - name: pager\n",
+    )
+    .unwrap();
+    let config = config.display().to_string();
+    let (_fenghuo, fenghuo) =
+        start_fenghuo_with(&dir.path().join("data"), &["--config", config.as_str()]);
+    let client = reqwest::Client::new();
+    let alerts = serde_json::json!([
+        {"labels": {"alertname": "DiskFull", "instance": "db-1:9100", "severity": "critical"},
+         "annotations": {"summary": "disk / is 97% full"}},
+        {"labels": {"alertname": "HighLoad", "instance": "web-1:9100", "severity": "warning"},
+         "annotations": {"summary": "load 12"}},
+    ]);
+    let r = client
+        .post(format!("{fenghuo}/api/v2/alerts"))
+        .json(&alerts)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    let amtool = |args: Vec<String>| {
+        let out = Command::new(AMTOOL)
+            .args(&args)
+            .output()
+            .expect("run amtool");
+        assert!(
+            out.status.success(),
+            "amtool {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let url = format!("--alertmanager.url={fenghuo}");
+    let all = {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || {
+            amtool(vec![
+                url,
+                "alert".into(),
+                "query".into(),
+                "-o".into(),
+                "json".into(),
+            ])
+        })
+        .await
+        .unwrap()
+    };
+    let listed: Value = serde_json::from_str(&all).unwrap();
+    let mut names: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["labels"]["alertname"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["DiskFull", "HighLoad"]);
+    let disk = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["labels"]["alertname"] == "DiskFull")
+        .unwrap();
+    assert_eq!(disk["receivers"][0]["name"], "pager");
+    assert_eq!(disk["status"]["state"], "active");
+
+    let critical = tokio::task::spawn_blocking(move || {
+        amtool(vec![
+            url,
+            "alert".into(),
+            "query".into(),
+            "severity=critical".into(),
+        ])
+    })
+    .await
+    .unwrap();
+    assert!(critical.contains("DiskFull"), "{critical}");
+    assert!(!critical.contains("HighLoad"), "{critical}");
+}

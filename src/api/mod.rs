@@ -4,6 +4,7 @@
 //! Handlers parse and answer; what a payload means belongs to `src/ingest/`,
 //! what the log holds to `src/eventlog/`. Errors are one [`AppError`].
 
+mod alertmanager;
 mod error;
 mod events;
 mod ingest;
@@ -62,7 +63,6 @@ pub fn app(state: AppState) -> Router {
         .route("/-/ready", get(ready))
         .route("/metrics", get(render_metrics))
         // Ingest.
-        .route("/api/v2/alerts", post(ingest::alertmanager_v2))
         .route("/ingest/alertmanager", post(ingest::alertmanager_webhook))
         .route(
             "/api/v1/events",
@@ -72,8 +72,12 @@ pub fn app(state: AppState) -> Router {
         // Reading the log.
         .route("/api/v1/events/stream", get(events::stream))
         // Alertmanager API v2, read side.
-        .route("/api/v2/status", get(status))
-        .route("/api/v2/receivers", get(receivers))
+        .route(
+            "/api/v2/alerts",
+            get(alertmanager::alerts).post(ingest::alertmanager_v2),
+        )
+        .route("/api/v2/status", get(alertmanager::status))
+        .route("/api/v2/receivers", get(alertmanager::receivers))
         .with_state(state)
 }
 
@@ -87,36 +91,6 @@ async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "Fenghuo is not ready.\n")
     }
-}
-
-/// `GET /api/v2/status` in Alertmanager's shape (what `amtool config show`
-/// reads), with the configuration's secrets redacted.
-async fn status(State(state): State<AppState>) -> axum::Json<serde_json::Value> {
-    axum::Json(serde_json::json!({
-        "cluster": {"name": "", "peers": [], "status": "disabled"},
-        "config": {"original": state.pipeline.config.redacted()},
-        "uptime": state.started_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        "versionInfo": {
-            "branch": "",
-            "buildDate": "",
-            "buildUser": "",
-            "goVersion": "",
-            "revision": "",
-            "version": concat!("fenghuo-", env!("CARGO_PKG_VERSION")),
-        },
-    }))
-}
-
-/// `GET /api/v2/receivers`: the configured receivers' names.
-async fn receivers(State(state): State<AppState>) -> axum::Json<serde_json::Value> {
-    let names: Vec<serde_json::Value> = state
-        .pipeline
-        .config
-        .receivers
-        .iter()
-        .map(|r| serde_json::json!({ "name": r.name }))
-        .collect();
-    axum::Json(serde_json::Value::Array(names))
 }
 
 async fn render_metrics(State(state): State<AppState>) -> impl IntoResponse {

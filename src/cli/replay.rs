@@ -1,7 +1,6 @@
 //! `fenghuo replay`: fold the whole log through every projection, as start-up
 //! does, with a progress bar, and report how fast it went.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::bail;
@@ -9,8 +8,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::ConfigArgs;
 use crate::eventlog::{EventLog, replay};
-use crate::ingest::AlertIndex;
-use crate::pipeline::projections;
+use crate::pipeline::Views;
 
 #[derive(Debug, clap::Args)]
 pub struct ReplayArgs {
@@ -28,8 +26,8 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
         bail!("no event log at {}", path.display());
     }
     let log = EventLog::open_read_only(&path)?;
-    let alerts = Arc::new(AlertIndex::new());
-    let views = projections(&alerts);
+    let state = Views::new();
+    let views = state.projections();
     let bar = if args.quiet {
         ProgressBar::hidden()
     } else {
@@ -51,6 +49,13 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
         n as f64 / secs.max(1e-9),
         views.len()
     );
-    println!("alerts known: {}", alerts.len());
+    let now = chrono::Utc::now();
+    let firing = state
+        .alerts
+        .all()
+        .iter()
+        .filter(|(_, a)| a.firing_at(now))
+        .count();
+    println!("alerts known: {}, firing now: {firing}", state.alerts.len());
     Ok(())
 }

@@ -4,6 +4,7 @@
 //! join it as they are built. It reads the log and appends decisions; it never
 //! sends anything and never reads HTTP requests.
 
+pub mod alerts;
 pub mod fingerprint;
 pub mod inhibit;
 pub mod matcher;

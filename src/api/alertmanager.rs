@@ -1,0 +1,133 @@
+//! The read side of Alertmanager's API v2, in Alertmanager's shapes, so
+//! `amtool` and dashboards such as karma work against Fenghuo unchanged.
+
+use axum::Json;
+use axum::extract::{Query, State};
+use chrono::{DateTime, SecondsFormat, Utc};
+use regex::Regex;
+use serde_json::{Value, json};
+
+use super::{AppError, AppState};
+use crate::evaluate::alerts::StoredAlert;
+use crate::evaluate::matcher::{Matchers, parse as parse_matchers};
+
+fn time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Go's zero time: how Alertmanager writes an unset `endsAt`.
+const GO_ZERO_TIME: &str = "0001-01-01T00:00:00.000Z";
+
+fn bool_param(params: &[(String, String)], name: &str) -> Result<bool, AppError> {
+    match params.iter().rev().find(|(k, _)| k == name) {
+        None => Ok(true),
+        Some((_, v)) => v.parse().map_err(|_| AppError::BadQuery {
+            param: name.into(),
+            message: format!("must be true or false, not {v:?}"),
+        }),
+    }
+}
+
+/// The receivers an alert's labels route to, in routing order.
+fn receivers_of(state: &AppState, alert: &StoredAlert) -> Vec<String> {
+    let Some(tree) = &state.pipeline.routing.tree else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = Vec::new();
+    for route in tree.matching(&alert.report.labels) {
+        if !names.iter().any(|n| n == route.receiver()) {
+            names.push(route.receiver().to_string());
+        }
+    }
+    names
+}
+
+/// `GET /api/v2/alerts?filter=…&active=&silenced=&inhibited=&unprocessed=&receiver=`
+pub async fn alerts(
+    State(state): State<AppState>,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Result<Json<Value>, AppError> {
+    let mut filter = Matchers::new();
+    for (_, f) in params.iter().filter(|(k, _)| k == "filter") {
+        let parsed = parse_matchers(f).map_err(|e| AppError::BadQuery {
+            param: "filter".into(),
+            message: format!("bad matcher format {f:?}: {e}"),
+        })?;
+        filter.0.extend(parsed.0);
+    }
+    let active = bool_param(&params, "active")?;
+    // Nothing is silenced or inhibited until the lifecycle stages exist, so
+    // these filters are validated but select nothing out.
+    bool_param(&params, "silenced")?;
+    bool_param(&params, "inhibited")?;
+    bool_param(&params, "unprocessed")?;
+    let receiver = match params.iter().rev().find(|(k, _)| k == "receiver") {
+        Some((_, r)) => {
+            Some(
+                Regex::new(&format!("^(?:{r})$")).map_err(|e| AppError::BadQuery {
+                    param: "receiver".into(),
+                    message: format!("bad regex: {e}"),
+                })?,
+            )
+        }
+        None => None,
+    };
+
+    let now = state.pipeline.clock.now();
+    let mut out = Vec::new();
+    for (fp, alert) in state.pipeline.store.all() {
+        // Alertmanager lists what has not ended.
+        if !alert.firing_at(now) || !active || !filter.matches(&alert.report.labels) {
+            continue;
+        }
+        let receivers = receivers_of(&state, &alert);
+        if let Some(re) = &receiver
+            && !receivers.iter().any(|r| re.is_match(r))
+        {
+            continue;
+        }
+        let r = &alert.report;
+        out.push(json!({
+            "annotations": r.annotations,
+            "endsAt": alert.ends_at.map(time).unwrap_or_else(|| GO_ZERO_TIME.into()),
+            "fingerprint": fp.to_string(),
+            "receivers": receivers.iter().map(|n| json!({"name": n})).collect::<Vec<_>>(),
+            "startsAt": time(r.starts_at),
+            "status": {"inhibitedBy": [], "silencedBy": [], "state": "active"},
+            "updatedAt": time(alert.updated_at),
+            "generatorURL": r.generator_url,
+            "labels": r.labels,
+        }));
+    }
+    Ok(Json(Value::Array(out)))
+}
+
+/// `GET /api/v2/status` (what `amtool config show` reads), with the
+/// configuration's secrets redacted.
+pub async fn status(State(state): State<AppState>) -> Json<Value> {
+    Json(json!({
+        "cluster": {"name": "", "peers": [], "status": "disabled"},
+        "config": {"original": state.pipeline.config.redacted()},
+        "uptime": time(state.started_at),
+        "versionInfo": {
+            "branch": "",
+            "buildDate": "",
+            "buildUser": "",
+            "goVersion": "",
+            "revision": "",
+            "version": concat!("fenghuo-", env!("CARGO_PKG_VERSION")),
+        },
+    }))
+}
+
+/// `GET /api/v2/receivers`: the configured receivers' names.
+pub async fn receivers(State(state): State<AppState>) -> Json<Value> {
+    let names: Vec<Value> = state
+        .pipeline
+        .config
+        .receivers
+        .iter()
+        .map(|r| json!({ "name": r.name }))
+        .collect();
+    Json(Value::Array(names))
+}

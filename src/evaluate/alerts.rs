@@ -1,0 +1,150 @@
+//! `AlertStore`: every alert as Alertmanager shows it — labels, annotations,
+//! times, and whether it is firing — as a fold over the `alert.*` events.
+//!
+//! State follows Alertmanager: an alert fires from `startsAt` until its
+//! `endsAt` passes or a source resolves it. The store only folds; deciding
+//! (routing, silencing, notifying) happens elsewhere, and reads it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use parking_lot::RwLock;
+
+use super::Fingerprint;
+use crate::eventlog::{AlertReport, Event, EventKind, Projection};
+
+/// One alert as the log knows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredAlert {
+    /// The last report a source sent (labels, annotations, start, …).
+    pub report: Arc<AlertReport>,
+    /// The `endsAt` the log holds: reported, extended by leases, or the
+    /// resolve time. `None` = until a source resolves it.
+    pub ends_at: Option<DateTime<Utc>>,
+    /// When the log last changed this alert (Alertmanager's `updatedAt`).
+    pub updated_at: DateTime<Utc>,
+    /// A source said it is resolved (as opposed to `endsAt` merely passing).
+    pub resolved: bool,
+    pub acked_by: Option<String>,
+}
+
+impl StoredAlert {
+    /// Firing at `now`: not resolved, and `endsAt` unset or still ahead.
+    pub fn firing_at(&self, now: DateTime<Utc>) -> bool {
+        !self.resolved && self.ends_at.is_none_or(|e| e > now)
+    }
+}
+
+#[derive(Default)]
+pub struct AlertStore {
+    alerts: RwLock<HashMap<u64, StoredAlert>>,
+}
+
+impl AlertStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn get(&self, fp: Fingerprint) -> Option<StoredAlert> {
+        self.alerts.read().get(&fp.0).cloned()
+    }
+
+    /// Every alert, sorted by fingerprint (a stable order for APIs).
+    pub fn all(&self) -> Vec<(Fingerprint, StoredAlert)> {
+        let mut all: Vec<_> = self
+            .alerts
+            .read()
+            .iter()
+            .map(|(fp, a)| (Fingerprint(*fp), a.clone()))
+            .collect();
+        all.sort_by_key(|(fp, _)| *fp);
+        all
+    }
+
+    pub fn len(&self) -> usize {
+        self.alerts.read().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Projection for AlertStore {
+    fn name(&self) -> &'static str {
+        "alert-store"
+    }
+
+    fn apply(&self, event: &Event) {
+        let at = event.recorded_at;
+        let mut alerts = self.alerts.write();
+        match &event.kind {
+            EventKind::AlertReceived(report) => {
+                let Some(fp) = Fingerprint::parse(&report.fingerprint) else {
+                    return;
+                };
+                alerts.insert(
+                    fp.0,
+                    StoredAlert {
+                        ends_at: report.ends_at,
+                        report: Arc::new(report.clone()),
+                        updated_at: at,
+                        resolved: false,
+                        acked_by: None,
+                    },
+                );
+            }
+            EventKind::AlertRefreshed { leases } => {
+                for lease in leases {
+                    for fp in &lease.fingerprints {
+                        let Some(fp) = Fingerprint::parse(fp) else {
+                            continue;
+                        };
+                        if let Some(a) = alerts.get_mut(&fp.0)
+                            && !a.resolved
+                            && a.ends_at.is_some_and(|e| e < lease.ends_at)
+                        {
+                            a.ends_at = Some(lease.ends_at);
+                        }
+                    }
+                }
+            }
+            EventKind::AlertResolved(res) => {
+                let Some(fp) = Fingerprint::parse(&res.fingerprint) else {
+                    return;
+                };
+                let previous = alerts.remove(&fp.0);
+                let report = match (&res.report, previous) {
+                    (Some(r), _) => Arc::new(r.clone()),
+                    (None, Some(p)) => p.report,
+                    (None, None) => return,
+                };
+                alerts.insert(
+                    fp.0,
+                    StoredAlert {
+                        report,
+                        ends_at: Some(res.ends_at),
+                        updated_at: at,
+                        resolved: true,
+                        acked_by: None,
+                    },
+                );
+            }
+            EventKind::AlertAcked {
+                fingerprint, by, ..
+            } => {
+                if let Some(fp) = Fingerprint::parse(fingerprint)
+                    && let Some(a) = alerts.get_mut(&fp.0)
+                {
+                    a.acked_by = Some(by.clone());
+                    a.updated_at = at;
+                }
+            }
+        }
+    }
+
+    fn reset(&self) {
+        self.alerts.write().clear();
+    }
+}
