@@ -21,6 +21,7 @@ use tokio::sync::watch;
 use crate::clock::SharedClock;
 use crate::config::{Config, Routing};
 use crate::evaluate::alerts::AlertStore;
+use crate::evaluate::silence::SilenceStore;
 use crate::eventlog::{EventLog, LogOptions, Projection};
 use crate::ingest::{AlertIndex, Ingest};
 
@@ -34,6 +35,7 @@ pub struct Pipeline {
     pub alerts: Arc<AlertIndex>,
     /// Every alert as Alertmanager shows it.
     pub store: Arc<AlertStore>,
+    pub silences: Arc<SilenceStore>,
     /// The routing sections of the config, compiled.
     pub routing: Routing,
     pub ingest: Ingest,
@@ -46,6 +48,7 @@ pub struct Pipeline {
 pub struct Views {
     pub alert_index: Arc<AlertIndex>,
     pub alerts: Arc<AlertStore>,
+    pub silences: Arc<SilenceStore>,
 }
 
 impl Views {
@@ -53,12 +56,17 @@ impl Views {
         Views {
             alert_index: Arc::new(AlertIndex::new()),
             alerts: Arc::new(AlertStore::new()),
+            silences: Arc::new(SilenceStore::new()),
         }
     }
 
     /// Every projection, in the order the writer applies them.
     pub fn projections(&self) -> Vec<Arc<dyn Projection>> {
-        vec![self.alert_index.clone(), self.alerts.clone()]
+        vec![
+            self.alert_index.clone(),
+            self.alerts.clone(),
+            self.silences.clone(),
+        ]
     }
 }
 
@@ -107,6 +115,7 @@ impl Pipeline {
             log,
             alerts: views.alert_index,
             store: views.alerts,
+            silences: views.silences,
             routing,
             ingest,
             _lock: Some(lock),

@@ -17,6 +17,7 @@ use tower::ServiceExt;
 
 struct Server {
     clock: ManualClock,
+    pipeline: Arc<Pipeline>,
     router: axum::Router,
     _shutdown: watch::Sender<bool>,
     _dir: tempfile::TempDir,
@@ -32,7 +33,8 @@ impl Server {
         let (tx, rx) = watch::channel(false);
         Server {
             clock,
-            router: app(AppState::new(pipeline, rx)),
+            router: app(AppState::new(pipeline.clone(), rx)),
+            pipeline,
             _shutdown: tx,
             _dir: dir,
         }
@@ -159,4 +161,186 @@ async fn status_and_receivers_show_the_config_without_secrets() {
     assert!(original.contains("receiver: hook"), "{original}");
     assert!(!original.contains("s3cr3t"), "{original}");
     assert_eq!(st["cluster"]["status"], "disabled");
+}
+
+impl Server {
+    async fn post_silence(&self, body: Value) -> (StatusCode, Value) {
+        let req = Request::post("/api/v2/silences")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        self.send(req).await
+    }
+
+    async fn delete(&self, uri: &str) -> (StatusCode, Value) {
+        self.send(Request::delete(uri).body(Body::empty()).unwrap())
+            .await
+    }
+}
+
+fn silence(s: &Server, from_min: i64, to_min: i64) -> Value {
+    let now = s.clock.now();
+    json!({
+        "matchers": [{"name": "alertname", "value": "A", "isRegex": false, "isEqual": true}],
+        "startsAt": (now + Duration::minutes(from_min)).to_rfc3339(),
+        "endsAt": (now + Duration::minutes(to_min)).to_rfc3339(),
+        "createdBy": "alice",
+        "comment": "maintenance",
+    })
+}
+
+/// A silence's life on a manual clock: pending, active (muting), changed,
+/// expired; each step as Alertmanager's API answers it.
+#[tokio::test]
+async fn a_silence_mutes_while_active_and_follows_alertmanagers_update_rules() {
+    let s = Server::new("");
+    // Without an endsAt they would end at t+5m (resolve_timeout).
+    let ends = (s.clock.now() + Duration::hours(2)).to_rfc3339();
+    s.post(json!([
+        {"labels": {"alertname": "A"}, "endsAt": ends},
+        {"labels": {"alertname": "B"}, "endsAt": ends},
+    ]))
+    .await;
+
+    // t=0: a silence for t+10m..t+60m is pending; A is not muted yet.
+    let (status, created) = s.post_silence(silence(&s, 10, 60)).await;
+    assert_eq!(status, StatusCode::OK, "{created}");
+    let id = created["silenceID"].as_str().unwrap().to_string();
+    let (_, got) = s.get(&format!("/api/v2/silence/{id}")).await;
+    assert_eq!(got["status"]["state"], "pending");
+    let (_, alerts) = s.get("/api/v2/alerts?silenced=false").await;
+    assert_eq!(names(&alerts), ["A", "B"]);
+
+    // Pending: changed in place, same id.
+    let mut change = silence(&s, 5, 60);
+    change["id"] = json!(id);
+    let (_, same) = s.post_silence(change).await;
+    assert_eq!(same["silenceID"], id.as_str());
+
+    // t+6m: active; A is suppressed and filtered out by silenced=false.
+    s.clock.advance(Duration::minutes(6));
+    let (_, alerts) = s.get("/api/v2/alerts").await;
+    let a = alerts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["labels"]["alertname"] == "A")
+        .unwrap();
+    assert_eq!(a["status"]["state"], "suppressed");
+    assert_eq!(a["status"]["silencedBy"], json!([id]));
+    let (_, unsilenced) = s.get("/api/v2/alerts?silenced=false").await;
+    assert_eq!(names(&unsilenced), ["B"]);
+
+    // Active: changing the matchers cannot be done in place — the old one
+    // expires and a new id is answered.
+    let mut other = silence(&s, 0, 60);
+    other["id"] = json!(id);
+    other["matchers"][0]["value"] = json!("B");
+    let (status, replaced) = s.post_silence(other).await;
+    assert_eq!(status, StatusCode::OK, "{replaced}");
+    let new_id = replaced["silenceID"].as_str().unwrap().to_string();
+    assert_ne!(new_id, id);
+    let (_, old) = s.get(&format!("/api/v2/silence/{id}")).await;
+    assert_eq!(old["status"]["state"], "expired");
+    let (_, unsilenced) = s.get("/api/v2/alerts?silenced=false").await;
+    assert_eq!(names(&unsilenced), ["A"]);
+
+    // DELETE ends it now; a second DELETE is refused; unknown ids are 404.
+    let (status, _) = s.delete(&format!("/api/v2/silence/{new_id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = s.delete(&format!("/api/v2/silence/{new_id}")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, _) = s.get("/api/v2/silence/no-such-id").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, alerts) = s.get("/api/v2/alerts?silenced=false").await;
+    assert_eq!(names(&alerts), ["A", "B"]);
+
+    // The list holds all three states' history: two silences, both expired.
+    let (_, list) = s.get("/api/v2/silences").await;
+    let states: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["status"]["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["expired", "expired"]);
+
+    // Replay equals live: the views rebuilt from the log show the same.
+    let rebuilt = fenghuo::pipeline::Views::new();
+    fenghuo::eventlog::replay(&s.pipeline.log, &rebuilt.projections(), |_, _| {}).unwrap();
+    let now = s.clock.now();
+    let show = |v: &fenghuo::evaluate::silence::SilenceStore| -> Vec<String> {
+        v.all()
+            .iter()
+            .map(|x| format!("{:?} {:?} {}", x.spec, x.state_at(now), x.updated_at))
+            .collect()
+    };
+    assert_eq!(show(&rebuilt.silences), show(&s.pipeline.silences));
+    assert_eq!(rebuilt.alerts.all(), s.pipeline.store.all());
+}
+
+#[tokio::test]
+async fn bad_silences_are_refused_by_field_and_store_nothing() {
+    let s = Server::new("");
+    // (what is wrong, the change, the field named)
+    type Change = Box<dyn Fn(&mut Value)>;
+    let table: Vec<(&str, Change, &str)> = vec![
+        (
+            "no matchers",
+            Box::new(|v| v["matchers"] = json!([])),
+            "matchers",
+        ),
+        (
+            "a matcher that matches everything",
+            Box::new(|v| v["matchers"] = json!([{"name": "a", "value": ".*", "isRegex": true}])),
+            "matchers",
+        ),
+        (
+            "a regex that does not compile",
+            Box::new(|v| v["matchers"][0] = json!({"name": "a", "value": "(", "isRegex": true})),
+            "matchers",
+        ),
+        (
+            "ends before it starts",
+            Box::new(|v| v["endsAt"] = v["startsAt"].clone()),
+            "endsAt",
+        ),
+        (
+            "ends in the past",
+            Box::new(|v| {
+                v["startsAt"] = json!("2026-11-25T17:00:00Z");
+                v["endsAt"] = json!("2026-11-25T18:00:00Z");
+            }),
+            "endsAt",
+        ),
+        (
+            "no comment",
+            Box::new(|v| v["comment"] = json!("")),
+            "comment",
+        ),
+        (
+            "no author",
+            Box::new(|v| v["createdBy"] = json!(" ")),
+            "createdBy",
+        ),
+        (
+            "not a time",
+            Box::new(|v| v["endsAt"] = json!("tomorrow")),
+            "endsAt",
+        ),
+        ("an unknown id", Box::new(|v| v["id"] = json!("nope")), ""),
+    ];
+    for (what, change, field) in table {
+        let mut body = silence(&s, 0, 60);
+        change(&mut body);
+        let (status, answer) = s.post_silence(body).await;
+        if field.is_empty() {
+            assert_eq!(status, StatusCode::NOT_FOUND, "{what}: {answer}");
+        } else {
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{what}: {answer}");
+            assert_eq!(answer["field"], field, "{what}: {answer}");
+        }
+        let (_, list) = s.get("/api/v2/silences").await;
+        assert_eq!(list, json!([]), "{what}: something was stored");
+    }
 }

@@ -706,8 +706,12 @@ async fn replay_rebuilds_the_index_the_writer_kept_live() {
     let kinds: BTreeSet<&str> = read_all(&log).iter().map(|e| e.kind.name()).collect();
     assert_eq!(
         kinds,
-        EventKind::NAMES.iter().copied().collect(),
-        "the history covers every kind"
+        EventKind::NAMES
+            .iter()
+            .copied()
+            .filter(|k| k.starts_with("alert."))
+            .collect(),
+        "the history covers every alert kind (the ones the index folds)"
     );
     let live_snapshot = live.snapshot();
     // 20 Prometheus, 3 webhook, 3 PagerDuty (db-1 twice: its labels changed).

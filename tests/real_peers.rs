@@ -462,3 +462,84 @@ async fn amtool_alert_query_lists_and_filters_alerts() {
     assert!(critical.contains("DiskFull"), "{critical}");
     assert!(!critical.contains("HighLoad"), "{critical}");
 }
+
+/// `amtool silence add / query / expire` against Fenghuo: the silence mutes
+/// the alert it matches (amtool's alert query shows it suppressed) until it
+/// is expired.
+#[tokio::test]
+async fn amtool_silences_add_query_expire() {
+    if !have(AMTOOL) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (_fenghuo, fenghuo) = start_fenghuo(&dir.path().join("data"));
+    let client = reqwest::Client::new();
+    let r = client
+        .post(format!("{fenghuo}/api/v2/alerts"))
+        .json(&serde_json::json!([
+            {"labels": {"alertname": "DiskFull", "instance": "db-1:9100"}},
+            {"labels": {"alertname": "HighLoad", "instance": "web-1:9100"}},
+        ]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    let url = format!("--alertmanager.url={fenghuo}");
+    let amtool = move |args: &[&str]| {
+        let out = Command::new(AMTOOL)
+            .arg(&url)
+            .args(args)
+            .output()
+            .expect("run amtool");
+        assert!(
+            out.status.success(),
+            "amtool {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let (id, listed, alerts, expired, after) = tokio::task::spawn_blocking(move || {
+        let id = amtool(&[
+            "silence",
+            "add",
+            "alertname=DiskFull",
+            "--comment=disk swap",
+            "--author=alice",
+            "--duration=2h",
+        ]);
+        let listed = amtool(&["silence", "query", "-o", "json"]);
+        let alerts = amtool(&["alert", "query", "-s", "-o", "json"]);
+        amtool(&["silence", "expire", &id]);
+        let expired = amtool(&["silence", "query", "--expired", "-o", "json"]);
+        let after = amtool(&["alert", "query", "-o", "json"]);
+        (id, listed, alerts, expired, after)
+    })
+    .await
+    .unwrap();
+
+    assert_eq!(id.len(), 36, "a UUID: {id}");
+    let listed: Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(listed[0]["id"], id.as_str());
+    assert_eq!(listed[0]["createdBy"], "alice");
+    assert_eq!(listed[0]["status"]["state"], "active");
+
+    let alerts: Value = serde_json::from_str(&alerts).unwrap();
+    let disk = alerts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["labels"]["alertname"] == "DiskFull")
+        .unwrap();
+    assert_eq!(disk["status"]["state"], "suppressed");
+    assert_eq!(disk["status"]["silencedBy"][0], id.as_str());
+
+    let expired: Value = serde_json::from_str(&expired).unwrap();
+    assert_eq!(expired[0]["status"]["state"], "expired");
+    let after: Value = serde_json::from_str(&after).unwrap();
+    assert_eq!(
+        after.as_array().unwrap().len(),
+        2,
+        "both alerts active again: {after:#}"
+    );
+}

@@ -56,9 +56,9 @@ pub async fn alerts(
         filter.0.extend(parsed.0);
     }
     let active = bool_param(&params, "active")?;
-    // Nothing is silenced or inhibited until the lifecycle stages exist, so
-    // these filters are validated but select nothing out.
-    bool_param(&params, "silenced")?;
+    let silenced = bool_param(&params, "silenced")?;
+    // Nothing is inhibited or unprocessed until the dispatcher decides it, so
+    // these filters are validated but select nothing out yet.
     bool_param(&params, "inhibited")?;
     bool_param(&params, "unprocessed")?;
     let receiver = match params.iter().rev().find(|(k, _)| k == "receiver") {
@@ -77,7 +77,12 @@ pub async fn alerts(
     let mut out = Vec::new();
     for (fp, alert) in state.pipeline.store.all() {
         // Alertmanager lists what has not ended.
-        if !alert.firing_at(now) || !active || !filter.matches(&alert.report.labels) {
+        if !alert.firing_at(now) || !filter.matches(&alert.report.labels) {
+            continue;
+        }
+        let silenced_by = state.pipeline.silences.muting(&alert.report.labels, now);
+        let suppressed = !silenced_by.is_empty();
+        if (suppressed && !silenced) || (!suppressed && !active) {
             continue;
         }
         let receivers = receivers_of(&state, &alert);
@@ -93,7 +98,11 @@ pub async fn alerts(
             "fingerprint": fp.to_string(),
             "receivers": receivers.iter().map(|n| json!({"name": n})).collect::<Vec<_>>(),
             "startsAt": time(r.starts_at),
-            "status": {"inhibitedBy": [], "silencedBy": [], "state": "active"},
+            "status": {
+                "inhibitedBy": [],
+                "silencedBy": silenced_by,
+                "state": if suppressed { "suppressed" } else { "active" },
+            },
             "updatedAt": time(alert.updated_at),
             "generatorURL": r.generator_url,
             "labels": r.labels,

@@ -26,6 +26,8 @@ pub enum AppError {
     Storage(Arc<LogError>),
     /// Shutting down (503).
     Unavailable,
+    /// No such entity (404), e.g. a silence id.
+    NotFound(String),
 }
 
 impl AppError {
@@ -39,6 +41,7 @@ impl AppError {
             AppError::UnsupportedMediaType { .. } => "unsupported_media_type",
             AppError::Storage(_) => "storage",
             AppError::Unavailable => "unavailable",
+            AppError::NotFound(_) => "not_found",
         }
     }
 
@@ -48,6 +51,7 @@ impl AppError {
             AppError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::Storage(_) | AppError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::NotFound(_) => StatusCode::NOT_FOUND,
         }
     }
 
@@ -67,6 +71,7 @@ impl AppError {
                 "the event log could not commit; nothing was stored, retry".into()
             }
             AppError::Unavailable => "shutting down; retry against another instance".into(),
+            AppError::NotFound(what) => format!("{what} not found"),
         }
     }
 

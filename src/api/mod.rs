@@ -8,6 +8,7 @@ mod alertmanager;
 mod error;
 mod events;
 mod ingest;
+mod silences;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -78,6 +79,11 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/api/v2/status", get(alertmanager::status))
         .route("/api/v2/receivers", get(alertmanager::receivers))
+        .route("/api/v2/silences", get(silences::list).post(silences::post))
+        .route(
+            "/api/v2/silence/{id}",
+            get(silences::get).delete(silences::expire),
+        )
         .with_state(state)
 }
 

@@ -77,6 +77,29 @@ pub fn describe(e: &Event) -> String {
             format!("{n} alerts' endsAt extended")
         }
         EventKind::AlertAcked { by, .. } => format!("acknowledged by {by}"),
+        EventKind::SilenceCreated(s) | EventKind::SilenceUpdated(s) => {
+            let matchers: Vec<String> = s
+                .matchers
+                .iter()
+                .map(|m| {
+                    let op = match (m.is_regex, m.is_equal) {
+                        (false, true) => "=",
+                        (false, false) => "!=",
+                        (true, true) => "=~",
+                        (true, false) => "!~",
+                    };
+                    format!("{}{op}{:?}", m.name, m.value)
+                })
+                .collect();
+            format!(
+                "{{{}}} until {} by {}: {}",
+                matchers.join(", "),
+                s.ends_at.to_rfc3339(),
+                s.created_by,
+                s.comment
+            )
+        }
+        EventKind::SilenceExpired { ends_at, .. } => format!("expired at {}", ends_at.to_rfc3339()),
     };
     format!(
         "{:>8}  {}  {:<15} {:<16} {:<12} {}",

@@ -141,6 +141,11 @@ impl Projection for AlertStore {
                     a.updated_at = at;
                 }
             }
+            // Silences mute alerts at read and decision time; they do not
+            // change what the source said.
+            EventKind::SilenceCreated(_)
+            | EventKind::SilenceUpdated(_)
+            | EventKind::SilenceExpired { .. } => {}
         }
     }
 

@@ -9,6 +9,7 @@ pub mod fingerprint;
 pub mod inhibit;
 pub mod matcher;
 pub mod route;
+pub mod silence;
 pub mod time_interval;
 
 pub use fingerprint::{Fingerprint, Fnv64};

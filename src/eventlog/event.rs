@@ -103,6 +103,22 @@ pub enum EventKind {
     #[serde(rename = "alert.resolved")]
     AlertResolved(AlertResolution),
 
+    /// A silence was created (Alertmanager API v2 `POST /api/v2/silences`).
+    #[serde(rename = "silence.created")]
+    SilenceCreated(SilenceSpec),
+
+    /// An existing silence was changed in place (a POST with its id).
+    #[serde(rename = "silence.updated")]
+    SilenceUpdated(SilenceSpec),
+
+    /// A silence was ended early (`DELETE /api/v2/silence/{id}`).
+    #[serde(rename = "silence.expired")]
+    SilenceExpired {
+        id: String,
+        #[serde(deserialize_with = "stored_time::required")]
+        ends_at: DateTime<Utc>,
+    },
+
     /// Someone acknowledged the alert (today: a PagerDuty-style
     /// `acknowledge` event).
     #[serde(rename = "alert.acked")]
@@ -122,6 +138,9 @@ impl EventKind {
             EventKind::AlertRefreshed { .. } => "alert.refreshed",
             EventKind::AlertResolved(_) => "alert.resolved",
             EventKind::AlertAcked { .. } => "alert.acked",
+            EventKind::SilenceCreated(_) => "silence.created",
+            EventKind::SilenceUpdated(_) => "silence.updated",
+            EventKind::SilenceExpired { .. } => "silence.expired",
         }
     }
 
@@ -131,6 +150,9 @@ impl EventKind {
         "alert.refreshed",
         "alert.resolved",
         "alert.acked",
+        "silence.created",
+        "silence.updated",
+        "silence.expired",
     ];
 
     /// The payload column: the variant's fields, without the tag.
@@ -244,6 +266,21 @@ mod stored_time {
     }
 }
 
+/// A silence as Alertmanager's API describes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SilenceSpec {
+    pub id: String,
+    /// Alertmanager API matcher objects (`name`, `value`, `isRegex`,
+    /// `isEqual`), kept exactly as posted.
+    pub matchers: Vec<crate::evaluate::matcher::ApiMatcher>,
+    #[serde(deserialize_with = "stored_time::required")]
+    pub starts_at: DateTime<Utc>,
+    #[serde(deserialize_with = "stored_time::required")]
+    pub ends_at: DateTime<Utc>,
+    pub created_by: String,
+    pub comment: String,
+}
+
 /// An alert as a source reported it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertReport {
@@ -308,6 +345,22 @@ mod tests {
         }
     }
 
+    fn silence() -> SilenceSpec {
+        SilenceSpec {
+            id: "s1".into(),
+            matchers: vec![crate::evaluate::matcher::ApiMatcher {
+                name: "alertname".into(),
+                value: "Up".into(),
+                is_regex: false,
+                is_equal: true,
+            }],
+            starts_at: "2026-01-01T00:00:00Z".parse().unwrap(),
+            ends_at: "2026-01-01T02:00:00Z".parse().unwrap(),
+            created_by: "alice".into(),
+            comment: "maintenance".into(),
+        }
+    }
+
     #[test]
     fn kinds_round_trip_through_their_two_columns() {
         let kinds = vec![
@@ -328,6 +381,12 @@ mod tests {
                 fingerprint: "a".into(),
                 by: "pagerduty".into(),
                 dedup_key: Some("k".into()),
+            },
+            EventKind::SilenceCreated(silence()),
+            EventKind::SilenceUpdated(silence()),
+            EventKind::SilenceExpired {
+                id: "s1".into(),
+                ends_at: "2026-01-01T01:00:00Z".parse().unwrap(),
             },
         ];
         assert_eq!(kinds.len(), EventKind::NAMES.len());

@@ -11,7 +11,9 @@ pub mod replay;
 pub mod store;
 pub mod tail;
 
-pub use event::{AlertReport, AlertResolution, Event, EventKind, LabelSet, Lease, NewEvent};
+pub use event::{
+    AlertReport, AlertResolution, Event, EventKind, LabelSet, Lease, NewEvent, SilenceSpec,
+};
 pub use projection::Projection;
 pub use replay::replay;
 pub use store::{Appended, EventLog, EventQuery, LogError, LogOptions, RawEvent, Synchronous};

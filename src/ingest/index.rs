@@ -226,6 +226,10 @@ impl Projection for AlertIndex {
                     e.last_seq = event.seq;
                 }
             }
+            // Not about what a source reported.
+            EventKind::SilenceCreated(_)
+            | EventKind::SilenceUpdated(_)
+            | EventKind::SilenceExpired { .. } => {}
         }
     }
 
