@@ -344,3 +344,55 @@ async fn bad_silences_are_refused_by_field_and_store_nothing() {
         assert_eq!(list, json!([]), "{what}: something was stored");
     }
 }
+
+/// Inhibition as Alertmanager applies it: a critical alert of a cluster
+/// mutes that cluster's warnings with the same alertname, not other
+/// clusters'; it stops when the source ends.
+#[tokio::test]
+async fn inhibit_rules_suppress_targets_while_the_source_fires() {
+    let s = Server::new(
+        "route:\n  receiver: r\nreceivers:\n  - name: r\n\
+         inhibit_rules:\n  - source_matchers: ['severity=\"critical\"']\n    target_matchers: ['severity=\"warning\"']\n    equal: [alertname, cluster]\n",
+    );
+    let now = s.clock.now();
+    s.post(json!([
+        {"labels": {"alertname": "Down", "cluster": "a", "severity": "critical"},
+         "endsAt": (now + Duration::minutes(10)).to_rfc3339()},
+        {"labels": {"alertname": "Down", "cluster": "a", "severity": "warning", "x": "1"},
+         "endsAt": (now + Duration::hours(1)).to_rfc3339()},
+        {"labels": {"alertname": "Down", "cluster": "b", "severity": "warning"},
+         "endsAt": (now + Duration::hours(1)).to_rfc3339()},
+    ]))
+    .await;
+    let (_, all) = s.get("/api/v2/alerts").await;
+    let by_cluster_severity = |list: &Value, c: &str, sev: &str| -> Value {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["labels"]["cluster"] == c && a["labels"]["severity"] == sev)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let source = by_cluster_severity(&all, "a", "critical");
+    let target = by_cluster_severity(&all, "a", "warning");
+    assert_eq!(target["status"]["state"], "suppressed");
+    assert_eq!(
+        target["status"]["inhibitedBy"],
+        json!([source["fingerprint"]])
+    );
+    assert_eq!(
+        by_cluster_severity(&all, "b", "warning")["status"]["state"],
+        "active"
+    );
+    assert_eq!(source["status"]["state"], "active");
+    let (_, visible) = s.get("/api/v2/alerts?inhibited=false").await;
+    assert_eq!(visible.as_array().unwrap().len(), 2);
+
+    // t+11m: the critical ended; its warning is active again.
+    s.clock.advance(Duration::minutes(11));
+    let (_, later) = s.get("/api/v2/alerts").await;
+    assert_eq!(
+        by_cluster_severity(&later, "a", "warning")["status"]["state"],
+        "active"
+    );
+}

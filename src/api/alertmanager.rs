@@ -57,9 +57,8 @@ pub async fn alerts(
     }
     let active = bool_param(&params, "active")?;
     let silenced = bool_param(&params, "silenced")?;
-    // Nothing is inhibited or unprocessed until the dispatcher decides it, so
-    // these filters are validated but select nothing out yet.
-    bool_param(&params, "inhibited")?;
+    let inhibited = bool_param(&params, "inhibited")?;
+    // Nothing is unprocessed: an alert is evaluated as soon as it is read.
     bool_param(&params, "unprocessed")?;
     let receiver = match params.iter().rev().find(|(k, _)| k == "receiver") {
         Some((_, r)) => {
@@ -74,18 +73,35 @@ pub async fn alerts(
     };
 
     let now = state.pipeline.clock.now();
+    // Alertmanager lists what has not ended.
+    let firing: Vec<(String, crate::evaluate::alerts::StoredAlert)> = state
+        .pipeline
+        .store
+        .all()
+        .into_iter()
+        .filter(|(_, a)| a.firing_at(now))
+        .map(|(fp, a)| (fp.to_string(), a))
+        .collect();
+    let rules = &state.pipeline.routing.inhibit_rules;
     let mut out = Vec::new();
-    for (fp, alert) in state.pipeline.store.all() {
-        // Alertmanager lists what has not ended.
-        if !alert.firing_at(now) || !filter.matches(&alert.report.labels) {
+    for (fp, alert) in &firing {
+        if !filter.matches(&alert.report.labels) {
             continue;
         }
         let silenced_by = state.pipeline.silences.muting(&alert.report.labels, now);
-        let suppressed = !silenced_by.is_empty();
-        if (suppressed && !silenced) || (!suppressed && !active) {
+        let inhibited_by = crate::evaluate::inhibit::inhibitors(
+            rules,
+            &alert.report.labels,
+            firing.iter().map(|(f, a)| (f.as_str(), &a.report.labels)),
+        );
+        let suppressed = !silenced_by.is_empty() || !inhibited_by.is_empty();
+        if (!silenced_by.is_empty() && !silenced)
+            || (!inhibited_by.is_empty() && !inhibited)
+            || (!suppressed && !active)
+        {
             continue;
         }
-        let receivers = receivers_of(&state, &alert);
+        let receivers = receivers_of(&state, alert);
         if let Some(re) = &receiver
             && !receivers.iter().any(|r| re.is_match(r))
         {
@@ -95,11 +111,11 @@ pub async fn alerts(
         out.push(json!({
             "annotations": r.annotations,
             "endsAt": alert.ends_at.map(time).unwrap_or_else(|| GO_ZERO_TIME.into()),
-            "fingerprint": fp.to_string(),
+            "fingerprint": fp,
             "receivers": receivers.iter().map(|n| json!({"name": n})).collect::<Vec<_>>(),
             "startsAt": time(r.starts_at),
             "status": {
-                "inhibitedBy": [],
+                "inhibitedBy": inhibited_by,
                 "silencedBy": silenced_by,
                 "state": if suppressed { "suppressed" } else { "active" },
             },
