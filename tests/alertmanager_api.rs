@@ -396,3 +396,64 @@ async fn inhibit_rules_suppress_targets_while_the_source_fires() {
         "active"
     );
 }
+
+/// "Why was I (not) paged?": an alert's state, its mutes and its history,
+/// over HTTP and from `fenghuo why` on the data directory.
+#[tokio::test]
+async fn history_explains_an_alert() {
+    let s = Server::new("route:\n  receiver: team\nreceivers:\n  - name: team\n");
+    let ends = (s.clock.now() + Duration::hours(1)).to_rfc3339();
+    s.post(
+        json!([{"labels": {"alertname": "A"}, "annotations": {"summary": "one"}, "endsAt": ends}]),
+    )
+    .await;
+    s.post(
+        json!([{"labels": {"alertname": "A"}, "annotations": {"summary": "two"}, "endsAt": ends}]),
+    )
+    .await;
+    let (_, created) = s.post_silence(silence(&s, 0, 30)).await;
+    let (_, listed) = s.get("/api/v2/alerts").await;
+    let fp = listed[0]["fingerprint"].as_str().unwrap().to_string();
+
+    let (status, why) = s.get(&format!("/api/v1/alerts/{fp}/history")).await;
+    assert_eq!(status, StatusCode::OK, "{why}");
+    assert_eq!(why["state"], "firing");
+    assert_eq!(why["receivers"], json!(["team"]));
+    assert_eq!(why["silencedBy"], json!([created["silenceID"]]));
+    let kinds: Vec<&str> = why["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["alert.received", "alert.received"],
+        "the annotation change is history"
+    );
+
+    // (path, status) — unknown and malformed fingerprints.
+    for (path, want) in [
+        (
+            "/api/v1/alerts/0123456789abcdef/history",
+            StatusCode::NOT_FOUND,
+        ),
+        ("/api/v1/alerts/xyz/history", StatusCode::BAD_REQUEST),
+    ] {
+        assert_eq!(s.get(path).await.0, want, "{path}");
+    }
+
+    // The same history from the command line, reading the data directory.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fenghuo"))
+        .args(["why", &fp, "--data-dir"])
+        .arg(&s.pipeline.config.data_dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(text.matches("alert.received").count(), 2, "{text}");
+}

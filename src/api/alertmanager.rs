@@ -156,3 +156,58 @@ pub async fn receivers(State(state): State<AppState>) -> Json<Value> {
         .collect();
     Json(Value::Array(names))
 }
+
+/// Why an alert is (not) paging, as far as the log can say today: its
+/// current state and mute reasons, and every event about it in order.
+/// `GET /api/v1/alerts/{fingerprint}/history`.
+pub async fn history(
+    State(state): State<AppState>,
+    axum::extract::Path(fingerprint): axum::extract::Path<String>,
+) -> Result<Json<Value>, AppError> {
+    let fp =
+        crate::evaluate::Fingerprint::parse(&fingerprint).ok_or_else(|| AppError::BadQuery {
+            param: "fingerprint".into(),
+            message: "must be 16 hex digits, as Alertmanager shows it".into(),
+        })?;
+    let log = state.pipeline.log.clone();
+    let key = fp.to_string();
+    let events = tokio::task::spawn_blocking(move || {
+        log.read(&crate::eventlog::EventQuery {
+            key: Some(key),
+            ..Default::default()
+        })
+    })
+    .await
+    .map_err(|_| AppError::Unavailable)??;
+    let Some(alert) = state.pipeline.store.get(fp) else {
+        return Err(AppError::NotFound(format!("alert {fp}")));
+    };
+    let now = state.pipeline.clock.now();
+    let firing: Vec<(String, crate::evaluate::alerts::StoredAlert)> = state
+        .pipeline
+        .store
+        .all()
+        .into_iter()
+        .filter(|(_, a)| a.firing_at(now))
+        .map(|(f, a)| (f.to_string(), a))
+        .collect();
+    let inhibited_by = if alert.firing_at(now) {
+        crate::evaluate::inhibit::inhibitors(
+            &state.pipeline.routing.inhibit_rules,
+            &alert.report.labels,
+            firing.iter().map(|(f, a)| (f.as_str(), &a.report.labels)),
+        )
+    } else {
+        Vec::new()
+    };
+    Ok(Json(json!({
+        "fingerprint": fp.to_string(),
+        "labels": alert.report.labels,
+        "state": if alert.firing_at(now) { "firing" } else { "resolved" },
+        "endsAt": alert.ends_at.map(time),
+        "receivers": receivers_of(&state, &alert),
+        "silencedBy": state.pipeline.silences.muting(&alert.report.labels, now),
+        "inhibitedBy": inhibited_by,
+        "events": events,
+    })))
+}

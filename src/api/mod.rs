@@ -81,6 +81,10 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v2/receivers", get(alertmanager::receivers))
         .route("/api/v2/silences", get(silences::list).post(silences::post))
         .route(
+            "/api/v1/alerts/{fingerprint}/history",
+            get(alertmanager::history),
+        )
+        .route(
             "/api/v2/silence/{id}",
             get(silences::get).delete(silences::expire),
         )

@@ -3,6 +3,7 @@
 mod events;
 mod replay;
 mod serve;
+mod why;
 
 use std::path::PathBuf;
 
@@ -54,6 +55,8 @@ pub enum Command {
     Events(events::EventsArgs),
     /// Rebuild every view from the log and report the speed.
     Replay(replay::ReplayArgs),
+    /// Explain an alert: its state, what mutes it, and its history.
+    Why(why::WhyArgs),
 }
 
 /// Sets up logging on stderr, in text or JSON.
@@ -75,5 +78,6 @@ pub fn main() -> anyhow::Result<()> {
         Command::Serve(args) => serve::run(args),
         Command::Events(args) => events::run(args),
         Command::Replay(args) => replay::run(args),
+        Command::Why(args) => why::run(args),
     }
 }

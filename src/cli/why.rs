@@ -1,0 +1,116 @@
+//! `fenghuo why FINGERPRINT`: an alert's fate — its state, what mutes it,
+//! where it routes — and every event about it, in order.
+
+use anyhow::{Context, bail};
+
+use super::ConfigArgs;
+use super::events::describe;
+use crate::eventlog::{Event, EventLog, EventQuery};
+
+#[derive(Debug, clap::Args)]
+pub struct WhyArgs {
+    /// The alert's fingerprint (16 hex digits, as Alertmanager shows it).
+    pub fingerprint: String,
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Ask a running server (adds current mute reasons and receivers).
+    #[arg(long, env = "FENGHUO_SERVER")]
+    pub server: Option<String>,
+}
+
+pub fn run(args: WhyArgs) -> anyhow::Result<()> {
+    if crate::evaluate::Fingerprint::parse(&args.fingerprint).is_none() {
+        bail!(
+            "{:?} is not a fingerprint (16 hex digits)",
+            args.fingerprint
+        );
+    }
+    match &args.server {
+        Some(server) => from_server(server.trim_end_matches('/'), &args.fingerprint),
+        None => from_data_dir(&args),
+    }
+}
+
+fn list(values: &serde_json::Value) -> String {
+    let items: Vec<&str> = values
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+        .unwrap_or_default();
+    if items.is_empty() {
+        "none".into()
+    } else {
+        items.join(", ")
+    }
+}
+
+fn from_server(server: &str, fingerprint: &str) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let body: serde_json::Value = rt.block_on(async {
+        let resp = reqwest::get(format!("{server}/api/v1/alerts/{fingerprint}/history"))
+            .await
+            .with_context(|| format!("asking {server}"))?;
+        if !resp.status().is_success() {
+            bail!(
+                "{server} answered {}: {}",
+                resp.status(),
+                resp.text().await?
+            );
+        }
+        Ok(resp.json().await?)
+    })?;
+    println!("alert {fingerprint} {}", body["labels"]);
+    println!("  state:        {}", body["state"].as_str().unwrap_or("?"));
+    let receivers: Vec<&str> = body["receivers"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+        .unwrap_or_default();
+    println!(
+        "  routes to:    {}",
+        if receivers.is_empty() {
+            "no receiver (no route configured)".to_string()
+        } else {
+            receivers.join(", ")
+        }
+    );
+    println!("  silenced by:  {}", list(&body["silencedBy"]));
+    println!("  inhibited by: {}", list(&body["inhibitedBy"]));
+    println!("  history:");
+    let events: Vec<Event> = serde_json::from_value(body["events"].clone())?;
+    for e in &events {
+        println!("  {}", describe(e));
+    }
+    Ok(())
+}
+
+fn from_data_dir(args: &WhyArgs) -> anyhow::Result<()> {
+    let config = args.config.load()?;
+    let path = config.db_path();
+    if !path.exists() {
+        bail!(
+            "no event log at {}: pass --data-dir DIR or --server URL",
+            path.display()
+        );
+    }
+    let log = EventLog::open_read_only(&path)?;
+    let events = log.read(&EventQuery {
+        key: Some(args.fingerprint.clone()),
+        ..Default::default()
+    })?;
+    if events.is_empty() {
+        bail!(
+            "no event about alert {} in {}",
+            args.fingerprint,
+            path.display()
+        );
+    }
+    println!(
+        "alert {} — history (ask --server for current mute reasons):",
+        args.fingerprint
+    );
+    for e in &events {
+        println!("  {}", describe(e));
+    }
+    Ok(())
+}
