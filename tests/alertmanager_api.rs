@@ -457,3 +457,74 @@ async fn history_explains_an_alert() {
     );
     assert_eq!(text.matches("alert.received").count(), 2, "{text}");
 }
+
+/// Time travel: the state at any past moment, rebuilt from what the log had
+/// recorded by then — over HTTP and with `fenghuo replay --at`.
+#[tokio::test]
+async fn state_at_a_past_time_is_rebuilt_from_the_log() {
+    let s = Server::new("");
+    let t0 = s.clock.now();
+    let at = |m: i64| (t0 + Duration::minutes(m)).to_rfc3339();
+    // t0: A fires (until t0+1h).
+    s.post(json!([{"labels": {"alertname": "A"}, "endsAt": at(60)}]))
+        .await;
+    // t0+10m: A is silenced for 30 minutes.
+    s.clock.advance(Duration::minutes(10));
+    let (_, created) = s.post_silence(silence(&s, 0, 30)).await;
+    let sid = created["silenceID"].clone();
+    // t0+20m: B fires.
+    s.clock.advance(Duration::minutes(10));
+    s.post(json!([{"labels": {"alertname": "B"}, "endsAt": at(80)}]))
+        .await;
+    // t0+30m: A resolves.
+    s.clock.advance(Duration::minutes(10));
+    s.post(json!([{"labels": {"alertname": "A"}, "endsAt": at(30)}]))
+        .await;
+    s.clock.advance(Duration::minutes(5));
+
+    // (minute, alerts firing then, A silenced then?)
+    let table: &[(i64, &[&str], bool)] = &[
+        (5, &["A"], false),
+        (15, &["A"], true),
+        (25, &["A", "B"], true),
+        (35, &["B"], false),
+    ];
+    for (minute, firing, silenced) in table {
+        let query = at(*minute).replace('+', "%2B");
+        let (status, then) = s.get(&format!("/api/v1/state?at={query}")).await;
+        assert_eq!(status, StatusCode::OK, "{then}");
+        assert_eq!(names(&then["alerts"]), *firing, "t0+{minute}m");
+        let a = then["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["labels"]["alertname"] == "A");
+        if let Some(a) = a {
+            assert_eq!(
+                a["silencedBy"] == json!([sid]),
+                *silenced,
+                "t0+{minute}m: {a}"
+            );
+        }
+    }
+    let (status, body) = s.get("/api/v1/state?at=yesterday").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["field"], "at");
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fenghuo"))
+        .args(["replay", "--quiet", "--at", &at(15), "--data-dir"])
+        .arg(&s.pipeline.config.data_dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("firing at 2026-11-25 19:15:00 UTC: 1"),
+        "{text}"
+    );
+    assert!(text.contains("silenced by"), "{text}");
+}

@@ -211,3 +211,61 @@ pub async fn history(
         "events": events,
     })))
 }
+
+#[derive(Debug, serde::Deserialize)]
+pub struct AtParams {
+    at: Option<String>,
+}
+
+/// Time travel: alerts and silences as they were at `?at=` (RFC 3339),
+/// rebuilt from the events the log had recorded by then.
+/// `GET /api/v1/state?at=TIME`.
+pub async fn state_at(
+    State(state): State<AppState>,
+    Query(params): Query<AtParams>,
+) -> Result<Json<Value>, AppError> {
+    let at = match &params.at {
+        Some(s) => DateTime::parse_from_rfc3339(s)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|e| AppError::BadQuery {
+                param: "at".into(),
+                message: format!("not an RFC 3339 time ({e})"),
+            })?,
+        None => state.pipeline.clock.now(),
+    };
+    let log = state.pipeline.log.clone();
+    let views = tokio::task::spawn_blocking(move || {
+        let views = crate::pipeline::Views::new();
+        crate::eventlog::replay_as_of(&log, &views.projections(), at, |_, _| {}).map(|_| views)
+    })
+    .await
+    .map_err(|_| AppError::Unavailable)??;
+    let alerts: Vec<Value> = views
+        .alerts
+        .all()
+        .iter()
+        .filter(|(_, a)| a.firing_at(at))
+        .map(|(fp, a)| {
+            json!({
+                "fingerprint": fp.to_string(),
+                "labels": a.report.labels,
+                "annotations": a.report.annotations,
+                "startsAt": time(a.report.starts_at),
+                "endsAt": a.ends_at.map(time),
+                "silencedBy": views.silences.muting(&a.report.labels, at),
+            })
+        })
+        .collect();
+    let silences: Vec<Value> = views
+        .silences
+        .all()
+        .iter()
+        .map(|s| super::silences::gettable(s, at))
+        .collect();
+    Ok(Json(json!({
+        "at": time(at),
+        "alerts": alerts,
+        "silences": silences,
+        "alertsKnown": views.alerts.len(),
+    })))
+}

@@ -84,6 +84,7 @@ pub fn app(state: AppState) -> Router {
             "/api/v1/alerts/{fingerprint}/history",
             get(alertmanager::history),
         )
+        .route("/api/v1/state", get(alertmanager::state_at))
         .route(
             "/api/v2/silence/{id}",
             get(silences::get).delete(silences::expire),

@@ -7,7 +7,7 @@ use anyhow::bail;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::ConfigArgs;
-use crate::eventlog::{EventLog, replay};
+use crate::eventlog::{EventLog, replay, replay_as_of};
 use crate::pipeline::Views;
 
 #[derive(Debug, clap::Args)]
@@ -17,6 +17,10 @@ pub struct ReplayArgs {
     /// No progress bar (for scripts).
     #[arg(long)]
     pub quiet: bool,
+    /// Time travel: rebuild the views as they were at this RFC 3339 time and
+    /// print the alerts firing and silences active then.
+    #[arg(long)]
+    pub at: Option<String>,
 }
 
 pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
@@ -40,8 +44,19 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
         .expect("static template")
         .progress_chars("=> "),
     );
+    let at = match &args.at {
+        Some(t) => Some(
+            chrono::DateTime::parse_from_rfc3339(t)
+                .map_err(|e| anyhow::anyhow!("--at {t:?}: not an RFC 3339 time ({e})"))?
+                .with_timezone(&chrono::Utc),
+        ),
+        None => None,
+    };
     let started = Instant::now();
-    let n = replay(&log, &views, |done, _| bar.set_position(done))?;
+    let n = match at {
+        Some(at) => replay_as_of(&log, &views, at, |done, _| bar.set_position(done))?,
+        None => replay(&log, &views, |done, _| bar.set_position(done))?,
+    };
     let secs = started.elapsed().as_secs_f64();
     bar.finish_and_clear();
     println!(
@@ -49,13 +64,37 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
         n as f64 / secs.max(1e-9),
         views.len()
     );
-    let now = chrono::Utc::now();
+    let now = at.unwrap_or_else(chrono::Utc::now);
     let firing = state
         .alerts
         .all()
         .iter()
         .filter(|(_, a)| a.firing_at(now))
         .count();
-    println!("alerts known: {}, firing now: {firing}", state.alerts.len());
+    println!(
+        "alerts known: {}, firing at {now}: {firing}",
+        state.alerts.len()
+    );
+    if at.is_some() {
+        for (fp, a) in state.alerts.all().iter().filter(|(_, a)| a.firing_at(now)) {
+            let muted = state.silences.muting(&a.report.labels, now);
+            let muted = if muted.is_empty() {
+                String::new()
+            } else {
+                format!("  silenced by {}", muted.join(", "))
+            };
+            println!("  firing  {fp}  {:?}{muted}", a.report.labels);
+        }
+        for s in state.silences.all() {
+            println!(
+                "  silence {}  {}  until {}  by {}: {}",
+                s.spec.id,
+                s.state_at(now).as_str(),
+                s.spec.ends_at.to_rfc3339(),
+                s.spec.created_by,
+                s.spec.comment
+            );
+        }
+    }
     Ok(())
 }

@@ -15,6 +15,6 @@ pub use event::{
     AlertReport, AlertResolution, Event, EventKind, LabelSet, Lease, NewEvent, SilenceSpec,
 };
 pub use projection::Projection;
-pub use replay::replay;
+pub use replay::{replay, replay_as_of};
 pub use store::{Appended, EventLog, EventQuery, LogError, LogOptions, RawEvent, Synchronous};
 pub use tail::tail;

@@ -26,6 +26,26 @@ const RANGE: u64 = 4096;
 pub fn replay(
     log: &EventLog,
     projections: &[Arc<dyn Projection>],
+    progress: impl FnMut(u64, u64),
+) -> Result<u64, LogError> {
+    replay_where(log, projections, |_| true, progress)
+}
+
+/// Time travel: the views as they were at `at`, folding only the events the
+/// log had recorded by then.
+pub fn replay_as_of(
+    log: &EventLog,
+    projections: &[Arc<dyn Projection>],
+    at: chrono::DateTime<chrono::Utc>,
+    progress: impl FnMut(u64, u64),
+) -> Result<u64, LogError> {
+    replay_where(log, projections, |e| e.recorded_at <= at, progress)
+}
+
+fn replay_where(
+    log: &EventLog,
+    projections: &[Arc<dyn Projection>],
+    keep: impl Fn(&Event) -> bool,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<u64, LogError> {
     for p in projections {
@@ -69,7 +89,7 @@ pub fn replay(
             // send fails and they stop.
             waiting.insert(i, decoded?);
             while let Some(events) = waiting.remove(&next) {
-                for event in &events {
+                for event in events.iter().filter(|e| keep(e)) {
                     for p in projections {
                         p.apply(event);
                     }
