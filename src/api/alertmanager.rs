@@ -28,6 +28,44 @@ fn bool_param(params: &[(String, String)], name: &str) -> Result<bool, AppError>
     }
 }
 
+/// The matchers of every `filter=` parameter, as Alertmanager reads them.
+pub(super) fn filter_param(params: &[(String, String)]) -> Result<Matchers, AppError> {
+    let mut filter = Matchers::new();
+    for (_, f) in params.iter().filter(|(k, _)| k == "filter") {
+        let parsed = parse_matchers(f).map_err(|e| AppError::BadQuery {
+            param: "filter".into(),
+            message: format!("bad matcher format {f:?}: {e}"),
+        })?;
+        filter.0.extend(parsed.0);
+    }
+    Ok(filter)
+}
+
+/// Alerts firing at `now`, with their fingerprints as text.
+fn firing_at(state: &AppState, now: DateTime<Utc>) -> Vec<(String, StoredAlert)> {
+    state
+        .pipeline
+        .store
+        .all()
+        .into_iter()
+        .filter(|(_, a)| a.firing_at(now))
+        .map(|(fp, a)| (fp.to_string(), a))
+        .collect()
+}
+
+/// The firing alerts that inhibit `alert` under the configured rules.
+fn inhibited_by(
+    state: &AppState,
+    alert: &StoredAlert,
+    firing: &[(String, StoredAlert)],
+) -> Vec<String> {
+    crate::evaluate::inhibit::inhibitors(
+        &state.pipeline.routing.inhibit_rules,
+        &alert.report.labels,
+        firing.iter().map(|(f, a)| (f.as_str(), &a.report.labels)),
+    )
+}
+
 /// The receivers an alert's labels route to, in routing order.
 fn receivers_of(state: &AppState, alert: &StoredAlert) -> Vec<String> {
     let Some(tree) = &state.pipeline.routing.tree else {
@@ -47,14 +85,7 @@ pub async fn alerts(
     State(state): State<AppState>,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Json<Value>, AppError> {
-    let mut filter = Matchers::new();
-    for (_, f) in params.iter().filter(|(k, _)| k == "filter") {
-        let parsed = parse_matchers(f).map_err(|e| AppError::BadQuery {
-            param: "filter".into(),
-            message: format!("bad matcher format {f:?}: {e}"),
-        })?;
-        filter.0.extend(parsed.0);
-    }
+    let filter = filter_param(&params)?;
     let active = bool_param(&params, "active")?;
     let silenced = bool_param(&params, "silenced")?;
     let inhibited = bool_param(&params, "inhibited")?;
@@ -74,26 +105,14 @@ pub async fn alerts(
 
     let now = state.pipeline.clock.now();
     // Alertmanager lists what has not ended.
-    let firing: Vec<(String, crate::evaluate::alerts::StoredAlert)> = state
-        .pipeline
-        .store
-        .all()
-        .into_iter()
-        .filter(|(_, a)| a.firing_at(now))
-        .map(|(fp, a)| (fp.to_string(), a))
-        .collect();
-    let rules = &state.pipeline.routing.inhibit_rules;
+    let firing = firing_at(&state, now);
     let mut out = Vec::new();
     for (fp, alert) in &firing {
         if !filter.matches(&alert.report.labels) {
             continue;
         }
         let silenced_by = state.pipeline.silences.muting(&alert.report.labels, now);
-        let inhibited_by = crate::evaluate::inhibit::inhibitors(
-            rules,
-            &alert.report.labels,
-            firing.iter().map(|(f, a)| (f.as_str(), &a.report.labels)),
-        );
+        let inhibited_by = inhibited_by(&state, alert, &firing);
         let suppressed = !silenced_by.is_empty() || !inhibited_by.is_empty();
         if (!silenced_by.is_empty() && !silenced)
             || (!inhibited_by.is_empty() && !inhibited)
@@ -183,20 +202,8 @@ pub async fn history(
         return Err(AppError::NotFound(format!("alert {fp}")));
     };
     let now = state.pipeline.clock.now();
-    let firing: Vec<(String, crate::evaluate::alerts::StoredAlert)> = state
-        .pipeline
-        .store
-        .all()
-        .into_iter()
-        .filter(|(_, a)| a.firing_at(now))
-        .map(|(f, a)| (f.to_string(), a))
-        .collect();
     let inhibited_by = if alert.firing_at(now) {
-        crate::evaluate::inhibit::inhibitors(
-            &state.pipeline.routing.inhibit_rules,
-            &alert.report.labels,
-            firing.iter().map(|(f, a)| (f.as_str(), &a.report.labels)),
-        )
+        inhibited_by(&state, &alert, &firing_at(&state, now))
     } else {
         Vec::new()
     };

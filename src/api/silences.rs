@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{AppError, AppState};
-use crate::evaluate::matcher::{ApiMatcher, Matchers, parse as parse_matchers};
+use crate::evaluate::matcher::ApiMatcher;
 use crate::evaluate::silence::{self, Silence, SilenceState};
 use crate::eventlog::{EventKind, NewEvent, SilenceSpec};
 use crate::ingest::IngestError;
@@ -90,13 +90,7 @@ pub async fn post(
 
     let mut events = Vec::new();
     let previous = match posted.id.as_deref().filter(|id| !id.is_empty()) {
-        Some(id) => Some(
-            state
-                .pipeline
-                .silences
-                .get(id)
-                .ok_or_else(|| AppError::NotFound(format!("silence {id}")))?,
-        ),
+        Some(id) => Some(find(&state, id)?),
         None => None,
     };
     match previous {
@@ -143,14 +137,7 @@ pub async fn list(
     State(state): State<AppState>,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Json<Value>, AppError> {
-    let mut filter = Matchers::new();
-    for (_, f) in params.iter().filter(|(k, _)| k == "filter") {
-        let parsed = parse_matchers(f).map_err(|e| AppError::BadQuery {
-            param: "filter".into(),
-            message: format!("bad matcher format {f:?}: {e}"),
-        })?;
-        filter.0.extend(parsed.0);
-    }
+    let filter = super::alertmanager::filter_param(&params)?;
     let now = state.pipeline.clock.now();
     let out: Vec<Value> = state
         .pipeline
@@ -171,16 +158,20 @@ pub async fn list(
     Ok(Json(Value::Array(out)))
 }
 
+fn find(state: &AppState, id: &str) -> Result<Silence, AppError> {
+    state
+        .pipeline
+        .silences
+        .get(id)
+        .ok_or_else(|| AppError::NotFound(format!("silence {id}")))
+}
+
 /// `GET /api/v2/silence/{id}`.
 pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, AppError> {
-    let s = state
-        .pipeline
-        .silences
-        .get(&id)
-        .ok_or_else(|| AppError::NotFound(format!("silence {id}")))?;
+    let s = find(&state, &id)?;
     Ok(Json(gettable(&s, state.pipeline.clock.now())))
 }
 
@@ -189,11 +180,7 @@ pub async fn expire(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, AppError> {
-    let s = state
-        .pipeline
-        .silences
-        .get(&id)
-        .ok_or_else(|| AppError::NotFound(format!("silence {id}")))?;
+    let s = find(&state, &id)?;
     let now = state.pipeline.clock.now();
     if s.state_at(now) == SilenceState::Expired {
         return Err(invalid("id", format!("silence {id} already expired")));

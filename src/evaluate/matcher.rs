@@ -822,8 +822,8 @@ fn open_metrics_escape(s: &str) -> String {
 
 /// Go's `strconv.Quote`. Printability follows Go's `strconv.IsPrint`
 /// approximately (control, non-space whitespace, format and private-use
-/// characters are escaped).
-fn go_quote(s: &str) -> String {
+/// characters are escaped). Also prints label sets the way Prometheus does.
+pub(crate) fn go_quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {

@@ -742,62 +742,10 @@ pub fn label_set_string(labels: &LabelSet) -> String {
         }
         out.push_str(name);
         out.push('=');
-        go_quote_into(&mut out, value);
+        out.push_str(&super::matcher::go_quote(value));
     }
     out.push('}');
     out
-}
-
-/// Go's `strconv.Quote`, appended to `out`. Printability follows Go's
-/// `strconv.IsPrint` approximately (control, non-space whitespace, format and
-/// private-use characters and non-characters are escaped), as in
-/// `matcher.rs`.
-fn go_quote_into(out: &mut String, s: &str) {
-    use std::fmt::Write;
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if go_is_print(c) => out.push(c),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            }
-            c if (c as u32) < 0x10000 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => {
-                let _ = write!(out, "\\U{:08x}", c as u32);
-            }
-        }
-    }
-    out.push('"');
-}
-
-fn go_is_print(c: char) -> bool {
-    if c == ' ' {
-        return true;
-    }
-    if c.is_control() || c.is_whitespace() {
-        return false;
-    }
-    let u = c as u32;
-    let format_char = matches!(
-        u,
-        0xAD | 0x600..=0x605 | 0x61C | 0x6DD | 0x70F | 0x180E | 0x200B..=0x200F
-            | 0x202A..=0x202E | 0x2060..=0x2064 | 0x2066..=0x206F | 0xFEFF
-            | 0xFFF9..=0xFFFB | 0x110BD | 0xE0001 | 0xE0020..=0xE007F
-    );
-    let private_use = matches!(u, 0xE000..=0xF8FF | 0xF0000..=0x10FFFF);
-    let non_character = (u & 0xFFFE) == 0xFFFE || (0xFDD0..=0xFDEF).contains(&u);
-    !(format_char || private_use || non_character)
 }
 
 #[cfg(test)]
