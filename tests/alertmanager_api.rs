@@ -528,3 +528,46 @@ async fn state_at_a_past_time_is_rebuilt_from_the_log() {
     );
     assert!(text.contains("silenced by"), "{text}");
 }
+
+/// Groups as the routing tree forms them: one per route and `group_by`
+/// values. `continue` goes on to later siblings, never back to the parent:
+/// the db alerts are not also in the root's group (Alertmanager's Match).
+#[tokio::test]
+async fn alert_groups_follow_the_routing_tree() {
+    let s = Server::new(
+        "route:\n  receiver: oncall\n  group_by: [cluster]\n  routes:\n    - matchers: ['team=\"db\"']\n      receiver: db\n      group_by: [alertname]\n      continue: true\n\
+         receivers:\n  - name: oncall\n  - name: db\n",
+    );
+    let ends = (s.clock.now() + Duration::hours(1)).to_rfc3339();
+    s.post(json!([
+        {"labels": {"alertname": "Slow", "cluster": "a", "team": "db"}, "endsAt": ends},
+        {"labels": {"alertname": "Slow", "cluster": "b", "team": "db"}, "endsAt": ends},
+        {"labels": {"alertname": "Down", "cluster": "a"}, "endsAt": ends},
+    ]))
+    .await;
+    let (status, groups) = s.get("/api/v2/alerts/groups").await;
+    assert_eq!(status, StatusCode::OK);
+    // (receiver, group labels, alerts in it)
+    let mut got: Vec<(String, String, usize)> = groups
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            (
+                g["receiver"]["name"].as_str().unwrap().to_string(),
+                g["labels"].to_string(),
+                g["alerts"].as_array().unwrap().len(),
+            )
+        })
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("db".to_string(), r#"{"alertname":"Slow"}"#.to_string(), 2),
+            ("oncall".to_string(), r#"{"cluster":"a"}"#.to_string(), 1),
+        ]
+    );
+    let (_, only_db) = s.get("/api/v2/alerts/groups?receiver=db").await;
+    assert_eq!(only_db.as_array().unwrap().len(), 1);
+}

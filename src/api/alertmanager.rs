@@ -85,12 +85,27 @@ pub async fn alerts(
     State(state): State<AppState>,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Json<Value>, AppError> {
-    let filter = filter_param(&params)?;
-    let active = bool_param(&params, "active")?;
-    let silenced = bool_param(&params, "silenced")?;
-    let inhibited = bool_param(&params, "inhibited")?;
+    let listed = listed_alerts(&state, &params)?;
+    Ok(Json(Value::Array(
+        listed.into_iter().map(|l| l.json).collect(),
+    )))
+}
+
+/// An alert as the API lists it.
+struct Listed {
+    alert: StoredAlert,
+    json: Value,
+}
+
+/// The alerts `params` select (`filter`, `active`, `silenced`, `inhibited`,
+/// `receiver`), in fingerprint order, each in Alertmanager's JSON shape.
+fn listed_alerts(state: &AppState, params: &[(String, String)]) -> Result<Vec<Listed>, AppError> {
+    let filter = filter_param(params)?;
+    let active = bool_param(params, "active")?;
+    let silenced = bool_param(params, "silenced")?;
+    let inhibited = bool_param(params, "inhibited")?;
     // Nothing is unprocessed: an alert is evaluated as soon as it is read.
-    bool_param(&params, "unprocessed")?;
+    bool_param(params, "unprocessed")?;
     let receiver = match params.iter().rev().find(|(k, _)| k == "receiver") {
         Some((_, r)) => {
             Some(
@@ -105,14 +120,14 @@ pub async fn alerts(
 
     let now = state.pipeline.clock.now();
     // Alertmanager lists what has not ended.
-    let firing = firing_at(&state, now);
+    let firing = firing_at(state, now);
     let mut out = Vec::new();
     for (fp, alert) in &firing {
         if !filter.matches(&alert.report.labels) {
             continue;
         }
         let silenced_by = state.pipeline.silences.muting(&alert.report.labels, now);
-        let inhibited_by = inhibited_by(&state, alert, &firing);
+        let inhibited_by = inhibited_by(state, alert, &firing);
         let suppressed = !silenced_by.is_empty() || !inhibited_by.is_empty();
         if (!silenced_by.is_empty() && !silenced)
             || (!inhibited_by.is_empty() && !inhibited)
@@ -120,29 +135,91 @@ pub async fn alerts(
         {
             continue;
         }
-        let receivers = receivers_of(&state, alert);
+        let receivers = receivers_of(state, alert);
         if let Some(re) = &receiver
             && !receivers.iter().any(|r| re.is_match(r))
         {
             continue;
         }
         let r = &alert.report;
-        out.push(json!({
-            "annotations": r.annotations,
-            "endsAt": alert.ends_at.map(time).unwrap_or_else(|| GO_ZERO_TIME.into()),
-            "fingerprint": fp,
-            "receivers": receivers.iter().map(|n| json!({"name": n})).collect::<Vec<_>>(),
-            "startsAt": time(r.starts_at),
-            "status": {
-                "inhibitedBy": inhibited_by,
-                "silencedBy": silenced_by,
-                "state": if suppressed { "suppressed" } else { "active" },
-            },
-            "updatedAt": time(alert.updated_at),
-            "generatorURL": r.generator_url,
-            "labels": r.labels,
-        }));
+        out.push(Listed {
+            json: json!({
+                "annotations": r.annotations,
+                "endsAt": alert.ends_at.map(time).unwrap_or_else(|| GO_ZERO_TIME.into()),
+                "fingerprint": fp,
+                "receivers": receivers.iter().map(|n| json!({"name": n})).collect::<Vec<_>>(),
+                "startsAt": time(r.starts_at),
+                "status": {
+                    "inhibitedBy": inhibited_by,
+                    "silencedBy": silenced_by,
+                    "state": if suppressed { "suppressed" } else { "active" },
+                },
+                "updatedAt": time(alert.updated_at),
+                "generatorURL": r.generator_url,
+                "labels": r.labels,
+            }),
+            alert: alert.clone(),
+        });
     }
+    Ok(out)
+}
+
+/// `GET /api/v2/alerts/groups`: the listed alerts grouped as the routing
+/// tree groups them (one group per route and `group_by` label values),
+/// as karma and Alertmanager's UI read them.
+pub async fn groups(
+    State(state): State<AppState>,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Result<Json<Value>, AppError> {
+    let Some(tree) = &state.pipeline.routing.tree else {
+        return Ok(Json(json!([])));
+    };
+    let receiver = params
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "receiver")
+        .map(|(_, r)| r.clone());
+    // Keyed by route id and group labels: AM's group keys can repeat
+    // across sibling routes with equal matchers.
+    let mut groups: std::collections::BTreeMap<(String, String), (String, Value, Vec<Value>)> =
+        std::collections::BTreeMap::new();
+    let without_receiver: Vec<(String, String)> = params
+        .iter()
+        .filter(|(k, _)| k != "receiver")
+        .cloned()
+        .collect();
+    let receiver_re = match &receiver {
+        Some(r) => Some(
+            Regex::new(&format!("^(?:{r})$")).map_err(|e| AppError::BadQuery {
+                param: "receiver".into(),
+                message: format!("bad regex: {e}"),
+            })?,
+        ),
+        None => None,
+    };
+    for listed in listed_alerts(&state, &without_receiver)? {
+        for route in tree.matching(&listed.alert.report.labels) {
+            if receiver_re
+                .as_ref()
+                .is_some_and(|re| !re.is_match(route.receiver()))
+            {
+                continue;
+            }
+            let labels = crate::evaluate::route::group_labels(route, &listed.alert.report.labels);
+            let key = crate::evaluate::route::label_set_string(&labels);
+            groups
+                .entry((route.id().to_string(), key))
+                .or_insert_with(|| (route.receiver().to_string(), json!(labels), Vec::new()))
+                .2
+                .push(listed.json.clone());
+        }
+    }
+    let out: Vec<Value> = groups
+        .into_values()
+        .map(|(receiver, labels, alerts)| {
+            json!({"labels": labels, "receiver": {"name": receiver}, "alerts": alerts})
+        })
+        .collect();
     Ok(Json(Value::Array(out)))
 }
 

@@ -77,6 +77,7 @@ pub fn app(state: AppState) -> Router {
             "/api/v2/alerts",
             get(alertmanager::alerts).post(ingest::alertmanager_v2),
         )
+        .route("/api/v2/alerts/groups", get(alertmanager::groups))
         .route("/api/v2/status", get(alertmanager::status))
         .route("/api/v2/receivers", get(alertmanager::receivers))
         .route("/api/v2/silences", get(silences::list).post(silences::post))
