@@ -21,6 +21,7 @@ use tokio::sync::watch;
 use crate::clock::SharedClock;
 use crate::config::{Config, Routing};
 use crate::evaluate::alerts::AlertStore;
+use crate::evaluate::dispatch::{Dispatcher, GroupStates};
 use crate::evaluate::silence::SilenceStore;
 use crate::eventlog::{EventLog, LogOptions, Projection};
 use crate::ingest::{AlertIndex, Ingest};
@@ -36,6 +37,9 @@ pub struct Pipeline {
     /// Every alert as Alertmanager shows it.
     pub store: Arc<AlertStore>,
     pub silences: Arc<SilenceStore>,
+    pub groups: Arc<GroupStates>,
+    /// Decides group timers and due notifications.
+    pub dispatcher: Arc<Dispatcher>,
     /// The routing sections of the config, compiled.
     pub routing: Routing,
     pub ingest: Ingest,
@@ -49,6 +53,7 @@ pub struct Views {
     pub alert_index: Arc<AlertIndex>,
     pub alerts: Arc<AlertStore>,
     pub silences: Arc<SilenceStore>,
+    pub groups: Arc<GroupStates>,
 }
 
 impl Views {
@@ -57,6 +62,7 @@ impl Views {
             alert_index: Arc::new(AlertIndex::new()),
             alerts: Arc::new(AlertStore::new()),
             silences: Arc::new(SilenceStore::new()),
+            groups: Arc::new(GroupStates::new()),
         }
     }
 
@@ -66,6 +72,7 @@ impl Views {
             self.alert_index.clone(),
             self.alerts.clone(),
             self.silences.clone(),
+            self.groups.clone(),
         ]
     }
 }
@@ -109,13 +116,23 @@ impl Pipeline {
             clock.clone(),
             config.ingest.settings(),
         );
+        let dispatcher = Arc::new(Dispatcher::new(
+            log.clone(),
+            clock.clone(),
+            routing.clone(),
+            views.alerts.clone(),
+            views.silences.clone(),
+            views.groups.clone(),
+        ));
         Ok(Pipeline {
             config,
             clock,
             log,
             alerts: views.alert_index,
+            dispatcher,
             store: views.alerts,
             silences: views.silences,
+            groups: views.groups,
             routing,
             ingest,
             _lock: Some(lock),
@@ -125,12 +142,55 @@ impl Pipeline {
     /// Starts the background stages; they stop when `shutdown` turns true.
     pub fn spawn_background(&self, shutdown: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
         let ingest = self.ingest.clone();
-        tokio::spawn(lease_checkpoints(ingest, shutdown))
+        let dispatcher = self.dispatcher.clone();
+        let log = self.log.clone();
+        let clock = self.clock.clone();
+        let dispatch_shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let dispatching = tokio::spawn(dispatch(dispatcher, log, clock, dispatch_shutdown));
+            lease_checkpoints(ingest, shutdown).await;
+            let _ = dispatching.await;
+        })
     }
 
     /// Commits what is queued and stops the writer.
     pub fn close(&self) {
         self.log.close();
+    }
+}
+
+/// Runs the dispatcher whenever the log changes or its next timer is due
+/// (and at least every second, for `endsAt`s that pass).
+async fn dispatch(
+    dispatcher: Arc<Dispatcher>,
+    log: EventLog,
+    clock: SharedClock,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut live = log.subscribe();
+    loop {
+        if let Err(e) = dispatcher.step().await {
+            tracing::warn!(error = %e, "dispatch step failed; retrying");
+        }
+        let wait = dispatcher
+            .groups()
+            .next_due()
+            .and_then(|due| (due - clock.now()).to_std().ok())
+            .unwrap_or_default()
+            .clamp(
+                std::time::Duration::from_millis(1),
+                std::time::Duration::from_secs(1),
+            );
+        tokio::select! {
+            woke = tokio::time::timeout(wait, live.recv()) => {
+                if let Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) = woke {
+                    return;
+                }
+                // Take everything already committed, then decide once.
+                while live.try_recv().is_ok() {}
+            }
+            _ = shutdown.changed() => return,
+        }
     }
 }
 

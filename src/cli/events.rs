@@ -100,6 +100,27 @@ pub fn describe(e: &Event) -> String {
             )
         }
         EventKind::SilenceExpired { ends_at, .. } => format!("expired at {}", ends_at.to_rfc3339()),
+        EventKind::GroupScheduled(t) => format!(
+            "{} to {}: next flush at {} ({})",
+            t.group.group_key,
+            t.group.receiver,
+            t.due_at.to_rfc3339(),
+            t.reason
+        ),
+        EventKind::NotificationDue(n) => format!(
+            "{} to {}: {} firing ({} new), {} resolved{}{}",
+            n.group.group_key,
+            n.group.receiver,
+            n.firing.len(),
+            n.new.len(),
+            n.resolved.len(),
+            if n.repeat { ", repeat" } else { "" },
+            if n.muted.is_empty() {
+                String::new()
+            } else {
+                format!(", {} muted", n.muted.len())
+            }
+        ),
     };
     format!(
         "{:>8}  {}  {:<15} {:<16} {:<12} {}",

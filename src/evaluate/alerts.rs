@@ -146,6 +146,8 @@ impl Projection for AlertStore {
             EventKind::SilenceCreated(_)
             | EventKind::SilenceUpdated(_)
             | EventKind::SilenceExpired { .. } => {}
+            // Decisions about groups; they do not change an alert.
+            EventKind::GroupScheduled(_) | EventKind::NotificationDue(_) => {}
         }
     }
 

@@ -5,6 +5,7 @@
 //! sends anything and never reads HTTP requests.
 
 pub mod alerts;
+pub mod dispatch;
 pub mod fingerprint;
 pub mod inhibit;
 pub mod matcher;

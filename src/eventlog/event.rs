@@ -119,6 +119,16 @@ pub enum EventKind {
         ends_at: DateTime<Utc>,
     },
 
+    /// A group's next flush was scheduled: a durable timer (group_wait for a
+    /// new group, group_interval after a flush).
+    #[serde(rename = "group.scheduled")]
+    GroupScheduled(GroupTimer),
+
+    /// A group is due a notification: what fires, what resolved since the
+    /// last one, what is new, and what was left out because it is muted.
+    #[serde(rename = "notification.due")]
+    NotificationDue(NotificationDue),
+
     /// Someone acknowledged the alert (today: a PagerDuty-style
     /// `acknowledge` event).
     #[serde(rename = "alert.acked")]
@@ -141,6 +151,8 @@ impl EventKind {
             EventKind::SilenceCreated(_) => "silence.created",
             EventKind::SilenceUpdated(_) => "silence.updated",
             EventKind::SilenceExpired { .. } => "silence.expired",
+            EventKind::GroupScheduled(_) => "group.scheduled",
+            EventKind::NotificationDue(_) => "notification.due",
         }
     }
 
@@ -153,6 +165,8 @@ impl EventKind {
         "silence.created",
         "silence.updated",
         "silence.expired",
+        "group.scheduled",
+        "notification.due",
     ];
 
     /// The payload column: the variant's fields, without the tag.
@@ -266,6 +280,47 @@ mod stored_time {
     }
 }
 
+/// Which aggregation group: a route (by id) and the values of its
+/// `group_by` labels. Alertmanager's group key is kept for display and
+/// webhooks; it can repeat across sibling routes, the id cannot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupRef {
+    /// Route id and group labels, `{route id}:{labels}`: unique.
+    pub group: String,
+    pub route: String,
+    pub receiver: String,
+    /// Alertmanager's `groupKey`.
+    pub group_key: String,
+    pub group_labels: LabelSet,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupTimer {
+    #[serde(flatten)]
+    pub group: GroupRef,
+    #[serde(deserialize_with = "stored_time::required")]
+    pub due_at: DateTime<Utc>,
+    /// `group_wait` or `group_interval`.
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NotificationDue {
+    #[serde(flatten)]
+    pub group: GroupRef,
+    /// Fingerprints firing and not muted: what the message lists.
+    pub firing: Vec<String>,
+    /// Notified as firing before, resolved since.
+    pub resolved: Vec<String>,
+    /// Firing and not in the previous notification.
+    pub new: Vec<String>,
+    /// Nothing changed; `repeat_interval` passed.
+    pub repeat: bool,
+    /// Firing but left out: fingerprint → silences or inhibitors muting it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub muted: BTreeMap<String, Vec<String>>,
+}
+
 /// A silence as Alertmanager's API describes it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SilenceSpec {
@@ -345,6 +400,16 @@ mod tests {
         }
     }
 
+    fn group_ref() -> GroupRef {
+        GroupRef {
+            group: "{}:{}".into(),
+            route: "{}".into(),
+            receiver: "team".into(),
+            group_key: "{}:{}".into(),
+            group_labels: LabelSet::new(),
+        }
+    }
+
     fn silence() -> SilenceSpec {
         SilenceSpec {
             id: "s1".into(),
@@ -388,6 +453,19 @@ mod tests {
                 id: "s1".into(),
                 ends_at: "2026-01-01T01:00:00Z".parse().unwrap(),
             },
+            EventKind::GroupScheduled(GroupTimer {
+                group: group_ref(),
+                due_at: "2026-01-01T00:00:30Z".parse().unwrap(),
+                reason: "group_wait".into(),
+            }),
+            EventKind::NotificationDue(NotificationDue {
+                group: group_ref(),
+                firing: vec!["a".into()],
+                resolved: vec!["b".into()],
+                new: vec!["a".into()],
+                repeat: false,
+                muted: [("c".to_string(), vec!["s1".to_string()])].into(),
+            }),
         ];
         assert_eq!(kinds.len(), EventKind::NAMES.len());
         for kind in kinds {

@@ -12,7 +12,8 @@ pub mod store;
 pub mod tail;
 
 pub use event::{
-    AlertReport, AlertResolution, Event, EventKind, LabelSet, Lease, NewEvent, SilenceSpec,
+    AlertReport, AlertResolution, Event, EventKind, GroupRef, GroupTimer, LabelSet, Lease,
+    NewEvent, NotificationDue, SilenceSpec,
 };
 pub use projection::Projection;
 pub use replay::{replay, replay_as_of};

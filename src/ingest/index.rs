@@ -229,7 +229,9 @@ impl Projection for AlertIndex {
             // Not about what a source reported.
             EventKind::SilenceCreated(_)
             | EventKind::SilenceUpdated(_)
-            | EventKind::SilenceExpired { .. } => {}
+            | EventKind::SilenceExpired { .. }
+            | EventKind::GroupScheduled(_)
+            | EventKind::NotificationDue(_) => {}
         }
     }
 

@@ -1,0 +1,363 @@
+//! The dispatcher: alerts into aggregation groups, groups into
+//! `notification.due` decisions, on durable timers.
+//!
+//! Semantics are Alertmanager's: an alert joins one group per route it
+//! matches (route id + `group_by` values). A new group waits `group_wait`
+//! before its first notification; after that it is flushed every
+//! `group_interval`, and a flush notifies only when something changed (new
+//! firing alerts, or alerts notified before that have resolved) or when
+//! `repeat_interval` has passed since the last notification. Silenced and
+//! inhibited alerts are left out and said so; a route's mute time intervals
+//! skip its flushes, active time intervals limit them.
+//!
+//! Every decision is an event: `group.scheduled` (the timer, so a restart
+//! neither drops nor repeats a due flush and a waiting group keeps waiting
+//! only the time left) and `notification.due`. [`GroupStates`] folds them;
+//! [`Dispatcher::step`] decides from the folds and the clock, and never
+//! sends anything.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use parking_lot::RwLock;
+
+use super::alerts::{AlertStore, StoredAlert};
+use super::route::{group_key, group_labels, label_set_string};
+use super::silence::SilenceStore;
+use crate::clock::SharedClock;
+use crate::config::Routing;
+use crate::eventlog::{
+    Event, EventKind, EventLog, GroupRef, GroupTimer, LogError, NewEvent, NotificationDue,
+    Projection,
+};
+
+/// What the log says about one group.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GroupState {
+    /// The group as the last decision about it named it.
+    pub group: Option<GroupRef>,
+    pub next_due: Option<DateTime<Utc>>,
+    pub last_notified_at: Option<DateTime<Utc>>,
+    /// Fingerprints the last notification listed as firing.
+    pub last_firing: BTreeSet<String>,
+}
+
+/// Fold of `group.scheduled` and `notification.due`.
+#[derive(Default)]
+pub struct GroupStates {
+    groups: RwLock<HashMap<String, GroupState>>,
+}
+
+impl GroupStates {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn get(&self, group: &str) -> Option<GroupState> {
+        self.groups.read().get(group).cloned()
+    }
+
+    /// Every group with its state, sorted by id.
+    pub fn all(&self) -> Vec<(String, GroupState)> {
+        let mut all: Vec<_> = self
+            .groups
+            .read()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+
+    /// The earliest pending timer, for the loop that wakes the dispatcher.
+    pub fn next_due(&self) -> Option<DateTime<Utc>> {
+        self.groups.read().values().filter_map(|g| g.next_due).min()
+    }
+}
+
+impl Projection for GroupStates {
+    fn name(&self) -> &'static str {
+        "groups"
+    }
+
+    fn apply(&self, event: &Event) {
+        match &event.kind {
+            EventKind::GroupScheduled(t) => {
+                let mut groups = self.groups.write();
+                let g = groups.entry(t.group.group.clone()).or_default();
+                g.group = Some(t.group.clone());
+                g.next_due = Some(t.due_at);
+            }
+            EventKind::NotificationDue(n) => {
+                let mut groups = self.groups.write();
+                let g = groups.entry(n.group.group.clone()).or_default();
+                g.group = Some(n.group.clone());
+                g.next_due = None;
+                g.last_notified_at = Some(event.occurred_at);
+                g.last_firing = n.firing.iter().cloned().collect();
+            }
+            _ => {}
+        }
+    }
+
+    fn reset(&self) {
+        self.groups.write().clear();
+    }
+}
+
+/// One group's members as of now.
+#[derive(Default)]
+struct Members {
+    group: Option<GroupRef>,
+    firing: BTreeSet<String>,
+    muted: BTreeMap<String, Vec<String>>,
+}
+
+/// Decides; owns no state of its own beyond what the log folds into.
+pub struct Dispatcher {
+    log: EventLog,
+    clock: SharedClock,
+    routing: Routing,
+    alerts: Arc<AlertStore>,
+    silences: Arc<SilenceStore>,
+    groups: Arc<GroupStates>,
+}
+
+impl Dispatcher {
+    pub fn new(
+        log: EventLog,
+        clock: SharedClock,
+        routing: Routing,
+        alerts: Arc<AlertStore>,
+        silences: Arc<SilenceStore>,
+        groups: Arc<GroupStates>,
+    ) -> Self {
+        Dispatcher {
+            log,
+            clock,
+            routing,
+            alerts,
+            silences,
+            groups,
+        }
+    }
+
+    pub fn groups(&self) -> &GroupStates {
+        &self.groups
+    }
+
+    /// Current membership of every group that has firing alerts.
+    fn members(&self, now: DateTime<Utc>) -> BTreeMap<String, Members> {
+        let mut out: BTreeMap<String, Members> = BTreeMap::new();
+        let Some(tree) = &self.routing.tree else {
+            return out;
+        };
+        let firing: Vec<(String, StoredAlert)> = self
+            .alerts
+            .all()
+            .into_iter()
+            .filter(|(_, a)| a.firing_at(now))
+            .map(|(fp, a)| (fp.to_string(), a))
+            .collect();
+        for (fp, alert) in &firing {
+            let labels = &alert.report.labels;
+            let mut mutes = self.silences.muting(labels, now);
+            mutes.extend(super::inhibit::inhibitors(
+                &self.routing.inhibit_rules,
+                labels,
+                firing.iter().map(|(f, a)| (f.as_str(), &a.report.labels)),
+            ));
+            for route in tree.matching(labels) {
+                let glabels = group_labels(route, labels);
+                let id = format!("{}:{}", route.id(), label_set_string(&glabels));
+                let m = out.entry(id.clone()).or_default();
+                if m.group.is_none() {
+                    m.group = Some(GroupRef {
+                        group: id,
+                        route: route.id().to_string(),
+                        receiver: route.receiver().to_string(),
+                        group_key: group_key(route, &glabels),
+                        group_labels: glabels,
+                    });
+                }
+                if mutes.is_empty() {
+                    m.firing.insert(fp.clone());
+                } else {
+                    m.muted.insert(fp.clone(), mutes.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// Decides what is due at the clock's now and appends it. Deterministic
+    /// in the log and the time: running it twice at the same instant decides
+    /// nothing the second time. Returns the decisions appended.
+    pub async fn step(&self) -> Result<Vec<EventKind>, std::sync::Arc<LogError>> {
+        let now = self.clock.now();
+        let decisions = self.decide(now);
+        if decisions.is_empty() {
+            return Ok(decisions);
+        }
+        let events = decisions
+            .iter()
+            .map(|k| {
+                let key = match k {
+                    EventKind::GroupScheduled(t) => t.group.group.clone(),
+                    EventKind::NotificationDue(n) => n.group.group.clone(),
+                    _ => String::new(),
+                };
+                NewEvent::new(now, "fenghuo", key, k.clone())
+            })
+            .collect();
+        self.log.append(events).await?;
+        Ok(decisions)
+    }
+
+    fn decide(&self, now: DateTime<Utc>) -> Vec<EventKind> {
+        let Some(tree) = &self.routing.tree else {
+            return Vec::new();
+        };
+        let members = self.members(now);
+        let mut decisions = Vec::new();
+        let mut seen: BTreeSet<&str> = BTreeSet::new();
+        for (id, m) in &members {
+            seen.insert(id);
+            let group = m.group.clone().expect("a member names its group");
+            let Some(route) = tree.get(&group.route) else {
+                continue;
+            };
+            let opts = route.opts();
+            let state = self.groups.get(id).unwrap_or_default();
+            match state.next_due {
+                // A group with news and no timer: start one.
+                None => {
+                    let news = m.firing.iter().any(|fp| !state.last_firing.contains(fp))
+                        || state
+                            .last_firing
+                            .iter()
+                            .any(|fp| !m.firing.contains(fp) && !m.muted.contains_key(fp));
+                    if !news {
+                        continue;
+                    }
+                    let (due_at, reason) = match state.last_notified_at {
+                        None => (now + opts.group_wait, "group_wait"),
+                        Some(last) => ((last + opts.group_interval).max(now), "group_interval"),
+                    };
+                    decisions.push(EventKind::GroupScheduled(GroupTimer {
+                        group,
+                        due_at,
+                        reason: reason.into(),
+                    }));
+                }
+                Some(due) if due <= now => {
+                    decisions.extend(self.flush(group, m, &state, now, opts));
+                }
+                Some(_) => {}
+            }
+        }
+        // Groups whose alerts all ended: a last flush sends the resolved.
+        for (id, state) in self.groups.all() {
+            if seen.contains(id.as_str()) || state.last_firing.is_empty() {
+                continue;
+            }
+            let Some(due) = state.next_due else { continue };
+            if due > now {
+                continue;
+            }
+            let Some(group) = state.group.clone() else {
+                continue;
+            };
+            let Some(route) = tree.get(&group.route) else {
+                continue;
+            };
+            decisions.extend(self.flush(group, &Members::default(), &state, now, route.opts()));
+        }
+        // A group that was notified as firing and lost all its alerts with no
+        // timer pending gets one, so the resolve is sent.
+        for (id, state) in self.groups.all() {
+            if seen.contains(id.as_str())
+                || state.last_firing.is_empty()
+                || state.next_due.is_some()
+            {
+                continue;
+            }
+            let Some(group) = state.group.clone() else {
+                continue;
+            };
+            let Some(route) = tree.get(&group.route) else {
+                continue;
+            };
+            let last = state.last_notified_at.unwrap_or(now);
+            decisions.push(EventKind::GroupScheduled(GroupTimer {
+                group,
+                due_at: (last + route.opts().group_interval).max(now),
+                reason: "group_interval".into(),
+            }));
+        }
+        decisions
+    }
+
+    /// A due flush: notify if something changed or the repeat is due, then
+    /// schedule the next flush while the group has alerts.
+    fn flush(
+        &self,
+        group: GroupRef,
+        m: &Members,
+        state: &GroupState,
+        now: DateTime<Utc>,
+        opts: &super::route::RouteOpts,
+    ) -> Vec<EventKind> {
+        let mut out = Vec::new();
+        let muted_by_time = !opts.mute_time_intervals.is_empty()
+            && !self
+                .routing
+                .intervals
+                .containing(opts.mute_time_intervals.iter().map(String::as_str), now)
+                .unwrap_or_default()
+                .is_empty();
+        let outside_active = !opts.active_time_intervals.is_empty()
+            && self
+                .routing
+                .intervals
+                .containing(opts.active_time_intervals.iter().map(String::as_str), now)
+                .unwrap_or_default()
+                .is_empty();
+        let firing: Vec<String> = m.firing.iter().cloned().collect();
+        let new: Vec<String> = m
+            .firing
+            .iter()
+            .filter(|fp| !state.last_firing.contains(*fp))
+            .cloned()
+            .collect();
+        let resolved: Vec<String> = state
+            .last_firing
+            .iter()
+            .filter(|fp| !m.firing.contains(*fp) && !m.muted.contains_key(*fp))
+            .cloned()
+            .collect();
+        let repeat_due = state
+            .last_notified_at
+            .is_none_or(|last| now >= last + opts.repeat_interval);
+        let changed = !new.is_empty() || !resolved.is_empty();
+        if !muted_by_time && !outside_active && (changed || (!firing.is_empty() && repeat_due)) {
+            out.push(EventKind::NotificationDue(NotificationDue {
+                group: group.clone(),
+                firing: firing.clone(),
+                resolved,
+                repeat: !changed,
+                new,
+                muted: m.muted.clone(),
+            }));
+        }
+        if !m.firing.is_empty() || !m.muted.is_empty() {
+            out.push(EventKind::GroupScheduled(GroupTimer {
+                group,
+                due_at: now + opts.group_interval,
+                reason: "group_interval".into(),
+            }));
+        }
+        out
+    }
+}

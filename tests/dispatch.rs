@@ -1,0 +1,274 @@
+//! Grouping and durable timers as timelines, in the style of Alertmanager's
+//! acceptance tests: alerts pushed "at 10s", notifications wanted "at 30s".
+//! A manual clock moves time; `Dispatcher::step` is what the background loop
+//! runs, called here at each instant of the timeline.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::Duration;
+use fenghuo::clock::{Clock, ManualClock};
+use fenghuo::config::Config;
+use fenghuo::eventlog::EventKind;
+use fenghuo::ingest::alertmanager::parse_v2;
+use fenghuo::pipeline::Pipeline;
+
+const CONFIG: &str = "route:\n  receiver: team\n  group_by: [team]\n  group_wait: 30s\n  group_interval: 5m\n  repeat_interval: 1h\nreceivers:\n  - name: team\n";
+
+struct Timeline {
+    clock: ManualClock,
+    pipeline: Arc<Pipeline>,
+    t0: chrono::DateTime<chrono::Utc>,
+}
+
+impl Timeline {
+    fn open(dir: &Path, clock: &ManualClock, t0: chrono::DateTime<chrono::Utc>) -> Timeline {
+        let mut config = Config::parse(CONFIG).unwrap();
+        config.data_dir = dir.to_path_buf();
+        Timeline {
+            clock: clock.clone(),
+            pipeline: Arc::new(Pipeline::open(config, Arc::new(clock.clone())).unwrap()),
+            t0,
+        }
+    }
+
+    fn close(self) {
+        self.pipeline.close();
+    }
+
+    /// Moves the clock to `secs` after the start.
+    fn at(&self, secs: i64) {
+        self.clock.set(self.t0 + Duration::seconds(secs));
+    }
+
+    /// An alert `name` of team x, firing until `until` seconds after start.
+    async fn fire(&self, name: &str, until: i64) {
+        let body = format!(
+            r#"[{{"labels":{{"alertname":"{name}","team":"x"}},"startsAt":"{}","endsAt":"{}"}}]"#,
+            self.t0.to_rfc3339(),
+            (self.t0 + Duration::seconds(until)).to_rfc3339()
+        );
+        let alerts = parse_v2(body.as_bytes(), self.clock.now(), Duration::minutes(5)).unwrap();
+        self.pipeline
+            .ingest
+            .alerts("prometheus", alerts)
+            .await
+            .unwrap();
+    }
+
+    /// What the dispatcher decides now, one line per decision.
+    async fn step(&self) -> Vec<String> {
+        let names = |fps: &[String]| -> String {
+            let mut n: Vec<String> = fps
+                .iter()
+                .map(|fp| {
+                    let fp = fenghuo::evaluate::Fingerprint::parse(fp).unwrap();
+                    self.pipeline.store.get(fp).unwrap().report.labels["alertname"].clone()
+                })
+                .collect();
+            n.sort();
+            n.join(",")
+        };
+        self.pipeline
+            .dispatcher
+            .step()
+            .await
+            .unwrap()
+            .iter()
+            .map(|d| match d {
+                EventKind::GroupScheduled(t) => format!(
+                    "flush {} at {}s ({})",
+                    t.group.group_key,
+                    (t.due_at - self.t0).num_seconds(),
+                    t.reason
+                ),
+                EventKind::NotificationDue(n) => format!(
+                    "notify {} firing=[{}] new=[{}] resolved=[{}]{}",
+                    n.group.receiver,
+                    names(&n.firing),
+                    names(&n.new),
+                    names(&n.resolved),
+                    if n.repeat { " repeat" } else { "" }
+                ),
+                other => format!("{other:?}"),
+            })
+            .collect()
+    }
+}
+
+const KEY: &str = r#"{}:{team="x"}"#;
+
+fn flush(secs: i64, reason: &str) -> String {
+    format!("flush {KEY} at {secs}s ({reason})")
+}
+
+#[tokio::test]
+async fn group_wait_then_group_interval_then_repeat() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = "2026-11-25T19:00:00Z".parse().unwrap();
+    let clock = ManualClock::new(t0);
+    let t = Timeline::open(dir.path(), &clock, t0);
+
+    // (second, alert to fire (name, until second), decisions wanted then)
+    type Step<'a> = (i64, Option<(&'a str, i64)>, Vec<String>);
+    let timeline: Vec<Step> = vec![
+        // A new group waits group_wait.
+        (0, Some(("A", 7200)), vec![flush(30, "group_wait")]),
+        // B joins while it waits: no second timer.
+        (10, Some(("B", 360)), vec![]),
+        (29, None, vec![]),
+        // group_wait over: one notification with both, next flush at +5m.
+        (
+            30,
+            None,
+            vec![
+                "notify team firing=[A,B] new=[A,B] resolved=[]".into(),
+                flush(330, "group_interval"),
+            ],
+        ),
+        // Running it again at the same instant decides nothing.
+        (30, None, vec![]),
+        // Nothing changed at the next flush: no notification.
+        (330, None, vec![flush(630, "group_interval")]),
+        // B ended at 360s; the next flush says so.
+        (
+            630,
+            None,
+            vec![
+                "notify team firing=[A] new=[] resolved=[B]".into(),
+                flush(930, "group_interval"),
+            ],
+        ),
+        // repeat_interval (1h after 630s) passes at 4230s: the flush at
+        // 4230s repeats.
+        (3930, None, vec![flush(4230, "group_interval")]),
+        (
+            4230,
+            None,
+            vec![
+                "notify team firing=[A] new=[] resolved=[] repeat".into(),
+                flush(4530, "group_interval"),
+            ],
+        ),
+    ];
+    for (second, fire, want) in timeline {
+        t.at(second);
+        if let Some((name, until)) = fire {
+            t.fire(name, until).await;
+        }
+        assert_eq!(t.step().await, want, "at {second}s");
+    }
+}
+
+/// Regression guard for the durable timers: a restart in the middle of
+/// group_wait keeps waiting only the time left, and the notification is
+/// decided once.
+#[tokio::test]
+async fn a_restart_during_group_wait_neither_drops_nor_repeats_the_notification() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = "2026-11-25T19:00:00Z".parse().unwrap();
+    let clock = ManualClock::new(t0);
+    let t = Timeline::open(dir.path(), &clock, t0);
+    t.fire("A", 7200).await;
+    assert_eq!(t.step().await, vec![flush(30, "group_wait")]);
+    t.close();
+
+    // Restart at 20s: the timer is still due at 30s.
+    clock.set(t0 + Duration::seconds(20));
+    let t = Timeline::open(dir.path(), &clock, t0);
+    assert_eq!(t.step().await, Vec::<String>::new());
+    t.at(30);
+    assert_eq!(
+        t.step().await,
+        vec![
+            "notify team firing=[A] new=[A] resolved=[]".to_string(),
+            flush(330, "group_interval")
+        ]
+    );
+    t.close();
+
+    // Restart again right after: nothing is decided twice.
+    let t = Timeline::open(dir.path(), &clock, t0);
+    assert_eq!(t.step().await, Vec::<String>::new());
+}
+
+/// A restart in the middle of repeat_interval: the repeat comes once, at
+/// the first flush after it is due, not at start-up.
+#[tokio::test]
+async fn a_restart_during_repeat_interval_repeats_once_on_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = "2026-11-25T19:00:00Z".parse().unwrap();
+    let clock = ManualClock::new(t0);
+    let t = Timeline::open(dir.path(), &clock, t0);
+    t.fire("A", 4 * 3600).await;
+    t.step().await;
+    t.at(30);
+    assert_eq!(t.step().await.len(), 2, "first notification");
+    t.close();
+
+    // Down from 30s to 40m: the flushes it missed are not made up for.
+    clock.set(t0 + Duration::minutes(40));
+    let t = Timeline::open(dir.path(), &clock, t0);
+    assert_eq!(t.step().await, vec![flush(2700, "group_interval")]);
+    // 1h after the notification at 30s is 3630s; the flush at 3600s is
+    // early, the one at 3900s repeats.
+    for (second, want) in [
+        (2700, vec![flush(3000, "group_interval")]),
+        (3000, vec![flush(3300, "group_interval")]),
+        (3300, vec![flush(3600, "group_interval")]),
+        (3600, vec![flush(3900, "group_interval")]),
+        (
+            3900,
+            vec![
+                "notify team firing=[A] new=[] resolved=[] repeat".to_string(),
+                flush(4200, "group_interval"),
+            ],
+        ),
+    ] {
+        t.at(second);
+        assert_eq!(t.step().await, want, "at {second}s");
+    }
+}
+
+/// A silenced alert is left out of the notification and said so; when its
+/// silence is the only reason, nothing is sent.
+#[tokio::test]
+async fn silenced_alerts_are_left_out_with_their_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = "2026-11-25T19:00:00Z".parse().unwrap();
+    let clock = ManualClock::new(t0);
+    let t = Timeline::open(dir.path(), &clock, t0);
+    let spec = fenghuo::eventlog::SilenceSpec {
+        id: "s1".into(),
+        matchers: vec![fenghuo::evaluate::matcher::ApiMatcher {
+            name: "alertname".into(),
+            value: "B".into(),
+            is_regex: false,
+            is_equal: true,
+        }],
+        starts_at: t0,
+        ends_at: t0 + Duration::hours(1),
+        created_by: "alice".into(),
+        comment: "known".into(),
+    };
+    t.pipeline
+        .log
+        .append(vec![fenghuo::eventlog::NewEvent::new(
+            t0,
+            "api",
+            "s1",
+            EventKind::SilenceCreated(spec),
+        )])
+        .await
+        .unwrap();
+    t.fire("A", 7200).await;
+    t.fire("B", 7200).await;
+    t.step().await;
+    t.at(30);
+    let decisions = t.pipeline.dispatcher.step().await.unwrap();
+    let EventKind::NotificationDue(n) = &decisions[0] else {
+        panic!("{decisions:?}")
+    };
+    assert_eq!(n.firing.len(), 1);
+    assert_eq!(n.muted.values().next().unwrap(), &vec!["s1".to_string()]);
+}
