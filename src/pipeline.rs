@@ -172,11 +172,15 @@ async fn dispatch(
         if let Err(e) = dispatcher.step().await {
             tracing::warn!(error = %e, "dispatch step failed; retrying");
         }
+        // Until the next timer, and at most a second (alerts' `endsAt`s pass
+        // without an event). A timer already past was just decided on.
+        let now = clock.now();
         let wait = dispatcher
             .groups()
             .next_due()
-            .and_then(|due| (due - clock.now()).to_std().ok())
-            .unwrap_or_default()
+            .filter(|due| *due > now)
+            .and_then(|due| (due - now).to_std().ok())
+            .unwrap_or(std::time::Duration::from_secs(1))
             .clamp(
                 std::time::Duration::from_millis(1),
                 std::time::Duration::from_secs(1),

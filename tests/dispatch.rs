@@ -90,6 +90,7 @@ impl Timeline {
                     names(&n.resolved),
                     if n.repeat { " repeat" } else { "" }
                 ),
+                EventKind::GroupClosed(g) => format!("close {}", g.group_key),
                 other => format!("{other:?}"),
             })
             .collect()
@@ -97,6 +98,10 @@ impl Timeline {
 }
 
 const KEY: &str = r#"{}:{team="x"}"#;
+
+/// One instant of a timeline: (second, alert to fire (name, until second),
+/// the decisions wanted then).
+type Step<'a> = (i64, Option<(&'a str, i64)>, Vec<String>);
 
 fn flush(secs: i64, reason: &str) -> String {
     format!("flush {KEY} at {secs}s ({reason})")
@@ -110,7 +115,6 @@ async fn group_wait_then_group_interval_then_repeat() {
     let t = Timeline::open(dir.path(), &clock, t0);
 
     // (second, alert to fire (name, until second), decisions wanted then)
-    type Step<'a> = (i64, Option<(&'a str, i64)>, Vec<String>);
     let timeline: Vec<Step> = vec![
         // A new group waits group_wait.
         (0, Some(("A", 7200)), vec![flush(30, "group_wait")]),
@@ -271,4 +275,54 @@ async fn silenced_alerts_are_left_out_with_their_reason() {
     };
     assert_eq!(n.firing.len(), 1);
     assert_eq!(n.muted.values().next().unwrap(), &vec!["s1".to_string()]);
+}
+
+/// A group whose alerts all end: if it had paged, the resolve is sent at its
+/// next flush and the group closes; if it never paged, it closes quietly.
+#[tokio::test]
+async fn groups_close_when_their_alerts_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = "2026-11-25T19:00:00Z".parse().unwrap();
+    let clock = ManualClock::new(t0);
+    let t = Timeline::open(dir.path(), &clock, t0);
+    let close = format!("close {KEY}");
+
+    // (second, alert to fire, decisions wanted then)
+    let timeline: Vec<Step> = vec![
+        // A fires for 10s only: it ends before group_wait is over.
+        (0, Some(("A", 10)), vec![flush(30, "group_wait")]),
+        (30, None, vec![close.clone()]),
+        // Nothing is left to wake the loop for.
+        (31, None, vec![]),
+        // B pages, then ends at 100s; the next flush sends the resolve.
+        (40, Some(("B", 100)), vec![flush(70, "group_wait")]),
+        (
+            70,
+            None,
+            vec![
+                "notify team firing=[B] new=[B] resolved=[]".into(),
+                flush(370, "group_interval"),
+            ],
+        ),
+        (
+            370,
+            None,
+            vec![
+                "notify team firing=[] new=[] resolved=[B]".into(),
+                close.clone(),
+            ],
+        ),
+        (371, None, vec![]),
+    ];
+    for (second, fire, want) in timeline {
+        t.at(second);
+        if let Some((name, until)) = fire {
+            t.fire(name, until).await;
+        }
+        assert_eq!(t.step().await, want, "at {second}s");
+    }
+    assert!(
+        t.pipeline.groups.all().is_empty(),
+        "closed groups are forgotten"
+    );
 }

@@ -138,12 +138,15 @@ start_am() {
     }
 }
 
-# start_fenghuo NAME: sets SRV_PID and SRV_ADDR.
+# start_fenghuo NAME [CONFIG]: sets SRV_PID and SRV_ADDR. Fenghuo takes an
+# alertmanager.yml's route and receivers unchanged, so both systems can run
+# on the same config.
 start_fenghuo() {
-    local name=$1 i
+    local name=$1 config=${2:-} i
+    local args=(serve --listen 127.0.0.1:0 --data-dir "$WORK/$name")
+    [[ -n $config ]] && args+=(--config "$config")
     mkdir -p "$WORK/$name"
-    "$FENGHUO" serve --listen 127.0.0.1:0 --data-dir "$WORK/$name" \
-        >"$WORK/$name.out" 2>"$WORK/$name.log" &
+    "$FENGHUO" "${args[@]}" >"$WORK/$name.out" 2>"$WORK/$name.log" &
     SRV_PID=$!
     PIDS+=("$SRV_PID")
     SRV_ADDR=
@@ -163,7 +166,7 @@ start_fenghuo() {
 # start SYSTEM NAME [AM_CONFIG]
 start() {
     case $1 in
-    fenghuo) start_fenghuo "$2" ;;
+    fenghuo) start_fenghuo "$2" "${3:-}" ;;
     am) start_am "${3:-$AM_CONFIG}" "$2" ;;
     esac
 }
@@ -205,7 +208,8 @@ RESULTS=$WORK/results.jsonl
 
 # --- throughput runs --------------------------------------------------------
 busy_check "before the runs"
-CONFIGS=("resend 1" "resend 100" "new 100")
+# CONFIGS="resend 1;new 100" picks configurations; empty skips to memory.
+IFS=';' read -r -a CONFIGS <<<"${CONFIGS-resend 1;resend 100;new 100}"
 log "fenghuo: $FENGHUO; alertmanager: $("$AM_BIN" --version 2>&1 | head -1)"
 log "$RUNS runs x ${#CONFIGS[@]} configurations x 2 systems, ${DURATION}s each (+${WARMUP}s warmup)"
 for cfg in "${CONFIGS[@]}"; do

@@ -107,6 +107,9 @@ pub fn describe(e: &Event) -> String {
             t.due_at.to_rfc3339(),
             t.reason
         ),
+        EventKind::GroupClosed(g) => {
+            format!("{} to {}: closed, no alerts left", g.group_key, g.receiver)
+        }
         EventKind::NotificationDue(n) => format!(
             "{} to {}: {} firing ({} new), {} resolved{}{}",
             n.group.group_key,

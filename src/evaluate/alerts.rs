@@ -147,7 +147,9 @@ impl Projection for AlertStore {
             | EventKind::SilenceUpdated(_)
             | EventKind::SilenceExpired { .. } => {}
             // Decisions about groups; they do not change an alert.
-            EventKind::GroupScheduled(_) | EventKind::NotificationDue(_) => {}
+            EventKind::GroupScheduled(_)
+            | EventKind::GroupClosed(_)
+            | EventKind::NotificationDue(_) => {}
         }
     }
 

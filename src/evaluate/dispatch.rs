@@ -97,6 +97,9 @@ impl Projection for GroupStates {
                 g.last_notified_at = Some(event.occurred_at);
                 g.last_firing = n.firing.iter().cloned().collect();
             }
+            EventKind::GroupClosed(g) => {
+                self.groups.write().remove(&g.group);
+            }
             _ => {}
         }
     }
@@ -194,9 +197,13 @@ impl Dispatcher {
     /// Decides what is due at the clock's now and appends it. Deterministic
     /// in the log and the time: running it twice at the same instant decides
     /// nothing the second time. Returns the decisions appended.
-    pub async fn step(&self) -> Result<Vec<EventKind>, std::sync::Arc<LogError>> {
+    pub async fn step(self: &Arc<Self>) -> Result<Vec<EventKind>, std::sync::Arc<LogError>> {
         let now = self.clock.now();
-        let decisions = self.decide(now);
+        // Deciding walks every alert: keep it off the async workers.
+        let this = self.clone();
+        let decisions = tokio::task::spawn_blocking(move || this.decide(now))
+            .await
+            .map_err(|_| std::sync::Arc::new(LogError::Closed))?;
         if decisions.is_empty() {
             return Ok(decisions);
         }
@@ -206,6 +213,7 @@ impl Dispatcher {
                 let key = match k {
                     EventKind::GroupScheduled(t) => t.group.group.clone(),
                     EventKind::NotificationDue(n) => n.group.group.clone(),
+                    EventKind::GroupClosed(g) => g.group.clone(),
                     _ => String::new(),
                 };
                 NewEvent::new(now, "fenghuo", key, k.clone())
@@ -257,22 +265,27 @@ impl Dispatcher {
                 Some(_) => {}
             }
         }
-        // Groups whose alerts all ended: a last flush sends the resolved.
+        // Groups whose alerts all ended: at their flush, the resolved are
+        // sent (if any were notified as firing) and the group closes.
         for (id, state) in self.groups.all() {
-            if seen.contains(id.as_str()) || state.last_firing.is_empty() {
-                continue;
-            }
-            let Some(due) = state.next_due else { continue };
-            if due > now {
+            if seen.contains(id.as_str()) || state.next_due.is_none_or(|due| due > now) {
                 continue;
             }
             let Some(group) = state.group.clone() else {
                 continue;
             };
-            let Some(route) = tree.get(&group.route) else {
-                continue;
-            };
-            decisions.extend(self.flush(group, &Members::default(), &state, now, route.opts()));
+            if let Some(route) = tree.get(&group.route)
+                && !state.last_firing.is_empty()
+            {
+                decisions.extend(self.flush(
+                    group.clone(),
+                    &Members::default(),
+                    &state,
+                    now,
+                    route.opts(),
+                ));
+            }
+            decisions.push(EventKind::GroupClosed(group));
         }
         // A group that was notified as firing and lost all its alerts with no
         // timer pending gets one, so the resolve is sent.

@@ -124,6 +124,11 @@ pub enum EventKind {
     #[serde(rename = "group.scheduled")]
     GroupScheduled(GroupTimer),
 
+    /// A group has no alerts left and nothing more to say: its timer and
+    /// memory of what was notified are dropped.
+    #[serde(rename = "group.closed")]
+    GroupClosed(GroupRef),
+
     /// A group is due a notification: what fires, what resolved since the
     /// last one, what is new, and what was left out because it is muted.
     #[serde(rename = "notification.due")]
@@ -152,6 +157,7 @@ impl EventKind {
             EventKind::SilenceUpdated(_) => "silence.updated",
             EventKind::SilenceExpired { .. } => "silence.expired",
             EventKind::GroupScheduled(_) => "group.scheduled",
+            EventKind::GroupClosed(_) => "group.closed",
             EventKind::NotificationDue(_) => "notification.due",
         }
     }
@@ -166,6 +172,7 @@ impl EventKind {
         "silence.updated",
         "silence.expired",
         "group.scheduled",
+        "group.closed",
         "notification.due",
     ];
 
@@ -458,6 +465,7 @@ mod tests {
                 due_at: "2026-01-01T00:00:30Z".parse().unwrap(),
                 reason: "group_wait".into(),
             }),
+            EventKind::GroupClosed(group_ref()),
             EventKind::NotificationDue(NotificationDue {
                 group: group_ref(),
                 firing: vec!["a".into()],

@@ -231,6 +231,7 @@ impl Projection for AlertIndex {
             | EventKind::SilenceUpdated(_)
             | EventKind::SilenceExpired { .. }
             | EventKind::GroupScheduled(_)
+            | EventKind::GroupClosed(_)
             | EventKind::NotificationDue(_) => {}
         }
     }
