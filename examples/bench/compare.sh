@@ -344,7 +344,7 @@ def ratio(a, b):
     return f"{a / b:.2f}x" if b else "n/a"
 
 configs = list(dict.fromkeys(r["config"] for r in rows))
-runs = max(r["run"] for r in rows)
+runs = max((r["run"] for r in rows), default=0)
 print()
 print(f"### Throughput and latency (median of {runs} runs; ratio = fenghuo / Alertmanager)")
 print()
