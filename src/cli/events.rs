@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use futures::StreamExt;
 
 use super::ConfigArgs;
-use crate::eventlog::{Event, EventKind, EventLog, EventQuery};
+use crate::eventlog::{Event, EventKind, EventQuery};
 
 #[derive(Debug, clap::Args)]
 pub struct EventsArgs {
@@ -148,15 +148,7 @@ fn print(e: &Event, json: bool) -> anyhow::Result<()> {
 }
 
 async fn from_data_dir(args: &EventsArgs) -> anyhow::Result<()> {
-    let config = args.config.load()?;
-    let path = config.db_path();
-    if !path.exists() {
-        bail!(
-            "no event log at {}: pass --data-dir DIR or --server URL",
-            path.display()
-        );
-    }
-    let log = EventLog::open_read_only(&path)?;
+    let log = args.config.open_log()?;
     let mut after = args.after;
     let mut left = args.limit.unwrap_or(usize::MAX);
     loop {

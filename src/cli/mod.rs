@@ -45,6 +45,18 @@ impl ConfigArgs {
         }
         Ok(config)
     }
+
+    /// Opens the data directory's log for reading, beside a running server.
+    pub fn open_log(&self) -> anyhow::Result<crate::eventlog::EventLog> {
+        let path = self.load()?.db_path();
+        if !path.exists() {
+            anyhow::bail!(
+                "no event log at {}: pass --data-dir DIR or --server URL",
+                path.display()
+            );
+        }
+        Ok(crate::eventlog::EventLog::open_read_only(&path)?)
+    }
 }
 
 #[derive(Debug, Subcommand)]

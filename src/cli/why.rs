@@ -5,7 +5,7 @@ use anyhow::{Context, bail};
 
 use super::ConfigArgs;
 use super::events::describe;
-use crate::eventlog::{Event, EventLog, EventQuery};
+use crate::eventlog::{Event, EventQuery};
 
 #[derive(Debug, clap::Args)]
 pub struct WhyArgs {
@@ -85,15 +85,7 @@ fn from_server(server: &str, fingerprint: &str) -> anyhow::Result<()> {
 }
 
 fn from_data_dir(args: &WhyArgs) -> anyhow::Result<()> {
-    let config = args.config.load()?;
-    let path = config.db_path();
-    if !path.exists() {
-        bail!(
-            "no event log at {}: pass --data-dir DIR or --server URL",
-            path.display()
-        );
-    }
-    let log = EventLog::open_read_only(&path)?;
+    let log = args.config.open_log()?;
     let events = log.read(&EventQuery {
         key: Some(args.fingerprint.clone()),
         ..Default::default()
@@ -102,7 +94,7 @@ fn from_data_dir(args: &WhyArgs) -> anyhow::Result<()> {
         bail!(
             "no event about alert {} in {}",
             args.fingerprint,
-            path.display()
+            log.path().display()
         );
     }
     println!(
