@@ -326,3 +326,71 @@ async fn groups_close_when_their_alerts_end() {
         "closed groups are forgotten"
     );
 }
+
+impl Timeline {
+    /// Silences alertname `name` from now for `secs` seconds.
+    async fn silence(&self, name: &str, secs: i64) {
+        let now = self.clock.now();
+        let spec = fenghuo::eventlog::SilenceSpec {
+            id: format!("silence-{name}-{}", (now - self.t0).num_seconds()),
+            matchers: vec![fenghuo::evaluate::matcher::ApiMatcher {
+                name: "alertname".into(),
+                value: name.into(),
+                is_regex: false,
+                is_equal: true,
+            }],
+            starts_at: now,
+            ends_at: now + Duration::seconds(secs),
+            created_by: "alice".into(),
+            comment: "maintenance".into(),
+        };
+        self.pipeline
+            .log
+            .append(vec![fenghuo::eventlog::NewEvent::new(
+                now,
+                "api",
+                spec.id.clone(),
+                EventKind::SilenceCreated(spec),
+            )])
+            .await
+            .unwrap();
+    }
+}
+
+/// Alertmanager stays quiet when a silence that hid a still-firing alert
+/// ends (it was "already notified"); Fenghuo notifies it again at the next
+/// flush, since whoever silenced it may have forgotten it.
+#[tokio::test]
+async fn an_alert_a_silence_hid_is_notified_again_when_the_silence_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = "2026-11-25T19:00:00Z".parse().unwrap();
+    let clock = ManualClock::new(t0);
+    let t = Timeline::open(dir.path(), &clock, t0);
+
+    t.fire("A", 7200).await;
+    assert_eq!(t.step().await, vec![flush(30, "group_wait")]);
+    t.at(30);
+    assert_eq!(
+        t.step().await[0],
+        "notify team firing=[A] new=[A] resolved=[]"
+    );
+    // 60s: silenced for 5 minutes (until 360s).
+    t.at(60);
+    t.silence("A", 300).await;
+    assert_eq!(t.step().await, Vec::<String>::new());
+    // 330s: muted at the flush — nothing sent, nothing resolved.
+    t.at(330);
+    assert_eq!(t.step().await, vec![flush(630, "group_interval")]);
+    // 630s: the silence ended at 360s and A still fires: news again.
+    t.at(630);
+    assert_eq!(
+        t.step().await,
+        vec![
+            "notify team firing=[A] new=[A] resolved=[]".to_string(),
+            flush(930, "group_interval")
+        ]
+    );
+    // 930s: and only once.
+    t.at(930);
+    assert_eq!(t.step().await, vec![flush(1230, "group_interval")]);
+}

@@ -41,6 +41,9 @@ pub struct GroupState {
     pub last_notified_at: Option<DateTime<Utc>>,
     /// Fingerprints the last notification listed as firing.
     pub last_firing: BTreeSet<String>,
+    /// Fingerprints muted at the last flush: when they come back while
+    /// still firing, they are notified again (Alertmanager stays silent).
+    pub last_muted: BTreeSet<String>,
 }
 
 /// Fold of `group.scheduled` and `notification.due`.
@@ -88,6 +91,7 @@ impl Projection for GroupStates {
                 let g = groups.entry(t.group.group.clone()).or_default();
                 g.group = Some(t.group.clone());
                 g.next_due = Some(t.due_at);
+                g.last_muted = t.muted.iter().cloned().collect();
             }
             EventKind::NotificationDue(n) => {
                 let mut groups = self.groups.write();
@@ -96,6 +100,7 @@ impl Projection for GroupStates {
                 g.next_due = None;
                 g.last_notified_at = Some(event.occurred_at);
                 g.last_firing = n.firing.iter().cloned().collect();
+                g.last_muted = n.muted.keys().cloned().collect();
             }
             EventKind::GroupClosed(g) => {
                 self.groups.write().remove(&g.group);
@@ -257,6 +262,7 @@ impl Dispatcher {
                         group,
                         due_at,
                         reason: reason.into(),
+                        muted: m.muted.keys().cloned().collect(),
                     }));
                 }
                 Some(due) if due <= now => {
@@ -307,6 +313,7 @@ impl Dispatcher {
                 group,
                 due_at: (last + route.opts().group_interval).max(now),
                 reason: "group_interval".into(),
+                muted: Vec::new(),
             }));
         }
         decisions
@@ -338,10 +345,12 @@ impl Dispatcher {
                 .unwrap_or_default()
                 .is_empty();
         let firing: Vec<String> = m.firing.iter().cloned().collect();
+        // New: not in the last notification, or back from being muted (a
+        // silence that hid it ended, its inhibitor resolved).
         let new: Vec<String> = m
             .firing
             .iter()
-            .filter(|fp| !state.last_firing.contains(*fp))
+            .filter(|fp| !state.last_firing.contains(*fp) || state.last_muted.contains(*fp))
             .cloned()
             .collect();
         let resolved: Vec<String> = state
@@ -369,6 +378,7 @@ impl Dispatcher {
                 group,
                 due_at: now + opts.group_interval,
                 reason: "group_interval".into(),
+                muted: m.muted.keys().cloned().collect(),
             }));
         }
         out

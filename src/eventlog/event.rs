@@ -309,6 +309,10 @@ pub struct GroupTimer {
     pub due_at: DateTime<Utc>,
     /// `group_wait` or `group_interval`.
     pub reason: String,
+    /// Alerts of the group muted (silenced or inhibited) at the flush that
+    /// set this timer: when they come back, they are news again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub muted: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -464,6 +468,7 @@ mod tests {
                 group: group_ref(),
                 due_at: "2026-01-01T00:00:30Z".parse().unwrap(),
                 reason: "group_wait".into(),
+                muted: vec!["c".into()],
             }),
             EventKind::GroupClosed(group_ref()),
             EventKind::NotificationDue(NotificationDue {
