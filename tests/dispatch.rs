@@ -91,6 +91,11 @@ impl Timeline {
                     if n.repeat { " repeat" } else { "" }
                 ),
                 EventKind::GroupClosed(g) => format!("close {}", g.group_key),
+                EventKind::AlertResolved(r) => format!(
+                    "resolve {} ({})",
+                    names(std::slice::from_ref(&r.fingerprint)),
+                    r.reason
+                ),
                 other => format!("{other:?}"),
             })
             .collect()
@@ -134,11 +139,13 @@ async fn group_wait_then_group_interval_then_repeat() {
         (30, None, vec![]),
         // Nothing changed at the next flush: no notification.
         (330, None, vec![flush(630, "group_interval")]),
-        // B ended at 360s; the next flush says so.
+        // B ended at 360s: recorded as resolved (endsAt passed), and the
+        // next flush says so.
         (
             630,
             None,
             vec![
+                "resolve B (endsAt passed)".into(),
                 "notify team firing=[A] new=[] resolved=[B]".into(),
                 flush(930, "group_interval"),
             ],
@@ -291,7 +298,11 @@ async fn groups_close_when_their_alerts_end() {
     let timeline: Vec<Step> = vec![
         // A fires for 10s only: it ends before group_wait is over.
         (0, Some(("A", 10)), vec![flush(30, "group_wait")]),
-        (30, None, vec![close.clone()]),
+        (
+            30,
+            None,
+            vec!["resolve A (endsAt passed)".into(), close.clone()],
+        ),
         // Nothing is left to wake the loop for.
         (31, None, vec![]),
         // B pages, then ends at 100s; the next flush sends the resolve.
@@ -308,6 +319,7 @@ async fn groups_close_when_their_alerts_end() {
             370,
             None,
             vec![
+                "resolve B (endsAt passed)".into(),
                 "notify team firing=[] new=[] resolved=[B]".into(),
                 close.clone(),
             ],

@@ -27,6 +27,9 @@ pub struct StoredAlert {
     /// A source said it is resolved (as opposed to `endsAt` merely passing).
     pub resolved: bool,
     pub acked_by: Option<String>,
+    /// `seq` of the last event that changed the alert (its version, for
+    /// decisions that must not race a newer report).
+    pub version: u64,
 }
 
 impl StoredAlert {
@@ -92,6 +95,7 @@ impl Projection for AlertStore {
                         updated_at: at,
                         resolved: false,
                         acked_by: None,
+                        version: event.seq,
                     },
                 );
             }
@@ -128,6 +132,7 @@ impl Projection for AlertStore {
                         updated_at: at,
                         resolved: true,
                         acked_by: None,
+                        version: event.seq,
                     },
                 );
             }
@@ -139,6 +144,7 @@ impl Projection for AlertStore {
                 {
                     a.acked_by = Some(by.clone());
                     a.updated_at = at;
+                    a.version = event.seq;
                 }
             }
             // Silences mute alerts at read and decision time; they do not

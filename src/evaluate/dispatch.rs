@@ -210,25 +210,59 @@ impl Dispatcher {
             .await
             .map_err(|_| std::sync::Arc::new(LogError::Closed))?;
         if decisions.is_empty() {
-            return Ok(decisions);
+            return Ok(Vec::new());
         }
         let events = decisions
             .iter()
-            .map(|k| {
+            .map(|(k, version)| {
                 let key = match k {
                     EventKind::GroupScheduled(t) => t.group.group.clone(),
                     EventKind::NotificationDue(n) => n.group.group.clone(),
                     EventKind::GroupClosed(g) => g.group.clone(),
+                    EventKind::AlertResolved(r) => r.fingerprint.clone(),
                     _ => String::new(),
                 };
-                NewEvent::new(now, "fenghuo", key, k.clone())
+                let event = NewEvent::new(now, "fenghuo", key, k.clone());
+                match version {
+                    Some(v) => event.expecting(*v),
+                    None => event,
+                }
             })
             .collect();
+        // An expiry that lost to a newer report is simply not stored; the
+        // next step sees the newer state.
         self.log.append(events).await?;
-        Ok(decisions)
+        Ok(decisions.into_iter().map(|(k, _)| k).collect())
     }
 
-    fn decide(&self, now: DateTime<Utc>) -> Vec<EventKind> {
+    /// Alerts whose `endsAt` has passed without a resolve: the decision that
+    /// they resolved, recorded so history says when and why.
+    fn expiries(&self, now: DateTime<Utc>) -> Vec<(EventKind, Option<u64>)> {
+        self.alerts
+            .all()
+            .into_iter()
+            .filter_map(|(fp, a)| {
+                let ends = a.ends_at.filter(|e| !a.resolved && *e <= now)?;
+                Some((
+                    EventKind::AlertResolved(crate::eventlog::AlertResolution {
+                        fingerprint: fp.to_string(),
+                        ends_at: ends,
+                        reason: "endsAt passed".into(),
+                        report: None,
+                    }),
+                    Some(a.version),
+                ))
+            })
+            .collect()
+    }
+
+    fn decide(&self, now: DateTime<Utc>) -> Vec<(EventKind, Option<u64>)> {
+        let mut decided = self.expiries(now);
+        decided.extend(self.decide_groups(now).into_iter().map(|k| (k, None)));
+        decided
+    }
+
+    fn decide_groups(&self, now: DateTime<Utc>) -> Vec<EventKind> {
         let Some(tree) = &self.routing.tree else {
             return Vec::new();
         };
