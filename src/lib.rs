@@ -13,8 +13,10 @@
 //!   Events v2) become events; re-sends that change nothing are not stored.
 //! * [`eventlog`]: the envelope, the one enum of kinds, the SQLite store with
 //!   group commit, tails and replay through projections.
-//! * [`evaluate`]: fingerprints (and, as they come, rules, silences,
-//!   inhibition, routing and grouping).
+//! * [`evaluate`]: what is an alert and who must hear of it — fingerprints,
+//!   matchers, silences, inhibition, the routing tree, time intervals, and
+//!   the dispatcher that turns groups into `notification.due` decisions on
+//!   durable timers.
 //! * [`pipeline`]: the one place where the stages are assembled.
 //! * [`api`]: the HTTP router (`fn app(state) -> Router`); [`cli`]: the
 //!   `fenghuo` command.
