@@ -411,6 +411,11 @@ async fn history_explains_an_alert() {
         json!([{"labels": {"alertname": "A"}, "annotations": {"summary": "two"}, "endsAt": ends}]),
     )
     .await;
+    // The dispatcher pages it once group_wait (30s) is over, then it is
+    // silenced.
+    s.pipeline.dispatcher.step().await.unwrap();
+    s.clock.advance(Duration::seconds(30));
+    s.pipeline.dispatcher.step().await.unwrap();
     let (_, created) = s.post_silence(silence(&s, 0, 30)).await;
     let (_, listed) = s.get("/api/v2/alerts").await;
     let fp = listed[0]["fingerprint"].as_str().unwrap().to_string();
@@ -428,9 +433,10 @@ async fn history_explains_an_alert() {
         .collect();
     assert_eq!(
         kinds,
-        ["alert.received", "alert.received"],
-        "the annotation change is history"
+        ["alert.received", "alert.received", "notification.due"],
+        "the annotation change and the page are history"
     );
+    assert_eq!(why["events"][2]["payload"]["receiver"], "team");
 
     // (path, status) — unknown and malformed fingerprints.
     for (path, want) in [
@@ -456,6 +462,7 @@ async fn history_explains_an_alert() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(text.matches("alert.received").count(), 2, "{text}");
+    assert_eq!(text.matches("notification.due").count(), 1, "{text}");
 }
 
 /// Time travel: the state at any past moment, rebuilt from what the log had

@@ -268,10 +268,19 @@ pub async fn history(
     let log = state.pipeline.log.clone();
     let key = fp.to_string();
     let events = tokio::task::spawn_blocking(move || {
-        log.read(&crate::eventlog::EventQuery {
-            key: Some(key),
+        // Its own events, and the group decisions that name it (grouped,
+        // notified, left out as muted), merged in log order.
+        let mut events = log.read(&crate::eventlog::EventQuery {
+            key: Some(key.clone()),
             ..Default::default()
-        })
+        })?;
+        events.extend(log.read(&crate::eventlog::EventQuery {
+            kinds: vec!["notification.due".into()],
+            mentions: Some(key),
+            ..Default::default()
+        })?);
+        events.sort_by_key(|e| e.seq);
+        Ok::<_, crate::eventlog::LogError>(events)
     })
     .await
     .map_err(|_| AppError::Unavailable)??;

@@ -83,6 +83,7 @@ impl EventsParams {
             key: self.key.clone().filter(|k| !k.is_empty()),
             since: time("since", &self.since)?,
             until: time("until", &self.until)?,
+            mentions: None,
         })
     }
 }

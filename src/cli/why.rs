@@ -86,10 +86,16 @@ fn from_server(server: &str, fingerprint: &str) -> anyhow::Result<()> {
 
 fn from_data_dir(args: &WhyArgs) -> anyhow::Result<()> {
     let log = args.config.open_log()?;
-    let events = log.read(&EventQuery {
+    let mut events = log.read(&EventQuery {
         key: Some(args.fingerprint.clone()),
         ..Default::default()
     })?;
+    events.extend(log.read(&EventQuery {
+        kinds: vec!["notification.due".into()],
+        mentions: Some(args.fingerprint.clone()),
+        ..Default::default()
+    })?);
+    events.sort_by_key(|e| e.seq);
     if events.is_empty() {
         bail!(
             "no event about alert {} in {}",

@@ -98,6 +98,9 @@ pub struct EventQuery {
     pub since: Option<DateTime<Utc>>,
     /// `occurred_at < until`.
     pub until: Option<DateTime<Utc>>,
+    /// Events whose payload mentions this text (an alert fingerprint inside
+    /// a group's decisions). A scan: combine it with `kinds`.
+    pub mentions: Option<String>,
 }
 
 struct AppendRequest {
@@ -462,6 +465,10 @@ impl EventLog {
         if let Some(until) = query.until {
             sql.push_str(" AND occurred_at < ?");
             args.push(nanos(until).into());
+        }
+        if let Some(text) = &query.mentions {
+            sql.push_str(" AND instr(payload, ?) > 0");
+            args.push(text.clone().into());
         }
         sql.push_str(" ORDER BY seq LIMIT ?");
         let limit = if query.limit == 0 {
