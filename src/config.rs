@@ -89,6 +89,9 @@ pub struct StorageConfig {
     pub synchronous: Synchronous,
     /// The most events committed in one transaction.
     pub max_batch: usize,
+    /// Snapshot the views every this many events (0: never), so start-up
+    /// replays only the tail of the log.
+    pub snapshot_every: u64,
 }
 
 impl Default for StorageConfig {
@@ -96,6 +99,7 @@ impl Default for StorageConfig {
         StorageConfig {
             synchronous: Synchronous::Full,
             max_batch: 4096,
+            snapshot_every: 100_000,
         }
     }
 }

@@ -101,6 +101,7 @@ impl Pipeline {
         let options = LogOptions {
             synchronous: config.storage.synchronous,
             max_batch: config.storage.max_batch,
+            snapshot_every: config.storage.snapshot_every,
             ..LogOptions::default()
         };
         let log = EventLog::open(

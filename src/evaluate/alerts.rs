@@ -15,7 +15,7 @@ use super::Fingerprint;
 use crate::eventlog::{AlertReport, Event, EventKind, Projection};
 
 /// One alert as the log knows it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct StoredAlert {
     /// The last report a source sent (labels, annotations, start, …).
     pub report: Arc<AlertReport>,
@@ -161,5 +161,22 @@ impl Projection for AlertStore {
 
     fn reset(&self) {
         self.alerts.write().clear();
+    }
+
+    fn snapshot(&self) -> Option<serde_json::Value> {
+        let all: Vec<(u64, StoredAlert)> = self
+            .alerts
+            .read()
+            .iter()
+            .map(|(k, v)| (*k, v.clone()))
+            .collect();
+        serde_json::to_value(all).ok()
+    }
+
+    fn restore(&self, state: serde_json::Value) -> Result<(), String> {
+        let all: Vec<(u64, StoredAlert)> =
+            serde_json::from_value(state).map_err(|e| e.to_string())?;
+        *self.alerts.write() = all.into_iter().collect();
+        Ok(())
     }
 }

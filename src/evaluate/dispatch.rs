@@ -33,7 +33,7 @@ use crate::eventlog::{
 };
 
 /// What the log says about one group.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct GroupState {
     /// The group as the last decision about it named it.
     pub group: Option<GroupRef>,
@@ -111,6 +111,17 @@ impl Projection for GroupStates {
 
     fn reset(&self) {
         self.groups.write().clear();
+    }
+
+    fn snapshot(&self) -> Option<serde_json::Value> {
+        serde_json::to_value(self.all()).ok()
+    }
+
+    fn restore(&self, state: serde_json::Value) -> Result<(), String> {
+        let all: Vec<(String, GroupState)> =
+            serde_json::from_value(state).map_err(|e| e.to_string())?;
+        *self.groups.write() = all.into_iter().collect();
+        Ok(())
     }
 }
 

@@ -174,4 +174,26 @@ impl Projection for SilenceStore {
     fn reset(&self) {
         self.silences.write().clear();
     }
+
+    fn snapshot(&self) -> Option<serde_json::Value> {
+        let all: Vec<(SilenceSpec, DateTime<Utc>)> = self
+            .silences
+            .read()
+            .values()
+            .map(|s| (s.spec.clone(), s.updated_at))
+            .collect();
+        serde_json::to_value(all).ok()
+    }
+
+    fn restore(&self, state: serde_json::Value) -> Result<(), String> {
+        let all: Vec<(SilenceSpec, DateTime<Utc>)> =
+            serde_json::from_value(state).map_err(|e| e.to_string())?;
+        let mut silences = HashMap::new();
+        for (spec, updated_at) in all {
+            let id = spec.id.clone();
+            silences.insert(id, Silence::compile(spec, updated_at)?);
+        }
+        *self.silences.write() = silences;
+        Ok(())
+    }
 }

@@ -26,4 +26,19 @@ pub trait Projection: Send + Sync {
     fn version(&self, _key: &str) -> Option<u64> {
         None
     }
+
+    /// The whole state, for a snapshot. `None`: this view cannot be
+    /// snapshotted, so no snapshot is taken at all.
+    fn snapshot(&self) -> Option<serde_json::Value> {
+        None
+    }
+
+    /// Replaces the state with a snapshot's. On error the caller resets and
+    /// replays the whole log instead.
+    fn restore(&self, _state: serde_json::Value) -> Result<(), String> {
+        Err(format!(
+            "{} cannot be restored from a snapshot",
+            self.name()
+        ))
+    }
 }

@@ -28,7 +28,24 @@ pub fn replay(
     projections: &[Arc<dyn Projection>],
     progress: impl FnMut(u64, u64),
 ) -> Result<u64, LogError> {
-    replay_where(log, projections, |_| true, progress)
+    reset(projections);
+    replay_where(log, projections, 0, |_| true, progress)
+}
+
+/// Folds the events after `after` into projections restored from a
+/// snapshot taken at `after`.
+pub(crate) fn replay_after(
+    log: &EventLog,
+    projections: &[Arc<dyn Projection>],
+    after: u64,
+) -> Result<u64, LogError> {
+    replay_where(log, projections, after, |_| true, |_, _| {})
+}
+
+fn reset(projections: &[Arc<dyn Projection>]) {
+    for p in projections {
+        p.reset();
+    }
 }
 
 /// Time travel: the views as they were at `at`, folding only the events the
@@ -39,19 +56,18 @@ pub fn replay_as_of(
     at: chrono::DateTime<chrono::Utc>,
     progress: impl FnMut(u64, u64),
 ) -> Result<u64, LogError> {
-    replay_where(log, projections, |e| e.recorded_at <= at, progress)
+    reset(projections);
+    replay_where(log, projections, 0, |e| e.recorded_at <= at, progress)
 }
 
 fn replay_where(
     log: &EventLog,
     projections: &[Arc<dyn Projection>],
+    after: u64,
     keep: impl Fn(&Event) -> bool,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<u64, LogError> {
-    for p in projections {
-        p.reset();
-    }
-    let total = log.last_seq();
+    let total = log.last_seq().saturating_sub(after);
     if total == 0 {
         progress(0, 0);
         return Ok(0);
@@ -74,7 +90,7 @@ fn replay_where(
             std::thread::Builder::new()
                 .name(format!("replay-{i}"))
                 .spawn_scoped(scope, move || {
-                    read_ranges(log, next_range, ranges, &decoded_tx, &trash_rx)
+                    read_ranges(log, after, next_range, ranges, &decoded_tx, &trash_rx)
                 })
                 .expect("spawn replay worker");
         }
@@ -109,6 +125,7 @@ fn replay_where(
 
 fn read_ranges(
     log: &EventLog,
+    after: u64,
     next_range: &AtomicU64,
     ranges: u64,
     decoded_tx: &SyncSender<(u64, Result<Vec<Event>, LogError>)>,
@@ -122,7 +139,7 @@ fn read_ranges(
         if i >= ranges {
             return;
         }
-        let decoded = log.read_range(i * RANGE, (i + 1) * RANGE);
+        let decoded = log.read_range(after + i * RANGE, after + (i + 1) * RANGE);
         let failed = decoded.is_err();
         if decoded_tx.send((i, decoded)).is_err() || failed {
             return;

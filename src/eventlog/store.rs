@@ -46,6 +46,9 @@ pub struct LogOptions {
     /// Events a slow live subscriber may fall behind before it re-reads from
     /// disk.
     pub tail_buffer: usize,
+    /// Snapshot the projections every this many events, so start-up folds
+    /// only what came after the newest snapshot. 0: never.
+    pub snapshot_every: u64,
 }
 
 impl Default for LogOptions {
@@ -54,6 +57,7 @@ impl Default for LogOptions {
             synchronous: Synchronous::Full,
             max_batch: 4096,
             tail_buffer: 8192,
+            snapshot_every: 100_000,
         }
     }
 }
@@ -155,6 +159,54 @@ fn configure(conn: &Connection, sync: Synchronous) -> rusqlite::Result<()> {
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     Ok(())
+}
+
+/// Snapshots written by another version of the code are ignored (their
+/// views may have another shape): bump the suffix when a view's state
+/// changes shape.
+pub const SNAPSHOT_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "/views-1");
+
+/// Restores every projection from the newest snapshot this code wrote; the
+/// `seq` it covers, or `None` (nothing restored, projections reset).
+fn restore_snapshot(
+    conn: &Connection,
+    projections: &[Arc<dyn Projection>],
+    last_seq: u64,
+) -> Option<u64> {
+    let found: Option<(i64, String)> = conn
+        .query_row(
+            "SELECT seq, data FROM snapshots WHERE version = ?1 AND seq <= ?2 ORDER BY seq DESC LIMIT 1",
+            params![SNAPSHOT_VERSION, last_seq as i64],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .ok()
+        .flatten();
+    let (seq, text) = found?;
+    let restored = (|| -> Result<(), String> {
+        let mut data: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&text).map_err(|e| e.to_string())?;
+        for p in projections {
+            let state = data
+                .remove(p.name())
+                .ok_or_else(|| format!("no state for {}", p.name()))?;
+            p.restore(state)?;
+        }
+        Ok(())
+    })();
+    match restored {
+        Ok(()) => {
+            tracing::info!(seq, "projections restored from a snapshot");
+            Some(seq as u64)
+        }
+        Err(e) => {
+            tracing::warn!(seq, error = %e, "snapshot unusable; replaying the whole log");
+            for p in projections {
+                p.reset();
+            }
+            None
+        }
+    }
 }
 
 /// Pages (of 4 KiB) the writer keeps cached: the key and idempotency indexes
@@ -290,9 +342,19 @@ impl EventLog {
             checkpointer: Arc::new(Mutex::new(None)),
         };
 
-        if !projections.is_empty() {
-            super::replay::replay(&log, &projections, |_, _| {})?;
-        }
+        let snapshot_seq = match projections.is_empty() {
+            true => 0,
+            false => match restore_snapshot(&conn, &projections, last_seq as u64) {
+                Some(seq) => {
+                    super::replay::replay_after(&log, &projections, seq)?;
+                    seq
+                }
+                None => {
+                    super::replay::replay(&log, &projections, |_, _| {})?;
+                    0
+                }
+            },
+        };
 
         conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
         // Checkpoints are driven by the writer and its helper thread below.
@@ -302,6 +364,8 @@ impl EventLog {
         let (checkpoint, checkpointer) = spawn_checkpointer(path)?;
         let (tx, rx) = mpsc::channel();
         let writer = Writer {
+            snapshot_every: options.snapshot_every,
+            last_snapshot: snapshot_seq,
             checkpoint,
             since_checkpoint: 0,
             conn,
@@ -547,6 +611,8 @@ impl EventLog {
 }
 
 struct Writer {
+    snapshot_every: u64,
+    last_snapshot: u64,
     checkpoint: mpsc::SyncSender<()>,
     since_checkpoint: usize,
     conn: Connection,
@@ -615,6 +681,13 @@ impl Writer {
                         p.apply(event);
                     }
                 }
+                let head = self.next_seq - 1;
+                if self.snapshot_every > 0 && head - self.last_snapshot >= self.snapshot_every {
+                    self.last_snapshot = head;
+                    if let Err(e) = self.take_snapshot(head, recorded_at) {
+                        tracing::warn!(error = %e, "snapshot failed; start-up replays more");
+                    }
+                }
                 if let Some(live) = &*self.shared.live.lock() {
                     for event in committed {
                         let _ = live.send(event);
@@ -633,6 +706,37 @@ impl Writer {
                 }
             }
         }
+    }
+
+    /// Writes every projection's state as of `seq` (the writer has applied
+    /// everything up to it), replacing older snapshots.
+    fn take_snapshot(&mut self, seq: u64, at: DateTime<Utc>) -> Result<(), LogError> {
+        let mut data = serde_json::Map::new();
+        for p in &self.projections {
+            match p.snapshot() {
+                Some(state) => {
+                    data.insert(p.name().to_string(), state);
+                }
+                // One view that cannot be snapshotted makes the rest useless.
+                None => return Ok(()),
+            }
+        }
+        let started = Instant::now();
+        let text = serde_json::Value::Object(data).to_string();
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT OR REPLACE INTO snapshots (seq, version, created_at, data) VALUES (?1, ?2, ?3, ?4)",
+            params![seq as i64, SNAPSHOT_VERSION, nanos(at), text],
+        )?;
+        tx.execute("DELETE FROM snapshots WHERE seq < ?1", params![seq as i64])?;
+        tx.commit()?;
+        tracing::info!(
+            seq,
+            bytes = text.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "projections snapshotted"
+        );
+        Ok(())
     }
 
     #[allow(clippy::type_complexity)]

@@ -18,7 +18,7 @@ use crate::eventlog::{AlertReport, Event, EventKind, Projection};
 const SHARDS: usize = 64;
 
 /// What the log holds about one alert.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct IndexedAlert {
     /// Hash of labels and annotations: a change of either is stored.
     pub content: u64,
@@ -31,7 +31,9 @@ pub struct IndexedAlert {
     pub last_seq: u64,
     pub acked: bool,
     pub dedup_key: Option<String>,
-    /// Newest `endsAt` seen in a re-send and not yet stored (not a fold).
+    /// Newest `endsAt` seen in a re-send and not yet stored (not a fold,
+    /// so not in snapshots).
+    #[serde(skip)]
     pub seen_ends: Option<DateTime<Utc>>,
 }
 
@@ -247,5 +249,22 @@ impl Projection for AlertIndex {
             s.write().clear();
         }
         self.dedup_keys.write().clear();
+    }
+
+    fn snapshot(&self) -> Option<serde_json::Value> {
+        let alerts: Vec<(u64, IndexedAlert)> = self.snapshot();
+        let dedup: HashMap<String, u64> = self.dedup_keys.read().clone();
+        serde_json::to_value((alerts, dedup)).ok()
+    }
+
+    fn restore(&self, state: serde_json::Value) -> Result<(), String> {
+        let (alerts, dedup): (Vec<(u64, IndexedAlert)>, HashMap<String, u64>) =
+            serde_json::from_value(state).map_err(|e| e.to_string())?;
+        Projection::reset(self);
+        for (fp, a) in alerts {
+            self.shard(fp).write().insert(fp, a);
+        }
+        *self.dedup_keys.write() = dedup;
+        Ok(())
     }
 }
