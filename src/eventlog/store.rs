@@ -711,6 +711,9 @@ impl Writer {
     /// Writes every projection's state as of `seq` (the writer has applied
     /// everything up to it), replacing older snapshots.
     fn take_snapshot(&mut self, seq: u64, at: DateTime<Utc>) -> Result<(), LogError> {
+        if self.projections.is_empty() {
+            return Ok(());
+        }
         let mut data = serde_json::Map::new();
         for p in &self.projections {
             match p.snapshot() {
