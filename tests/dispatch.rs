@@ -406,3 +406,118 @@ async fn an_alert_a_silence_hid_is_notified_again_when_the_silence_ends() {
     t.at(930);
     assert_eq!(t.step().await, vec![flush(1230, "group_interval")]);
 }
+
+/// Inhibition in the dispatcher: while a critical alert of team x fires, the
+/// team's warning is left out of its notification (with the inhibitor named),
+/// and it is notified at the first flush after the critical resolves.
+#[tokio::test]
+async fn inhibited_alerts_wait_for_their_inhibitor_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = "2026-11-25T19:00:00Z".parse().unwrap();
+    let clock = ManualClock::new(t0);
+    let mut config = Config::parse(
+        "route:\n  receiver: team\n  group_by: [team]\n  group_wait: 30s\n  group_interval: 5m\n\
+         receivers:\n  - name: team\n\
+         inhibit_rules:\n  - source_matchers: ['severity=\"critical\"']\n    target_matchers: ['severity=\"warning\"']\n    equal: [team]\n",
+    )
+    .unwrap();
+    config.data_dir = dir.path().to_path_buf();
+    let p = Arc::new(Pipeline::open(config, Arc::new(clock.clone())).unwrap());
+    let post = |name: &str, severity: &str, until: i64| {
+        let body = format!(
+            r#"[{{"labels":{{"alertname":"{name}","team":"x","severity":"{severity}"}},"startsAt":"{}","endsAt":"{}"}}]"#,
+            t0.to_rfc3339(),
+            (t0 + Duration::seconds(until)).to_rfc3339()
+        );
+        parse_v2(body.as_bytes(), clock.now(), Duration::minutes(5)).unwrap()
+    };
+    p.ingest
+        .alerts("prometheus", post("Down", "critical", 200))
+        .await
+        .unwrap();
+    p.ingest
+        .alerts("prometheus", post("Slow", "warning", 7200))
+        .await
+        .unwrap();
+    p.dispatcher.step().await.unwrap();
+
+    // 30s: only the critical is paged; the warning is muted by it.
+    clock.set(t0 + Duration::seconds(30));
+    let d = p.dispatcher.step().await.unwrap();
+    let EventKind::NotificationDue(n) = &d[0] else {
+        panic!("{d:?}")
+    };
+    let down = p
+        .store
+        .all()
+        .iter()
+        .find(|(_, a)| a.report.labels["alertname"] == "Down")
+        .unwrap()
+        .0
+        .to_string();
+    let slow = p
+        .store
+        .all()
+        .iter()
+        .find(|(_, a)| a.report.labels["alertname"] == "Slow")
+        .unwrap()
+        .0
+        .to_string();
+    assert_eq!(n.firing, vec![down.clone()]);
+    assert_eq!(n.muted[&slow], vec![down.clone()]);
+
+    // 330s: the critical ended at 200s: it resolves, the warning is news.
+    clock.set(t0 + Duration::seconds(330));
+    let d = p.dispatcher.step().await.unwrap();
+    let n = d
+        .iter()
+        .find_map(|k| match k {
+            EventKind::NotificationDue(n) => Some(n),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(n.firing, vec![slow.clone()]);
+    assert_eq!(n.new, vec![slow]);
+    assert_eq!(n.resolved, vec![down]);
+    assert!(n.muted.is_empty());
+}
+
+/// mute_time_intervals: flushes inside the interval send nothing; the
+/// first flush after it sends what is due.
+#[tokio::test]
+async fn a_mute_time_interval_holds_notifications_until_it_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    // 2026-11-25 is a Wednesday; mute 19:00–19:10 UTC on Wednesdays.
+    let t0 = "2026-11-25T19:00:00Z".parse().unwrap();
+    let clock = ManualClock::new(t0);
+    let mut config = Config::parse(
+        "route:\n  receiver: team\n  group_by: [team]\n  group_wait: 30s\n  group_interval: 5m\n  routes:\n    - matchers: ['team=\"x\"']\n      receiver: team\n      mute_time_intervals: [standup]\n\
+         receivers:\n  - name: team\n\
+         time_intervals:\n  - name: standup\n    time_intervals:\n      - weekdays: ['wednesday']\n        times:\n          - start_time: '19:00'\n            end_time: '19:10'\n",
+    )
+    .unwrap();
+    config.data_dir = dir.path().to_path_buf();
+    let t = Timeline {
+        clock: clock.clone(),
+        pipeline: Arc::new(Pipeline::open(config, Arc::new(clock.clone())).unwrap()),
+        t0,
+    };
+    let key = r#"{}/{team="x"}:{team="x"}"#;
+    let flush_at = |s: i64, r: &str| format!("flush {key} at {s}s ({r})");
+    t.fire("A", 7200).await;
+    assert_eq!(t.step().await, vec![flush_at(30, "group_wait")]);
+    // 30s and 330s are inside the standup: nothing is sent.
+    t.at(30);
+    assert_eq!(t.step().await, vec![flush_at(330, "group_interval")]);
+    t.at(330);
+    assert_eq!(t.step().await, vec![flush_at(630, "group_interval")]);
+    // 630s (19:10:30) is after it: the page goes out.
+    t.at(630);
+    assert_eq!(
+        t.step().await,
+        vec![
+            "notify team firing=[A] new=[A] resolved=[]".to_string(),
+            flush_at(930, "group_interval")
+        ]
+    );
+}
