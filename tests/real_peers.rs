@@ -543,3 +543,207 @@ async fn amtool_silences_add_query_expire() {
         "both alerts active again: {after:#}"
     );
 }
+
+/// The same alertmanager.yml, the same alerts and the same silence, given to
+/// a real Alertmanager 0.25 and to Fenghuo: both form the same groups for
+/// the same receivers, and silence and inhibit the same alerts.
+#[tokio::test]
+async fn fenghuo_groups_silences_and_inhibits_like_alertmanager() {
+    if !have(ALERTMANAGER) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("alertmanager.yml");
+    std::fs::write(
+        &config,
+        "route:\n  receiver: default\n  group_by: [alertname]\n  routes:\n\
+         \x20   - matchers: ['severity=\"critical\"']\n      receiver: pager\n      group_by: [cluster, alertname]\n      continue: true\n\
+         \x20   - matchers: ['team=~\"db|storage\"']\n      receiver: db\n      group_by: ['...']\n\
+         receivers:\n  - name: default\n  - name: pager\n  - name: db\n\
+         inhibit_rules:\n  - source_matchers: ['severity=\"critical\"']\n    target_matchers: ['severity=\"warning\"']\n    equal: [cluster]\n",
+    )
+    .unwrap();
+    let am_port = free_port();
+    let _am = Proc(
+        Command::new(ALERTMANAGER)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.path={}",
+                dir.path().join("am").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{am_port}"))
+            .arg("--cluster.listen-address=")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start alertmanager"),
+    );
+    let am = format!("http://127.0.0.1:{am_port}");
+    let config_arg = config.display().to_string();
+    let (_fenghuo, fenghuo) =
+        start_fenghuo_with(&dir.path().join("data"), &["--config", config_arg.as_str()]);
+    let client = reqwest::Client::new();
+    wait_ready(&client, &format!("{am}/-/ready"), Duration::from_secs(20)).await;
+
+    let ends = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let alert = |name: &str, cluster: &str, severity: &str, team: &str| {
+        serde_json::json!({"labels": {"alertname": name, "cluster": cluster, "severity": severity, "team": team},
+                           "endsAt": ends})
+    };
+    let alerts = serde_json::json!([
+        alert("Down", "a", "critical", "web"),
+        alert("Slow", "a", "warning", "web"),
+        alert("Slow", "b", "warning", "web"),
+        alert("DiskFull", "a", "critical", "db"),
+        alert("Lag", "b", "warning", "storage"),
+        alert("Noisy", "c", "info", "web"),
+        alert("Noisy", "d", "info", "db"),
+    ]);
+    let silence = serde_json::json!({
+        "matchers": [{"name": "alertname", "value": "Noisy", "isRegex": false, "isEqual": true}],
+        "startsAt": chrono::Utc::now().to_rfc3339(),
+        "endsAt": ends,
+        "createdBy": "test",
+        "comment": "same silence on both",
+    });
+    for base in [&am, &fenghuo] {
+        let r = client
+            .post(format!("{base}/api/v2/alerts"))
+            .json(&alerts)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{base}: {}", r.status());
+        let r = client
+            .post(format!("{base}/api/v2/silences"))
+            .json(&silence)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{base}: {}", r.status());
+    }
+
+    // Alertmanager marks alerts asynchronously: wait until none is
+    // unprocessed.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut tick = interval(Duration::from_millis(100));
+    loop {
+        tick.tick().await;
+        let list: Value = client
+            .get(format!("{am}/api/v2/alerts"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let list = list.as_array().unwrap();
+        if list.len() == 7 && list.iter().all(|a| a["status"]["state"] != "unprocessed") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Alertmanager did not process the alerts"
+        );
+    }
+
+    // Per alert: state, whether silenced, who inhibits it, where it routes.
+    let states = |list: &Value| -> Vec<String> {
+        let mut out: Vec<String> = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                let mut receivers: Vec<&str> = a["receivers"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| r["name"].as_str().unwrap())
+                    .collect();
+                receivers.sort();
+                // Alertmanager names the first inhibitor it finds; Fenghuo
+                // names all of them (checked below), so compare whether.
+                format!(
+                    "{} {} {} silenced={} inhibited={} receivers={:?}",
+                    a["fingerprint"].as_str().unwrap(),
+                    a["labels"],
+                    a["status"]["state"].as_str().unwrap(),
+                    !a["status"]["silencedBy"].as_array().unwrap().is_empty(),
+                    !a["status"]["inhibitedBy"].as_array().unwrap().is_empty(),
+                    receivers
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    };
+    // Groups: receiver, group labels, member fingerprints.
+    let groups = |list: &Value| -> Vec<String> {
+        let mut out: Vec<String> = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| {
+                let mut fps: Vec<&str> = g["alerts"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|a| a["fingerprint"].as_str().unwrap())
+                    .collect();
+                fps.sort();
+                format!(
+                    "{} {} {:?}",
+                    g["receiver"]["name"].as_str().unwrap(),
+                    g["labels"],
+                    fps
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    };
+    let get = |url: String| {
+        let client = client.clone();
+        async move {
+            client
+                .get(url)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let am_alerts = get(format!("{am}/api/v2/alerts")).await;
+    let fh_alerts = get(format!("{fenghuo}/api/v2/alerts")).await;
+    assert_eq!(states(&fh_alerts), states(&am_alerts));
+    // Every inhibitor Alertmanager names, Fenghuo names too.
+    for a in am_alerts.as_array().unwrap() {
+        let fp = &a["fingerprint"];
+        let ours = fh_alerts
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| &x["fingerprint"] == fp)
+            .unwrap();
+        for inhibitor in a["status"]["inhibitedBy"].as_array().unwrap() {
+            assert!(
+                ours["status"]["inhibitedBy"]
+                    .as_array()
+                    .unwrap()
+                    .contains(inhibitor),
+                "{fp}: Alertmanager's inhibitor {inhibitor} missing from {ours}"
+            );
+        }
+    }
+    let am_groups = get(format!("{am}/api/v2/alerts/groups")).await;
+    let fh_groups = get(format!("{fenghuo}/api/v2/alerts/groups")).await;
+    assert_eq!(groups(&fh_groups), groups(&am_groups));
+    // The scenario is not trivial: something is silenced and something inhibited.
+    let all = states(&am_alerts).join("\n");
+    assert!(
+        all.contains("silenced=true") && all.contains("inhibited=true"),
+        "{all}"
+    );
+}
