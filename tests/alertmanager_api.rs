@@ -433,10 +433,15 @@ async fn history_explains_an_alert() {
         .collect();
     assert_eq!(
         kinds,
-        ["alert.received", "alert.received", "notification.due"],
-        "the annotation change and the page are history"
+        [
+            "alert.received",
+            "alert.received",
+            "alert.fired",
+            "notification.due"
+        ],
+        "the annotation change, the decision that it fires and the page are history"
     );
-    assert_eq!(why["events"][2]["payload"]["receiver"], "team");
+    assert_eq!(why["events"][3]["payload"]["receiver"], "team");
 
     // (path, status) — unknown and malformed fingerprints.
     for (path, want) in [

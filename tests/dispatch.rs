@@ -56,7 +56,8 @@ impl Timeline {
             .unwrap();
     }
 
-    /// What the dispatcher decides now, one line per decision.
+    /// What the dispatcher decides now about groups and endings, one line
+    /// per decision (`alert.fired` has its own test below).
     async fn step(&self) -> Vec<String> {
         let names = |fps: &[String]| -> String {
             let mut n: Vec<String> = fps
@@ -75,6 +76,7 @@ impl Timeline {
             .await
             .unwrap()
             .iter()
+            .filter(|d| !matches!(d, EventKind::AlertFired { .. }))
             .map(|d| match d {
                 EventKind::GroupScheduled(t) => format!(
                     "flush {} at {}s ({})",
@@ -519,5 +521,49 @@ async fn a_mute_time_interval_holds_notifications_until_it_ends() {
             "notify team firing=[A] new=[A] resolved=[]".to_string(),
             flush_at(930, "group_interval")
         ]
+    );
+}
+
+/// `alert.fired` is decided once per firing episode: not again for a changed
+/// report of the same firing alert, again after it resolved and came back.
+#[tokio::test]
+async fn alerts_fire_once_per_episode() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = "2026-11-25T19:00:00Z".parse().unwrap();
+    let clock = ManualClock::new(t0);
+    let t = Timeline::open(dir.path(), &clock, t0);
+    let fired = |d: Vec<EventKind>| {
+        d.iter()
+            .filter(|k| matches!(k, EventKind::AlertFired { .. }))
+            .count()
+    };
+
+    t.fire("A", 100).await;
+    assert_eq!(
+        fired(t.pipeline.dispatcher.step().await.unwrap()),
+        1,
+        "first seen"
+    );
+    assert_eq!(
+        fired(t.pipeline.dispatcher.step().await.unwrap()),
+        0,
+        "once"
+    );
+    // Same episode: a re-send with a later endsAt is not a new firing.
+    t.fire("A", 200).await;
+    assert_eq!(
+        fired(t.pipeline.dispatcher.step().await.unwrap()),
+        0,
+        "same episode"
+    );
+    // Ends at 200s, comes back at 300s: a new episode.
+    t.at(250);
+    t.pipeline.dispatcher.step().await.unwrap();
+    t.at(300);
+    t.fire("A", 7200).await;
+    assert_eq!(
+        fired(t.pipeline.dispatcher.step().await.unwrap()),
+        1,
+        "new episode"
     );
 }

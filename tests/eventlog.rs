@@ -709,9 +709,10 @@ async fn replay_rebuilds_the_index_the_writer_kept_live() {
         EventKind::NAMES
             .iter()
             .copied()
-            .filter(|k| k.starts_with("alert."))
+            // alert.fired is the dispatcher's decision; the index ignores it.
+            .filter(|k| k.starts_with("alert.") && *k != "alert.fired")
             .collect(),
-        "the history covers every alert kind (the ones the index folds)"
+        "the history covers every alert kind the index folds"
     );
     let live_snapshot = live.snapshot();
     // 20 Prometheus, 3 webhook, 3 PagerDuty (db-1 twice: its labels changed).

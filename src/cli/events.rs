@@ -69,6 +69,7 @@ pub fn describe(e: &Event) -> String {
                 r.starts_at.to_rfc3339()
             )
         }
+        EventKind::AlertFired { .. } => "fired: routed and grouped from here on".to_string(),
         EventKind::AlertResolved(r) => {
             format!("resolved at {} ({})", r.ends_at.to_rfc3339(), r.reason)
         }

@@ -30,6 +30,9 @@ pub struct StoredAlert {
     /// `seq` of the last event that changed the alert (its version, for
     /// decisions that must not race a newer report).
     pub version: u64,
+    /// The dispatcher has recorded `alert.fired` for this firing episode.
+    #[serde(default)]
+    pub fired: bool,
 }
 
 impl StoredAlert {
@@ -87,9 +90,13 @@ impl Projection for AlertStore {
                 let Some(fp) = Fingerprint::parse(&report.fingerprint) else {
                     return;
                 };
+                // A changed report of a firing alert is the same episode; a
+                // report after a resolve starts a new one.
+                let fired = alerts.get(&fp.0).is_some_and(|a| a.fired && !a.resolved);
                 alerts.insert(
                     fp.0,
                     StoredAlert {
+                        fired,
                         ends_at: report.ends_at,
                         report: Arc::new(report.clone()),
                         updated_at: at,
@@ -127,6 +134,7 @@ impl Projection for AlertStore {
                 alerts.insert(
                     fp.0,
                     StoredAlert {
+                        fired: false,
                         report,
                         ends_at: Some(res.ends_at),
                         updated_at: at,
@@ -145,6 +153,13 @@ impl Projection for AlertStore {
                     a.acked_by = Some(by.clone());
                     a.updated_at = at;
                     a.version = event.seq;
+                }
+            }
+            EventKind::AlertFired { fingerprint } => {
+                if let Some(fp) = Fingerprint::parse(fingerprint)
+                    && let Some(a) = alerts.get_mut(&fp.0)
+                {
+                    a.fired = true;
                 }
             }
             // Silences mute alerts at read and decision time; they do not

@@ -231,6 +231,7 @@ impl Dispatcher {
                     EventKind::NotificationDue(n) => n.group.group.clone(),
                     EventKind::GroupClosed(g) => g.group.clone(),
                     EventKind::AlertResolved(r) => r.fingerprint.clone(),
+                    EventKind::AlertFired { fingerprint } => fingerprint.clone(),
                     _ => String::new(),
                 };
                 let event = NewEvent::new(now, "fenghuo", key, k.clone());
@@ -267,8 +268,32 @@ impl Dispatcher {
             .collect()
     }
 
+    /// Alerts firing that the evaluate stage has not taken up yet: the
+    /// decision that they fire, once per episode. Only with a routing tree:
+    /// without one nothing is evaluated, and every new alert would cost a
+    /// second write for nothing.
+    fn fired(&self, now: DateTime<Utc>) -> Vec<(EventKind, Option<u64>)> {
+        if self.routing.tree.is_none() {
+            return Vec::new();
+        }
+        self.alerts
+            .all()
+            .into_iter()
+            .filter(|(_, a)| !a.fired && a.firing_at(now))
+            .map(|(fp, a)| {
+                (
+                    EventKind::AlertFired {
+                        fingerprint: fp.to_string(),
+                    },
+                    Some(a.version),
+                )
+            })
+            .collect()
+    }
+
     fn decide(&self, now: DateTime<Utc>) -> Vec<(EventKind, Option<u64>)> {
-        let mut decided = self.expiries(now);
+        let mut decided = self.fired(now);
+        decided.extend(self.expiries(now));
         decided.extend(self.decide_groups(now).into_iter().map(|k| (k, None)));
         decided
     }

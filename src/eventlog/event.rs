@@ -93,6 +93,11 @@ pub enum EventKind {
     #[serde(rename = "alert.received")]
     AlertReceived(AlertReport),
 
+    /// The evaluate stage took a received alert as firing: it is routed,
+    /// grouped and may page from here on. Decided once per firing episode.
+    #[serde(rename = "alert.fired")]
+    AlertFired { fingerprint: String },
+
     /// Sources extended the `endsAt` of alerts already stored (Prometheus
     /// re-sends). Many alerts share one event, so re-sends cost O(1) events per
     /// checkpoint rather than one per alert per minute.
@@ -150,6 +155,7 @@ impl EventKind {
     pub fn name(&self) -> &'static str {
         match self {
             EventKind::AlertReceived(_) => "alert.received",
+            EventKind::AlertFired { .. } => "alert.fired",
             EventKind::AlertRefreshed { .. } => "alert.refreshed",
             EventKind::AlertResolved(_) => "alert.resolved",
             EventKind::AlertAcked { .. } => "alert.acked",
@@ -165,6 +171,7 @@ impl EventKind {
     /// Every dotted name, for validating `?kind=` filters.
     pub const NAMES: &'static [&'static str] = &[
         "alert.received",
+        "alert.fired",
         "alert.refreshed",
         "alert.resolved",
         "alert.acked",
@@ -441,6 +448,9 @@ mod tests {
     fn kinds_round_trip_through_their_two_columns() {
         let kinds = vec![
             EventKind::AlertReceived(report()),
+            EventKind::AlertFired {
+                fingerprint: "a".into(),
+            },
             EventKind::AlertRefreshed {
                 leases: vec![Lease {
                     ends_at: "2026-01-01T00:05:00Z".parse().unwrap(),

@@ -229,7 +229,8 @@ impl Projection for AlertIndex {
                 }
             }
             // Not about what a source reported.
-            EventKind::SilenceCreated(_)
+            EventKind::AlertFired { .. }
+            | EventKind::SilenceCreated(_)
             | EventKind::SilenceUpdated(_)
             | EventKind::SilenceExpired { .. }
             | EventKind::GroupScheduled(_)
