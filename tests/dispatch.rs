@@ -567,3 +567,43 @@ async fn alerts_fire_once_per_episode() {
         "new episode"
     );
 }
+
+/// active_time_intervals: a route notifies only inside them; a flush outside
+/// sends nothing, the first flush inside sends what is due.
+#[tokio::test]
+async fn an_active_time_interval_limits_notifications_to_it() {
+    let dir = tempfile::tempdir().unwrap();
+    // 2026-11-25 19:00 UTC is a Wednesday; office hours start at 19:08.
+    let t0 = "2026-11-25T19:00:00Z".parse().unwrap();
+    let clock = ManualClock::new(t0);
+    let mut config = Config::parse(
+        "route:\n  receiver: team\n  group_by: [team]\n  group_wait: 30s\n  group_interval: 5m\n  routes:\n    - matchers: ['team=\"x\"']\n      receiver: team\n      active_time_intervals: [office]\n\
+         receivers:\n  - name: team\n\
+         time_intervals:\n  - name: office\n    time_intervals:\n      - times:\n          - start_time: '19:08'\n            end_time: '23:00'\n",
+    )
+    .unwrap();
+    config.data_dir = dir.path().to_path_buf();
+    let t = Timeline {
+        clock: clock.clone(),
+        pipeline: Arc::new(Pipeline::open(config, Arc::new(clock.clone())).unwrap()),
+        t0,
+    };
+    let key = r#"{}/{team="x"}:{team="x"}"#;
+    let flush_at = |s: i64, r: &str| format!("flush {key} at {s}s ({r})");
+    t.fire("A", 7200).await;
+    assert_eq!(t.step().await, vec![flush_at(30, "group_wait")]);
+    // 19:00:30 and 19:05:30 are before office hours: nothing is sent.
+    t.at(30);
+    assert_eq!(t.step().await, vec![flush_at(330, "group_interval")]);
+    t.at(330);
+    assert_eq!(t.step().await, vec![flush_at(630, "group_interval")]);
+    // 19:10:30 is inside: the page goes out.
+    t.at(630);
+    assert_eq!(
+        t.step().await,
+        vec![
+            "notify team firing=[A] new=[A] resolved=[]".to_string(),
+            flush_at(930, "group_interval")
+        ]
+    );
+}
