@@ -68,6 +68,20 @@ impl AlertStore {
         all
     }
 
+    /// The alerts `keep` accepts, sorted by fingerprint. Only those are
+    /// cloned: the writer waits for this lock, so a scan must stay short.
+    pub fn filtered(&self, keep: impl Fn(&StoredAlert) -> bool) -> Vec<(Fingerprint, StoredAlert)> {
+        let mut out: Vec<_> = self
+            .alerts
+            .read()
+            .iter()
+            .filter(|(_, a)| keep(a))
+            .map(|(fp, a)| (Fingerprint(*fp), a.clone()))
+            .collect();
+        out.sort_by_key(|(fp, _)| *fp);
+        out
+    }
+
     pub fn len(&self) -> usize {
         self.alerts.read().len()
     }
@@ -178,14 +192,16 @@ impl Projection for AlertStore {
         self.alerts.write().clear();
     }
 
-    fn snapshot(&self) -> Option<serde_json::Value> {
+    fn snapshot(&self) -> Option<crate::eventlog::projection::SnapshotFn> {
         let all: Vec<(u64, StoredAlert)> = self
             .alerts
             .read()
             .iter()
             .map(|(k, v)| (*k, v.clone()))
             .collect();
-        serde_json::to_value(all).ok()
+        Some(Box::new(move || {
+            serde_json::to_value(all).unwrap_or_default()
+        }))
     }
 
     fn restore(&self, state: serde_json::Value) -> Result<(), String> {

@@ -113,8 +113,11 @@ impl Projection for GroupStates {
         self.groups.write().clear();
     }
 
-    fn snapshot(&self) -> Option<serde_json::Value> {
-        serde_json::to_value(self.all()).ok()
+    fn snapshot(&self) -> Option<crate::eventlog::projection::SnapshotFn> {
+        let all = self.all();
+        Some(Box::new(move || {
+            serde_json::to_value(all).unwrap_or_default()
+        }))
     }
 
     fn restore(&self, state: serde_json::Value) -> Result<(), String> {
@@ -174,9 +177,8 @@ impl Dispatcher {
         };
         let firing: Vec<(String, StoredAlert)> = self
             .alerts
-            .all()
+            .filtered(|a| a.firing_at(now))
             .into_iter()
-            .filter(|(_, a)| a.firing_at(now))
             .map(|(fp, a)| (fp.to_string(), a))
             .collect();
         for (fp, alert) in &firing {
@@ -251,10 +253,10 @@ impl Dispatcher {
     /// they resolved, recorded so history says when and why.
     fn expiries(&self, now: DateTime<Utc>) -> Vec<(EventKind, Option<u64>)> {
         self.alerts
-            .all()
+            .filtered(|a| !a.resolved && a.ends_at.is_some_and(|e| e <= now))
             .into_iter()
             .filter_map(|(fp, a)| {
-                let ends = a.ends_at.filter(|e| !a.resolved && *e <= now)?;
+                let ends = a.ends_at?;
                 Some((
                     EventKind::AlertResolved(crate::eventlog::AlertResolution {
                         fingerprint: fp.to_string(),
@@ -277,9 +279,8 @@ impl Dispatcher {
             return Vec::new();
         }
         self.alerts
-            .all()
+            .filtered(|a| !a.fired && a.firing_at(now))
             .into_iter()
-            .filter(|(_, a)| !a.fired && a.firing_at(now))
             .map(|(fp, a)| {
                 (
                     EventKind::AlertFired {

@@ -175,14 +175,16 @@ impl Projection for SilenceStore {
         self.silences.write().clear();
     }
 
-    fn snapshot(&self) -> Option<serde_json::Value> {
+    fn snapshot(&self) -> Option<crate::eventlog::projection::SnapshotFn> {
         let all: Vec<(SilenceSpec, DateTime<Utc>)> = self
             .silences
             .read()
             .values()
             .map(|s| (s.spec.clone(), s.updated_at))
             .collect();
-        serde_json::to_value(all).ok()
+        Some(Box::new(move || {
+            serde_json::to_value(all).unwrap_or_default()
+        }))
     }
 
     fn restore(&self, state: serde_json::Value) -> Result<(), String> {

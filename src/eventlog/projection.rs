@@ -5,6 +5,9 @@
 
 use super::event::Event;
 
+/// Serialises a copy of a view's state, off the writer thread.
+pub type SnapshotFn = Box<dyn FnOnce() -> serde_json::Value + Send>;
+
 /// A fold over the log. Implementations keep their state behind interior
 /// mutability so handlers can read them while the writer applies events.
 ///
@@ -27,9 +30,11 @@ pub trait Projection: Send + Sync {
         None
     }
 
-    /// The whole state, for a snapshot. `None`: this view cannot be
-    /// snapshotted, so no snapshot is taken at all.
-    fn snapshot(&self) -> Option<serde_json::Value> {
+    /// The whole state, for a snapshot: copy it now (the writer waits for
+    /// this) and return how to serialise the copy, which runs on another
+    /// thread. `None`: this view cannot be snapshotted, so no snapshot is
+    /// taken at all.
+    fn snapshot(&self) -> Option<SnapshotFn> {
         None
     }
 

@@ -364,6 +364,7 @@ impl EventLog {
         let (checkpoint, checkpointer) = spawn_checkpointer(path)?;
         let (tx, rx) = mpsc::channel();
         let writer = Writer {
+            snapshotting: None,
             snapshot_every: options.snapshot_every,
             last_snapshot: snapshot_seq,
             checkpoint,
@@ -611,6 +612,7 @@ impl EventLog {
 }
 
 struct Writer {
+    snapshotting: Option<JoinHandle<()>>,
     snapshot_every: u64,
     last_snapshot: u64,
     checkpoint: mpsc::SyncSender<()>,
@@ -640,6 +642,10 @@ impl Writer {
                 }
             }
             self.commit_batch(batch, n);
+        }
+        // Closing waits for a snapshot being written.
+        if let Some(running) = self.snapshotting.take() {
+            let _ = running.join();
         }
     }
 
@@ -682,11 +688,13 @@ impl Writer {
                     }
                 }
                 let head = self.next_seq - 1;
-                if self.snapshot_every > 0 && head - self.last_snapshot >= self.snapshot_every {
+                // A snapshot skipped because the last one is still being
+                // written is tried again at the next commit.
+                if self.snapshot_every > 0
+                    && head - self.last_snapshot >= self.snapshot_every
+                    && self.take_snapshot(head, recorded_at)
+                {
                     self.last_snapshot = head;
-                    if let Err(e) = self.take_snapshot(head, recorded_at) {
-                        tracing::warn!(error = %e, "snapshot failed; start-up replays more");
-                    }
                 }
                 if let Some(live) = &*self.shared.live.lock() {
                     for event in committed {
@@ -708,38 +716,63 @@ impl Writer {
         }
     }
 
-    /// Writes every projection's state as of `seq` (the writer has applied
-    /// everything up to it), replacing older snapshots.
-    fn take_snapshot(&mut self, seq: u64, at: DateTime<Utc>) -> Result<(), LogError> {
+    /// Copies every projection's state as of `seq` (the writer has applied
+    /// everything up to it) and writes the snapshot from another thread and
+    /// connection, replacing older ones. The writer pauses only for the
+    /// copy; one snapshot at a time.
+    fn take_snapshot(&mut self, seq: u64, at: DateTime<Utc>) -> bool {
         if self.projections.is_empty() {
-            return Ok(());
+            return false;
         }
-        let mut data = serde_json::Map::new();
+        if let Some(running) = self.snapshotting.take() {
+            if !running.is_finished() {
+                self.snapshotting = Some(running);
+                return false;
+            }
+            let _ = running.join();
+        }
+        let mut copies = Vec::with_capacity(self.projections.len());
         for p in &self.projections {
             match p.snapshot() {
-                Some(state) => {
-                    data.insert(p.name().to_string(), state);
-                }
+                Some(copy) => copies.push((p.name(), copy)),
                 // One view that cannot be snapshotted makes the rest useless.
-                None => return Ok(()),
+                None => return false,
             }
         }
-        let started = Instant::now();
-        let text = serde_json::Value::Object(data).to_string();
-        let tx = self.conn.transaction()?;
-        tx.execute(
-            "INSERT OR REPLACE INTO snapshots (seq, version, created_at, data) VALUES (?1, ?2, ?3, ?4)",
-            params![seq as i64, SNAPSHOT_VERSION, nanos(at), text],
-        )?;
-        tx.execute("DELETE FROM snapshots WHERE seq < ?1", params![seq as i64])?;
-        tx.commit()?;
-        tracing::info!(
-            seq,
-            bytes = text.len(),
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "projections snapshotted"
-        );
-        Ok(())
+        let path = self.shared.path.clone();
+        let handle = std::thread::Builder::new()
+            .name("eventlog-snapshot".into())
+            .spawn(move || {
+                let started = Instant::now();
+                let mut data = serde_json::Map::new();
+                for (name, copy) in copies {
+                    data.insert(name.to_string(), copy());
+                }
+                let text = serde_json::Value::Object(data).to_string();
+                let written = (|| -> rusqlite::Result<()> {
+                    let mut conn = Connection::open(&path)?;
+                    conn.busy_timeout(std::time::Duration::from_secs(60))?;
+                    let tx = conn.transaction()?;
+                    tx.execute(
+                        "INSERT OR REPLACE INTO snapshots (seq, version, created_at, data) VALUES (?1, ?2, ?3, ?4)",
+                        params![seq as i64, SNAPSHOT_VERSION, nanos(at), text],
+                    )?;
+                    tx.execute("DELETE FROM snapshots WHERE seq < ?1", params![seq as i64])?;
+                    tx.commit()
+                })();
+                match written {
+                    Ok(()) => tracing::info!(
+                        seq,
+                        bytes = text.len(),
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "projections snapshotted"
+                    ),
+                    Err(e) => tracing::warn!(error = %e, "snapshot not written; start-up replays more"),
+                }
+            })
+            .expect("spawn snapshot thread");
+        self.snapshotting = Some(handle);
+        true
     }
 
     #[allow(clippy::type_complexity)]

@@ -252,10 +252,12 @@ impl Projection for AlertIndex {
         self.dedup_keys.write().clear();
     }
 
-    fn snapshot(&self) -> Option<serde_json::Value> {
+    fn snapshot(&self) -> Option<crate::eventlog::projection::SnapshotFn> {
         let alerts: Vec<(u64, IndexedAlert)> = self.snapshot();
         let dedup: HashMap<String, u64> = self.dedup_keys.read().clone();
-        serde_json::to_value((alerts, dedup)).ok()
+        Some(Box::new(move || {
+            serde_json::to_value((alerts, dedup)).unwrap_or_default()
+        }))
     }
 
     fn restore(&self, state: serde_json::Value) -> Result<(), String> {
