@@ -120,7 +120,7 @@ fn fill(log: &EventLog, n: u64, start: DateTime<Utc>) {
                 report: None,
             })
         } else {
-            EventKind::AlertReceived(report(i, t, round))
+            EventKind::AlertReceived(Arc::new(report(i, t, round)))
         };
         let key = match &kind {
             EventKind::AlertReceived(r) => r.fingerprint.clone(),

@@ -103,7 +103,7 @@ fn received(n: usize, at: DateTime<Utc>) -> NewEvent {
         at,
         "prometheus",
         r.fingerprint.clone(),
-        EventKind::AlertReceived(r),
+        EventKind::AlertReceived(Arc::new(r)),
     )
 }
 
@@ -176,7 +176,7 @@ async fn appends_survive_a_restart() {
             r.starts_at,
             "prometheus",
             &fp,
-            EventKind::AlertReceived(r.clone()),
+            EventKind::AlertReceived(Arc::new(r.clone())),
         )
         .idempotent(format!("alert:{fp}:0:received")),
         NewEvent::new(
@@ -801,7 +801,7 @@ fn replay_of_many_chunks_folds_in_seq_order() {
                 r.starts_at,
                 "prometheus",
                 r.fingerprint.clone(),
-                EventKind::AlertReceived(r),
+                EventKind::AlertReceived(Arc::new(r)),
             )
         })
         .collect();
@@ -917,7 +917,7 @@ async fn reads_by_key_kind_and_time_range() {
                 at,
                 "prometheus",
                 &key,
-                EventKind::AlertReceived(report(i, at)),
+                EventKind::AlertReceived(Arc::new(report(i, at))),
             ),
             1 => acked(&key, at),
             _ => NewEvent::new(

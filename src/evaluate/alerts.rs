@@ -112,7 +112,7 @@ impl Projection for AlertStore {
                     StoredAlert {
                         fired,
                         ends_at: report.ends_at,
-                        report: Arc::new(report.clone()),
+                        report: report.clone(),
                         updated_at: at,
                         resolved: false,
                         acked_by: None,

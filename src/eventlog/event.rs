@@ -91,7 +91,7 @@ pub enum EventKind {
     /// A source reported an alert that is new, or whose labels, annotations,
     /// start or generator changed. Re-sends of the same alert are not stored.
     #[serde(rename = "alert.received")]
-    AlertReceived(AlertReport),
+    AlertReceived(std::sync::Arc<AlertReport>),
 
     /// The evaluate stage took a received alert as firing: it is routed,
     /// grouped and may page from here on. Decided once per firing episode.
@@ -447,7 +447,7 @@ mod tests {
     #[test]
     fn kinds_round_trip_through_their_two_columns() {
         let kinds = vec![
-            EventKind::AlertReceived(report()),
+            EventKind::AlertReceived(std::sync::Arc::new(report())),
             EventKind::AlertFired {
                 fingerprint: "a".into(),
             },
@@ -508,7 +508,7 @@ mod tests {
             source: "prometheus".into(),
             key: "0123456789abcdef".into(),
             idempotency_key: None,
-            kind: EventKind::AlertReceived(report()),
+            kind: EventKind::AlertReceived(std::sync::Arc::new(report())),
         };
         let json = serde_json::to_value(&event).unwrap();
         assert_eq!(json["kind"], "alert.received");

@@ -235,7 +235,7 @@ impl Ingest {
                             now,
                             source,
                             &report.fingerprint,
-                            EventKind::AlertReceived(report.clone()),
+                            EventKind::AlertReceived(Arc::new(report.clone())),
                         )
                         .expecting(prev_seq),
                     );
