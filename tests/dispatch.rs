@@ -23,7 +23,16 @@ struct Timeline {
 
 impl Timeline {
     fn open(dir: &Path, clock: &ManualClock, t0: chrono::DateTime<chrono::Utc>) -> Timeline {
-        let mut config = Config::parse(CONFIG).unwrap();
+        Self::open_with(CONFIG, dir, clock, t0)
+    }
+
+    fn open_with(
+        yaml: &str,
+        dir: &Path,
+        clock: &ManualClock,
+        t0: chrono::DateTime<chrono::Utc>,
+    ) -> Timeline {
+        let mut config = Config::parse(yaml).unwrap();
         config.data_dir = dir.to_path_buf();
         Timeline {
             clock: clock.clone(),
@@ -492,18 +501,10 @@ async fn a_mute_time_interval_holds_notifications_until_it_ends() {
     // 2026-11-25 is a Wednesday; mute 19:00–19:10 UTC on Wednesdays.
     let t0 = "2026-11-25T19:00:00Z".parse().unwrap();
     let clock = ManualClock::new(t0);
-    let mut config = Config::parse(
-        "route:\n  receiver: team\n  group_by: [team]\n  group_wait: 30s\n  group_interval: 5m\n  routes:\n    - matchers: ['team=\"x\"']\n      receiver: team\n      mute_time_intervals: [standup]\n\
+    let yaml = "route:\n  receiver: team\n  group_by: [team]\n  group_wait: 30s\n  group_interval: 5m\n  routes:\n    - matchers: ['team=\"x\"']\n      receiver: team\n      mute_time_intervals: [standup]\n\
          receivers:\n  - name: team\n\
-         time_intervals:\n  - name: standup\n    time_intervals:\n      - weekdays: ['wednesday']\n        times:\n          - start_time: '19:00'\n            end_time: '19:10'\n",
-    )
-    .unwrap();
-    config.data_dir = dir.path().to_path_buf();
-    let t = Timeline {
-        clock: clock.clone(),
-        pipeline: Arc::new(Pipeline::open(config, Arc::new(clock.clone())).unwrap()),
-        t0,
-    };
+         time_intervals:\n  - name: standup\n    time_intervals:\n      - weekdays: ['wednesday']\n        times:\n          - start_time: '19:00'\n            end_time: '19:10'\n";
+    let t = Timeline::open_with(yaml, dir.path(), &clock, t0);
     let key = r#"{}/{team="x"}:{team="x"}"#;
     let flush_at = |s: i64, r: &str| format!("flush {key} at {s}s ({r})");
     t.fire("A", 7200).await;
@@ -576,18 +577,10 @@ async fn an_active_time_interval_limits_notifications_to_it() {
     // 2026-11-25 19:00 UTC is a Wednesday; office hours start at 19:08.
     let t0 = "2026-11-25T19:00:00Z".parse().unwrap();
     let clock = ManualClock::new(t0);
-    let mut config = Config::parse(
-        "route:\n  receiver: team\n  group_by: [team]\n  group_wait: 30s\n  group_interval: 5m\n  routes:\n    - matchers: ['team=\"x\"']\n      receiver: team\n      active_time_intervals: [office]\n\
+    let yaml = "route:\n  receiver: team\n  group_by: [team]\n  group_wait: 30s\n  group_interval: 5m\n  routes:\n    - matchers: ['team=\"x\"']\n      receiver: team\n      active_time_intervals: [office]\n\
          receivers:\n  - name: team\n\
-         time_intervals:\n  - name: office\n    time_intervals:\n      - times:\n          - start_time: '19:08'\n            end_time: '23:00'\n",
-    )
-    .unwrap();
-    config.data_dir = dir.path().to_path_buf();
-    let t = Timeline {
-        clock: clock.clone(),
-        pipeline: Arc::new(Pipeline::open(config, Arc::new(clock.clone())).unwrap()),
-        t0,
-    };
+         time_intervals:\n  - name: office\n    time_intervals:\n      - times:\n          - start_time: '19:08'\n            end_time: '23:00'\n";
+    let t = Timeline::open_with(yaml, dir.path(), &clock, t0);
     let key = r#"{}/{team="x"}:{team="x"}"#;
     let flush_at = |s: i64, r: &str| format!("flush {key} at {s}s ({r})");
     t.fire("A", 7200).await;

@@ -43,6 +43,21 @@ impl Drop for Proc {
     }
 }
 
+/// Starts Alertmanager on loopback with `config`, gossip off.
+fn start_alertmanager(config: &Path, storage: &Path, port: u16) -> Proc {
+    Proc(
+        Command::new(ALERTMANAGER)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.path={}", storage.display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start alertmanager"),
+    )
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -161,20 +176,7 @@ async fn alertmanager_webhook_delivers_firing_and_resolved_alerts() {
         ),
     )
     .unwrap();
-    let _am = Proc(
-        Command::new(ALERTMANAGER)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.path={}",
-                dir.path().join("am").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{am_port}"))
-            .arg("--cluster.listen-address=")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start alertmanager"),
-    );
+    let _am = start_alertmanager(&config, &dir.path().join("am"), am_port);
     let am = format!("http://127.0.0.1:{am_port}");
     let client = reqwest::Client::new();
     wait_ready(&client, &format!("{am}/-/ready"), Duration::from_secs(20)).await;
@@ -564,20 +566,7 @@ async fn fenghuo_groups_silences_and_inhibits_like_alertmanager() {
     )
     .unwrap();
     let am_port = free_port();
-    let _am = Proc(
-        Command::new(ALERTMANAGER)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.path={}",
-                dir.path().join("am").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{am_port}"))
-            .arg("--cluster.listen-address=")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start alertmanager"),
-    );
+    let _am = start_alertmanager(&config, &dir.path().join("am"), am_port);
     let am = format!("http://127.0.0.1:{am_port}");
     let config_arg = config.display().to_string();
     let (_fenghuo, fenghuo) =
