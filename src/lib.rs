@@ -30,4 +30,5 @@ pub mod evaluate;
 pub mod eventlog;
 pub mod ingest;
 pub mod metrics;
+pub mod notify;
 pub mod pipeline;

@@ -175,6 +175,11 @@ pub struct RouteConfig {
 pub struct ReceiverConfig {
     pub name: String,
     pub integrations: BTreeMap<String, Vec<serde_json::Value>>,
+    /// Fenghuo: the receiver that gets a notification this one could not
+    /// deliver within `notify.retry_for`.
+    pub fallback: Option<String>,
+    /// Fenghuo: at most so many messages per period, per integration.
+    pub rate_limit: Option<crate::notify::config::RateLimit>,
 }
 
 impl ReceiverConfig {
@@ -183,6 +188,8 @@ impl ReceiverConfig {
         ReceiverConfig {
             name: name.into(),
             integrations: BTreeMap::new(),
+            fallback: None,
+            rate_limit: None,
         }
     }
 }
@@ -202,16 +209,26 @@ impl<'de> Deserialize<'de> for ReceiverConfig {
                 let mut name: Option<String> = None;
                 let mut seen = BTreeSet::new();
                 let mut integrations = BTreeMap::new();
+                let (mut fallback, mut rate_limit) = (None, None);
                 while let Some(key) = map.next_key_seed(ReceiverKey { seen: &seen })? {
                     seen.insert(key.clone());
                     if key == "name" {
                         name = Some(map.next_value::<Option<String>>()?.unwrap_or_default());
+                    } else if key == "fallback" {
+                        fallback = map.next_value::<Option<String>>()?;
+                    } else if key == "rate_limit" {
+                        rate_limit = map.next_value()?;
                     } else if let Some(list) = map.next_value::<Option<Vec<serde_json::Value>>>()? {
                         integrations.insert(key, list);
                     }
                 }
                 match name {
-                    Some(name) if !name.is_empty() => Ok(ReceiverConfig { name, integrations }),
+                    Some(name) if !name.is_empty() => Ok(ReceiverConfig {
+                        name,
+                        integrations,
+                        fallback,
+                        rate_limit,
+                    }),
                     _ => Err(de::Error::custom("missing name in receiver")),
                 }
             }
@@ -246,9 +263,9 @@ impl Visitor<'_> for ReceiverKey<'_> {
 
     fn visit_str<E: de::Error>(self, key: &str) -> Result<String, E> {
         let integration = key.len() > "_configs".len() && key.ends_with("_configs");
-        if key != "name" && !integration {
+        if !matches!(key, "name" | "fallback" | "rate_limit") && !integration {
             return Err(E::custom(format!(
-                "unknown field `{key}` in receiver, expected `name` or an integration list \
+                "unknown field `{key}` in receiver, expected `name`, `fallback`, `rate_limit` or an integration list \
                  such as `webhook_configs`"
             )));
         }
@@ -265,6 +282,12 @@ impl Serialize for ReceiverConfig {
         map.serialize_entry("name", &self.name)?;
         for (key, list) in &self.integrations {
             map.serialize_entry(key, list)?;
+        }
+        if let Some(fallback) = &self.fallback {
+            map.serialize_entry("fallback", fallback)?;
+        }
+        if let Some(limit) = &self.rate_limit {
+            map.serialize_entry("rate_limit", limit)?;
         }
         map.end()
     }
