@@ -39,6 +39,14 @@ pub struct Config {
     pub global: Option<serde_json::Value>,
     pub templates: Vec<String>,
 
+    /// Delivery: retries, fallback timing, templates, links.
+    pub notify: crate::notify::config::NotifyConfig,
+
+    /// The directory of the config file: relative template and secret
+    /// paths are resolved against it.
+    #[serde(skip)]
+    pub dir: Option<PathBuf>,
+
     /// The file as written, for `GET /api/v2/status` (shown with secrets
     /// redacted, see [`Config::redacted`]).
     #[serde(skip)]
@@ -68,6 +76,8 @@ impl Default for Config {
             mute_time_intervals: Vec::new(),
             global: None,
             templates: Vec::new(),
+            notify: Default::default(),
+            dir: None,
             source: None,
         }
     }
@@ -158,10 +168,27 @@ impl Config {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::parse(&text).map_err(|message| ConfigError::Invalid {
+        let invalid = |message| ConfigError::Invalid {
             path: path.to_path_buf(),
             message,
-        })
+        };
+        let mut config = Self::parse(&text).map_err(invalid)?;
+        config.dir = path.parent().map(Path::to_path_buf);
+        // Secrets and receiver templates are read now, so a config whose
+        // secret file is missing or whose template is broken never starts.
+        config.receivers().map_err(invalid)?;
+        Ok(config)
+    }
+
+    /// `receivers:` compiled into notifiers, with their templates and
+    /// secrets read.
+    pub fn receivers(&self) -> Result<crate::notify::Receivers, String> {
+        crate::notify::Receivers::build(
+            &self.receivers,
+            self.global.as_ref(),
+            &self.notify,
+            self.dir.as_deref(),
+        )
     }
 
     pub fn parse(text: &str) -> Result<Config, String> {

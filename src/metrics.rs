@@ -14,6 +14,16 @@ pub const INGEST_REJECTED: &str = "fenghuo_ingest_rejected_total";
 pub const INGEST_ALERTS: &str = "fenghuo_ingest_alerts_total";
 pub const LEASES_WRITTEN: &str = "fenghuo_alert_leases_written_total";
 pub const ALERTS_INDEXED: &str = "fenghuo_alerts_indexed";
+/// Labels: `integration` (receiver type), `receiver`.
+pub const NOTIFY_SENT: &str = "fenghuo_notifications_sent_total";
+/// Labels: `integration`, `receiver`, `reason` (failure class).
+pub const NOTIFY_FAILED: &str = "fenghuo_notifications_failed_total";
+/// From the decision (`notification.due`) to the far end's acceptance.
+pub const NOTIFY_LATENCY_SECONDS: &str = "fenghuo_notification_latency_seconds";
+/// One delivery attempt, request to response.
+pub const NOTIFY_ATTEMPT_SECONDS: &str = "fenghuo_notification_attempt_duration_seconds";
+/// Due notifications still owed to at least one receiver.
+pub const NOTIFY_QUEUE_DEPTH: &str = "fenghuo_notification_queue_depth";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -26,6 +36,22 @@ pub fn install() -> PrometheusHandle {
                     Matcher::Full(COMMIT_SECONDS.into()),
                     &[
                         0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0,
+                    ],
+                )
+                .expect("static buckets are valid")
+                .set_buckets_for_metric(
+                    Matcher::Full(NOTIFY_LATENCY_SECONDS.into()),
+                    &[
+                        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 120.0,
+                        600.0,
+                    ],
+                )
+                .expect("static buckets are valid")
+                .set_buckets_for_metric(
+                    Matcher::Full(NOTIFY_ATTEMPT_SECONDS.into()),
+                    &[
+                        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                        10.0,
                     ],
                 )
                 .expect("static buckets are valid")

@@ -25,6 +25,7 @@ use crate::evaluate::dispatch::{Dispatcher, GroupStates};
 use crate::evaluate::silence::SilenceStore;
 use crate::eventlog::{EventLog, LogOptions, Projection};
 use crate::ingest::{AlertIndex, Ingest};
+use crate::notify::outbox::{Outbox, OutboxState};
 
 /// The running stages and the views they share.
 pub struct Pipeline {
@@ -43,6 +44,8 @@ pub struct Pipeline {
     /// The routing sections of the config, compiled.
     pub routing: Routing,
     pub ingest: Ingest,
+    /// Delivers due notifications and records their outcomes.
+    pub outbox: Arc<Outbox>,
     /// Held for the life of the process: one server per data directory.
     _lock: Option<File>,
 }
@@ -54,6 +57,7 @@ pub struct Views {
     pub alerts: Arc<AlertStore>,
     pub silences: Arc<SilenceStore>,
     pub groups: Arc<GroupStates>,
+    pub outbox: Arc<OutboxState>,
 }
 
 impl Views {
@@ -63,6 +67,7 @@ impl Views {
             alerts: Arc::new(AlertStore::new()),
             silences: Arc::new(SilenceStore::new()),
             groups: Arc::new(GroupStates::new()),
+            outbox: Arc::new(OutboxState::new()),
         }
     }
 
@@ -73,6 +78,7 @@ impl Views {
             self.alerts.clone(),
             self.silences.clone(),
             self.groups.clone(),
+            self.outbox.clone(),
         ]
     }
 }
@@ -97,6 +103,11 @@ impl Pipeline {
         let routing = config
             .routing()
             .map_err(|e| anyhow::anyhow!("config: {e}"))?;
+        let receivers = Arc::new(
+            config
+                .receivers()
+                .map_err(|e| anyhow::anyhow!("config: {e}"))?,
+        );
         let views = Views::new();
         let options = LogOptions {
             synchronous: config.storage.synchronous,
@@ -125,7 +136,17 @@ impl Pipeline {
             views.silences.clone(),
             views.groups.clone(),
         ));
+        let outbox = Arc::new(Outbox::new(
+            log.clone(),
+            clock.clone(),
+            views.outbox.clone(),
+            views.alerts.clone(),
+            receivers,
+            config.notify.clone(),
+            Some(ingest.clone()),
+        ));
         Ok(Pipeline {
+            outbox,
             config,
             clock,
             log,
@@ -147,10 +168,14 @@ impl Pipeline {
         let log = self.log.clone();
         let clock = self.clock.clone();
         let dispatch_shutdown = shutdown.clone();
+        let deliver_shutdown = shutdown.clone();
+        let outbox = self.outbox.clone();
         tokio::spawn(async move {
+            let delivering = tokio::spawn(deliver(outbox, clock.clone(), deliver_shutdown));
             let dispatching = tokio::spawn(dispatch(dispatcher, log, clock, dispatch_shutdown));
             lease_checkpoints(ingest, shutdown).await;
             let _ = dispatching.await;
+            let _ = delivering.await;
         })
     }
 
@@ -205,6 +230,30 @@ async fn dispatch(
                 // Take everything already committed, then decide once.
                 while live.try_recv().is_ok() {}
             }
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Runs the outbox whenever a due notification or an outcome is folded, or
+/// a retry or rate-limit slot comes due. Sends run on their own tasks; their
+/// outcomes wake this loop through the log.
+async fn deliver(outbox: Arc<Outbox>, clock: SharedClock, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        // Detached: each records its outcome, which wakes this loop.
+        drop(outbox.start_ready());
+        let now = clock.now();
+        let wait = outbox
+            .next_wake()
+            .filter(|at| *at > now)
+            .and_then(|at| (at - now).to_std().ok())
+            .unwrap_or(std::time::Duration::from_secs(1))
+            .clamp(
+                std::time::Duration::from_millis(1),
+                std::time::Duration::from_secs(1),
+            );
+        tokio::select! {
+            _ = tokio::time::timeout(wait, outbox.state().changed()) => {}
             _ = shutdown.changed() => return,
         }
     }

@@ -157,6 +157,7 @@ async fn scenario(seed: u64) {
             alerts: pipeline.store.clone(),
             silences: pipeline.silences.clone(),
             groups: pipeline.groups.clone(),
+            outbox: pipeline.outbox.state().clone(),
         },
         now,
     );

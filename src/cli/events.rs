@@ -125,6 +125,39 @@ pub fn describe(e: &Event) -> String {
                 format!(", {} muted", n.muted.len())
             }
         ),
+        EventKind::NotificationSent(d) => format!(
+            "{} {}: sent (attempt {}, {} in {} ms){}{}",
+            d.target.receiver,
+            d.target.integration,
+            d.attempt,
+            d.status,
+            d.latency_ms,
+            if d.digest {
+                format!(", digest of {} notifications", d.target.due_seqs.len())
+            } else {
+                String::new()
+            },
+            d.template_fallback
+                .as_ref()
+                .map(|r| format!(", default template used: {r}"))
+                .unwrap_or_default()
+        ),
+        EventKind::NotificationFailed(d) => format!(
+            "{} {}: attempt {} failed: {}{}",
+            d.target.receiver,
+            d.target.integration,
+            d.attempt,
+            d.reason,
+            match (&d.retry_at, &d.fallback) {
+                (Some(at), _) => format!("; retry at {}", at.to_rfc3339()),
+                (None, Some(f)) => format!("; gave up, handed to {f}"),
+                (None, None) => "; gave up".to_string(),
+            }
+        ),
+        EventKind::NotificationSkipped(d) => format!(
+            "{} {}: not sent: {}",
+            d.target.receiver, d.target.integration, d.reason
+        ),
     };
     format!(
         "{:>8}  {}  {:<15} {:<16} {:<12} {}",

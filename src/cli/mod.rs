@@ -1,8 +1,10 @@
 //! The `fenghuo` command: one subcommand per file.
 
+mod check;
 mod events;
 mod replay;
 mod serve;
+mod template;
 mod why;
 
 use std::path::PathBuf;
@@ -69,6 +71,10 @@ pub enum Command {
     Replay(replay::ReplayArgs),
     /// Explain an alert: its state, what mutes it, and its history.
     Why(why::WhyArgs),
+    /// Validate config files and templates (exit 1 on problems).
+    Check(check::CheckArgs),
+    /// Preview notification templates.
+    Template(template::TemplateArgs),
 }
 
 /// Sets up logging on stderr, in text or JSON.
@@ -93,5 +99,7 @@ pub fn main() -> anyhow::Result<()> {
         Command::Events(args) => events::run(args),
         Command::Replay(args) => replay::run(args),
         Command::Why(args) => why::run(args),
+        Command::Check(args) => std::process::exit(check::run(args)),
+        Command::Template(args) => template::run(args),
     }
 }

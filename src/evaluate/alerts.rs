@@ -184,7 +184,10 @@ impl Projection for AlertStore {
             // Decisions about groups; they do not change an alert.
             EventKind::GroupScheduled(_)
             | EventKind::GroupClosed(_)
-            | EventKind::NotificationDue(_) => {}
+            | EventKind::NotificationDue(_)
+            | EventKind::NotificationSent(_)
+            | EventKind::NotificationFailed(_)
+            | EventKind::NotificationSkipped(_) => {}
         }
     }
 

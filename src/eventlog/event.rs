@@ -139,6 +139,21 @@ pub enum EventKind {
     #[serde(rename = "notification.due")]
     NotificationDue(NotificationDue),
 
+    /// One integration of a receiver accepted a message (HTTP 2xx, SMTP 250).
+    #[serde(rename = "notification.sent")]
+    NotificationSent(DeliverySent),
+
+    /// A delivery attempt failed: retried at `retry_at`, or given up and
+    /// handed to the `fallback` receiver.
+    #[serde(rename = "notification.failed")]
+    NotificationFailed(DeliveryFailed),
+
+    /// A due notification was not sent to an integration on purpose (only
+    /// resolved alerts and `send_resolved: false`; the integration is no
+    /// longer configured).
+    #[serde(rename = "notification.skipped")]
+    NotificationSkipped(DeliverySkipped),
+
     /// Someone acknowledged the alert (today: a PagerDuty-style
     /// `acknowledge` event).
     #[serde(rename = "alert.acked")]
@@ -165,6 +180,9 @@ impl EventKind {
             EventKind::GroupScheduled(_) => "group.scheduled",
             EventKind::GroupClosed(_) => "group.closed",
             EventKind::NotificationDue(_) => "notification.due",
+            EventKind::NotificationSent(_) => "notification.sent",
+            EventKind::NotificationFailed(_) => "notification.failed",
+            EventKind::NotificationSkipped(_) => "notification.skipped",
         }
     }
 
@@ -181,6 +199,9 @@ impl EventKind {
         "group.scheduled",
         "group.closed",
         "notification.due",
+        "notification.sent",
+        "notification.failed",
+        "notification.skipped",
     ];
 
     /// The payload column: the variant's fields, without the tag.
@@ -339,6 +360,69 @@ pub struct NotificationDue {
     pub muted: BTreeMap<String, Vec<String>>,
 }
 
+/// Which delivery an outcome is about: one integration of one receiver,
+/// for one due notification (or several folded into a digest).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryTarget {
+    pub receiver: String,
+    /// `dingtalk[0]`: the receiver type and its index in the receiver.
+    pub integration: String,
+    pub group: String,
+    /// `seq` of the `notification.due` event(s) delivered.
+    pub due_seqs: Vec<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliverySent {
+    #[serde(flatten)]
+    pub target: DeliveryTarget,
+    /// 1 for the first try.
+    pub attempt: u32,
+    /// HTTP status or SMTP reply code.
+    pub status: u16,
+    pub latency_ms: u64,
+    /// The receiver's own template failed and the default was sent: why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_fallback: Option<String>,
+    /// Several due notifications went out as one rate-limit digest.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub digest: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryFailed {
+    #[serde(flatten)]
+    pub target: DeliveryTarget,
+    pub attempt: u32,
+    /// What went wrong, free of secrets.
+    pub reason: String,
+    /// `timeout`, `connect`, `http_5xx`, `http_4xx`, `rate_limited`, ….
+    pub class: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    pub retryable: bool,
+    /// When the next attempt is due; `None` once given up.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "stored_time::optional"
+    )]
+    pub retry_at: Option<DateTime<Utc>>,
+    /// No more attempts on this integration.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub gave_up: bool,
+    /// Given up, and handed to this receiver.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliverySkipped {
+    #[serde(flatten)]
+    pub target: DeliveryTarget,
+    pub reason: String,
+}
+
 /// A silence as Alertmanager's API describes it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SilenceSpec {
@@ -428,6 +512,15 @@ mod tests {
         }
     }
 
+    fn target() -> DeliveryTarget {
+        DeliveryTarget {
+            receiver: "team".into(),
+            integration: "dingtalk[0]".into(),
+            group: "{}:{}".into(),
+            due_seqs: vec![7, 9],
+        }
+    }
+
     fn silence() -> SilenceSpec {
         SilenceSpec {
             id: "s1".into(),
@@ -488,6 +581,29 @@ mod tests {
                 new: vec!["a".into()],
                 repeat: false,
                 muted: [("c".to_string(), vec!["s1".to_string()])].into(),
+            }),
+            EventKind::NotificationSent(DeliverySent {
+                target: target(),
+                attempt: 2,
+                status: 200,
+                latency_ms: 12,
+                template_fallback: Some("line 3: unknown variable".into()),
+                digest: true,
+            }),
+            EventKind::NotificationFailed(DeliveryFailed {
+                target: target(),
+                attempt: 1,
+                reason: "HTTP 503".into(),
+                class: "http_5xx".into(),
+                status: Some(503),
+                retryable: true,
+                retry_at: Some("2026-01-01T00:00:02Z".parse().unwrap()),
+                gave_up: false,
+                fallback: None,
+            }),
+            EventKind::NotificationSkipped(DeliverySkipped {
+                target: target(),
+                reason: "send_resolved is false".into(),
             }),
         ];
         assert_eq!(kinds.len(), EventKind::NAMES.len());

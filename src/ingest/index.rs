@@ -235,7 +235,10 @@ impl Projection for AlertIndex {
             | EventKind::SilenceExpired { .. }
             | EventKind::GroupScheduled(_)
             | EventKind::GroupClosed(_)
-            | EventKind::NotificationDue(_) => {}
+            | EventKind::NotificationDue(_)
+            | EventKind::NotificationSent(_)
+            | EventKind::NotificationFailed(_)
+            | EventKind::NotificationSkipped(_) => {}
         }
     }
 

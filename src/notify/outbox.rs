@@ -1,1 +1,1068 @@
-//! The delivery outbox.
+//! The delivery outbox: from `notification.due` to a message that arrived.
+//!
+//! [`OutboxState`] is a fold over the log: which due notifications still
+//! owe a delivery to which receiver, how often each integration was tried,
+//! when the next try is due, and what each integration sent recently (for
+//! rate limits). [`Outbox`] is the worker: it starts what is ready, sends,
+//! and records each outcome as `notification.sent`, `notification.failed`
+//! or `notification.skipped`. Nothing here decides whether to notify; that
+//! decision is already in the log.
+//!
+//! Guarantees, and how they are kept:
+//! - **Never duplicated by a restart**: an outcome is an event; after a
+//!   restart the fold knows what was sent and only what has no outcome is
+//!   sent. (A crash between the far end's 2xx and the commit of
+//!   `notification.sent` sends once more: at-least-once, as every outbox.)
+//! - **Retried through outages**: retryable failures (timeouts, connection
+//!   errors, 5xx, 429 with `Retry-After`) back off exponentially with jitter
+//!   until `notify.retry_for` after the decision; then the receiver's
+//!   `fallback` gets it. The retry time is in the event, so a restart keeps it.
+//! - **No storm**: a group with a newer due notification replaces its older
+//!   undelivered one (carrying over what resolved), and a receiver over its
+//!   `rate_limit` gets one digest of the surplus at the next free slot.
+//! - **The alerting system watches itself**: an integration that keeps
+//!   failing raises `FenghuoNotificationsFailing`, routed like any alert.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Duration, Utc};
+use parking_lot::{Mutex, RwLock};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
+
+use super::config::{Integration, NotifyConfig, ReceiverRuntime, Receivers};
+use super::{AlertData, Counts, Digest, DigestGroup, Message, common_pairs, humanize_since};
+use crate::clock::SharedClock;
+use crate::evaluate::alerts::AlertStore;
+use crate::evaluate::fingerprint::Fingerprint;
+use crate::eventlog::event::{
+    DeliveryFailed, DeliverySent, DeliverySkipped, DeliveryTarget, LabelSet,
+};
+use crate::eventlog::{
+    Event, EventKind, EventLog, LogError, NewEvent, NotificationDue, Projection,
+};
+use crate::ingest::{IncomingAlert, Ingest};
+
+/// The alert Fenghuo raises about itself when an integration keeps failing.
+pub const FAILING_ALERT: &str = "FenghuoNotificationsFailing";
+
+/// How long a due notification is remembered at all, counted in log time:
+/// beyond it, one whose integrations no longer exist is forgotten.
+const FORGET_AFTER_HOURS: i64 = 24;
+/// Sends remembered per integration for rate limits.
+const RECENT_SENDS_KEPT: usize = 1024;
+/// Alerts listed in full in a digest message.
+const DIGEST_ALERTS: usize = 20;
+const DIGEST_GROUPS: usize = 20;
+
+/// One due notification that still owes deliveries to one receiver.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Pending {
+    pub due_seq: u64,
+    pub receiver: String,
+    /// When the evaluate stage decided it: retries are bounded from here.
+    pub decided_at: DateTime<Utc>,
+    pub due: NotificationDue,
+    /// Receivers that gave it up before this one (fallback chain).
+    #[serde(default)]
+    pub via: Vec<String>,
+    /// Per integration id: its attempts so far. Absent: not tried yet.
+    #[serde(default)]
+    pub integrations: BTreeMap<String, Attempts>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Attempts {
+    pub attempts: u32,
+    #[serde(default)]
+    pub next_at: Option<DateTime<Utc>>,
+    /// Sent, skipped, or given up: nothing more to do.
+    #[serde(default)]
+    pub done: bool,
+}
+
+/// What one integration did lately.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct IntegrationHistory {
+    pub recent_sends: VecDeque<DateTime<Utc>>,
+    pub consecutive_failures: u32,
+    #[serde(default)]
+    pub last_failure: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Inner {
+    /// `{due seq}/{receiver}` → pending.
+    pending: BTreeMap<String, Pending>,
+    /// `{group}/{receiver}` → key in `pending` of its latest due.
+    latest: BTreeMap<String, String>,
+    /// `{receiver}/{integration}` → history.
+    integrations: BTreeMap<String, IntegrationHistory>,
+    /// Log time of the last event folded.
+    now: Option<DateTime<Utc>>,
+}
+
+fn pending_key(seq: u64, receiver: &str) -> String {
+    format!("{seq:020}/{receiver}")
+}
+
+fn integration_key(receiver: &str, integration: &str) -> String {
+    format!("{receiver}/{integration}")
+}
+
+/// The outbox as a fold over the log.
+#[derive(Default)]
+pub struct OutboxState {
+    inner: RwLock<Inner>,
+    /// Woken when something the worker acts on changed.
+    changed: tokio::sync::Notify,
+}
+
+impl OutboxState {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Every delivery still owed, oldest first.
+    pub fn pending(&self) -> Vec<Pending> {
+        self.inner.read().pending.values().cloned().collect()
+    }
+
+    pub fn history(&self, receiver: &str, integration: &str) -> IntegrationHistory {
+        self.inner
+            .read()
+            .integrations
+            .get(&integration_key(receiver, integration))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Resolves when a due notification or an outcome was folded.
+    pub async fn changed(&self) {
+        self.changed.notified().await
+    }
+
+    fn add_pending(inner: &mut Inner, mut p: Pending) {
+        let latest_key = format!("{}/{}", p.due.group.group, p.receiver);
+        let key = pending_key(p.due_seq, &p.receiver);
+        if let Some(older_key) = inner.latest.insert(latest_key, key.clone())
+            && older_key != key
+            && let Some(older) = inner.pending.remove(&older_key)
+        {
+            // A newer message for the group replaces the undelivered older
+            // one; what resolved in between must not be lost with it.
+            let firing: HashSet<&String> = p.due.firing.iter().collect();
+            let mut resolved: BTreeSet<String> = p.due.resolved.iter().cloned().collect();
+            resolved.extend(
+                older
+                    .due
+                    .resolved
+                    .into_iter()
+                    .filter(|fp| !firing.contains(fp)),
+            );
+            p.due.resolved = resolved.into_iter().collect();
+            let mut new: BTreeSet<String> = p.due.new.iter().cloned().collect();
+            new.extend(older.due.new.into_iter().filter(|fp| firing.contains(fp)));
+            p.due.new = new.into_iter().collect();
+            p.due.repeat = p.due.repeat && older.due.repeat;
+        }
+        inner.pending.insert(key, p);
+    }
+
+    fn attempts<'a>(
+        inner: &'a mut Inner,
+        seq: u64,
+        target: &DeliveryTarget,
+    ) -> Option<&'a mut Attempts> {
+        inner
+            .pending
+            .get_mut(&pending_key(seq, &target.receiver))
+            .map(|p| {
+                p.integrations
+                    .entry(target.integration.clone())
+                    .or_default()
+            })
+    }
+
+    fn forget_old(inner: &mut Inner, now: DateTime<Utc>) {
+        let horizon = now - Duration::hours(FORGET_AFTER_HOURS);
+        // Oldest first: stop at the first one inside the horizon.
+        let old: Vec<String> = inner
+            .pending
+            .iter()
+            .take_while(|(_, p)| p.decided_at < horizon)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in old {
+            if let Some(p) = inner.pending.remove(&k) {
+                let latest_key = format!("{}/{}", p.due.group.group, p.receiver);
+                if inner.latest.get(&latest_key) == Some(&k) {
+                    inner.latest.remove(&latest_key);
+                }
+            }
+        }
+    }
+}
+
+impl Projection for OutboxState {
+    fn name(&self) -> &'static str {
+        "outbox"
+    }
+
+    fn apply(&self, event: &Event) {
+        let mut inner = self.inner.write();
+        let touched = match &event.kind {
+            EventKind::NotificationDue(due) => {
+                let p = Pending {
+                    due_seq: event.seq,
+                    receiver: due.group.receiver.clone(),
+                    decided_at: event.occurred_at,
+                    due: due.clone(),
+                    via: Vec::new(),
+                    integrations: BTreeMap::new(),
+                };
+                OutboxState::add_pending(&mut inner, p);
+                true
+            }
+            EventKind::NotificationSent(sent) => {
+                for &seq in &sent.target.due_seqs {
+                    if let Some(a) = OutboxState::attempts(&mut inner, seq, &sent.target) {
+                        a.attempts = a.attempts.max(sent.attempt);
+                        a.done = true;
+                        a.next_at = None;
+                    }
+                }
+                let h = inner
+                    .integrations
+                    .entry(integration_key(
+                        &sent.target.receiver,
+                        &sent.target.integration,
+                    ))
+                    .or_default();
+                h.recent_sends.push_back(event.occurred_at);
+                if h.recent_sends.len() > RECENT_SENDS_KEPT {
+                    h.recent_sends.pop_front();
+                }
+                h.consecutive_failures = 0;
+                h.last_failure = None;
+                true
+            }
+            EventKind::NotificationFailed(failed) => {
+                for &seq in &failed.target.due_seqs {
+                    if let Some(a) = OutboxState::attempts(&mut inner, seq, &failed.target) {
+                        a.attempts = a.attempts.max(failed.attempt);
+                        a.next_at = failed.retry_at;
+                        a.done = failed.gave_up;
+                    }
+                    if let Some(fallback) = &failed.fallback {
+                        let key = pending_key(seq, &failed.target.receiver);
+                        let source = inner.pending.get(&key).cloned();
+                        if let Some(source) = source {
+                            let mut via = source.via.clone();
+                            via.push(source.receiver.clone());
+                            let mut due = source.due.clone();
+                            due.group.receiver = fallback.clone();
+                            let p = Pending {
+                                due_seq: seq,
+                                receiver: fallback.clone(),
+                                decided_at: source.decided_at,
+                                due,
+                                via,
+                                integrations: BTreeMap::new(),
+                            };
+                            inner.pending.entry(pending_key(seq, fallback)).or_insert(p);
+                        }
+                    }
+                }
+                let h = inner
+                    .integrations
+                    .entry(integration_key(
+                        &failed.target.receiver,
+                        &failed.target.integration,
+                    ))
+                    .or_default();
+                h.consecutive_failures += 1;
+                h.last_failure = Some(failed.reason.clone());
+                true
+            }
+            EventKind::NotificationSkipped(skipped) => {
+                for &seq in &skipped.target.due_seqs {
+                    if let Some(a) = OutboxState::attempts(&mut inner, seq, &skipped.target) {
+                        a.done = true;
+                        a.next_at = None;
+                    }
+                }
+                true
+            }
+            _ => false,
+        };
+        inner.now = Some(
+            inner
+                .now
+                .map_or(event.occurred_at, |n| n.max(event.occurred_at)),
+        );
+        if touched {
+            let now = inner.now.unwrap_or(event.occurred_at);
+            OutboxState::forget_old(&mut inner, now);
+            drop(inner);
+            self.changed.notify_one();
+        }
+    }
+
+    fn reset(&self) {
+        *self.inner.write() = Inner::default();
+    }
+
+    fn snapshot(&self) -> Option<crate::eventlog::projection::SnapshotFn> {
+        let copy = self.inner.read().clone();
+        Some(Box::new(move || {
+            serde_json::to_value(copy).unwrap_or_default()
+        }))
+    }
+
+    fn restore(&self, state: serde_json::Value) -> Result<(), String> {
+        *self.inner.write() = serde_json::from_value(state).map_err(|e| e.to_string())?;
+        Ok(())
+    }
+}
+
+/// One thing the worker will do now.
+#[derive(Debug, Clone)]
+enum Job {
+    /// Send these due notifications (one, or several as a digest) to one
+    /// integration.
+    Send {
+        receiver: String,
+        integration: String,
+        items: Vec<Pending>,
+        attempt: u32,
+    },
+    Skip {
+        receiver: String,
+        integration: String,
+        item: Pending,
+        reason: String,
+    },
+}
+
+/// What one [`Outbox::step`] did, for tests and logs.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct StepReport {
+    pub sent: usize,
+    pub failed: usize,
+    pub skipped: usize,
+}
+
+/// The delivery worker.
+pub struct Outbox {
+    log: EventLog,
+    clock: SharedClock,
+    state: Arc<OutboxState>,
+    store: Arc<AlertStore>,
+    receivers: Arc<Receivers>,
+    settings: NotifyConfig,
+    ingest: Option<Ingest>,
+    /// `{seq}/{receiver}/{integration}` being sent right now.
+    in_flight: Mutex<HashSet<String>>,
+    /// Integrations with a send in flight, per integration key, for rate
+    /// limits.
+    in_flight_per_integration: Mutex<BTreeMap<String, usize>>,
+    permits: Arc<Semaphore>,
+}
+
+impl Outbox {
+    pub fn new(
+        log: EventLog,
+        clock: SharedClock,
+        state: Arc<OutboxState>,
+        store: Arc<AlertStore>,
+        receivers: Arc<Receivers>,
+        settings: NotifyConfig,
+        ingest: Option<Ingest>,
+    ) -> Outbox {
+        let permits = Arc::new(Semaphore::new(settings.concurrency.max(1)));
+        Outbox {
+            log,
+            clock,
+            state,
+            store,
+            receivers,
+            settings,
+            ingest,
+            in_flight: Mutex::new(HashSet::new()),
+            in_flight_per_integration: Mutex::new(BTreeMap::new()),
+            permits,
+        }
+    }
+
+    pub fn state(&self) -> &Arc<OutboxState> {
+        &self.state
+    }
+
+    pub fn receivers(&self) -> &Arc<Receivers> {
+        &self.receivers
+    }
+
+    /// Starts every delivery that is ready and waits for all their outcomes
+    /// to be recorded. Tests drive this with a manual clock.
+    pub async fn step(self: &Arc<Self>) -> Result<StepReport, Arc<LogError>> {
+        let handles = self.start_ready();
+        let mut report = StepReport::default();
+        for h in handles {
+            match h.await {
+                Ok(Ok(outcome)) => match outcome {
+                    Outcome::Sent => report.sent += 1,
+                    Outcome::Failed => report.failed += 1,
+                    Outcome::Skipped => report.skipped += 1,
+                },
+                Ok(Err(e)) => return Err(e),
+                Err(join) => tracing::error!(error = %join, "delivery task panicked"),
+            }
+        }
+        Ok(report)
+    }
+
+    /// Starts every delivery that is ready now, each on its own task.
+    pub fn start_ready(
+        self: &Arc<Self>,
+    ) -> Vec<tokio::task::JoinHandle<Result<Outcome, Arc<LogError>>>> {
+        let now = self.clock.now();
+        let jobs = self.plan(now);
+        let mut handles = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let me = self.clone();
+            handles.push(tokio::spawn(async move {
+                let _permit = me.permits.clone().acquire_owned().await.ok();
+                let result = me.run(&job).await;
+                me.release(&job);
+                result
+            }));
+        }
+        metrics::gauge!(crate::metrics::NOTIFY_QUEUE_DEPTH)
+            .set(self.state.inner.read().pending.len() as f64);
+        handles
+    }
+
+    /// When the worker must look again without being woken by an event: the
+    /// earliest retry, or the earliest rate-limit slot.
+    pub fn next_wake(&self) -> Option<DateTime<Utc>> {
+        let inner = self.state.inner.read();
+        let mut next: Option<DateTime<Utc>> = None;
+        let mut consider = |t: DateTime<Utc>| next = Some(next.map_or(t, |n| n.min(t)));
+        for p in inner.pending.values() {
+            for a in p.integrations.values() {
+                if let (false, Some(at)) = (a.done, a.next_at) {
+                    consider(at);
+                }
+            }
+        }
+        for r in self.receivers.by_name.values() {
+            if let Some(limit) = r.rate_limit {
+                for i in &r.integrations {
+                    if let Some(h) = inner.integrations.get(&integration_key(&r.name, &i.id))
+                        && h.recent_sends.len() >= limit.messages as usize
+                    {
+                        let nth = h.recent_sends[h.recent_sends.len() - limit.messages as usize];
+                        consider(nth + limit.per.0);
+                    }
+                }
+            }
+        }
+        next
+    }
+
+    /// What to do now: every integration of every pending delivery that is
+    /// not done, not in flight, not waiting for a retry time, folded into a
+    /// digest where its receiver is over its rate limit.
+    fn plan(&self, now: DateTime<Utc>) -> Vec<Job> {
+        let inner = self.state.inner.read();
+        let mut in_flight = self.in_flight.lock();
+        let mut per_integration = self.in_flight_per_integration.lock();
+        // (receiver, integration) → ready items, oldest first.
+        let mut ready: BTreeMap<(String, String), Vec<(Pending, u32)>> = BTreeMap::new();
+        let mut jobs = Vec::new();
+        for p in inner.pending.values() {
+            let Some(receiver) = self.receivers.get(&p.receiver) else {
+                continue; // receiver no longer configured: forgotten with age
+            };
+            let only_resolved = p.due.firing.is_empty();
+            for integration in &receiver.integrations {
+                let attempts = p
+                    .integrations
+                    .get(&integration.id)
+                    .cloned()
+                    .unwrap_or_default();
+                if attempts.done || attempts.next_at.is_some_and(|at| at > now) {
+                    continue;
+                }
+                let flight_key = format!("{}/{}/{}", p.due_seq, p.receiver, integration.id);
+                if in_flight.contains(&flight_key) {
+                    continue;
+                }
+                if only_resolved && !integration.notifier.send_resolved() {
+                    in_flight.insert(flight_key);
+                    jobs.push(Job::Skip {
+                        receiver: p.receiver.clone(),
+                        integration: integration.id.clone(),
+                        item: p.clone(),
+                        reason: "only resolved alerts and send_resolved is false".into(),
+                    });
+                    continue;
+                }
+                ready
+                    .entry((p.receiver.clone(), integration.id.clone()))
+                    .or_default()
+                    .push((p.clone(), attempts.attempts + 1));
+            }
+        }
+        for ((receiver_name, integration), items) in ready {
+            let receiver = self.receivers.get(&receiver_name).expect("checked above");
+            let ikey = integration_key(&receiver_name, &integration);
+            let flying = per_integration.get(&ikey).copied().unwrap_or(0);
+            let free = match receiver.rate_limit {
+                None => usize::MAX,
+                Some(limit) => {
+                    let since = now - limit.per.0;
+                    let used = inner
+                        .integrations
+                        .get(&ikey)
+                        .map_or(0, |h| h.recent_sends.iter().filter(|t| **t > since).count());
+                    (limit.messages as usize).saturating_sub(used + flying)
+                }
+            };
+            if free == 0 {
+                continue; // next_wake says when a slot frees
+            }
+            let mut items = items;
+            let surplus = if items.len() > free {
+                items.split_off(free - 1)
+            } else {
+                Vec::new()
+            };
+            let mut send = |batch: Vec<(Pending, u32)>| {
+                for (p, _) in &batch {
+                    in_flight.insert(format!("{}/{}/{}", p.due_seq, p.receiver, integration));
+                }
+                *per_integration.entry(ikey.clone()).or_default() += 1;
+                let attempt = batch.iter().map(|(_, a)| *a).max().unwrap_or(1);
+                jobs.push(Job::Send {
+                    receiver: receiver_name.clone(),
+                    integration: integration.clone(),
+                    items: batch.into_iter().map(|(p, _)| p).collect(),
+                    attempt,
+                });
+            };
+            for item in items {
+                send(vec![item]);
+            }
+            if !surplus.is_empty() {
+                send(surplus);
+            }
+        }
+        jobs
+    }
+
+    fn release(&self, job: &Job) {
+        let mut in_flight = self.in_flight.lock();
+        match job {
+            Job::Send {
+                receiver,
+                integration,
+                items,
+                ..
+            } => {
+                for p in items {
+                    in_flight.remove(&format!("{}/{}/{}", p.due_seq, receiver, integration));
+                }
+                let mut per = self.in_flight_per_integration.lock();
+                if let Some(n) = per.get_mut(&integration_key(receiver, integration)) {
+                    *n = n.saturating_sub(1);
+                }
+            }
+            Job::Skip {
+                receiver,
+                integration,
+                item,
+                ..
+            } => {
+                in_flight.remove(&format!("{}/{}/{}", item.due_seq, receiver, integration));
+            }
+        }
+    }
+
+    async fn run(&self, job: &Job) -> Result<Outcome, Arc<LogError>> {
+        match job {
+            Job::Skip {
+                receiver,
+                integration,
+                item,
+                reason,
+            } => {
+                let target = DeliveryTarget {
+                    receiver: receiver.clone(),
+                    integration: integration.clone(),
+                    group: item.due.group.group.clone(),
+                    due_seqs: vec![item.due_seq],
+                };
+                let kind = EventKind::NotificationSkipped(DeliverySkipped {
+                    target,
+                    reason: reason.clone(),
+                });
+                self.record(kind, item.due.group.group.clone()).await?;
+                Ok(Outcome::Skipped)
+            }
+            Job::Send {
+                receiver,
+                integration,
+                items,
+                attempt,
+            } => {
+                let Some(r) = self.receivers.get(receiver) else {
+                    return Ok(Outcome::Skipped);
+                };
+                let Some(i) = r.integrations.iter().find(|i| &i.id == integration) else {
+                    return Ok(Outcome::Skipped);
+                };
+                self.deliver(r, i, items, *attempt).await
+            }
+        }
+    }
+
+    async fn deliver(
+        &self,
+        receiver: &ReceiverRuntime,
+        integration: &Integration,
+        items: &[Pending],
+        attempt: u32,
+    ) -> Result<Outcome, Arc<LogError>> {
+        let now = self.clock.now();
+        let msg = if items.len() == 1 {
+            self.message(&items[0], now)
+        } else {
+            self.digest(items, now)
+        };
+        let rendered = integration
+            .notifier
+            .render(&msg, &self.receivers.templates, now);
+        if let Some(reason) = &rendered.fallback {
+            tracing::warn!(receiver = %receiver.name, integration = %integration.id, %reason,
+                "receiver template failed; sent with the default template");
+        }
+        let started = Instant::now();
+        let result = integration.notifier.send(&rendered.payload).await;
+        let latency = started.elapsed();
+        let kind_label = integration.notifier.kind();
+        metrics::histogram!(crate::metrics::NOTIFY_ATTEMPT_SECONDS, "integration" => kind_label)
+            .record(latency.as_secs_f64());
+        let group = items[0].due.group.group.clone();
+        let target = DeliveryTarget {
+            receiver: receiver.name.clone(),
+            integration: integration.id.clone(),
+            group: group.clone(),
+            due_seqs: items.iter().map(|p| p.due_seq).collect(),
+        };
+        let done_at = self.clock.now();
+        let was_failing = self
+            .state
+            .history(&receiver.name, &integration.id)
+            .consecutive_failures;
+        match result {
+            Ok(delivered) => {
+                metrics::counter!(crate::metrics::NOTIFY_SENT, "integration" => kind_label, "receiver" => receiver.name.clone())
+                    .increment(1);
+                for p in items {
+                    let since = (done_at - p.decided_at).to_std().unwrap_or_default();
+                    metrics::histogram!(crate::metrics::NOTIFY_LATENCY_SECONDS, "integration" => kind_label)
+                        .record(since.as_secs_f64());
+                }
+                let kind = EventKind::NotificationSent(DeliverySent {
+                    target,
+                    attempt,
+                    status: delivered.status,
+                    latency_ms: latency.as_millis() as u64,
+                    template_fallback: rendered.fallback,
+                    digest: items.len() > 1,
+                });
+                self.record(kind, group).await?;
+                if was_failing >= self.settings.failing_after.max(1) {
+                    self.raise_failing(receiver, integration, None, done_at)
+                        .await;
+                }
+                Ok(Outcome::Sent)
+            }
+            Err(error) => {
+                metrics::counter!(crate::metrics::NOTIFY_FAILED, "integration" => kind_label,
+                    "receiver" => receiver.name.clone(), "reason" => error.class)
+                .increment(1);
+                let decided_at = items.iter().map(|p| p.decided_at).min().unwrap_or(done_at);
+                let deadline = decided_at + self.settings.retry_for.0;
+                let retry_at = error
+                    .retryable
+                    .then(|| done_at + self.backoff(attempt, error.retry_after))
+                    .filter(|at| *at <= deadline);
+                let fallback = match retry_at {
+                    Some(_) => None,
+                    None => receiver
+                        .fallback
+                        .clone()
+                        .filter(|f| items.iter().all(|p| !p.via.contains(f) && &p.receiver != f)),
+                };
+                tracing::warn!(receiver = %receiver.name, integration = %integration.id, attempt,
+                    reason = %error.reason, retry_at = ?retry_at, fallback = ?fallback,
+                    "notification delivery failed");
+                let kind = EventKind::NotificationFailed(DeliveryFailed {
+                    target,
+                    attempt,
+                    reason: error.reason.clone(),
+                    class: error.class.to_string(),
+                    status: error.status,
+                    retryable: error.retryable,
+                    retry_at,
+                    gave_up: retry_at.is_none(),
+                    fallback,
+                });
+                self.record(kind, group).await?;
+                if was_failing + 1 >= self.settings.failing_after.max(1) {
+                    self.raise_failing(receiver, integration, Some(&error.reason), done_at)
+                        .await;
+                }
+                Ok(Outcome::Failed)
+            }
+        }
+    }
+
+    /// Exponential backoff from `initial_backoff`, doubled per attempt, capped
+    /// at `max_backoff`, with ±20% jitter so a recovering endpoint is not hit
+    /// by every retry at once; at least what `Retry-After` asked.
+    fn backoff(&self, attempt: u32, retry_after: Option<std::time::Duration>) -> Duration {
+        let initial = self.settings.initial_backoff.0.num_milliseconds().max(1) as f64;
+        let max = self.settings.max_backoff.0.num_milliseconds().max(1) as f64;
+        let base = (initial * 2f64.powi(attempt.saturating_sub(1).min(30) as i32)).min(max);
+        let jitter = 0.8 + 0.4 * rand::random::<f64>();
+        let mut ms = (base * jitter) as i64;
+        if let Some(after) = retry_after {
+            ms = ms.max(after.as_millis() as i64);
+        }
+        Duration::milliseconds(ms.max(1))
+    }
+
+    async fn record(&self, kind: EventKind, key: String) -> Result<(), Arc<LogError>> {
+        let event = NewEvent::new(self.clock.now(), "fenghuo", key, kind);
+        self.log.append(vec![event]).await?;
+        Ok(())
+    }
+
+    /// Raise (or, with `reason` None, resolve) `FenghuoNotificationsFailing`
+    /// for one integration. Ingest stores only changes, so raising it again
+    /// while it fires costs nothing.
+    async fn raise_failing(
+        &self,
+        receiver: &ReceiverRuntime,
+        integration: &Integration,
+        reason: Option<&str>,
+        now: DateTime<Utc>,
+    ) {
+        let Some(ingest) = &self.ingest else { return };
+        let labels: LabelSet = [
+            ("alertname", FAILING_ALERT),
+            ("receiver", receiver.name.as_str()),
+            ("integration", integration.id.as_str()),
+            ("severity", "critical"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let mut annotations = LabelSet::new();
+        annotations.insert(
+            "summary".into(),
+            format!(
+                "Notifications to {} ({}) keep failing",
+                receiver.name, integration.id
+            ),
+        );
+        if let Some(reason) = reason {
+            annotations.insert("description".into(), format!("Last error: {reason}"));
+        }
+        let fp = Fingerprint::of(&labels);
+        let starts_at = self
+            .store
+            .get(fp)
+            .filter(|a| a.firing_at(now))
+            .map_or(now, |a| a.report.starts_at);
+        let alert = IncomingAlert::new(
+            labels,
+            annotations,
+            starts_at,
+            reason.is_none().then_some(now),
+            String::new(),
+            Default::default(),
+            reason.is_none(),
+        );
+        if let Err(e) = ingest.alerts("fenghuo", vec![alert]).await {
+            tracing::error!(error = %e, "could not record {FAILING_ALERT}");
+        }
+    }
+
+    /// The message for one due notification, with the alerts as the store
+    /// holds them now.
+    pub fn message(&self, p: &Pending, now: DateTime<Utc>) -> Message {
+        build_message(
+            &p.due,
+            &p.receiver,
+            &self.store,
+            &self.settings.external_url,
+            vec![p.due_seq],
+            now,
+        )
+    }
+
+    /// One message for several due notifications of one receiver.
+    fn digest(&self, items: &[Pending], now: DateTime<Utc>) -> Message {
+        let messages: Vec<Message> = items.iter().map(|p| self.message(p, now)).collect();
+        digest_message(&messages)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Sent,
+    Failed,
+    Skipped,
+}
+
+/// Build the message templates see from a due notification.
+pub fn build_message(
+    due: &NotificationDue,
+    receiver: &str,
+    store: &AlertStore,
+    external_url: &str,
+    due_seqs: Vec<u64>,
+    now: DateTime<Utc>,
+) -> Message {
+    let new: HashSet<&String> = due.new.iter().collect();
+    let mut alerts = Vec::with_capacity(due.firing.len() + due.resolved.len());
+    for (fps, firing) in [(&due.firing, true), (&due.resolved, false)] {
+        for fp in fps {
+            let Some(stored) = Fingerprint::parse(fp).and_then(|f| store.get(f)) else {
+                continue;
+            };
+            let r = &stored.report;
+            alerts.push(alert_data(
+                fp,
+                &r.labels,
+                &r.annotations,
+                r.starts_at,
+                if firing { None } else { stored.ends_at },
+                &r.generator_url,
+                firing,
+                new.contains(fp),
+                now,
+            ));
+        }
+    }
+    // New first, then by severity, then by start: the top of the message is
+    // what the reader must look at.
+    alerts.sort_by(|a, b| {
+        (
+            a.status != "firing",
+            !a.is_new,
+            super::severity_rank(&a.severity),
+            a.starts_at,
+        )
+            .cmp(&(
+                b.status != "firing",
+                !b.is_new,
+                super::severity_rank(&b.severity),
+                b.starts_at,
+            ))
+    });
+    finish_message(
+        receiver,
+        due.group.group_key.clone(),
+        due.group.group_labels.clone(),
+        alerts,
+        due.repeat,
+        external_url,
+        due_seqs,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn alert_data(
+    fingerprint: &str,
+    labels: &LabelSet,
+    annotations: &LabelSet,
+    starts_at: DateTime<Utc>,
+    ends_at: Option<DateTime<Utc>>,
+    generator_url: &str,
+    firing: bool,
+    is_new: bool,
+    now: DateTime<Utc>,
+) -> AlertData {
+    let summary = ["summary", "description", "message"]
+        .iter()
+        .find_map(|k| annotations.get(*k))
+        .or_else(|| labels.get("alertname"))
+        .cloned()
+        .unwrap_or_default();
+    AlertData {
+        status: if firing { "firing" } else { "resolved" }.to_string(),
+        fingerprint: fingerprint.to_string(),
+        labels: labels.clone(),
+        annotations: annotations.clone(),
+        starts_at,
+        ends_at,
+        generator_url: generator_url.to_string(),
+        is_new: firing && is_new,
+        severity: labels.get("severity").cloned().unwrap_or_default(),
+        runbook_url: annotations
+            .get("runbook_url")
+            .or_else(|| annotations.get("runbook"))
+            .cloned(),
+        summary,
+        duration: humanize_since(starts_at, ends_at.unwrap_or(now)),
+    }
+}
+
+/// Counts, common labels and the title, from the alerts.
+pub fn finish_message(
+    receiver: &str,
+    group_key: String,
+    group_labels: LabelSet,
+    alerts: Vec<AlertData>,
+    repeat: bool,
+    external_url: &str,
+    due_seqs: Vec<u64>,
+) -> Message {
+    let counts = Counts {
+        firing: alerts.iter().filter(|a| a.status == "firing").count(),
+        resolved: alerts.iter().filter(|a| a.status != "firing").count(),
+        new: alerts.iter().filter(|a| a.is_new).count(),
+    };
+    let common_labels = common_pairs(alerts.iter().map(|a| &a.labels));
+    let common_annotations = common_pairs(alerts.iter().map(|a| &a.annotations));
+    let status = if counts.firing > 0 {
+        "firing"
+    } else {
+        "resolved"
+    };
+    let title = title(status, &counts, &group_labels, &common_labels);
+    Message {
+        receiver: receiver.to_string(),
+        status: status.to_string(),
+        alerts,
+        group_key,
+        group_labels,
+        common_labels,
+        common_annotations,
+        external_url: external_url.to_string(),
+        counts,
+        repeat,
+        title,
+        digest: None,
+        actions: Vec::new(),
+        due_seqs,
+    }
+}
+
+/// `[FIRING:3] HighLatency (api prod)`, as Alertmanager's default title.
+fn title(status: &str, counts: &Counts, group_labels: &LabelSet, common: &LabelSet) -> String {
+    let head = if status == "firing" {
+        format!("[FIRING:{}]", counts.firing)
+    } else {
+        format!("[RESOLVED:{}]", counts.resolved)
+    };
+    let name = group_labels
+        .get("alertname")
+        .or_else(|| common.get("alertname"));
+    let rest: Vec<&str> = group_labels
+        .iter()
+        .filter(|(k, _)| k.as_str() != "alertname")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    match (name, rest.is_empty()) {
+        (Some(n), true) => format!("{head} {n}"),
+        (Some(n), false) => format!("{head} {n} ({})", rest.join(" ")),
+        (None, false) => format!("{head} {}", rest.join(" ")),
+        (None, true) => head,
+    }
+}
+
+/// Fold several messages of one receiver into a digest.
+pub fn digest_message(messages: &[Message]) -> Message {
+    let total_alerts: usize = messages.iter().map(|m| m.alerts.len()).sum();
+    let mut alerts: Vec<AlertData> = messages
+        .iter()
+        .flat_map(|m| m.alerts.iter().cloned())
+        .collect();
+    alerts.sort_by(|a, b| {
+        (
+            a.status != "firing",
+            !a.is_new,
+            super::severity_rank(&a.severity),
+            a.starts_at,
+        )
+            .cmp(&(
+                b.status != "firing",
+                !b.is_new,
+                super::severity_rank(&b.severity),
+                b.starts_at,
+            ))
+    });
+    let counts = Counts {
+        firing: alerts.iter().filter(|a| a.status == "firing").count(),
+        resolved: alerts.iter().filter(|a| a.status != "firing").count(),
+        new: alerts.iter().filter(|a| a.is_new).count(),
+    };
+    alerts.truncate(DIGEST_ALERTS);
+    let groups: Vec<DigestGroup> = messages
+        .iter()
+        .take(DIGEST_GROUPS)
+        .map(|m| DigestGroup {
+            group_labels: m.group_labels.clone(),
+            firing: m.counts.firing,
+            resolved: m.counts.resolved,
+            title: m.title.clone(),
+        })
+        .collect();
+    let first = &messages[0];
+    let group_labels = common_pairs(messages.iter().map(|m| &m.group_labels));
+    let common_labels = common_pairs(alerts.iter().map(|a| &a.labels));
+    let common_annotations = common_pairs(alerts.iter().map(|a| &a.annotations));
+    let status = if counts.firing > 0 {
+        "firing"
+    } else {
+        "resolved"
+    };
+    let title = format!(
+        "[DIGEST] {} firing, {} resolved in {} groups",
+        counts.firing,
+        counts.resolved,
+        messages.len()
+    );
+    Message {
+        receiver: first.receiver.clone(),
+        status: status.to_string(),
+        digest: Some(Digest {
+            more_alerts: total_alerts.saturating_sub(alerts.len()),
+            more_groups: messages.len().saturating_sub(groups.len()),
+            groups,
+        }),
+        alerts,
+        group_key: first.group_key.clone(),
+        group_labels,
+        common_labels,
+        common_annotations,
+        external_url: first.external_url.clone(),
+        counts,
+        repeat: false,
+        title,
+        actions: Vec::new(),
+        due_seqs: messages
+            .iter()
+            .flat_map(|m| m.due_seqs.iter().copied())
+            .collect(),
+    }
+}

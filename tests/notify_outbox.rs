@@ -1,0 +1,593 @@
+//! The delivery outbox as timelines: alerts fire, the dispatcher decides,
+//! the outbox sends to a real HTTP server on 127.0.0.1 that answers as
+//! scripted (503s, 429 with Retry-After, a dead port). A manual clock moves
+//! time; `Outbox::step` is what the background loop runs, called at each
+//! instant of the timeline. No sleeps.
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use chrono::{DateTime, Duration, Utc};
+use fenghuo::clock::{Clock, ManualClock};
+use fenghuo::config::Config;
+use fenghuo::eventlog::{EventKind, EventQuery};
+use fenghuo::ingest::alertmanager::parse_v2;
+use fenghuo::notify::outbox::StepReport;
+use fenghuo::pipeline::Pipeline;
+use parking_lot::Mutex;
+
+/// A webhook endpoint: records every body per path and answers from a
+/// script (status, Retry-After), then 200 once the script runs out.
+#[derive(Clone, Default)]
+struct Endpoint {
+    received: Arc<Mutex<Vec<(String, serde_json::Value)>>>,
+    script: Arc<Mutex<VecDeque<(u16, Option<u64>)>>>,
+}
+
+impl Endpoint {
+    async fn start() -> (Endpoint, String) {
+        let endpoint = Endpoint::default();
+        let app = axum::Router::new()
+            .route("/{path}", axum::routing::post(receive))
+            .with_state(endpoint.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (endpoint, url)
+    }
+
+    fn answer(&self, answers: &[(u16, Option<u64>)]) {
+        self.script.lock().extend(answers.iter().copied());
+    }
+
+    /// Bodies accepted (2xx) at `path`.
+    fn delivered(&self, path: &str) -> Vec<serde_json::Value> {
+        self.received
+            .lock()
+            .iter()
+            .filter(|(p, _)| p == path)
+            .map(|(_, b)| b.clone())
+            .collect()
+    }
+}
+
+async fn receive(
+    State(endpoint): State<Endpoint>,
+    UrlPath(path): UrlPath<String>,
+    body: axum::body::Bytes,
+) -> impl IntoResponse {
+    let (status, retry_after) = endpoint.script.lock().pop_front().unwrap_or((200, None));
+    if (200..300).contains(&status) {
+        let body = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+        endpoint.received.lock().push((path, body));
+    }
+    let mut headers = HeaderMap::new();
+    if let Some(secs) = retry_after {
+        headers.insert("retry-after", secs.to_string().parse().unwrap());
+    }
+    (StatusCode::from_u16(status).unwrap(), headers, "")
+}
+
+/// A port nothing listens on.
+fn dead_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://{}", listener.local_addr().unwrap())
+}
+
+fn config(team_url: &str, backup_url: &str, extra_team: &str) -> String {
+    format!(
+        r#"
+notify:
+  retry_for: 1m
+  initial_backoff: 1s
+  max_backoff: 8s
+  failing_after: 2
+  timeout: 2s
+route:
+  receiver: team
+  group_by: [team]
+  group_wait: 0s
+  group_interval: 5m
+  repeat_interval: 4h
+  routes:
+    - matchers: ['alertname="FenghuoNotificationsFailing"']
+      receiver: backup
+receivers:
+  - name: team
+    fallback: backup
+{extra_team}    webhook_configs:
+      - url: {team_url}/team
+  - name: backup
+    webhook_configs:
+      - url: {backup_url}/backup
+"#
+    )
+}
+
+struct Timeline {
+    clock: ManualClock,
+    pipeline: Arc<Pipeline>,
+    t0: DateTime<Utc>,
+}
+
+impl Timeline {
+    fn open(yaml: &str, dir: &Path, clock: &ManualClock, t0: DateTime<Utc>) -> Timeline {
+        let mut config = Config::parse(yaml).unwrap();
+        config.data_dir = dir.to_path_buf();
+        Timeline {
+            clock: clock.clone(),
+            pipeline: Arc::new(Pipeline::open(config, Arc::new(clock.clone())).unwrap()),
+            t0,
+        }
+    }
+
+    fn at_ms(&self, ms: i64) {
+        self.clock.set(self.t0 + Duration::milliseconds(ms));
+    }
+
+    fn at(&self, secs: i64) {
+        self.at_ms(secs * 1000);
+    }
+
+    /// Alert `name` of `team`, firing for an hour.
+    async fn fire(&self, name: &str, team: &str) {
+        let body = format!(
+            r#"[{{"labels":{{"alertname":"{name}","team":"{team}","severity":"critical"}},"annotations":{{"summary":"{name} on {team}"}},"startsAt":"{}","endsAt":"{}"}}]"#,
+            self.clock.now().to_rfc3339(),
+            (self.clock.now() + Duration::hours(1)).to_rfc3339()
+        );
+        let alerts = parse_v2(body.as_bytes(), self.clock.now(), Duration::minutes(5)).unwrap();
+        self.pipeline
+            .ingest
+            .alerts("prometheus", alerts)
+            .await
+            .unwrap();
+    }
+
+    async fn resolve(&self, name: &str, team: &str) {
+        let body = format!(
+            r#"[{{"labels":{{"alertname":"{name}","team":"{team}","severity":"critical"}},"annotations":{{"summary":"{name} on {team}"}},"startsAt":"{}","endsAt":"{}"}}]"#,
+            self.t0.to_rfc3339(),
+            self.clock.now().to_rfc3339()
+        );
+        let alerts = parse_v2(body.as_bytes(), self.clock.now(), Duration::minutes(5)).unwrap();
+        self.pipeline
+            .ingest
+            .alerts("prometheus", alerts)
+            .await
+            .unwrap();
+    }
+
+    /// The dispatcher decides, then the outbox delivers what is ready.
+    async fn step(&self) -> StepReport {
+        self.pipeline.dispatcher.step().await.unwrap();
+        self.pipeline.outbox.step().await.unwrap()
+    }
+
+    /// Outcomes recorded so far, one line each.
+    fn outcomes(&self) -> Vec<String> {
+        let events = self
+            .pipeline
+            .log
+            .read(&EventQuery {
+                limit: 10_000,
+                ..Default::default()
+            })
+            .unwrap();
+        events
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::NotificationSent(s) => Some(format!(
+                    "sent {} attempt {}{}",
+                    s.target.receiver,
+                    s.attempt,
+                    if s.digest {
+                        format!(" digest of {}", s.target.due_seqs.len())
+                    } else {
+                        String::new()
+                    }
+                )),
+                EventKind::NotificationFailed(f) => Some(format!(
+                    "failed {} attempt {} {}{}{}",
+                    f.target.receiver,
+                    f.attempt,
+                    f.class,
+                    if f.retry_at.is_some() {
+                        " retry"
+                    } else {
+                        " gave up"
+                    },
+                    f.fallback
+                        .as_ref()
+                        .map(|r| format!(" -> {r}"))
+                        .unwrap_or_default()
+                )),
+                EventKind::NotificationSkipped(s) => {
+                    Some(format!("skipped {} ({})", s.target.receiver, s.reason))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn retry_at(&self) -> Option<DateTime<Utc>> {
+        let events = self
+            .pipeline
+            .log
+            .read(&EventQuery {
+                limit: 10_000,
+                ..Default::default()
+            })
+            .unwrap();
+        events.iter().rev().find_map(|e| match &e.kind {
+            EventKind::NotificationFailed(f) => f.retry_at,
+            _ => None,
+        })
+    }
+
+    fn close(self) {
+        self.pipeline.close();
+    }
+}
+
+fn t0() -> DateTime<Utc> {
+    "2026-11-25T19:00:00Z".parse().unwrap()
+}
+
+#[tokio::test]
+async fn one_message_per_group_and_nothing_twice() {
+    let (endpoint, url) = Endpoint::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(t0());
+    let t = Timeline::open(&config(&url, &url, ""), dir.path(), &clock, t0());
+
+    t.at(0);
+    t.fire("DiskFull", "x").await;
+    t.fire("HighLatency", "x").await;
+    t.fire("DiskFull", "y").await;
+    assert_eq!(t.step().await.sent, 2, "one message per group");
+    assert_eq!(
+        t.step().await,
+        StepReport::default(),
+        "nothing is sent twice"
+    );
+
+    let bodies = endpoint.delivered("team");
+    assert_eq!(bodies.len(), 2);
+    let x = bodies
+        .iter()
+        .find(|b| b["groupLabels"]["team"] == "x")
+        .unwrap();
+    assert_eq!(x["alerts"].as_array().unwrap().len(), 2);
+    assert_eq!(x["status"], "firing");
+    assert_eq!(x["version"], "4");
+    assert_eq!(
+        t.outcomes(),
+        vec!["sent team attempt 1", "sent team attempt 1"]
+    );
+    t.close();
+}
+
+#[tokio::test]
+async fn retried_with_backoff_through_an_outage() {
+    let (endpoint, url) = Endpoint::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(t0());
+    let t = Timeline::open(&config(&url, &url, ""), dir.path(), &clock, t0());
+    endpoint.answer(&[(503, None), (502, None)]);
+
+    // (at ms, outcomes wanted so far)
+    t.at(0);
+    t.fire("DiskFull", "x").await;
+    t.step().await;
+    assert_eq!(t.outcomes(), vec!["failed team attempt 1 http_5xx retry"]);
+    // First backoff is 1s ± 20%: nothing before 0.8s.
+    let first_retry = t.retry_at().unwrap();
+    assert!(
+        first_retry >= t0() + Duration::milliseconds(800)
+            && first_retry <= t0() + Duration::milliseconds(1200)
+    );
+    t.at_ms(700);
+    assert_eq!(t.step().await, StepReport::default());
+    t.clock.set(first_retry);
+    t.step().await;
+    // Second backoff is 2s ± 20%.
+    let second_retry = t.retry_at().unwrap();
+    let gap = second_retry - first_retry;
+    assert!(
+        gap >= Duration::milliseconds(1600) && gap <= Duration::milliseconds(2400),
+        "{gap}"
+    );
+    t.clock.set(second_retry);
+    t.step().await;
+    assert_eq!(
+        t.outcomes(),
+        vec![
+            "failed team attempt 1 http_5xx retry",
+            "failed team attempt 2 http_5xx retry",
+            "sent team attempt 3",
+        ]
+    );
+    assert_eq!(endpoint.delivered("team").len(), 1);
+    assert!(endpoint.delivered("backup").is_empty());
+    t.close();
+}
+
+#[tokio::test]
+async fn rate_limited_429_waits_for_retry_after() {
+    let (endpoint, url) = Endpoint::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(t0());
+    let t = Timeline::open(&config(&url, &url, ""), dir.path(), &clock, t0());
+    endpoint.answer(&[(429, Some(30))]);
+
+    t.at(0);
+    t.fire("DiskFull", "x").await;
+    t.step().await;
+    assert!(t.retry_at().unwrap() >= t0() + Duration::seconds(30));
+    t.at(29);
+    assert_eq!(
+        t.step().await,
+        StepReport::default(),
+        "Retry-After is honoured"
+    );
+    t.at(31);
+    assert_eq!(t.step().await.sent, 1);
+    assert_eq!(
+        t.outcomes(),
+        vec![
+            "failed team attempt 1 rate_limited retry",
+            "sent team attempt 2"
+        ]
+    );
+    t.close();
+}
+
+#[tokio::test]
+async fn receiver_down_past_retry_for_goes_to_fallback_and_raises_self_alert() {
+    let (endpoint, url) = Endpoint::start().await;
+    let dead = dead_url();
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(t0());
+    let t = Timeline::open(&config(&dead, &url, ""), dir.path(), &clock, t0());
+
+    t.at(0);
+    t.fire("DiskFull", "x").await;
+    // Walk time forward a second at a time past retry_for (1m).
+    for s in 0..=70 {
+        t.at(s);
+        t.step().await;
+    }
+    let outcomes = t.outcomes();
+    let team_failures = outcomes
+        .iter()
+        .filter(|o| o.starts_with("failed team"))
+        .count();
+    assert!(
+        (4..=8).contains(&team_failures),
+        "backoff 1,2,4,8,8… within a minute: {outcomes:?}"
+    );
+    assert!(
+        outcomes
+            .iter()
+            .any(|o| o.starts_with("failed team") && o.ends_with("gave up -> backup")),
+        "{outcomes:?}"
+    );
+    assert!(outcomes.iter().all(|o| !o.contains("class")));
+    // The page reached the fallback receiver, once.
+    let backup = endpoint.delivered("backup");
+    let pages: Vec<_> = backup
+        .iter()
+        .filter(|b| b["commonLabels"]["alertname"] == "DiskFull")
+        .collect();
+    assert_eq!(pages.len(), 1, "{backup:?}");
+    // And Fenghuo paged about itself, through the route for its own alert.
+    let selfs: Vec<_> = backup
+        .iter()
+        .filter(|b| b["commonLabels"]["alertname"] == "FenghuoNotificationsFailing")
+        .collect();
+    assert_eq!(selfs.len(), 1, "{backup:?}");
+    assert_eq!(selfs[0]["commonLabels"]["receiver"], "team");
+    assert_eq!(selfs[0]["commonLabels"]["integration"], "webhook[0]");
+    t.close();
+}
+
+#[tokio::test]
+async fn client_error_is_not_retried_and_falls_back_at_once() {
+    let (endpoint, url) = Endpoint::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(t0());
+    let t = Timeline::open(&config(&url, &url, ""), dir.path(), &clock, t0());
+    endpoint.answer(&[(400, None)]);
+
+    t.at(0);
+    t.fire("DiskFull", "x").await;
+    t.step().await;
+    t.step().await;
+    assert_eq!(
+        t.outcomes(),
+        vec![
+            "failed team attempt 1 http_4xx gave up -> backup",
+            "sent backup attempt 1"
+        ]
+    );
+    assert_eq!(endpoint.delivered("backup").len(), 1);
+    t.close();
+}
+
+/// Regression: a restart while a delivery waits for its retry must send it
+/// once — not drop it, not send it twice.
+#[tokio::test]
+async fn restart_mid_retry_sends_once() {
+    let (endpoint, url) = Endpoint::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(t0());
+    let yaml = config(&url, &url, "");
+    endpoint.answer(&[(503, None)]);
+
+    let t = Timeline::open(&yaml, dir.path(), &clock, t0());
+    t.at(0);
+    t.fire("DiskFull", "x").await;
+    t.step().await;
+    assert_eq!(t.outcomes(), vec!["failed team attempt 1 http_5xx retry"]);
+    t.close();
+
+    // Restarted: the retry time came from the log.
+    let t = Timeline::open(&yaml, dir.path(), &clock, t0());
+    t.at_ms(500);
+    assert_eq!(
+        t.step().await,
+        StepReport::default(),
+        "the retry time survives the restart"
+    );
+    t.at(2);
+    assert_eq!(t.step().await.sent, 1);
+    t.close();
+
+    // Restarted again: already sent, so nothing goes out.
+    let t = Timeline::open(&yaml, dir.path(), &clock, t0());
+    t.at(3);
+    assert_eq!(t.step().await, StepReport::default());
+    assert_eq!(
+        t.outcomes(),
+        vec![
+            "failed team attempt 1 http_5xx retry",
+            "sent team attempt 2"
+        ]
+    );
+    assert_eq!(endpoint.delivered("team").len(), 1);
+    t.close();
+}
+
+#[tokio::test]
+async fn rate_limit_folds_the_surplus_into_one_digest() {
+    let (endpoint, url) = Endpoint::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(t0());
+    let limit = "    rate_limit: { messages: 2, per: 1m }\n";
+    let t = Timeline::open(&config(&url, &url, limit), dir.path(), &clock, t0());
+
+    // At 0s, five groups fire at once: one message of the first, one digest
+    // of the other four — two messages, the limit.
+    t.at(0);
+    for team in ["a", "b", "c", "d", "e"] {
+        t.fire("DiskFull", team).await;
+    }
+    assert_eq!(t.step().await.sent, 2);
+    assert_eq!(
+        t.outcomes(),
+        vec!["sent team attempt 1", "sent team attempt 1 digest of 4"]
+    );
+    let bodies = endpoint.delivered("team");
+    assert_eq!(bodies.len(), 2);
+    let digest = &bodies[1];
+    assert_eq!(digest["alerts"].as_array().unwrap().len(), 4);
+
+    // At 10s, three more groups: the limit is used up until 60s.
+    t.at(10);
+    for team in ["f", "g", "h"] {
+        t.fire("DiskFull", team).await;
+    }
+    assert_eq!(t.step().await, StepReport::default());
+    t.at(59);
+    assert_eq!(t.step().await, StepReport::default());
+    // At 60s both slots free: one single and nothing to fold… the three are
+    // more than the two free slots, so one message and one digest of two.
+    t.at(60);
+    assert_eq!(t.step().await.sent, 2);
+    assert_eq!(endpoint.delivered("team").len(), 4);
+    let outcomes = t.outcomes();
+    assert_eq!(
+        &outcomes[2..],
+        ["sent team attempt 1", "sent team attempt 1 digest of 2"]
+    );
+    t.close();
+}
+
+#[tokio::test]
+async fn resolved_only_message_is_skipped_when_send_resolved_is_false() {
+    let (endpoint, url) = Endpoint::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(t0());
+    let yaml = config(&url, &url, "").replace(
+        "      - url: URL/team".replace("URL", &url).as_str(),
+        &format!("      - url: {url}/team\n        send_resolved: false"),
+    );
+    let t = Timeline::open(&yaml, dir.path(), &clock, t0());
+
+    t.at(0);
+    t.fire("DiskFull", "x").await;
+    t.step().await;
+    t.at(10);
+    t.resolve("DiskFull", "x").await;
+    // group_interval is 5m: the resolved notification is due then.
+    t.at(301);
+    t.step().await;
+    assert_eq!(
+        t.outcomes(),
+        vec![
+            "sent team attempt 1",
+            "skipped team (only resolved alerts and send_resolved is false)"
+        ]
+    );
+    assert_eq!(endpoint.delivered("team").len(), 1);
+    t.close();
+}
+
+/// Regression: a newer notification of a group replaces an older one still
+/// waiting for a retry, without losing what resolved in between.
+#[tokio::test]
+async fn newer_notification_replaces_the_undelivered_older_one() {
+    let (endpoint, url) = Endpoint::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(t0());
+    let yaml = config(&url, &url, "")
+        .replace("group_interval: 5m", "group_interval: 10s")
+        .replace("retry_for: 1m", "retry_for: 10m")
+        .replace("initial_backoff: 1s", "initial_backoff: 30s")
+        .replace("max_backoff: 8s", "max_backoff: 60s");
+    let t = Timeline::open(&yaml, dir.path(), &clock, t0());
+    endpoint.answer(&[(503, None)]);
+
+    t.at(0);
+    t.fire("A", "x").await;
+    t.fire("B", "x").await;
+    t.step().await; // A, B firing: 503, retry in ~30s
+    t.at(5);
+    t.resolve("B", "x").await;
+    t.at(11);
+    t.step().await; // group_interval: A firing, B resolved — replaces the first
+    let bodies = endpoint.delivered("team");
+    assert_eq!(
+        bodies.len(),
+        1,
+        "one message, not the stale one and then this"
+    );
+    let statuses: Vec<(String, String)> = bodies[0]["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["labels"]["alertname"].as_str().unwrap().to_string(),
+                a["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        vec![
+            ("A".to_string(), "firing".to_string()),
+            ("B".to_string(), "resolved".to_string())
+        ]
+    );
+    // Later, the older one's retry time passes: nothing more is sent.
+    t.at(60);
+    t.step().await;
+    assert_eq!(endpoint.delivered("team").len(), 1);
+    t.close();
+}
