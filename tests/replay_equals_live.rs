@@ -58,6 +58,9 @@ fn show(v: &Views, now: chrono::DateTime<chrono::Utc>) -> Vec<String> {
     for (fp, a) in v.alert_index.snapshot() {
         out.push(format!("index {fp:016x} {a:?}"));
     }
+    for p in v.outbox.pending() {
+        out.push(format!("outbox {p:?}"));
+    }
     out
 }
 

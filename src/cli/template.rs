@@ -47,17 +47,23 @@ pub fn run(args: TemplateArgs) -> anyhow::Result<()> {
 
 fn render(args: RenderArgs) -> anyhow::Result<()> {
     let config = args.config.load()?;
-    let receivers = config.receivers().map_err(|e| anyhow::anyhow!("config: {e}"))?;
+    let receivers = config
+        .receivers()
+        .map_err(|e| anyhow::anyhow!("config: {e}"))?;
     let Some(receiver) = receivers.get(&args.receiver) else {
         let known: Vec<&String> = receivers.by_name.keys().collect();
-        anyhow::bail!("no receiver named {:?} (configured: {known:?})", args.receiver);
+        anyhow::bail!(
+            "no receiver named {:?} (configured: {known:?})",
+            args.receiver
+        );
     };
     // The one place the CLI reads the wall clock: "since" and signatures of
     // a preview are about now.
     let now = Utc::now();
     let mut msg = match &args.sample {
         Some(path) => {
-            let text = std::fs::read(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            let text =
+                std::fs::read(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
             sample_message(&text, now).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
         }
         None => Templates::sample_message(),
@@ -67,7 +73,10 @@ fn render(args: RenderArgs) -> anyhow::Result<()> {
         msg.external_url = config.notify.external_url.clone();
     }
     if receiver.integrations.is_empty() {
-        println!("receiver {:?} has no integrations: nothing would be sent", receiver.name);
+        println!(
+            "receiver {:?} has no integrations: nothing would be sent",
+            receiver.name
+        );
     }
     for integration in &receiver.integrations {
         let rendered = integration.notifier.render(&msg, &receivers.templates, now);
@@ -110,7 +119,8 @@ struct SampleWebhook {
 
 /// A sample file as a message.
 pub fn sample_message(text: &[u8], now: DateTime<Utc>) -> Result<Message, String> {
-    let value: serde_json::Value = serde_json::from_slice(text).map_err(|e| format!("not JSON: {e}"))?;
+    let value: serde_json::Value =
+        serde_json::from_slice(text).map_err(|e| format!("not JSON: {e}"))?;
     let webhook: SampleWebhook = if value.is_array() {
         SampleWebhook {
             alerts: serde_json::from_value(value).map_err(|e| format!("alerts: {e}"))?,
@@ -133,7 +143,17 @@ pub fn sample_message(text: &[u8], now: DateTime<Utc>) -> Result<Message, String
                 None => ends_at.is_none_or(|t| t > now),
             };
             let fp = crate::evaluate::Fingerprint::of(&a.labels).to_string();
-            alert_data(&fp, &a.labels, &a.annotations, starts_at, ends_at, &a.generator_url, firing, false, now)
+            alert_data(
+                &fp,
+                &a.labels,
+                &a.annotations,
+                starts_at,
+                ends_at,
+                &a.generator_url,
+                firing,
+                false,
+                now,
+            )
         })
         .collect();
     Ok(finish_message(

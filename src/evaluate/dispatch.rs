@@ -329,6 +329,13 @@ impl Dispatcher {
                         None => (now + opts.group_wait, "group_wait"),
                         Some(last) => ((last + opts.group_interval).max(now), "group_interval"),
                     };
+                    if due_at <= now {
+                        // `group_wait: 0s`, or the interval passed long ago:
+                        // flush in this pass. A timer due now would cost a
+                        // second commit and a second step before the page.
+                        decisions.extend(self.flush(group, m, &state, now, opts));
+                        continue;
+                    }
                     decisions.push(EventKind::GroupScheduled(GroupTimer {
                         group,
                         due_at,

@@ -342,7 +342,7 @@ enum Job {
     Skip {
         receiver: String,
         integration: String,
-        item: Pending,
+        item: Box<Pending>,
         reason: String,
     },
 }
@@ -506,7 +506,7 @@ impl Outbox {
                     jobs.push(Job::Skip {
                         receiver: p.receiver.clone(),
                         integration: integration.id.clone(),
-                        item: p.clone(),
+                        item: Box::new(p.clone()),
                         reason: "only resolved alerts and send_resolved is false".into(),
                     });
                     continue;

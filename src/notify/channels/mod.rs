@@ -7,6 +7,7 @@
 //! accepted, retried on 5xx/429/timeouts, not retried on 4xx, secrets kept
 //! out of errors.
 
+mod common;
 pub mod dingtalk;
 pub mod email;
 pub mod feishu;
