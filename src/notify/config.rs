@@ -181,6 +181,17 @@ impl Receivers {
         notify: &NotifyConfig,
         base_dir: Option<&std::path::Path>,
     ) -> Result<Receivers, String> {
+        secret::with_base_dir(base_dir, || {
+            Self::build_in(receivers, global, notify, base_dir)
+        })
+    }
+
+    fn build_in(
+        receivers: &[ReceiverConfig],
+        global: Option<&serde_json::Value>,
+        notify: &NotifyConfig,
+        base_dir: Option<&std::path::Path>,
+    ) -> Result<Receivers, String> {
         let global = GlobalConfig::from_value(global)?;
         let mut templates = Templates::builtin();
         let templates_dir = match (&notify.templates_dir, base_dir) {

@@ -5,13 +5,39 @@
 //! Secret) or `{ env: NAME }`; Alertmanager's `*_file` fields are accepted
 //! beside it where Alertmanager has them. It is read once when the config is
 //! loaded, so a missing file or variable refuses the config rather than a
-//! page. The value never leaves through `Debug`, `Display` or `Serialize`:
+//! page. A relative file path is relative to the config file's directory,
+//! as in Alertmanager. The value never leaves through `Debug`, `Display` or `Serialize`:
 //! logs, metrics and `/api/v2/status` show `<secret>`.
 
+use std::cell::RefCell;
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+thread_local! {
+    /// The config file's directory while its receivers are compiled: serde
+    /// gives a deserializer no context, and `{ file: PATH }` needs it.
+    static BASE_DIR: RefCell<Option<PathBuf>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with relative secret files resolved against `dir`.
+pub fn with_base_dir<T>(dir: Option<&Path>, f: impl FnOnce() -> T) -> T {
+    let previous = BASE_DIR.with(|b| b.replace(dir.map(Path::to_path_buf)));
+    let out = f();
+    BASE_DIR.with(|b| *b.borrow_mut() = previous);
+    out
+}
+
+/// `path` against the config's directory, if relative and one is set.
+pub fn resolve(path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        return path.to_path_buf();
+    }
+    BASE_DIR
+        .with(|b| b.borrow().as_ref().map(|dir| dir.join(path)))
+        .unwrap_or_else(|| path.to_path_buf())
+}
 
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -33,7 +59,8 @@ impl Secret {
     /// A `*_file` field: the file's content without the trailing newline
     /// `kubectl create secret` and editors leave.
     pub fn from_file(path: &Path) -> Result<Secret, String> {
-        let text = std::fs::read_to_string(path)
+        let path = resolve(path);
+        let text = std::fs::read_to_string(&path)
             .map_err(|e| format!("cannot read secret file {}: {e}", path.display()))?;
         Ok(Secret(text.trim_end_matches(['\r', '\n']).to_string()))
     }
@@ -125,6 +152,20 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("FENGHUO_TEST_UNSET_VAR is not set"), "{err}");
+    }
+
+    #[test]
+    fn relative_files_are_relative_to_the_config() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("pw"), "s3cret").unwrap();
+        let s = with_base_dir(Some(dir.path()), || {
+            serde_json::from_value::<Secret>(serde_json::json!({ "file": "pw" })).unwrap()
+        });
+        assert_eq!(s.expose(), "s3cret");
+        let s = with_base_dir(Some(dir.path()), || {
+            one_of("password", None, Some("pw")).unwrap()
+        });
+        assert_eq!(s.unwrap().expose(), "s3cret");
     }
 
     #[test]

@@ -715,7 +715,7 @@ fn tls_parameters(cfg: &TlsConfig, host: &str) -> Result<TlsParameters, String> 
     let domain = cfg.server_name.clone().unwrap_or_else(|| host.to_string());
     let mut b = TlsParameters::builder(domain);
     if let Some(path) = &cfg.ca_file {
-        let pem = std::fs::read(path)
+        let pem = std::fs::read(crate::notify::secret::resolve(std::path::Path::new(path)))
             .map_err(|e| format!("tls_config.ca_file: cannot read {path}: {e}"))?;
         let cert = Certificate::from_pem(&pem)
             .map_err(|e| format!("tls_config.ca_file: {path} is not a PEM certificate: {e}"))?;
@@ -726,9 +726,10 @@ fn tls_parameters(cfg: &TlsConfig, host: &str) -> Result<TlsParameters, String> 
     }
     match (&cfg.cert_file, &cfg.key_file) {
         (Some(cert), Some(key)) => {
-            let cert_pem = std::fs::read(cert)
-                .map_err(|e| format!("tls_config.cert_file: cannot read {cert}: {e}"))?;
-            let key_pem = std::fs::read(key)
+            let cert_pem =
+                std::fs::read(crate::notify::secret::resolve(std::path::Path::new(cert)))
+                    .map_err(|e| format!("tls_config.cert_file: cannot read {cert}: {e}"))?;
+            let key_pem = std::fs::read(crate::notify::secret::resolve(std::path::Path::new(key)))
                 .map_err(|e| format!("tls_config.key_file: cannot read {key}: {e}"))?;
             let id = Identity::from_pem(&cert_pem, &key_pem)
                 .map_err(|e| format!("tls_config: cert_file/key_file: {e}"))?;

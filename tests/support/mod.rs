@@ -1,0 +1,3 @@
+//! Shared by the integration tests that need it (`mod support;`).
+
+pub mod smtp;
