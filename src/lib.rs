@@ -6,7 +6,7 @@
 //! over it. The folders follow the pipeline:
 //!
 //! ```text
-//! ingest ──► eventlog ──► evaluate ──► escalate ──► notify / act
+//! ingest ──► eventlog ──► evaluate ──► (escalate) ──► notify / (act)
 //! ```
 //!
 //! * [`ingest`]: outside payloads (Alertmanager API v2 and webhook, PagerDuty
@@ -17,6 +17,10 @@
 //!   matchers, silences, inhibition, the routing tree, time intervals, and
 //!   the dispatcher that turns groups into `notification.due` decisions on
 //!   durable timers.
+//! * [`notify`]: who hears of it and how — channels (email, Slack, DingTalk,
+//!   WeCom, Feishu, webhook, PagerDuty), tera templates, and the outbox that
+//!   delivers each `notification.due` and records `notification.sent` /
+//!   `notification.failed`, with retries, fallback and rate-limit digests.
 //! * [`pipeline`]: the one place where the stages are assembled.
 //! * [`api`]: the HTTP router (`fn app(state) -> Router`); [`cli`]: the
 //!   `fenghuo` command.
