@@ -211,17 +211,7 @@ async fn dispatch(
         }
         // Until the next timer, and at most a second (alerts' `endsAt`s pass
         // without an event). A timer already past was just decided on.
-        let now = clock.now();
-        let wait = dispatcher
-            .groups()
-            .next_due()
-            .filter(|due| *due > now)
-            .and_then(|due| (due - now).to_std().ok())
-            .unwrap_or(std::time::Duration::from_secs(1))
-            .clamp(
-                std::time::Duration::from_millis(1),
-                std::time::Duration::from_secs(1),
-            );
+        let wait = wait_until(dispatcher.groups().next_due(), clock.now());
         tokio::select! {
             woke = tokio::time::timeout(wait, live.recv()) => {
                 if let Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) = woke {
@@ -235,6 +225,21 @@ async fn dispatch(
     }
 }
 
+/// How long a background loop may sleep: until its next timer, and at most
+/// a second. A timer already past was just acted on.
+fn wait_until(
+    next: Option<chrono::DateTime<chrono::Utc>>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> std::time::Duration {
+    next.filter(|at| *at > now)
+        .and_then(|at| (at - now).to_std().ok())
+        .unwrap_or(std::time::Duration::from_secs(1))
+        .clamp(
+            std::time::Duration::from_millis(1),
+            std::time::Duration::from_secs(1),
+        )
+}
+
 /// Runs the outbox whenever a due notification or an outcome is folded, or
 /// a retry or rate-limit slot comes due. Sends run on their own tasks; their
 /// outcomes wake this loop through the log.
@@ -242,16 +247,7 @@ async fn deliver(outbox: Arc<Outbox>, clock: SharedClock, mut shutdown: watch::R
     loop {
         // Detached: each records its outcome, which wakes this loop.
         drop(outbox.start_ready());
-        let now = clock.now();
-        let wait = outbox
-            .next_wake()
-            .filter(|at| *at > now)
-            .and_then(|at| (at - now).to_std().ok())
-            .unwrap_or(std::time::Duration::from_secs(1))
-            .clamp(
-                std::time::Duration::from_millis(1),
-                std::time::Duration::from_secs(1),
-            );
+        let wait = wait_until(outbox.next_wake(), clock.now());
         tokio::select! {
             _ = tokio::time::timeout(wait, outbox.state().changed()) => {}
             _ = shutdown.changed() => return,

@@ -862,22 +862,7 @@ pub fn build_message(
             ));
         }
     }
-    // New first, then by severity, then by start: the top of the message is
-    // what the reader must look at.
-    alerts.sort_by(|a, b| {
-        (
-            a.status != "firing",
-            !a.is_new,
-            super::severity_rank(&a.severity),
-            a.starts_at,
-        )
-            .cmp(&(
-                b.status != "firing",
-                !b.is_new,
-                super::severity_rank(&b.severity),
-                b.starts_at,
-            ))
-    });
+    alerts.sort_by(reading_order);
     finish_message(
         receiver,
         due.group.group_key.clone(),
@@ -990,6 +975,20 @@ fn title(status: &str, counts: &Counts, group_labels: &LabelSet, common: &LabelS
     }
 }
 
+/// Firing before resolved, new before known, then by severity, then by
+/// start: the top of a message is what the reader must look at.
+fn reading_order(a: &AlertData, b: &AlertData) -> std::cmp::Ordering {
+    let key = |x: &AlertData| {
+        (
+            x.status != "firing",
+            !x.is_new,
+            super::severity_rank(&x.severity),
+            x.starts_at,
+        )
+    };
+    key(a).cmp(&key(b))
+}
+
 /// Fold several messages of one receiver into a digest.
 pub fn digest_message(messages: &[Message]) -> Message {
     let total_alerts: usize = messages.iter().map(|m| m.alerts.len()).sum();
@@ -997,20 +996,7 @@ pub fn digest_message(messages: &[Message]) -> Message {
         .iter()
         .flat_map(|m| m.alerts.iter().cloned())
         .collect();
-    alerts.sort_by(|a, b| {
-        (
-            a.status != "firing",
-            !a.is_new,
-            super::severity_rank(&a.severity),
-            a.starts_at,
-        )
-            .cmp(&(
-                b.status != "firing",
-                !b.is_new,
-                super::severity_rank(&b.severity),
-                b.starts_at,
-            ))
-    });
+    alerts.sort_by(reading_order);
     let counts = Counts {
         firing: alerts.iter().filter(|a| a.status == "firing").count(),
         resolved: alerts.iter().filter(|a| a.status != "firing").count(),
