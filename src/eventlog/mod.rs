@@ -1,8 +1,8 @@
 //! The event log: the one source of truth.
 //!
 //! Owns the event envelope and kinds ([`event`]), the SQLite store with group
-//! commit ([`store`]), live tails ([`tail`]) and replay through projections
-//! ([`replay`], [`projection`]). Only this module touches the `events` table;
+//! commit ([`store`]), live tails ([`tail`](mod@tail)) and replay through projections
+//! ([`replay`](mod@replay), [`projection`]). Only this module touches the `events` table;
 //! it never interprets what an event means.
 
 pub mod event;

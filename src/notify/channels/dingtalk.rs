@@ -10,7 +10,7 @@
 //!
 //! With `secret`, each request carries `timestamp` (milliseconds, from the
 //! clock) and `sign` = url-encoded base64(HMAC-SHA256(key = secret,
-//! message = "<timestamp>\n<secret>")) in the query, as DingTalk documents.
+//! message = `"<timestamp>\n<secret>"`)) in the query, as DingTalk documents.
 //! DingTalk only notifies a mentioned person whose `@mobile` / `@userid` is
 //! also in the text, so the mentions are appended to it.
 //!
@@ -112,7 +112,7 @@ pub fn build(
 }
 
 /// DingTalk's signature: base64(HMAC-SHA256(key = secret, message =
-/// "<timestamp_ms>\n<secret>")), before url-encoding.
+/// `"<timestamp_ms>\n<secret>"`)), before url-encoding.
 pub fn sign(secret: &str, timestamp_ms: i64) -> String {
     let message = format!("{timestamp_ms}\n{secret}");
     common::base64(&common::hmac_sha256(secret.as_bytes(), message.as_bytes()))

@@ -13,7 +13,7 @@
 //! ([`Rendered::fallback`]): a page is never lost to a template.
 //!
 //! With `secret`, the body carries `timestamp` (seconds, from the clock, as
-//! a string) and `sign` = base64(HMAC-SHA256(key = "<timestamp>\n<secret>",
+//! a string) and `sign` = base64(HMAC-SHA256(key = `"<timestamp>\n<secret>"`,
 //! message = empty)), as Feishu documents: the key and message roles are
 //! the reverse of DingTalk's.
 //!
@@ -91,7 +91,7 @@ pub fn build(
     }))
 }
 
-/// Feishu's signature: base64(HMAC-SHA256(key = "<timestamp_s>\n<secret>",
+/// Feishu's signature: base64(HMAC-SHA256(key = `"<timestamp_s>\n<secret>"`,
 /// message = empty)).
 pub fn sign(secret: &str, timestamp_s: i64) -> String {
     let key = format!("{timestamp_s}\n{secret}");

@@ -10,7 +10,7 @@
 //! `global.slack_api_url` / `global.slack_api_url_file`), `send_resolved`
 //! (default `false`, as in Alertmanager), `channel`, `username`,
 //! `icon_emoji`, `icon_url`, `link_names`, and `http_config` credentials
-//! (see [`super::common::HttpConfig`]: client settings such as `tls_config`
+//! (see `common::HttpConfig`: client settings such as `tls_config`
 //! or `proxy_url` are refused).
 //!
 //! Refused with a message: Alertmanager's Go-template message fields

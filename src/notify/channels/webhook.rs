@@ -11,7 +11,7 @@
 //! (0 = all; the rest are counted in `truncatedAlerts`), and `http_config`
 //! credentials (`authorization`, `basic_auth`, `bearer_token[_file]`; client
 //! settings such as `tls_config` or `proxy_url` are refused, see
-//! [`super::common::HttpConfig`]). Fenghuo adds `headers`: a map of extra
+//! `common::HttpConfig`). Fenghuo adds `headers`: a map of extra
 //! request headers whose values are secrets.
 
 use std::collections::BTreeMap;
