@@ -620,3 +620,53 @@ async fn newer_notification_replaces_the_undelivered_older_one() {
     assert_eq!(endpoint.delivered("team").len(), 1);
     t.close();
 }
+
+/// A receiver's own template that breaks at run time does not drop the
+/// page: the default is sent and the reason recorded with the delivery.
+#[tokio::test]
+async fn a_broken_receiver_template_falls_back_to_the_default_and_says_why() {
+    let (endpoint, url) = Endpoint::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    // Parses, but fails when rendered: there is no `incident` variable.
+    std::fs::write(dir.path().join("own.md"), "## {{ incident.title }}\n").unwrap();
+    let yaml = config(&url, &url, "").replace(
+        "    webhook_configs:\n      - url: URL/team\n".replace("URL", &url).as_str(),
+        &format!(
+            "    dingtalk_configs:\n      - webhook_url: {url}/ding?access_token=t\n        template: {}\n",
+            dir.path().join("own.md").display()
+        ),
+    );
+    let clock = ManualClock::new(t0());
+    let t = Timeline::open(&yaml, &dir.path().join("data"), &clock, t0());
+
+    t.at(0);
+    t.fire("DiskFull", "x").await;
+    assert_eq!(t.step().await.sent, 1);
+    let body = &endpoint.delivered("ding")[0];
+    let text = body["markdown"]["text"].as_str().unwrap();
+    assert!(
+        text.contains("[FIRING:1] DiskFull"),
+        "the default template: {text}"
+    );
+    let events = t
+        .pipeline
+        .log
+        .read(&EventQuery {
+            kinds: vec!["notification.sent".into()],
+            limit: 10,
+            ..Default::default()
+        })
+        .unwrap();
+    let EventKind::NotificationSent(sent) = &events[0].kind else {
+        panic!()
+    };
+    let reason = sent
+        .template_fallback
+        .as_deref()
+        .expect("the reason is recorded");
+    assert!(
+        reason.contains("own.md") && reason.contains("incident"),
+        "{reason}"
+    );
+    t.close();
+}
