@@ -11,24 +11,50 @@
 //!   measured phase is pure re-sends.
 //! * `--mode new`: every alert is a label set never seen before (a unique `id`
 //!   label), so every alert is a write.
+//! * `--mode delivery`: end to end, from `POST /api/v2/alerts` to the webhook.
+//!   Loadgen runs the webhook receiver itself on `--listen` (the server under
+//!   test is configured to send there) and, per round, posts `--alerts`
+//!   (default 1,000) new firing alerts spread over `--groups` (50) groups,
+//!   all alerts of one group in one POST, `--concurrency` (default 1) POSTs
+//!   in flight. It records when each POST was sent and when each alert first
+//!   arrived in a webhook body (`alerts[].labels`), waits until every alert
+//!   has arrived or `--timeout` passed, then `--settle` more seconds to catch
+//!   duplicates. Latency of an alert = its first arrival − the send instant
+//!   of its POST. Every round has its own random `run` label, and the
+//!   `group` label (`g<N>-<run>`) is new each round too: with `group_by:
+//!   [group]` and `group_wait: 0s` each POST then opens and flushes a fresh
+//!   aggregation group, where reusing `g0..g49` would add the alerts of
+//!   round 2 to groups that already flushed (held for `group_interval`).
+//!   Percentiles count delivered alerts only; `groups_incomplete` counts
+//!   groups with an alert still missing when the round stopped waiting (it
+//!   missed its group's first flush). All alerts of a POST share one send
+//!   instant and usually one webhook, so with 20 alerts a group the p99 over
+//!   1,000 alerts is the slowest group's latency.
 //!
 //! ```text
 //! cargo run --release --example loadgen -- --target http://127.0.0.1:9797 \
 //!     --mode resend --batch 100 --concurrency 32 --duration 10 --pid 1234
+//! cargo run --release --example loadgen -- --target http://127.0.0.1:9797 \
+//!     --mode delivery --listen 127.0.0.1:9799 --alerts 1000 --groups 50 --rounds 5
 //! ```
 //!
 //! Prints one figure a line, then one `RESULT {json}` line. Throughput counts
 //! only requests answered 2xx; `errors` counts non-2xx answers, timeouts and
 //! transport failures. Only loopback targets are accepted, and every phase
-//! ends by its deadline (or `--requests`) on its own.
+//! ends by its deadline (or `--requests`) on its own. `--mode delivery`
+//! prints a `ROUND {json}` line per round and a `RESULT {json}` line with the
+//! medians over rounds.
 
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::serve::ListenerExt;
 use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
 use clap::{Parser, ValueEnum};
@@ -37,6 +63,7 @@ use hyper::client::conn::http1::SendRequest;
 use hyper::{Method, Request, Uri, header};
 use hyper_util::rt::TokioIo;
 use parking_lot::Mutex;
+use serde::Deserialize;
 use serde_json::json;
 use tokio::net::TcpStream;
 
@@ -67,6 +94,8 @@ enum Mode {
     Resend,
     /// Every alert a new label set (every alert is a write).
     New,
+    /// Firing alerts in groups, timed through to a webhook receiver run here.
+    Delivery,
 }
 
 impl Mode {
@@ -74,6 +103,7 @@ impl Mode {
         match self {
             Mode::Resend => "resend",
             Mode::New => "new",
+            Mode::Delivery => "delivery",
         }
     }
 }
@@ -90,12 +120,14 @@ struct Args {
     /// Alerts per request.
     #[arg(long, default_value_t = 1)]
     batch: usize,
-    /// Workers, each with its own keep-alive connection.
-    #[arg(long, default_value_t = 32)]
-    concurrency: usize,
-    /// Distinct alerts in the resend universe.
-    #[arg(long, default_value_t = 10_000)]
-    alerts: usize,
+    /// Workers, each with its own keep-alive connection (default 32; 1 with
+    /// --mode delivery, i.e. one POST at a time).
+    #[arg(long)]
+    concurrency: Option<usize>,
+    /// Distinct alerts in the resend universe (default 10000); alerts per
+    /// round with --mode delivery (default 1000).
+    #[arg(long)]
+    alerts: Option<usize>,
     /// Measured seconds (default 10 unless --requests is given).
     #[arg(long)]
     duration: Option<f64>,
@@ -118,9 +150,41 @@ struct Args {
     /// Client runtime threads (1 leaves the other core to the server).
     #[arg(long, default_value_t = 1)]
     threads: usize,
-    /// Seconds one request may take before it counts as an error.
+    /// Seconds one request may take before it counts as an error; with
+    /// --mode delivery also how long a round waits, from its first POST, for
+    /// every alert to arrive.
     #[arg(long, default_value_t = 30.0)]
     timeout: f64,
+    /// --mode delivery: where the webhook receiver listens, loopback only
+    /// (127.0.0.1:PORT); the server under test must send there.
+    #[arg(long)]
+    listen: Option<String>,
+    /// --mode delivery: groups per round (a `group` label each; one POST each).
+    #[arg(long, default_value_t = 50)]
+    groups: usize,
+    /// --mode delivery: rounds against the same server, each with a new `run`.
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
+    /// --mode delivery: seconds a round keeps listening after its last alert
+    /// arrived, to count duplicates.
+    #[arg(long, default_value_t = 0.5)]
+    settle: f64,
+}
+
+impl Args {
+    fn alerts(&self) -> usize {
+        self.alerts.unwrap_or(match self.mode {
+            Mode::Delivery => 1_000,
+            Mode::Resend | Mode::New => 10_000,
+        })
+    }
+
+    fn concurrency(&self) -> usize {
+        self.concurrency.unwrap_or(match self.mode {
+            Mode::Delivery => 1,
+            Mode::Resend | Mode::New => 32,
+        })
+    }
 }
 
 type Conn = SendRequest<Full<Bytes>>;
@@ -178,11 +242,22 @@ impl Stats {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    if args.batch == 0 || args.concurrency == 0 || args.threads == 0 {
+    if args.batch == 0 || args.concurrency() == 0 || args.threads == 0 {
         bail!("--batch, --concurrency and --threads must be at least 1");
     }
-    if args.mode == Mode::Resend && args.alerts == 0 {
+    if args.mode == Mode::Resend && args.alerts() == 0 {
         bail!("--alerts must be at least 1 in resend mode");
+    }
+    if args.mode == Mode::Delivery {
+        if args.listen.is_none() {
+            bail!("--mode delivery needs --listen 127.0.0.1:PORT for its webhook receiver");
+        }
+        if args.groups == 0 || args.rounds == 0 || args.groups > args.alerts() {
+            bail!("--mode delivery needs 1 <= --groups <= --alerts and --rounds >= 1");
+        }
+        if !(args.settle >= 0.0 && args.timeout > 0.0) {
+            bail!("--settle must be >= 0 and --timeout > 0");
+        }
     }
     let runtime = if args.threads == 1 {
         tokio::runtime::Builder::new_current_thread()
@@ -202,10 +277,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let path: Uri = "/api/v2/alerts".parse()?;
     let started = Utc::now();
     let universe = match args.mode {
-        Mode::Resend => (0..args.alerts)
+        Mode::Resend => (0..args.alerts())
             .map(|i| resend_alert(i, args.group_size, started))
             .collect(),
-        Mode::New => Vec::new(),
+        Mode::New | Mode::Delivery => Vec::new(),
     };
     let shared = Arc::new(Shared {
         addr,
@@ -220,13 +295,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
         error_samples: Mutex::new(Vec::new()),
     });
 
-    let mut conns = Vec::with_capacity(args.concurrency);
-    for _ in 0..args.concurrency {
+    let mut conns = Vec::with_capacity(args.concurrency());
+    for _ in 0..args.concurrency() {
         conns.push(Some(
             connect(addr)
                 .await
                 .with_context(|| format!("connecting to {addr}"))?,
         ));
+    }
+    if args.mode == Mode::Delivery {
+        return delivery(&args, &shared, conns).await;
     }
 
     let mut errors = 0;
@@ -290,7 +368,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     println!("target: {}", args.target);
     println!("mode: {}", args.mode.name());
     println!("batch: {}", args.batch);
-    println!("concurrency: {}", args.concurrency);
+    println!("concurrency: {}", args.concurrency());
     println!("elapsed_s: {:.3}", elapsed.as_secs_f64());
     println!("requests: {requests}");
     println!("alerts: {}", stats.ok_alerts);
@@ -305,7 +383,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "target": args.target,
         "mode": args.mode.name(),
         "batch": args.batch,
-        "concurrency": args.concurrency,
+        "concurrency": args.concurrency(),
         "elapsed_s": round3(elapsed.as_secs_f64()),
         "requests": requests,
         "alerts": stats.ok_alerts,
@@ -527,6 +605,8 @@ fn next_body(shared: &Shared, phase: &Phase, body: &mut String) -> Option<usize>
             }
             shared.batch
         }
+        // Delivery rounds build their bodies up front (`delivery_bodies`).
+        (PhaseKind::Traffic, Mode::Delivery) => return None,
     };
     body.push(']');
     Some(count)
@@ -658,4 +738,543 @@ fn per_sec(n: u64, elapsed: Duration) -> f64 {
 
 fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
+}
+
+// --- --mode delivery ---------------------------------------------------------
+
+/// What the webhook receiver knows of one round, found by its `run` label.
+struct RoundState {
+    expected: usize,
+    /// Signalled (a stored permit) when every alert of the round has arrived.
+    done: tokio::sync::Notify,
+    arrivals: Mutex<Arrivals>,
+}
+
+#[derive(Default)]
+struct Arrivals {
+    /// First arrival of each alert (by its `id` label) as firing.
+    first: Vec<Option<Instant>>,
+    delivered: usize,
+    /// (receiver, id) pairs seen: a second arrival is a duplicate.
+    seen: HashSet<(String, usize)>,
+    duplicates: u64,
+    /// Webhook requests carrying at least one alert of this round.
+    requests: u64,
+    /// Alerts of this round that arrived as resolved (none should).
+    resolved: u64,
+    /// Alerts of this round with no valid `id` label.
+    unknown: u64,
+}
+
+/// Shared between the round loop and the receiver's thread.
+#[derive(Default)]
+struct Receiver {
+    rounds: Mutex<HashMap<String, Arc<RoundState>>>,
+    /// Requests with no alert of an open round (late, or someone else's).
+    stray_requests: AtomicU64,
+    /// Bodies that are not webhook JSON.
+    bad_requests: AtomicU64,
+}
+
+/// The parts of Alertmanager's webhook body (version 4) that are read.
+#[derive(Deserialize)]
+struct Webhook {
+    #[serde(default)]
+    receiver: String,
+    #[serde(default)]
+    alerts: Vec<WebhookAlert>,
+}
+
+#[derive(Deserialize)]
+struct WebhookAlert {
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    labels: HashMap<String, String>,
+}
+
+/// One POST of a round.
+struct Posted {
+    group: usize,
+    /// When the request was handed to the connection (after it was ready).
+    sent: Instant,
+    took: Duration,
+    ok: bool,
+}
+
+/// Any path, any method: the webhook body is timed when fully read.
+async fn receive(State(rx): State<Arc<Receiver>>, body: Bytes) -> hyper::StatusCode {
+    let now = Instant::now();
+    let Ok(hook) = serde_json::from_slice::<Webhook>(&body) else {
+        rx.bad_requests.fetch_add(1, Ordering::Relaxed);
+        return hyper::StatusCode::BAD_REQUEST;
+    };
+    let mut counted: Vec<Arc<RoundState>> = Vec::new();
+    for alert in &hook.alerts {
+        let Some(run) = alert.labels.get("run") else {
+            continue;
+        };
+        let Some(round) = rx.rounds.lock().get(run).cloned() else {
+            continue;
+        };
+        let mut a = round.arrivals.lock();
+        if !counted.iter().any(|r| Arc::ptr_eq(r, &round)) {
+            a.requests += 1;
+            counted.push(round.clone());
+        }
+        if alert.status != "firing" {
+            a.resolved += 1;
+            continue;
+        }
+        let Some(id) = alert
+            .labels
+            .get("id")
+            .and_then(|v| v.parse::<usize>().ok())
+            .filter(|&id| id < round.expected)
+        else {
+            a.unknown += 1;
+            continue;
+        };
+        if !a.seen.insert((hook.receiver.clone(), id)) {
+            a.duplicates += 1;
+        }
+        if a.first[id].is_none() {
+            a.first[id] = Some(now);
+            a.delivered += 1;
+            if a.delivered == round.expected {
+                round.done.notify_one();
+            }
+        }
+    }
+    if counted.is_empty() {
+        rx.stray_requests.fetch_add(1, Ordering::Relaxed);
+    }
+    hyper::StatusCode::OK
+}
+
+/// Binds `listen` (loopback only) and serves the receiver on its own thread,
+/// so that arrivals are timed without waiting for the POSTing side.
+fn spawn_receiver(listen: &str, receiver: Arc<Receiver>) -> anyhow::Result<SocketAddr> {
+    let addr: SocketAddr = listen
+        .parse()
+        .with_context(|| format!("--listen {listen:?} is not IP:PORT"))?;
+    if !addr.ip().is_loopback() {
+        bail!("--listen must be a loopback address (127.0.0.0/8, ::1), got {addr}");
+    }
+    let listener =
+        std::net::TcpListener::bind(addr).with_context(|| format!("listening on {addr}"))?;
+    listener.set_nonblocking(true)?;
+    let bound = listener.local_addr()?;
+    let app = axum::Router::new()
+        .fallback(receive)
+        .layer(DefaultBodyLimit::disable())
+        .with_state(receiver);
+    std::thread::Builder::new()
+        .name("webhook-receiver".into())
+        .spawn(move || {
+            let served = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .and_then(|runtime| {
+                    runtime.block_on(async move {
+                        let listener = tokio::net::TcpListener::from_std(listener)?.tap_io(|tcp| {
+                            let _ = tcp.set_nodelay(true);
+                        });
+                        axum::serve(listener, app).await
+                    })
+                });
+            if let Err(e) = served {
+                eprintln!("webhook receiver stopped: {e}");
+            }
+        })?;
+    Ok(bound)
+}
+
+/// One body per group `g`: the round's alerts `i` with `i % groups == g`,
+/// firing since `now`, labelled with the round's `run` and their `id`.
+fn delivery_bodies(alerts: usize, groups: usize, run: &str, now: DateTime<Utc>) -> Vec<Bytes> {
+    let starts_at = timestamp(now);
+    let ends_at = timestamp(now + ENDS_IN);
+    (0..groups)
+        .map(|g| {
+            let mut body = String::from("[");
+            for i in (g..alerts).step_by(groups) {
+                if i != g {
+                    body.push(',');
+                }
+                let alertname = ALERTNAMES[i % ALERTNAMES.len()];
+                let job = JOBS[i % JOBS.len()];
+                // Only safe characters go in, so no escaping is needed.
+                let _ = write!(
+                    body,
+                    "{{\"labels\":{{\"alertname\":\"{alertname}\",\"instance\":\"host-{i}:9100\",\
+                     \"job\":\"{job}\",\"severity\":\"{sev}\",\"cluster\":\"{cluster}\",\
+                     \"group\":\"g{g}-{run}\",\"run\":\"{run}\",\"id\":\"{i}\"}},\
+                     \"annotations\":{{\"summary\":\"{alertname} on host-{i}:9100\",\
+                     \"description\":\"host-{i}:9100 of job {job} has been in this state for more than 5 minutes.\"}},\
+                     \"startsAt\":\"{starts_at}\",\"endsAt\":\"{ends_at}\",\
+                     \"generatorURL\":\"http://prometheus:9090/graph?g0.expr=up&g0.tab=1\"}}",
+                    sev = SEVERITIES[i % SEVERITIES.len()],
+                    cluster = CLUSTERS[(i / 7) % CLUSTERS.len()],
+                );
+            }
+            body.push(']');
+            Bytes::from(body)
+        })
+        .collect()
+}
+
+/// Posts every body once, `conns.len()` at a time.
+async fn post_groups(
+    shared: &Arc<Shared>,
+    conns: Vec<Option<Conn>>,
+    bodies: Arc<Vec<Bytes>>,
+) -> (Vec<Option<Conn>>, Vec<Posted>) {
+    let next = Arc::new(AtomicUsize::new(0));
+    let tasks: Vec<_> = conns
+        .into_iter()
+        .map(|conn| {
+            tokio::spawn(post_worker(
+                conn,
+                shared.clone(),
+                bodies.clone(),
+                next.clone(),
+            ))
+        })
+        .collect();
+    let mut conns = Vec::with_capacity(tasks.len());
+    let mut posted = Vec::with_capacity(bodies.len());
+    for task in tasks {
+        match task.await {
+            Ok((conn, p)) => {
+                conns.push(conn);
+                posted.extend(p);
+            }
+            Err(e) => {
+                eprintln!("worker failed: {e}");
+                conns.push(None);
+            }
+        }
+    }
+    (conns, posted)
+}
+
+async fn post_worker(
+    mut conn: Option<Conn>,
+    shared: Arc<Shared>,
+    bodies: Arc<Vec<Bytes>>,
+    next: Arc<AtomicUsize>,
+) -> (Option<Conn>, Vec<Posted>) {
+    let mut posted = Vec::new();
+    loop {
+        let group = next.fetch_add(1, Ordering::Relaxed);
+        let Some(body) = bodies.get(group) else {
+            break;
+        };
+        let mut sent = Instant::now();
+        let sender = match conn.as_mut() {
+            Some(c) => c,
+            None => match connect(shared.addr).await {
+                Ok(c) => conn.insert(c),
+                Err(e) => {
+                    sample_error(&shared, format!("connect: {e}"));
+                    posted.push(Posted {
+                        group,
+                        sent,
+                        took: sent.elapsed(),
+                        ok: false,
+                    });
+                    continue;
+                }
+            },
+        };
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(shared.path.clone())
+            .header(header::HOST, shared.host.as_str())
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Full::new(body.clone()))
+            .expect("static request parts are valid");
+        let answer = tokio::time::timeout(shared.timeout, async {
+            sender.ready().await?;
+            sent = Instant::now();
+            let response = sender.send_request(request).await?;
+            let status = response.status();
+            let body = response.into_body().collect().await?.to_bytes();
+            anyhow::Ok((status, body))
+        })
+        .await;
+        let took = sent.elapsed();
+        let ok = match answer {
+            Ok(Ok((status, _))) if status.is_success() => true,
+            Ok(Ok((status, answer_body))) => {
+                sample_error(
+                    &shared,
+                    format!("{status}: {}", String::from_utf8_lossy(&answer_body)),
+                );
+                false
+            }
+            Ok(Err(e)) => {
+                sample_error(&shared, format!("transport: {e}"));
+                conn = None;
+                false
+            }
+            Err(_) => {
+                sample_error(&shared, format!("timeout after {:?}", shared.timeout));
+                conn = None;
+                false
+            }
+        };
+        posted.push(Posted {
+            group,
+            sent,
+            took,
+            ok,
+        });
+    }
+    (conn, posted)
+}
+
+/// The figures of one round, as printed on its `ROUND` line.
+struct RoundFigures {
+    json: serde_json::Value,
+    latencies_us: Vec<u32>,
+    post_errors: u64,
+    complete: bool,
+}
+
+async fn delivery(
+    args: &Args,
+    shared: &Arc<Shared>,
+    mut conns: Vec<Option<Conn>>,
+) -> anyhow::Result<()> {
+    let receiver = Arc::new(Receiver::default());
+    let listen = spawn_receiver(args.listen.as_deref().unwrap_or_default(), receiver.clone())?;
+    let (alerts, groups) = (args.alerts(), args.groups);
+    println!("target: {}", args.target);
+    println!("mode: {}", args.mode.name());
+    println!("listen: http://{listen}/");
+    println!("alerts: {alerts} in {groups} groups, one POST per group");
+    println!("concurrency: {}", args.concurrency());
+    println!("rounds: {}", args.rounds);
+
+    let mut rounds = Vec::with_capacity(args.rounds);
+    for round in 1..=args.rounds {
+        let figures = delivery_round(args, shared, &receiver, &mut conns, round).await;
+        println!("round {round}: {}", describe_delivery(&figures.json));
+        println!("ROUND {}", figures.json);
+        rounds.push(figures);
+    }
+
+    let med = |key: &str| {
+        json!(median(rounds.iter().filter_map(|r| r.json[key].as_f64()).collect()).map(round3))
+    };
+    let sum = |key: &str| -> u64 { rounds.iter().filter_map(|r| r.json[key].as_u64()).sum() };
+    let mut pooled: Vec<u32> = rounds
+        .iter()
+        .flat_map(|r| r.latencies_us.iter().copied())
+        .collect();
+    pooled.sort_unstable();
+    let post_errors: u64 = rounds.iter().map(|r| r.post_errors).sum();
+    let complete = rounds.iter().filter(|r| r.complete).count();
+    let mut result = json!({
+        "target": args.target,
+        "mode": args.mode.name(),
+        "listen": format!("http://{listen}/"),
+        "alerts": alerts,
+        "groups": groups,
+        "concurrency": args.concurrency(),
+        "rounds": args.rounds,
+        "complete_rounds": complete,
+        "expected": alerts * args.rounds,
+        "delivered": sum("delivered"),
+        "webhook_requests": sum("webhook_requests"),
+        "groups_incomplete": sum("groups_incomplete"),
+        "duplicates": sum("duplicates"),
+        "resolved": sum("resolved"),
+        "post_errors": post_errors,
+        "stray_requests": receiver.stray_requests.load(Ordering::Relaxed),
+        "bad_requests": receiver.bad_requests.load(Ordering::Relaxed),
+        "latency_p50_ms": med("latency_p50_ms"),
+        "latency_p90_ms": med("latency_p90_ms"),
+        "latency_p99_ms": med("latency_p99_ms"),
+        "latency_max_ms": med("latency_max_ms"),
+        "last_delivery_ms": med("last_delivery_ms"),
+        "deliveries_per_s": med("deliveries_per_s"),
+        "alerts_per_s": med("alerts_per_s"),
+        "posts_ms": med("posts_ms"),
+        "post_p99_ms": med("post_p99_ms"),
+        "pooled_latency_p50_ms": pooled_ms(&pooled, 0.50),
+        "pooled_latency_p99_ms": pooled_ms(&pooled, 0.99),
+        "pooled_latency_max_ms": pooled_ms(&pooled, 1.0),
+    });
+    println!(
+        "medians of {} rounds: {}; {} stray webhooks",
+        args.rounds,
+        describe_delivery(&result),
+        result["stray_requests"],
+    );
+    if let Some(pid) = args.pid {
+        match read_memory(pid) {
+            Ok((hwm_kib, rss_kib)) => {
+                result["server_peak_rss_mib"] = json!(round3(hwm_kib as f64 / 1024.0));
+                result["server_rss_mib"] = json!(round3(rss_kib as f64 / 1024.0));
+            }
+            Err(e) => eprintln!("warning: reading server memory: {e:#}"),
+        }
+    }
+    for (i, body) in shared.error_samples.lock().iter().enumerate() {
+        eprintln!("error {}: {body}", i + 1);
+    }
+    println!("RESULT {result}");
+    if args.check_2xx && post_errors > 0 {
+        bail!("{post_errors} POSTs failed");
+    }
+    Ok(())
+}
+
+/// Posts one round, waits for its deliveries, and times them.
+async fn delivery_round(
+    args: &Args,
+    shared: &Arc<Shared>,
+    receiver: &Receiver,
+    conns: &mut Vec<Option<Conn>>,
+    round: usize,
+) -> RoundFigures {
+    let (alerts, groups) = (args.alerts(), args.groups);
+    let run = format!("{:08x}", rand::random::<u32>());
+    let bodies = Arc::new(delivery_bodies(alerts, groups, &run, Utc::now()));
+    let state = Arc::new(RoundState {
+        expected: alerts,
+        done: tokio::sync::Notify::new(),
+        arrivals: Mutex::new(Arrivals {
+            first: vec![None; alerts],
+            ..Arrivals::default()
+        }),
+    });
+    receiver.rounds.lock().insert(run.clone(), state.clone());
+
+    let (c, posted) = post_groups(shared, std::mem::take(conns), bodies).await;
+    *conns = c;
+    let mut sent_at = vec![None; groups];
+    for p in &posted {
+        sent_at[p.group] = Some(p.sent);
+    }
+    let first_post = posted
+        .iter()
+        .map(|p| p.sent)
+        .min()
+        .unwrap_or_else(Instant::now);
+    let posts_done = posted
+        .iter()
+        .map(|p| p.sent + p.took)
+        .max()
+        .unwrap_or(first_post);
+    let mut post_us: Vec<u32> = posted.iter().map(|p| micros(p.took)).collect();
+    post_us.sort_unstable();
+    let post_errors = posted.iter().filter(|p| !p.ok).count() as u64;
+
+    let deadline =
+        tokio::time::Instant::from_std(first_post + Duration::from_secs_f64(args.timeout));
+    let _ = tokio::time::timeout_at(deadline, state.done.notified()).await;
+    tokio::time::sleep(Duration::from_secs_f64(args.settle)).await;
+    receiver.rounds.lock().remove(&run);
+    let a = std::mem::take(&mut *state.arrivals.lock());
+
+    let mut latencies_us = Vec::with_capacity(a.delivered);
+    let mut last = None;
+    for (i, first) in a.first.iter().enumerate() {
+        if let (Some(at), Some(sent)) = (*first, sent_at[i % groups]) {
+            latencies_us.push(micros(at.saturating_duration_since(sent)));
+            last = last.max(Some(at));
+        }
+    }
+    latencies_us.sort_unstable();
+    let span = last.map_or(Duration::ZERO, |l| l.saturating_duration_since(first_post));
+    let lat = |q: f64| pooled_ms(&latencies_us, q);
+    // Groups whose alerts did not all arrive: with group_wait 0 an alert that
+    // missed its group's first flush waits group_interval.
+    let groups_incomplete = (0..groups)
+        .filter(|&g| (g..alerts).step_by(groups).any(|i| a.first[i].is_none()))
+        .count();
+    let json = json!({
+        "round": round,
+        "run": run,
+        "expected": alerts,
+        "delivered": a.delivered,
+        "webhook_requests": a.requests,
+        "groups_incomplete": groups_incomplete,
+        "duplicates": a.duplicates,
+        "resolved": a.resolved,
+        "unknown": a.unknown,
+        "post_errors": post_errors,
+        "latency_p50_ms": lat(0.50),
+        "latency_p90_ms": lat(0.90),
+        "latency_p99_ms": lat(0.99),
+        "latency_max_ms": lat(1.0),
+        "last_delivery_ms": last.map(|_| round3(span.as_secs_f64() * 1000.0)),
+        "deliveries_per_s": round3(per_sec(a.requests, span)),
+        "alerts_per_s": round3(per_sec(a.delivered as u64, span)),
+        "posts_ms": round3(posts_done.saturating_duration_since(first_post).as_secs_f64() * 1000.0),
+        "post_p99_ms": round3(percentile_ms(&post_us, 0.99)),
+    });
+    RoundFigures {
+        json,
+        latencies_us,
+        post_errors,
+        complete: a.delivered == alerts,
+    }
+}
+
+fn micros(d: Duration) -> u32 {
+    u32::try_from(d.as_micros()).unwrap_or(u32::MAX)
+}
+
+/// The median, the mean of the middle two for an even count.
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
+}
+
+/// A latency percentile in ms, `null` when nothing arrived.
+fn pooled_ms(sorted_us: &[u32], q: f64) -> serde_json::Value {
+    if sorted_us.is_empty() {
+        serde_json::Value::Null
+    } else {
+        json!(round3(percentile_ms(sorted_us, q)))
+    }
+}
+
+/// One line for a `ROUND` or the summary `RESULT` of --mode delivery.
+fn describe_delivery(j: &serde_json::Value) -> String {
+    let num = |key: &str, decimals: usize| match j[key].as_f64() {
+        Some(x) => format!("{x:.decimals$}"),
+        None => "-".to_owned(),
+    };
+    format!(
+        "{}/{} alerts in {} webhooks ({} groups incomplete, {} duplicates, {} POST errors), \
+         p50 {} p90 {} p99 {} max {} ms, last delivery {} ms after the first POST, \
+         {} webhooks/s, {} alerts/s",
+        j["delivered"],
+        j["expected"],
+        j["webhook_requests"],
+        j["groups_incomplete"],
+        j["duplicates"],
+        j["post_errors"],
+        num("latency_p50_ms", 3),
+        num("latency_p90_ms", 3),
+        num("latency_p99_ms", 3),
+        num("latency_max_ms", 3),
+        num("last_delivery_ms", 1),
+        num("deliveries_per_s", 1),
+        num("alerts_per_s", 0),
+    )
 }

@@ -195,16 +195,17 @@ async fn dispatch(
 ) {
     let mut live = log.subscribe();
     loop {
-        let started = std::time::Instant::now();
         if let Err(e) = dispatcher.step().await {
             tracing::warn!(error = %e, "dispatch step failed; retrying");
         }
-        // A step walks every alert. Under a burst of events, space steps so
-        // deciding takes at most about a fifth of a core, instead of
-        // re-deciding after every commit.
-        let spent = started.elapsed();
+        // A pass walks every alert. Under a burst of events, space passes so
+        // deciding takes at most about half a core, instead of re-deciding
+        // after every commit. Only the deciding counts: the commit of its
+        // decisions is I/O, and counting it made big passes sleep longer,
+        // which made the next pass bigger still.
+        let spent = dispatcher.last_decide();
         if spent > std::time::Duration::from_millis(2) {
-            let _ = tokio::time::timeout(spent * 4, shutdown.changed()).await;
+            let _ = tokio::time::timeout(spent, shutdown.changed()).await;
             if *shutdown.borrow() {
                 return;
             }

@@ -272,6 +272,8 @@ async fn one_message_per_group_and_nothing_twice() {
         t.outcomes(),
         vec!["sent team attempt 1", "sent team attempt 1"]
     );
+    // Delivered everywhere: the outbox carries nothing more.
+    assert!(t.pipeline.outbox.state().pending().is_empty());
     t.close();
 }
 

@@ -16,6 +16,7 @@
 //! [`Dispatcher::step`] decides from the folds and the clock, and never
 //! sends anything.
 
+use crate::evaluate::Fingerprint;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
@@ -136,7 +137,8 @@ struct Members {
     muted: BTreeMap<String, Vec<String>>,
 }
 
-/// Decides; owns no state of its own beyond what the log folds into.
+/// Decides; owns no state of its own beyond what the log folds into (and a
+/// cache of what never changes).
 pub struct Dispatcher {
     log: EventLog,
     clock: SharedClock,
@@ -144,6 +146,13 @@ pub struct Dispatcher {
     alerts: Arc<AlertStore>,
     silences: Arc<SilenceStore>,
     groups: Arc<GroupStates>,
+    /// The groups each alert belongs to, by fingerprint. A fingerprint
+    /// fixes the labels and the config fixes the tree, so an entry never
+    /// goes stale; it only spares walking the tree and building group keys
+    /// for every alert at every step.
+    routes: parking_lot::Mutex<HashMap<Fingerprint, Arc<[Arc<GroupRef>]>>>,
+    /// How long the last decision pass took, for the loop's pacing.
+    last_decide: parking_lot::Mutex<std::time::Duration>,
 }
 
 impl Dispatcher {
@@ -162,7 +171,14 @@ impl Dispatcher {
             alerts,
             silences,
             groups,
+            routes: parking_lot::Mutex::new(HashMap::new()),
+            last_decide: parking_lot::Mutex::new(std::time::Duration::ZERO),
         }
+    }
+
+    /// How long the last decision pass took (not counting its commit).
+    pub fn last_decide(&self) -> std::time::Duration {
+        *self.last_decide.lock()
     }
 
     pub fn groups(&self) -> &GroupStates {
@@ -175,32 +191,55 @@ impl Dispatcher {
         let Some(tree) = &self.routing.tree else {
             return out;
         };
-        let firing: Vec<(String, StoredAlert)> = self
+        let firing: Vec<(Fingerprint, String, StoredAlert)> = self
             .alerts
             .filtered(|a| a.firing_at(now))
             .into_iter()
-            .map(|(fp, a)| (fp.to_string(), a))
+            .map(|(fp, a)| (fp, fp.to_string(), a))
             .collect();
-        for (fp, alert) in &firing {
+        let mut cache = self.routes.lock();
+        if cache.len() > 2 * firing.len() + 1024 {
+            // Alerts that ended leave entries behind; start afresh rather
+            // than track them.
+            cache.clear();
+        }
+        for (fingerprint, fp, alert) in &firing {
             let labels = &alert.report.labels;
             let mut mutes = self.silences.muting(labels, now);
-            mutes.extend(super::inhibit::inhibitors(
-                &self.routing.inhibit_rules,
-                labels,
-                firing.iter().map(|(f, a)| (f.as_str(), &a.report.labels)),
-            ));
-            for route in tree.matching(labels) {
-                let glabels = group_labels(route, labels);
-                let id = format!("{}:{}", route.id(), label_set_string(&glabels));
-                let m = out.entry(id.clone()).or_default();
+            if !self.routing.inhibit_rules.is_empty() {
+                mutes.extend(super::inhibit::inhibitors(
+                    &self.routing.inhibit_rules,
+                    labels,
+                    firing
+                        .iter()
+                        .map(|(_, f, a)| (f.as_str(), &a.report.labels)),
+                ));
+            }
+            let groups = cache
+                .entry(*fingerprint)
+                .or_insert_with(|| {
+                    tree.matching(labels)
+                        .into_iter()
+                        .map(|route| {
+                            let glabels = group_labels(route, labels);
+                            Arc::new(GroupRef {
+                                group: format!("{}:{}", route.id(), label_set_string(&glabels)),
+                                route: route.id().to_string(),
+                                receiver: route.receiver().to_string(),
+                                group_key: group_key(route, &glabels),
+                                group_labels: glabels,
+                            })
+                        })
+                        .collect()
+                })
+                .clone();
+            for group in groups.iter() {
+                let m = match out.get_mut(&group.group) {
+                    Some(m) => m,
+                    None => out.entry(group.group.clone()).or_default(),
+                };
                 if m.group.is_none() {
-                    m.group = Some(GroupRef {
-                        group: id,
-                        route: route.id().to_string(),
-                        receiver: route.receiver().to_string(),
-                        group_key: group_key(route, &glabels),
-                        group_labels: glabels,
-                    });
+                    m.group = Some(GroupRef::clone(group));
                 }
                 if mutes.is_empty() {
                     m.firing.insert(fp.clone());
@@ -219,9 +258,14 @@ impl Dispatcher {
         let now = self.clock.now();
         // Deciding walks every alert: keep it off the async workers.
         let this = self.clone();
-        let decisions = tokio::task::spawn_blocking(move || this.decide(now))
-            .await
-            .map_err(|_| std::sync::Arc::new(LogError::Closed))?;
+        let decisions = tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            let decisions = this.decide(now);
+            *this.last_decide.lock() = started.elapsed();
+            decisions
+        })
+        .await
+        .map_err(|_| std::sync::Arc::new(LogError::Closed))?;
         if decisions.is_empty() {
             return Ok(Vec::new());
         }

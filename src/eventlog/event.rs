@@ -370,6 +370,10 @@ pub struct DeliveryTarget {
     pub group: String,
     /// `seq` of the `notification.due` event(s) delivered.
     pub due_seqs: Vec<u64>,
+    /// Every integration of the receiver when this was recorded: once each
+    /// has an outcome, the delivery is complete and the outbox forgets it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub integrations: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -518,6 +522,7 @@ mod tests {
             integration: "dingtalk[0]".into(),
             group: "{}:{}".into(),
             due_seqs: vec![7, 9],
+            integrations: vec!["dingtalk[0]".into(), "email[0]".into()],
         }
     }
 

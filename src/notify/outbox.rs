@@ -186,6 +186,25 @@ impl OutboxState {
             })
     }
 
+    /// Forget the delivery of `seq` to the target's receiver once every
+    /// integration the receiver had has an outcome.
+    fn complete_if_done(inner: &mut Inner, seq: u64, target: &DeliveryTarget) {
+        let key = pending_key(seq, &target.receiver);
+        let done = inner.pending.get(&key).is_some_and(|p| {
+            (!target.integrations.is_empty() || target.integration.is_empty())
+                && target
+                    .integrations
+                    .iter()
+                    .all(|i| p.integrations.get(i).is_some_and(|a| a.done))
+        });
+        if done && let Some(p) = inner.pending.remove(&key) {
+            let latest_key = format!("{}/{}", p.due.group.group, p.receiver);
+            if inner.latest.get(&latest_key) == Some(&key) {
+                inner.latest.remove(&latest_key);
+            }
+        }
+    }
+
     fn forget_old(inner: &mut Inner, now: DateTime<Utc>) {
         let horizon = now - Duration::hours(FORGET_AFTER_HOURS);
         // Oldest first: stop at the first one inside the horizon.
@@ -233,6 +252,7 @@ impl Projection for OutboxState {
                         a.done = true;
                         a.next_at = None;
                     }
+                    OutboxState::complete_if_done(&mut inner, seq, &sent.target);
                 }
                 let h = inner
                     .integrations
@@ -275,6 +295,9 @@ impl Projection for OutboxState {
                             inner.pending.entry(pending_key(seq, fallback)).or_insert(p);
                         }
                     }
+                    if failed.gave_up {
+                        OutboxState::complete_if_done(&mut inner, seq, &failed.target);
+                    }
                 }
                 let h = inner
                     .integrations
@@ -293,6 +316,7 @@ impl Projection for OutboxState {
                         a.done = true;
                         a.next_at = None;
                     }
+                    OutboxState::complete_if_done(&mut inner, seq, &skipped.target);
                 }
                 true
             }
@@ -397,6 +421,13 @@ impl Outbox {
         }
     }
 
+    fn integration_ids(&self, receiver: &str) -> Vec<String> {
+        self.receivers
+            .get(receiver)
+            .map(|r| r.integrations.iter().map(|i| i.id.clone()).collect())
+            .unwrap_or_default()
+    }
+
     pub fn state(&self) -> &Arc<OutboxState> {
         &self.state
     }
@@ -488,6 +519,20 @@ impl Outbox {
                 continue; // receiver no longer configured: forgotten with age
             };
             let only_resolved = p.due.firing.is_empty();
+            if receiver.integrations.is_empty() {
+                // A receiver that sends nowhere (Alertmanager's blackhole):
+                // recorded, so the outbox does not carry it.
+                let flight_key = format!("{}/{}/", p.due_seq, p.receiver);
+                if in_flight.insert(flight_key) {
+                    jobs.push(Job::Skip {
+                        receiver: p.receiver.clone(),
+                        integration: String::new(),
+                        item: Box::new(p.clone()),
+                        reason: "the receiver has no integrations".into(),
+                    });
+                }
+                continue;
+            }
             for integration in &receiver.integrations {
                 let attempts = p
                     .integrations
@@ -605,6 +650,7 @@ impl Outbox {
                     integration: integration.clone(),
                     group: item.due.group.group.clone(),
                     due_seqs: vec![item.due_seq],
+                    integrations: self.integration_ids(receiver),
                 };
                 let kind = EventKind::NotificationSkipped(DeliverySkipped {
                     target,
@@ -662,6 +708,7 @@ impl Outbox {
             integration: integration.id.clone(),
             group: group.clone(),
             due_seqs: items.iter().map(|p| p.due_seq).collect(),
+            integrations: self.integration_ids(&receiver.name),
         };
         let done_at = self.clock.now();
         let was_failing = self
