@@ -204,7 +204,7 @@ async fn dispatch(
         // decisions is I/O, and counting it made big passes sleep longer,
         // which made the next pass bigger still.
         let spent = dispatcher.last_decide();
-        if spent > std::time::Duration::from_millis(2) {
+        if spent > std::time::Duration::from_millis(10) {
             let _ = tokio::time::timeout(spent, shutdown.changed()).await;
             if *shutdown.borrow() {
                 return;

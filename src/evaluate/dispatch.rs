@@ -260,7 +260,13 @@ impl Dispatcher {
         let this = self.clone();
         let decisions = tokio::task::spawn_blocking(move || {
             let started = std::time::Instant::now();
+            // A request's alerts arrive in one batch; decide on whole batches
+            // only, or a group flushed with `group_wait: 0s` could carry half
+            // of them and leave the rest for `group_interval` (Alertmanager
+            // does exactly that).
+            let views = this.log.consistent_views();
             let decisions = this.decide(now);
+            drop(views);
             *this.last_decide.lock() = started.elapsed();
             decisions
         })
@@ -350,14 +356,25 @@ impl Dispatcher {
         let members = self.members(now);
         let mut decisions = Vec::new();
         let mut seen: BTreeSet<&str> = BTreeSet::new();
+        // Read in place: cloning every group's state at every pass was most
+        // of a pass's allocations. The writer does not fold while a pass
+        // runs (see `step`), so holding the lock costs it nothing more.
+        let groups = self.groups.groups.read();
+        let no_state = GroupState::default();
         for (id, m) in &members {
             seen.insert(id);
-            let group = m.group.clone().expect("a member names its group");
-            let Some(route) = tree.get(&group.route) else {
+            let Some(state_group) = m.group.as_ref() else {
+                continue;
+            };
+            let Some(route) = tree.get(&state_group.route) else {
                 continue;
             };
             let opts = route.opts();
-            let state = self.groups.get(id).unwrap_or_default();
+            let state = groups.get(id).unwrap_or(&no_state);
+            if matches!(state.next_due, Some(due) if due > now) {
+                continue; // a timer is pending: nothing to decide before it
+            }
+            let group = state_group.clone();
             match state.next_due {
                 // A group with news and no timer: start one.
                 None => {
@@ -377,7 +394,7 @@ impl Dispatcher {
                         // `group_wait: 0s`, or the interval passed long ago:
                         // flush in this pass. A timer due now would cost a
                         // second commit and a second step before the page.
-                        decisions.extend(self.flush(group, m, &state, now, opts));
+                        decisions.extend(self.flush(group, m, state, now, opts));
                         continue;
                     }
                     decisions.push(EventKind::GroupScheduled(GroupTimer {
@@ -388,15 +405,20 @@ impl Dispatcher {
                     }));
                 }
                 Some(due) if due <= now => {
-                    decisions.extend(self.flush(group, m, &state, now, opts));
+                    decisions.extend(self.flush(group, m, state, now, opts));
                 }
                 Some(_) => {}
             }
         }
         // Groups whose alerts all ended: at their flush, the resolved are
         // sent (if any were notified as firing) and the group closes.
-        for (id, state) in self.groups.all() {
-            if seen.contains(id.as_str()) || state.next_due.is_none_or(|due| due > now) {
+        let mut unseen: Vec<(&String, &GroupState)> = groups
+            .iter()
+            .filter(|(id, _)| !seen.contains(id.as_str()))
+            .collect();
+        unseen.sort_by(|a, b| a.0.cmp(b.0));
+        for &(_, state) in &unseen {
+            if state.next_due.is_none_or(|due| due > now) {
                 continue;
             }
             let Some(group) = state.group.clone() else {
@@ -408,7 +430,7 @@ impl Dispatcher {
                 decisions.extend(self.flush(
                     group.clone(),
                     &Members::default(),
-                    &state,
+                    state,
                     now,
                     route.opts(),
                 ));
@@ -417,11 +439,8 @@ impl Dispatcher {
         }
         // A group that was notified as firing and lost all its alerts with no
         // timer pending gets one, so the resolve is sent.
-        for (id, state) in self.groups.all() {
-            if seen.contains(id.as_str())
-                || state.last_firing.is_empty()
-                || state.next_due.is_some()
-            {
+        for &(_, state) in &unseen {
+            if state.last_firing.is_empty() || state.next_due.is_some() {
                 continue;
             }
             let Some(group) = state.group.clone() else {

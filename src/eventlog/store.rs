@@ -121,6 +121,11 @@ struct Shared {
     live: Mutex<Option<broadcast::Sender<Arc<Event>>>>,
     last_seq: AtomicU64,
     closed: AtomicBool,
+    /// Held for writing while a committed batch is folded into the views,
+    /// so a reader that takes it sees every batch whole: the dispatcher must
+    /// not group half of one request's alerts and leave the rest for the
+    /// next flush.
+    views: parking_lot::RwLock<()>,
 }
 
 /// Handle to the event log. Cheap to clone.
@@ -334,6 +339,7 @@ impl EventLog {
             live: Mutex::new(Some(live)),
             last_seq: AtomicU64::new(last_seq as u64),
             closed: AtomicBool::new(false),
+            views: parking_lot::RwLock::new(()),
         });
         let log = EventLog {
             shared: shared.clone(),
@@ -403,6 +409,7 @@ impl EventLog {
             live: Mutex::new(None),
             last_seq: AtomicU64::new(last_seq as u64),
             closed: AtomicBool::new(true),
+            views: parking_lot::RwLock::new(()),
         });
         Ok(EventLog {
             shared,
@@ -410,6 +417,13 @@ impl EventLog {
             writer: Arc::new(Mutex::new(None)),
             checkpointer: Arc::new(Mutex::new(None)),
         })
+    }
+
+    /// Holds off the folding of new batches while the guard lives: what the
+    /// views show meanwhile is a whole number of committed batches. Keep it
+    /// short; appends wait for it.
+    pub fn consistent_views(&self) -> parking_lot::RwLockReadGuard<'_, ()> {
+        self.shared.views.read()
     }
 
     pub fn path(&self) -> &Path {
@@ -682,9 +696,12 @@ impl Writer {
                 }
                 // Projections see events in commit order before any caller is
                 // answered, so an answered append is visible in every view.
-                for event in &committed {
-                    for p in &self.projections {
-                        p.apply(event);
+                {
+                    let _whole = self.shared.views.write();
+                    for event in &committed {
+                        for p in &self.projections {
+                            p.apply(event);
+                        }
                     }
                 }
                 let head = self.next_seq - 1;
