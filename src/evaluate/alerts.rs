@@ -45,7 +45,23 @@ impl StoredAlert {
 #[derive(Default)]
 pub struct AlertStore {
     alerts: RwLock<HashMap<u64, StoredAlert>>,
+    /// Alerts changed since the dispatcher last asked, so it can redo the
+    /// groups of those alone.
+    changes: parking_lot::Mutex<Changes>,
 }
+
+/// What changed since [`AlertStore::take_changes`] was last called.
+#[derive(Debug, Default)]
+pub struct Changes {
+    /// Fingerprints whose state changed.
+    pub fingerprints: Vec<Fingerprint>,
+    /// Too many to list, or the store was reset or restored: start over.
+    pub everything: bool,
+}
+
+/// Beyond this many unclaimed changes, nobody is asking (a replay): stop
+/// listing them.
+const CHANGES_KEPT: usize = 200_000;
 
 impl AlertStore {
     pub fn new() -> Self {
@@ -86,6 +102,30 @@ impl AlertStore {
         self.alerts.read().len()
     }
 
+    /// The changes since the last call, for the one consumer (the
+    /// dispatcher).
+    pub fn take_changes(&self) -> Changes {
+        std::mem::take(&mut *self.changes.lock())
+    }
+
+    fn changed(&self, fps: impl IntoIterator<Item = Fingerprint>) {
+        let mut changes = self.changes.lock();
+        if changes.everything {
+            return;
+        }
+        changes.fingerprints.extend(fps);
+        if changes.fingerprints.len() > CHANGES_KEPT {
+            changes.fingerprints = Vec::new();
+            changes.everything = true;
+        }
+    }
+
+    fn changed_everything(&self) {
+        let mut changes = self.changes.lock();
+        changes.fingerprints = Vec::new();
+        changes.everything = true;
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -98,6 +138,16 @@ impl Projection for AlertStore {
 
     fn apply(&self, event: &Event) {
         let at = event.recorded_at;
+        match &event.kind {
+            EventKind::AlertReceived(r) => self.changed(Fingerprint::parse(&r.fingerprint)),
+            EventKind::AlertResolved(r) => self.changed(Fingerprint::parse(&r.fingerprint)),
+            EventKind::AlertRefreshed { leases } => self.changed(leases.iter().flat_map(|l| {
+                l.fingerprints
+                    .iter()
+                    .filter_map(|fp| Fingerprint::parse(fp))
+            })),
+            _ => {}
+        }
         let mut alerts = self.alerts.write();
         match &event.kind {
             EventKind::AlertReceived(report) => {
@@ -193,6 +243,7 @@ impl Projection for AlertStore {
 
     fn reset(&self) {
         self.alerts.write().clear();
+        self.changed_everything();
     }
 
     fn snapshot(&self) -> Option<crate::eventlog::projection::SnapshotFn> {
@@ -211,6 +262,7 @@ impl Projection for AlertStore {
         let all: Vec<(u64, StoredAlert)> =
             serde_json::from_value(state).map_err(|e| e.to_string())?;
         *self.alerts.write() = all.into_iter().collect();
+        self.changed_everything();
         Ok(())
     }
 }

@@ -17,6 +17,8 @@
 //! sends anything.
 
 use crate::evaluate::Fingerprint;
+use crate::evaluate::route::RouteTree;
+use crate::eventlog::LabelSet;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
@@ -130,7 +132,7 @@ impl Projection for GroupStates {
 }
 
 /// One group's members as of now.
-#[derive(Default)]
+#[derive(Debug, Default, PartialEq)]
 struct Members {
     group: Option<GroupRef>,
     firing: BTreeSet<String>,
@@ -153,7 +155,24 @@ pub struct Dispatcher {
     routes: parking_lot::Mutex<HashMap<Fingerprint, Arc<[Arc<GroupRef>]>>>,
     /// How long the last decision pass took, for the loop's pacing.
     last_decide: parking_lot::Mutex<std::time::Duration>,
+    /// Group membership as of the last pass, brought up to date with the
+    /// alerts that changed since, instead of rebuilt from every alert.
+    memo: parking_lot::Mutex<Option<Memo>>,
 }
+
+/// Membership and what it was computed from.
+struct Memo {
+    members: BTreeMap<String, Members>,
+    /// The last pass.
+    at: DateTime<Utc>,
+    /// The last pass that rebuilt everything.
+    rebuilt_at: DateTime<Utc>,
+    silences_version: u64,
+}
+
+/// Membership is rebuilt from every alert at least this often, whatever
+/// the change tracking says.
+const REBUILD_EVERY_SECS: i64 = 10;
 
 impl Dispatcher {
     pub fn new(
@@ -173,6 +192,7 @@ impl Dispatcher {
             groups,
             routes: parking_lot::Mutex::new(HashMap::new()),
             last_decide: parking_lot::Mutex::new(std::time::Duration::ZERO),
+            memo: parking_lot::Mutex::new(None),
         }
     }
 
@@ -185,7 +205,127 @@ impl Dispatcher {
         &self.groups
     }
 
-    /// Current membership of every group that has firing alerts.
+    /// The groups an alert belongs to (cached: they never change for a
+    /// fingerprint).
+    fn groups_of(
+        &self,
+        tree: &RouteTree,
+        fp: Fingerprint,
+        labels: &LabelSet,
+    ) -> Arc<[Arc<GroupRef>]> {
+        self.routes
+            .lock()
+            .entry(fp)
+            .or_insert_with(|| {
+                tree.matching(labels)
+                    .into_iter()
+                    .map(|route| {
+                        let glabels = group_labels(route, labels);
+                        Arc::new(GroupRef {
+                            group: format!("{}:{}", route.id(), label_set_string(&glabels)),
+                            route: route.id().to_string(),
+                            receiver: route.receiver().to_string(),
+                            group_key: group_key(route, &glabels),
+                            group_labels: glabels,
+                        })
+                    })
+                    .collect()
+            })
+            .clone()
+    }
+
+    /// Runs `f` over the current membership of every group that has firing
+    /// alerts. Usually only the alerts that changed since the last pass are
+    /// looked at: a rebuild from every alert happens when silences changed
+    /// or one started or ended, with inhibition (which ties alerts to each
+    /// other), after a reset, and every `REBUILD_EVERY_SECS`.
+    fn with_members<R>(
+        &self,
+        now: DateTime<Utc>,
+        f: impl FnOnce(&BTreeMap<String, Members>) -> R,
+    ) -> R {
+        let changes = self.alerts.take_changes();
+        let silences_version = self.silences.version();
+        let mut memo = self.memo.lock();
+        let incremental = memo.as_ref().is_some_and(|m| {
+            !changes.everything
+                && self.routing.inhibit_rules.is_empty()
+                && m.silences_version == silences_version
+                && now >= m.at
+                && now - m.rebuilt_at < chrono::Duration::seconds(REBUILD_EVERY_SECS)
+                && !self.silences.boundary_between(m.at, now)
+        });
+        match (incremental, memo.as_mut(), &self.routing.tree) {
+            (true, Some(m), Some(tree)) => {
+                // Changed by events, and ended by time since the last pass.
+                let since = m.at;
+                let mut dirty: BTreeSet<Fingerprint> = changes.fingerprints.into_iter().collect();
+                dirty.extend(
+                    self.alerts
+                        .filtered(|a| {
+                            !a.resolved && a.ends_at.is_some_and(|e| e > since && e <= now)
+                        })
+                        .into_iter()
+                        .map(|(fp, _)| fp),
+                );
+                for fp in dirty {
+                    let Some(alert) = self.alerts.get(fp) else {
+                        continue;
+                    };
+                    let labels = &alert.report.labels;
+                    let key = fp.to_string();
+                    let groups = self.groups_of(tree, fp, labels);
+                    let mutes = if alert.firing_at(now) {
+                        Some(self.silences.muting(labels, now))
+                    } else {
+                        None
+                    };
+                    for group in groups.iter() {
+                        if let Some(members) = m.members.get_mut(&group.group) {
+                            members.firing.remove(&key);
+                            members.muted.remove(&key);
+                        }
+                        if let Some(mutes) = &mutes {
+                            let members = m.members.entry(group.group.clone()).or_default();
+                            if members.group.is_none() {
+                                members.group = Some(GroupRef::clone(group));
+                            }
+                            if mutes.is_empty() {
+                                members.firing.insert(key.clone());
+                            } else {
+                                members.muted.insert(key.clone(), mutes.clone());
+                            }
+                        } else if m
+                            .members
+                            .get(&group.group)
+                            .is_some_and(|g| g.firing.is_empty() && g.muted.is_empty())
+                        {
+                            m.members.remove(&group.group);
+                        }
+                    }
+                }
+                m.at = now;
+                // Tests run debug builds: every incremental pass is checked
+                // against a rebuild.
+                #[cfg(debug_assertions)]
+                {
+                    let rebuilt = self.members(now);
+                    assert_eq!(m.members, rebuilt, "incremental group membership diverged");
+                }
+            }
+            _ => {
+                *memo = Some(Memo {
+                    members: self.members(now),
+                    at: now,
+                    rebuilt_at: now,
+                    silences_version,
+                });
+            }
+        }
+        f(&memo.as_ref().expect("set above").members)
+    }
+
+    /// Membership of every group that has firing alerts, from every alert.
     fn members(&self, now: DateTime<Utc>) -> BTreeMap<String, Members> {
         let mut out: BTreeMap<String, Members> = BTreeMap::new();
         let Some(tree) = &self.routing.tree else {
@@ -197,11 +337,13 @@ impl Dispatcher {
             .into_iter()
             .map(|(fp, a)| (fp, fp.to_string(), a))
             .collect();
-        let mut cache = self.routes.lock();
-        if cache.len() > 2 * firing.len() + 1024 {
-            // Alerts that ended leave entries behind; start afresh rather
-            // than track them.
-            cache.clear();
+        {
+            let mut cache = self.routes.lock();
+            if cache.len() > 2 * firing.len() + 1024 {
+                // Alerts that ended leave entries behind; start afresh
+                // rather than track them.
+                cache.clear();
+            }
         }
         for (fingerprint, fp, alert) in &firing {
             let labels = &alert.report.labels;
@@ -215,24 +357,7 @@ impl Dispatcher {
                         .map(|(_, f, a)| (f.as_str(), &a.report.labels)),
                 ));
             }
-            let groups = cache
-                .entry(*fingerprint)
-                .or_insert_with(|| {
-                    tree.matching(labels)
-                        .into_iter()
-                        .map(|route| {
-                            let glabels = group_labels(route, labels);
-                            Arc::new(GroupRef {
-                                group: format!("{}:{}", route.id(), label_set_string(&glabels)),
-                                route: route.id().to_string(),
-                                receiver: route.receiver().to_string(),
-                                group_key: group_key(route, &glabels),
-                                group_labels: glabels,
-                            })
-                        })
-                        .collect()
-                })
-                .clone();
+            let groups = self.groups_of(tree, *fingerprint, labels);
             for group in groups.iter() {
                 let m = match out.get_mut(&group.group) {
                     Some(m) => m,
@@ -350,10 +475,20 @@ impl Dispatcher {
     }
 
     fn decide_groups(&self, now: DateTime<Utc>) -> Vec<EventKind> {
+        if self.routing.tree.is_none() {
+            return Vec::new();
+        }
+        self.with_members(now, |members| self.decide_for(now, members))
+    }
+
+    fn decide_for(
+        &self,
+        now: DateTime<Utc>,
+        members: &BTreeMap<String, Members>,
+    ) -> Vec<EventKind> {
         let Some(tree) = &self.routing.tree else {
             return Vec::new();
         };
-        let members = self.members(now);
         let mut decisions = Vec::new();
         let mut seen: BTreeSet<&str> = BTreeSet::new();
         // Read in place: cloning every group's state at every pass was most
@@ -361,7 +496,7 @@ impl Dispatcher {
         // runs (see `step`), so holding the lock costs it nothing more.
         let groups = self.groups.groups.read();
         let no_state = GroupState::default();
-        for (id, m) in &members {
+        for (id, m) in members {
             seen.insert(id);
             let Some(state_group) = m.group.as_ref() else {
                 continue;

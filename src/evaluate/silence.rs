@@ -105,6 +105,8 @@ pub fn validate(spec: &SilenceSpec, now: DateTime<Utc>) -> Result<Silence, (Stri
 #[derive(Default)]
 pub struct SilenceStore {
     silences: RwLock<HashMap<String, Silence>>,
+    /// Bumped by every change, so a reader can tell its view is current.
+    version: std::sync::atomic::AtomicU64,
 }
 
 impl SilenceStore {
@@ -128,6 +130,21 @@ impl SilenceStore {
     }
 
     /// Ids of the silences muting `labels` at `now`, sorted.
+    /// Changes whenever a silence is created, changed, expired, or the
+    /// store is reset or restored.
+    pub fn version(&self) -> u64 {
+        self.version.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Whether some silence starts or ends in `(after, until]`: what mutes
+    /// an alert may have changed without an event.
+    pub fn boundary_between(&self, after: DateTime<Utc>, until: DateTime<Utc>) -> bool {
+        self.silences.read().values().any(|s| {
+            (s.spec.starts_at > after && s.spec.starts_at <= until)
+                || (s.spec.ends_at > after && s.spec.ends_at <= until)
+        })
+    }
+
     pub fn muting(&self, labels: &LabelSet, now: DateTime<Utc>) -> Vec<String> {
         let mut ids: Vec<String> = self
             .silences
@@ -147,6 +164,15 @@ impl Projection for SilenceStore {
     }
 
     fn apply(&self, event: &Event) {
+        if matches!(
+            event.kind,
+            EventKind::SilenceCreated(_)
+                | EventKind::SilenceUpdated(_)
+                | EventKind::SilenceExpired { .. }
+        ) {
+            self.version
+                .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        }
         match &event.kind {
             EventKind::SilenceCreated(spec) | EventKind::SilenceUpdated(spec) => {
                 // Validated before it was appended; a spec that no longer
@@ -173,6 +199,8 @@ impl Projection for SilenceStore {
 
     fn reset(&self) {
         self.silences.write().clear();
+        self.version
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     fn snapshot(&self) -> Option<crate::eventlog::projection::SnapshotFn> {
@@ -196,6 +224,8 @@ impl Projection for SilenceStore {
             silences.insert(id, Silence::compile(spec, updated_at)?);
         }
         *self.silences.write() = silences;
+        self.version
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         Ok(())
     }
 }
