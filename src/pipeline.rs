@@ -214,7 +214,7 @@ async fn dispatch(
         // without an event). A timer already past was just decided on.
         let wait = wait_until(dispatcher.groups().next_due(), clock.now());
         tokio::select! {
-            woke = tokio::time::timeout(wait, live.recv()) => {
+            woke = tokio::time::timeout(wait, next_input(&mut live)) => {
                 if let Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) = woke {
                     return;
                 }
@@ -222,6 +222,40 @@ async fn dispatch(
                 while live.try_recv().is_ok() {}
             }
             _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Waits for an event that can change what the dispatcher decides: alerts
+/// and silences. Its own decisions (`alert.fired`, `group.*`) and the
+/// outbox's outcomes cannot, and waking for them cost a pass that competed
+/// with the next real one.
+async fn next_input(
+    live: &mut tokio::sync::broadcast::Receiver<Arc<crate::eventlog::Event>>,
+) -> Result<(), tokio::sync::broadcast::error::RecvError> {
+    use crate::eventlog::EventKind as K;
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match live.recv().await {
+            Ok(e) => match e.kind {
+                K::AlertReceived(_)
+                | K::AlertRefreshed { .. }
+                | K::AlertResolved(_)
+                | K::AlertAcked { .. }
+                | K::SilenceCreated(_)
+                | K::SilenceUpdated(_)
+                | K::SilenceExpired { .. } => return Ok(()),
+                K::AlertFired { .. }
+                | K::GroupScheduled(_)
+                | K::GroupClosed(_)
+                | K::NotificationDue(_)
+                | K::NotificationSent(_)
+                | K::NotificationFailed(_)
+                | K::NotificationSkipped(_) => continue,
+            },
+            // Missed some: one of them may matter.
+            Err(RecvError::Lagged(_)) => return Ok(()),
+            Err(RecvError::Closed) => return Err(RecvError::Closed),
         }
     }
 }
