@@ -139,7 +139,9 @@ async fn send(config: Value) -> Result<u16, DeliveryError> {
 
 async fn send_with(config: Value, notify: NotifyConfig) -> Result<u16, DeliveryError> {
     let (notifier, templates) = email_with(config, notify);
-    let rendered = notifier.render(&message(), &templates, chrono::Utc::now());
+    // Fixed: the Date header and signatures come from the clock given.
+    let now = "2026-11-25T19:00:00Z".parse().unwrap();
+    let rendered = notifier.render(&message(), &templates, now);
     assert_eq!(rendered.fallback, None);
     assert!(matches!(rendered.payload, Payload::Email(_)));
     notifier.send(&rendered.payload).await.map(|d| d.status)

@@ -1105,7 +1105,8 @@ mod tests {
             let mut env = env_with(&global, &mut templates, dir.path());
             EmailNotifier::new(cfg, &mut env).unwrap()
         };
-        let rendered = n.render(&Templates::sample_message(), &templates, Utc::now());
+        let now = "2026-11-25T19:00:00Z".parse().unwrap();
+        let rendered = n.render(&Templates::sample_message(), &templates, now);
         let reason = rendered.fallback.unwrap();
         assert!(reason.starts_with("html: template "), "{reason}");
         assert!(reason.contains("mail.html:1:"), "{reason}");
