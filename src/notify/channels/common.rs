@@ -298,6 +298,11 @@ pub(crate) fn expose_headers(headers: &[(String, Secret)]) -> Vec<(String, Strin
         .collect()
 }
 
+/// `send_resolved` defaults to true for most channels, as in Alertmanager.
+pub fn yes() -> bool {
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

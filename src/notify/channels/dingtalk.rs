@@ -40,7 +40,7 @@ pub const RATE_LIMITED: i64 = 130101;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DingtalkConfig {
-    #[serde(default = "yes")]
+    #[serde(default = "common::yes")]
     pub send_resolved: bool,
     pub webhook_url: Option<Secret>,
     pub webhook_url_file: Option<String>,
@@ -51,10 +51,6 @@ pub struct DingtalkConfig {
     pub at: At,
     /// A tera template rendering the markdown text.
     pub template: Option<String>,
-}
-
-fn yes() -> bool {
-    true
 }
 
 /// Whom the message mentions.

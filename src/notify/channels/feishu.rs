@@ -43,7 +43,7 @@ pub const RATE_LIMITED: [i64; 2] = [11232, 9499];
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FeishuConfig {
-    #[serde(default = "yes")]
+    #[serde(default = "common::yes")]
     pub send_resolved: bool,
     pub webhook_url: Option<Secret>,
     pub webhook_url_file: Option<String>,
@@ -52,10 +52,6 @@ pub struct FeishuConfig {
     pub secret_file: Option<String>,
     /// A tera template rendering the card (JSON).
     pub template: Option<String>,
-}
-
-fn yes() -> bool {
-    true
 }
 
 #[derive(Debug)]

@@ -56,7 +56,7 @@ const PLACEHOLDER_FIELD: &str = "\"routing_key\":\"<secret>\"";
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PagerdutyConfig {
-    #[serde(default = "yes")]
+    #[serde(default = "common::yes")]
     pub send_resolved: bool,
     pub routing_key: Option<Secret>,
     pub routing_key_file: Option<String>,
@@ -80,10 +80,6 @@ pub struct PagerdutyConfig {
     pub images: Vec<Image>,
     #[serde(default)]
     pub(crate) http_config: HttpConfig,
-}
-
-fn yes() -> bool {
-    true
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -32,7 +32,7 @@ use crate::notify::{
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
-    #[serde(default = "yes")]
+    #[serde(default = "common::yes")]
     pub send_resolved: bool,
     pub url: Option<Secret>,
     pub url_file: Option<String>,
@@ -44,10 +44,6 @@ pub struct WebhookConfig {
     /// Fenghuo: extra request headers (values may be `{file:}` / `{env:}`).
     #[serde(default)]
     pub headers: BTreeMap<String, Secret>,
-}
-
-fn yes() -> bool {
-    true
 }
 
 /// Headers the request itself sets; a config cannot replace them.

@@ -41,7 +41,7 @@ pub const TRUNCATED: &str = "\n…(truncated)";
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WecomConfig {
-    #[serde(default = "yes")]
+    #[serde(default = "common::yes")]
     pub send_resolved: bool,
     pub webhook_url: Option<Secret>,
     pub webhook_url_file: Option<String>,
@@ -52,10 +52,6 @@ pub struct WecomConfig {
     mentioned_mobile_list: Option<serde_json::Value>,
     /// A tera template rendering the markdown content.
     pub template: Option<String>,
-}
-
-fn yes() -> bool {
-    true
 }
 
 #[derive(Debug)]
