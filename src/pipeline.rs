@@ -130,12 +130,14 @@ impl Pipeline {
         );
         let dispatcher = Arc::new(Dispatcher::new(
             log.clone(),
-            clock.clone(),
             routing.clone(),
             views.alerts.clone(),
             views.silences.clone(),
             views.groups.clone(),
         ));
+        // Alerts and silences are decided on in the commit that brings them.
+        let decider: Arc<dyn crate::eventlog::Decider> = dispatcher.clone();
+        log.set_decider(&decider);
         let outbox = Arc::new(Outbox::new(
             log.clone(),
             clock.clone(),
@@ -185,8 +187,10 @@ impl Pipeline {
     }
 }
 
-/// Runs the dispatcher whenever the log changes or its next timer is due
-/// (and at least every second, for `endsAt`s that pass).
+/// Asks for a dispatcher pass when a timer is due (and at least every
+/// second, for `endsAt`s that pass), and when alerts or silences arrived
+/// that the commit bringing them did not decide on (it declines when
+/// passes grow slow; see `Decider::wants`).
 async fn dispatch(
     dispatcher: Arc<Dispatcher>,
     log: EventLog,
@@ -194,67 +198,70 @@ async fn dispatch(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut live = log.subscribe();
+    let mut pass = true;
     loop {
-        if let Err(e) = dispatcher.step().await {
-            tracing::warn!(error = %e, "dispatch step failed; retrying");
-        }
-        // A pass walks every alert. Under a burst of events, space passes so
-        // deciding takes at most about half a core, instead of re-deciding
-        // after every commit. Only the deciding counts: the commit of its
-        // decisions is I/O, and counting it made big passes sleep longer,
-        // which made the next pass bigger still.
-        let spent = dispatcher.last_decide();
-        if spent > std::time::Duration::from_millis(10) {
-            let _ = tokio::time::timeout(spent, shutdown.changed()).await;
-            if *shutdown.borrow() {
-                return;
+        if pass {
+            if let Err(e) = dispatcher.step().await {
+                tracing::warn!(error = %e, "dispatch step failed; retrying");
+            }
+            // A pass walks every alert. Under a burst of events, space
+            // passes so deciding takes at most about half a core, instead
+            // of re-deciding after every commit. Only the deciding counts:
+            // the commit of its decisions is I/O, and counting it made big
+            // passes sleep longer, which made the next pass bigger still.
+            let spent = dispatcher.last_decide();
+            if spent > std::time::Duration::from_millis(10) {
+                let _ = tokio::time::timeout(spent, shutdown.changed()).await;
+                if *shutdown.borrow() {
+                    return;
+                }
             }
         }
         // Until the next timer, and at most a second (alerts' `endsAt`s pass
         // without an event). A timer already past was just decided on.
         let wait = wait_until(dispatcher.groups().next_due(), clock.now());
         tokio::select! {
-            woke = tokio::time::timeout(wait, next_input(&mut live)) => {
-                if let Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) = woke {
-                    return;
+            woke = tokio::time::timeout(wait, next_input(&mut live)) => match woke {
+                Err(_) => pass = true,
+                Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => return,
+                Ok(Err(_)) => pass = true,
+                Ok(Ok(seq)) => {
+                    // Take everything already committed, then decide once,
+                    // unless a pass already took all of it into account.
+                    let mut newest = seq;
+                    loop {
+                        match live.try_recv() {
+                            Ok(e) if crate::evaluate::dispatch::is_input(&e.kind) => {
+                                newest = newest.max(e.seq)
+                            }
+                            Ok(_) => {}
+                            Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => {
+                                newest = u64::MAX
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    pass = newest > dispatcher.decided_through();
                 }
-                // Take everything already committed, then decide once.
-                while live.try_recv().is_ok() {}
-            }
+            },
             _ = shutdown.changed() => return,
         }
     }
 }
 
-/// Waits for an event that can change what the dispatcher decides: alerts
-/// and silences. Its own decisions (`alert.fired`, `group.*`) and the
-/// outbox's outcomes cannot, and waking for them cost a pass that competed
-/// with the next real one.
+/// Waits for an event that can change what the dispatcher decides (alerts
+/// and silences) and answers its `seq`. Its own decisions and the outbox's
+/// outcomes cannot, and waking for them cost a pass that competed with the
+/// next real one. Missed events (lagging) may have mattered: `u64::MAX`.
 async fn next_input(
     live: &mut tokio::sync::broadcast::Receiver<Arc<crate::eventlog::Event>>,
-) -> Result<(), tokio::sync::broadcast::error::RecvError> {
-    use crate::eventlog::EventKind as K;
+) -> Result<u64, tokio::sync::broadcast::error::RecvError> {
     use tokio::sync::broadcast::error::RecvError;
     loop {
         match live.recv().await {
-            Ok(e) => match e.kind {
-                K::AlertReceived(_)
-                | K::AlertRefreshed { .. }
-                | K::AlertResolved(_)
-                | K::AlertAcked { .. }
-                | K::SilenceCreated(_)
-                | K::SilenceUpdated(_)
-                | K::SilenceExpired { .. } => return Ok(()),
-                K::AlertFired { .. }
-                | K::GroupScheduled(_)
-                | K::GroupClosed(_)
-                | K::NotificationDue(_)
-                | K::NotificationSent(_)
-                | K::NotificationFailed(_)
-                | K::NotificationSkipped(_) => continue,
-            },
-            // Missed some: one of them may matter.
-            Err(RecvError::Lagged(_)) => return Ok(()),
+            Ok(e) if crate::evaluate::dispatch::is_input(&e.kind) => return Ok(e.seq),
+            Ok(_) => continue,
+            Err(RecvError::Lagged(_)) => return Ok(u64::MAX),
             Err(RecvError::Closed) => return Err(RecvError::Closed),
         }
     }

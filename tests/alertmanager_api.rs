@@ -435,11 +435,11 @@ async fn history_explains_an_alert() {
         kinds,
         [
             "alert.received",
-            "alert.received",
             "alert.fired",
+            "alert.received",
             "notification.due"
         ],
-        "the annotation change, the decision that it fires and the page are history"
+        "the decision that it fires (in the commit that brought it), the annotation change and the page are history"
     );
     assert_eq!(why["events"][3]["payload"]["receiver"], "team");
 

@@ -1,7 +1,9 @@
 //! Grouping and durable timers as timelines, in the style of Alertmanager's
 //! acceptance tests: alerts pushed "at 10s", notifications wanted "at 30s".
 //! A manual clock moves time; `Dispatcher::step` is what the background loop
-//! runs, called here at each instant of the timeline.
+//! runs, called here at each instant of the timeline. Alerts are also
+//! decided on in the commit that brings them, so what an instant decided is
+//! read from the log: every decision since the last look.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -9,7 +11,7 @@ use std::sync::Arc;
 use chrono::Duration;
 use fenghuo::clock::{Clock, ManualClock};
 use fenghuo::config::Config;
-use fenghuo::eventlog::EventKind;
+use fenghuo::eventlog::{EventKind, EventQuery};
 use fenghuo::ingest::alertmanager::parse_v2;
 use fenghuo::pipeline::Pipeline;
 
@@ -19,6 +21,36 @@ struct Timeline {
     clock: ManualClock,
     pipeline: Arc<Pipeline>,
     t0: chrono::DateTime<chrono::Utc>,
+    seen: Decisions,
+}
+
+/// Reads the dispatcher's decisions off the log, each once.
+#[derive(Default)]
+struct Decisions(std::sync::atomic::AtomicU64);
+
+impl Decisions {
+    /// Runs a pass now and answers every decision committed since the last
+    /// call, whether by that pass or inside an append's commit.
+    async fn step(&self, p: &Pipeline) -> Vec<EventKind> {
+        use std::sync::atomic::Ordering;
+        p.dispatcher.step().await.unwrap();
+        let events = p
+            .log
+            .read(&EventQuery {
+                after: self.0.load(Ordering::Acquire),
+                limit: 100_000,
+                ..EventQuery::default()
+            })
+            .unwrap();
+        if let Some(last) = events.last() {
+            self.0.store(last.seq, Ordering::Release);
+        }
+        events
+            .into_iter()
+            .filter(|e| e.source == "fenghuo")
+            .map(|e| e.kind)
+            .collect()
+    }
 }
 
 impl Timeline {
@@ -34,10 +66,14 @@ impl Timeline {
     ) -> Timeline {
         let mut config = Config::parse(yaml).unwrap();
         config.data_dir = dir.to_path_buf();
+        let pipeline = Arc::new(Pipeline::open(config, Arc::new(clock.clone())).unwrap());
+        // What was decided before a restart was seen by the timeline then.
+        let seen = Decisions(pipeline.log.last_seq().into());
         Timeline {
             clock: clock.clone(),
-            pipeline: Arc::new(Pipeline::open(config, Arc::new(clock.clone())).unwrap()),
+            pipeline,
             t0,
+            seen,
         }
     }
 
@@ -79,11 +115,9 @@ impl Timeline {
             n.sort();
             n.join(",")
         };
-        self.pipeline
-            .dispatcher
-            .step()
+        self.seen
+            .step(&self.pipeline)
             .await
-            .unwrap()
             .iter()
             .filter(|d| !matches!(d, EventKind::AlertFired { .. }))
             .map(|d| match d {
@@ -287,7 +321,7 @@ async fn silenced_alerts_are_left_out_with_their_reason() {
     t.fire("B", 7200).await;
     t.step().await;
     t.at(30);
-    let decisions = t.pipeline.dispatcher.step().await.unwrap();
+    let decisions = t.seen.step(&t.pipeline).await;
     let EventKind::NotificationDue(n) = &decisions[0] else {
         panic!("{decisions:?}")
     };
@@ -434,6 +468,7 @@ async fn inhibited_alerts_wait_for_their_inhibitor_to_end() {
     .unwrap();
     config.data_dir = dir.path().to_path_buf();
     let p = Arc::new(Pipeline::open(config, Arc::new(clock.clone())).unwrap());
+    let seen = Decisions::default();
     let post = |name: &str, severity: &str, until: i64| {
         let body = format!(
             r#"[{{"labels":{{"alertname":"{name}","team":"x","severity":"{severity}"}},"startsAt":"{}","endsAt":"{}"}}]"#,
@@ -450,11 +485,11 @@ async fn inhibited_alerts_wait_for_their_inhibitor_to_end() {
         .alerts("prometheus", post("Slow", "warning", 7200))
         .await
         .unwrap();
-    p.dispatcher.step().await.unwrap();
+    seen.step(&p).await;
 
     // 30s: only the critical is paged; the warning is muted by it.
     clock.set(t0 + Duration::seconds(30));
-    let d = p.dispatcher.step().await.unwrap();
+    let d = seen.step(&p).await;
     let EventKind::NotificationDue(n) = &d[0] else {
         panic!("{d:?}")
     };
@@ -479,7 +514,7 @@ async fn inhibited_alerts_wait_for_their_inhibitor_to_end() {
 
     // 330s: the critical ended at 200s: it resolves, the warning is news.
     clock.set(t0 + Duration::seconds(330));
-    let d = p.dispatcher.step().await.unwrap();
+    let d = seen.step(&p).await;
     let n = d
         .iter()
         .find_map(|k| match k {
@@ -540,33 +575,17 @@ async fn alerts_fire_once_per_episode() {
     };
 
     t.fire("A", 100).await;
-    assert_eq!(
-        fired(t.pipeline.dispatcher.step().await.unwrap()),
-        1,
-        "first seen"
-    );
-    assert_eq!(
-        fired(t.pipeline.dispatcher.step().await.unwrap()),
-        0,
-        "once"
-    );
+    assert_eq!(fired(t.seen.step(&t.pipeline).await), 1, "first seen");
+    assert_eq!(fired(t.seen.step(&t.pipeline).await), 0, "once");
     // Same episode: a re-send with a later endsAt is not a new firing.
     t.fire("A", 200).await;
-    assert_eq!(
-        fired(t.pipeline.dispatcher.step().await.unwrap()),
-        0,
-        "same episode"
-    );
+    assert_eq!(fired(t.seen.step(&t.pipeline).await), 0, "same episode");
     // Ends at 200s, comes back at 300s: a new episode.
     t.at(250);
-    t.pipeline.dispatcher.step().await.unwrap();
+    t.seen.step(&t.pipeline).await;
     t.at(300);
     t.fire("A", 7200).await;
-    assert_eq!(
-        fired(t.pipeline.dispatcher.step().await.unwrap()),
-        1,
-        "new episode"
-    );
+    assert_eq!(fired(t.seen.step(&t.pipeline).await), 1, "new episode");
 }
 
 /// active_time_intervals: a route notifies only inside them; a flush outside
@@ -599,4 +618,46 @@ async fn an_active_time_interval_limits_notifications_to_it() {
             flush_at(930, "group_interval")
         ]
     );
+}
+
+/// With `group_wait: 0s` the page is decided in the same commit as the
+/// alerts that open the group: when the POST is answered, the decision is
+/// already durable, with no dispatcher pass in between (and no second sync
+/// to disk before anything can be sent).
+#[tokio::test]
+async fn group_wait_zero_is_decided_in_the_commit_of_the_post() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = "2026-11-25T19:00:00Z".parse().unwrap();
+    let clock = ManualClock::new(t0);
+    let yaml = CONFIG.replace("group_wait: 30s", "group_wait: 0s");
+    let t = Timeline::open_with(&yaml, dir.path(), &clock, t0);
+    let before = t.pipeline.log.last_seq();
+    t.fire("A", 7200).await;
+    let events = t
+        .pipeline
+        .log
+        .read(&EventQuery {
+            after: before,
+            limit: 100,
+            ..EventQuery::default()
+        })
+        .unwrap();
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.name()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "alert.received",
+            "alert.fired",
+            "notification.due",
+            "group.scheduled"
+        ]
+    );
+    assert!(
+        events
+            .iter()
+            .all(|e| e.recorded_at == events[0].recorded_at),
+        "one commit: {events:?}"
+    );
+    // The loop's pass finds nothing left to decide.
+    assert_eq!(t.pipeline.dispatcher.step().await.unwrap(), vec![]);
 }

@@ -136,13 +136,26 @@ impl Timeline {
         self.at_ms(secs * 1000);
     }
 
-    /// Alert `name` of `team`, firing for an hour.
+    /// Alert `name` of `team`, firing for an hour, in a POST of its own.
     async fn fire(&self, name: &str, team: &str) {
-        let body = format!(
-            r#"[{{"labels":{{"alertname":"{name}","team":"{team}","severity":"critical"}},"annotations":{{"summary":"{name} on {team}"}},"startsAt":"{}","endsAt":"{}"}}]"#,
-            self.clock.now().to_rfc3339(),
-            (self.clock.now() + Duration::hours(1)).to_rfc3339()
-        );
+        self.fire_all(&[(name, team)]).await
+    }
+
+    /// Alerts `(name, team)`, firing for an hour, in one POST, as Prometheus
+    /// sends what it evaluated together: with `group_wait: 0s` a group is
+    /// flushed in the commit of the POST that opens it.
+    async fn fire_all(&self, alerts: &[(&str, &str)]) {
+        let body: Vec<String> = alerts
+            .iter()
+            .map(|(name, team)| {
+                format!(
+                    r#"{{"labels":{{"alertname":"{name}","team":"{team}","severity":"critical"}},"annotations":{{"summary":"{name} on {team}"}},"startsAt":"{}","endsAt":"{}"}}"#,
+                    self.clock.now().to_rfc3339(),
+                    (self.clock.now() + Duration::hours(1)).to_rfc3339()
+                )
+            })
+            .collect();
+        let body = format!("[{}]", body.join(","));
         let alerts = parse_v2(body.as_bytes(), self.clock.now(), Duration::minutes(5)).unwrap();
         self.pipeline
             .ingest
@@ -249,9 +262,8 @@ async fn one_message_per_group_and_nothing_twice() {
     let t = Timeline::open(&config(&url, &url, ""), dir.path(), &clock, t0());
 
     t.at(0);
-    t.fire("DiskFull", "x").await;
-    t.fire("HighLatency", "x").await;
-    t.fire("DiskFull", "y").await;
+    t.fire_all(&[("DiskFull", "x"), ("HighLatency", "x"), ("DiskFull", "y")])
+        .await;
     assert_eq!(t.step().await.sent, 2, "one message per group");
     assert_eq!(
         t.step().await,
@@ -585,8 +597,7 @@ async fn newer_notification_replaces_the_undelivered_older_one() {
     endpoint.answer(&[(503, None)]);
 
     t.at(0);
-    t.fire("A", "x").await;
-    t.fire("B", "x").await;
+    t.fire_all(&[("A", "x"), ("B", "x")]).await;
     t.step().await; // A, B firing: 503, retry in ~30s
     t.at(5);
     t.resolve("B", "x").await;

@@ -28,10 +28,9 @@ use parking_lot::RwLock;
 use super::alerts::{AlertStore, StoredAlert};
 use super::route::{group_key, group_labels, label_set_string};
 use super::silence::SilenceStore;
-use crate::clock::SharedClock;
 use crate::config::Routing;
 use crate::eventlog::{
-    Event, EventKind, EventLog, GroupRef, GroupTimer, LogError, NewEvent, NotificationDue,
+    Decider, Event, EventKind, EventLog, GroupRef, GroupTimer, LogError, NewEvent, NotificationDue,
     Projection,
 };
 
@@ -143,7 +142,6 @@ struct Members {
 /// cache of what never changes).
 pub struct Dispatcher {
     log: EventLog,
-    clock: SharedClock,
     routing: Routing,
     alerts: Arc<AlertStore>,
     silences: Arc<SilenceStore>,
@@ -158,6 +156,8 @@ pub struct Dispatcher {
     /// Group membership as of the last pass, brought up to date with the
     /// alerts that changed since, instead of rebuilt from every alert.
     memo: parking_lot::Mutex<Option<Memo>>,
+    /// The last `seq` folded when a pass ran.
+    decided_through: std::sync::atomic::AtomicU64,
 }
 
 /// Membership and what it was computed from.
@@ -170,6 +170,10 @@ struct Memo {
     silences_version: u64,
 }
 
+/// A pass that took longer than this is not run inside a commit: every
+/// append would wait for it. The dispatch loop asks for one instead, paced.
+const IN_COMMIT_BUDGET: std::time::Duration = std::time::Duration::from_millis(2);
+
 /// Membership is rebuilt from every alert at least this often, whatever
 /// the change tracking says.
 const REBUILD_EVERY_SECS: i64 = 10;
@@ -177,7 +181,6 @@ const REBUILD_EVERY_SECS: i64 = 10;
 impl Dispatcher {
     pub fn new(
         log: EventLog,
-        clock: SharedClock,
         routing: Routing,
         alerts: Arc<AlertStore>,
         silences: Arc<SilenceStore>,
@@ -185,7 +188,6 @@ impl Dispatcher {
     ) -> Self {
         Dispatcher {
             log,
-            clock,
             routing,
             alerts,
             silences,
@@ -193,6 +195,7 @@ impl Dispatcher {
             routes: parking_lot::Mutex::new(HashMap::new()),
             last_decide: parking_lot::Mutex::new(std::time::Duration::ZERO),
             memo: parking_lot::Mutex::new(None),
+            decided_through: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -376,34 +379,36 @@ impl Dispatcher {
         out
     }
 
-    /// Decides what is due at the clock's now and appends it. Deterministic
-    /// in the log and the time: running it twice at the same instant decides
-    /// nothing the second time. Returns the decisions appended.
-    pub async fn step(self: &Arc<Self>) -> Result<Vec<EventKind>, std::sync::Arc<LogError>> {
-        let now = self.clock.now();
-        // Deciding walks every alert: keep it off the async workers.
-        let this = self.clone();
-        let decisions = tokio::task::spawn_blocking(move || {
-            let started = std::time::Instant::now();
-            // A request's alerts arrive in one batch; decide on whole batches
-            // only, or a group flushed with `group_wait: 0s` could carry half
-            // of them and leave the rest for `group_interval` (Alertmanager
-            // does exactly that).
-            let views = this.log.consistent_views();
-            let decisions = this.decide(now);
-            drop(views);
-            *this.last_decide.lock() = started.elapsed();
-            decisions
-        })
-        .await
-        .map_err(|_| std::sync::Arc::new(LogError::Closed))?;
-        if decisions.is_empty() {
-            return Ok(Vec::new());
-        }
-        let events = decisions
+    /// Decides what is due at the clock's now, in a batch of its own, and
+    /// returns the decisions committed. Deterministic in the log and the
+    /// time: running it twice at the same instant decides nothing the
+    /// second time. Alerts and silences are usually decided on inside the
+    /// commit that brings them (see [`Decider`]); this is for what time
+    /// alone makes due, and for batches too big to decide inside a commit.
+    pub async fn step(&self) -> Result<Vec<EventKind>, std::sync::Arc<LogError>> {
+        Ok(self
+            .log
+            .decide()
+            .await?
             .iter()
+            .map(|e| e.kind.clone())
+            .collect())
+    }
+
+    /// The last `seq` a pass has taken into account.
+    pub fn decided_through(&self) -> u64 {
+        self.decided_through
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn decisions(&self, now: DateTime<Utc>) -> Vec<NewEvent> {
+        let started = std::time::Instant::now();
+        let decisions = self.decide(now);
+        *self.last_decide.lock() = started.elapsed();
+        decisions
+            .into_iter()
             .map(|(k, version)| {
-                let key = match k {
+                let key = match &k {
                     EventKind::GroupScheduled(t) => t.group.group.clone(),
                     EventKind::NotificationDue(n) => n.group.group.clone(),
                     EventKind::GroupClosed(g) => g.group.clone(),
@@ -411,17 +416,15 @@ impl Dispatcher {
                     EventKind::AlertFired { fingerprint } => fingerprint.clone(),
                     _ => String::new(),
                 };
-                let event = NewEvent::new(now, "fenghuo", key, k.clone());
+                // An expiry that lost to a newer report is simply not
+                // stored; the next pass sees the newer state.
+                let event = NewEvent::new(now, "fenghuo", key, k);
                 match version {
-                    Some(v) => event.expecting(*v),
+                    Some(v) => event.expecting(v),
                     None => event,
                 }
             })
-            .collect();
-        // An expiry that lost to a newer report is simply not stored; the
-        // next step sees the newer state.
-        self.log.append(events).await?;
-        Ok(decisions.into_iter().map(|(k, _)| k).collect())
+            .collect()
     }
 
     /// Alerts whose `endsAt` has passed without a resolve: the decision that
@@ -658,5 +661,43 @@ impl Dispatcher {
             }));
         }
         out
+    }
+}
+
+impl Decider for Dispatcher {
+    /// Alerts and silences change decisions; the dispatcher's own decisions
+    /// and delivery outcomes do not.
+    fn wants(&self, events: &[Arc<Event>]) -> bool {
+        self.routing.tree.is_some()
+            && self.last_decide() <= IN_COMMIT_BUDGET
+            && events.iter().any(|e| is_input(&e.kind))
+    }
+
+    fn decide(&self, now: DateTime<Utc>, seq: u64) -> Vec<NewEvent> {
+        let decisions = self.decisions(now);
+        self.decided_through
+            .store(seq, std::sync::atomic::Ordering::Release);
+        decisions
+    }
+}
+
+/// Whether an event can change what the dispatcher decides.
+pub fn is_input(kind: &EventKind) -> bool {
+    use EventKind as K;
+    match kind {
+        K::AlertReceived(_)
+        | K::AlertRefreshed { .. }
+        | K::AlertResolved(_)
+        | K::AlertAcked { .. }
+        | K::SilenceCreated(_)
+        | K::SilenceUpdated(_)
+        | K::SilenceExpired { .. } => true,
+        K::AlertFired { .. }
+        | K::GroupScheduled(_)
+        | K::GroupClosed(_)
+        | K::NotificationDue(_)
+        | K::NotificationSent(_)
+        | K::NotificationFailed(_)
+        | K::NotificationSkipped(_) => false,
     }
 }

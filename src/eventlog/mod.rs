@@ -1,16 +1,18 @@
 //! The event log: the one source of truth.
 //!
 //! Owns the event envelope and kinds ([`event`]), the SQLite store with group
-//! commit ([`store`]), live tails ([`tail`](mod@tail)) and replay through projections
+//! commit ([`store`]) and the decider committed with it ([`decider`]), live tails ([`tail`](mod@tail)) and replay through projections
 //! ([`replay`](mod@replay), [`projection`]). Only this module touches the `events` table;
 //! it never interprets what an event means.
 
+pub mod decider;
 pub mod event;
 pub mod projection;
 pub mod replay;
 pub mod store;
 pub mod tail;
 
+pub use decider::Decider;
 pub use event::{
     AlertReport, AlertResolution, Event, EventKind, GroupRef, GroupTimer, LabelSet, Lease,
     NewEvent, NotificationDue, SilenceSpec,

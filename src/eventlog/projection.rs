@@ -1,7 +1,10 @@
 //! Views are folds: a [`Projection`] is state built only by applying events in
-//! `seq` order. The writer applies each committed event to every registered
-//! projection before answering the append, and start-up replay applies the
-//! stored ones, so a view built live equals a view built by replay.
+//! `seq` order. The writer applies each event of a batch to every registered
+//! projection inside the batch's transaction (so the [`Decider`](super::Decider)
+//! can decide on it before the commit), answers the append once committed,
+//! and rebuilds the views from the log if the commit fails; start-up replay
+//! applies the stored events, so a view built live equals a view built by
+//! replay.
 
 use super::event::Event;
 
@@ -17,8 +20,14 @@ pub trait Projection: Send + Sync {
     /// A short stable name, for progress output and errors.
     fn name(&self) -> &'static str;
 
-    /// Folds one committed event into the view.
+    /// Folds one event into the view (its batch commits right after, or
+    /// the views are rebuilt).
     fn apply(&self, event: &Event);
+
+    /// Everything through `seq` is committed. The writer folds a batch
+    /// before committing it (see [`Decider`](super::Decider)), so a view
+    /// that acts outside the process acts only on what this has covered.
+    fn committed(&self, _seq: u64) {}
 
     /// Forgets everything, so a replay can rebuild the view from the log.
     fn reset(&self);

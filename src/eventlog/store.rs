@@ -20,6 +20,7 @@ use rusqlite_migration::Migrations;
 use serde::Deserialize;
 use tokio::sync::{broadcast, oneshot};
 
+use super::decider::Decider;
 use super::event::{Event, EventKind, NewEvent};
 use super::projection::Projection;
 use crate::clock::SharedClock;
@@ -111,6 +112,9 @@ struct AppendRequest {
     /// Each event with its payload already serialised by the caller, so the
     /// one writer thread spends its time in SQLite only.
     events: Vec<(NewEvent, String)>,
+    /// Asks for a decider pass in this batch whatever it holds; answered
+    /// with the decisions the batch committed.
+    decide: Option<oneshot::Sender<Vec<Arc<Event>>>>,
     reply: oneshot::Sender<Result<Vec<Appended>, Arc<LogError>>>,
 }
 
@@ -126,6 +130,8 @@ struct Shared {
     /// not group half of one request's alerts and leave the rest for the
     /// next flush.
     views: parking_lot::RwLock<()>,
+    /// Weak: the decider holds the log, and the log must be able to go.
+    decider: Mutex<Option<std::sync::Weak<dyn Decider>>>,
 }
 
 /// Handle to the event log. Cheap to clone.
@@ -340,6 +346,7 @@ impl EventLog {
             last_seq: AtomicU64::new(last_seq as u64),
             closed: AtomicBool::new(false),
             views: parking_lot::RwLock::new(()),
+            decider: Mutex::new(None),
         });
         let log = EventLog {
             shared: shared.clone(),
@@ -361,6 +368,10 @@ impl EventLog {
                 }
             },
         };
+
+        for p in &projections {
+            p.committed(last_seq as u64);
+        }
 
         conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
         // Checkpoints are driven by the writer and its helper thread below.
@@ -410,6 +421,7 @@ impl EventLog {
             last_seq: AtomicU64::new(last_seq as u64),
             closed: AtomicBool::new(true),
             views: parking_lot::RwLock::new(()),
+            decider: Mutex::new(None),
         });
         Ok(EventLog {
             shared,
@@ -450,13 +462,39 @@ impl EventLog {
             })
             .collect();
         let (reply, rx) = oneshot::channel();
-        {
-            let tx = self.writer_tx.lock();
-            let tx = tx.as_ref().ok_or_else(|| Arc::new(LogError::Closed))?;
-            tx.send(AppendRequest { events, reply })
-                .map_err(|_| Arc::new(LogError::Closed))?;
-        }
+        self.send(AppendRequest {
+            events,
+            decide: None,
+            reply,
+        })?;
         rx.await.map_err(|_| Arc::new(LogError::Closed))?
+    }
+
+    fn send(&self, request: AppendRequest) -> Result<(), Arc<LogError>> {
+        let tx = self.writer_tx.lock();
+        let tx = tx.as_ref().ok_or_else(|| Arc::new(LogError::Closed))?;
+        tx.send(request).map_err(|_| Arc::new(LogError::Closed))
+    }
+
+    /// Makes `decider` decide inside the commits of the batches it wants,
+    /// and in those [`decide`](Self::decide) asks for. Held weakly: it
+    /// stops deciding once its owner drops it.
+    pub fn set_decider(&self, decider: &Arc<dyn Decider>) {
+        *self.shared.decider.lock() = Some(Arc::downgrade(decider));
+    }
+
+    /// Runs a decider pass now (for timers: nothing arrived, but time
+    /// passed) and answers with the decisions it committed.
+    pub async fn decide(&self) -> Result<Vec<Arc<Event>>, Arc<LogError>> {
+        let (reply, rx) = oneshot::channel();
+        let (decided, decisions) = oneshot::channel();
+        self.send(AppendRequest {
+            events: Vec::new(),
+            decide: Some(decided),
+            reply,
+        })?;
+        rx.await.map_err(|_| Arc::new(LogError::Closed))??;
+        Ok(decisions.await.unwrap_or_default())
     }
 
     /// Blocking [`append`](Self::append), for threads outside the runtime.
@@ -667,10 +705,17 @@ impl Writer {
         let started = Instant::now();
         let recorded_at = self.clock.now();
         let first_seq = self.next_seq;
-        let (events, replies): (Vec<_>, Vec<_>) =
-            batch.into_iter().map(|r| (r.events, r.reply)).unzip();
-        match self.write(events, recorded_at) {
-            Ok((answers, committed)) => {
+        let mut events = Vec::with_capacity(batch.len());
+        let mut replies = Vec::with_capacity(batch.len());
+        let mut deciders = Vec::new();
+        for r in batch {
+            events.push(r.events);
+            replies.push(r.reply);
+            deciders.extend(r.decide);
+        }
+        let mut folded = false;
+        match self.write(events, recorded_at, !deciders.is_empty(), &mut folded) {
+            Ok((answers, committed, decided)) => {
                 let elapsed = started.elapsed().as_secs_f64();
                 metrics::histogram!(crate::metrics::COMMIT_SECONDS).record(elapsed);
                 metrics::histogram!(crate::metrics::BATCH_EVENTS).record(n as f64);
@@ -694,17 +739,10 @@ impl Writer {
                         tracing::warn!(error = %e, "WAL checkpoint failed; the next one retries");
                     }
                 }
-                // Projections see events in commit order before any caller is
-                // answered, so an answered append is visible in every view.
-                {
-                    let _whole = self.shared.views.write();
-                    for event in &committed {
-                        for p in &self.projections {
-                            p.apply(event);
-                        }
-                    }
-                }
                 let head = self.next_seq - 1;
+                for p in &self.projections {
+                    p.committed(head);
+                }
                 // A snapshot skipped because the last one is still being
                 // written is tried again at the next commit.
                 if self.snapshot_every > 0
@@ -721,10 +759,16 @@ impl Writer {
                 for (reply, answer) in replies.into_iter().zip(answers) {
                     let _ = reply.send(Ok(answer));
                 }
+                for decider in deciders {
+                    let _ = decider.send(decided.clone());
+                }
             }
             Err(e) => {
                 tracing::error!(error = %e, events = n, "commit failed; batch refused");
                 self.next_seq = first_seq;
+                if folded {
+                    self.rebuild_views();
+                }
                 let e = Arc::new(e);
                 for reply in replies {
                     let _ = reply.send(Err(e.clone()));
@@ -792,88 +836,186 @@ impl Writer {
         true
     }
 
+    /// The views were folded from a batch whose commit then failed: they
+    /// are rebuilt from what the log holds, so views never run ahead of it.
+    fn rebuild_views(&mut self) {
+        let log = EventLog {
+            shared: self.shared.clone(),
+            writer_tx: Arc::new(Mutex::new(None)),
+            writer: Arc::new(Mutex::new(None)),
+            checkpointer: Arc::new(Mutex::new(None)),
+        };
+        let _whole = self.shared.views.write();
+        match super::replay::replay(&log, &self.projections, |_, _| {}) {
+            Ok(_) => tracing::warn!("views rebuilt from the log after a failed commit"),
+            Err(e) => tracing::error!(error = %e, "rebuilding views after a failed commit failed"),
+        }
+    }
+
+    /// Writes a batch in one transaction: its events, folded into the
+    /// views, then the decider's decisions on them, folded too, then the
+    /// commit. `folded` tells the caller the views moved, should the commit
+    /// fail. Answers per request, every event stored, and the decisions.
     #[allow(clippy::type_complexity)]
     fn write(
         &mut self,
         batch: Vec<Vec<(NewEvent, String)>>,
         recorded_at: DateTime<Utc>,
-    ) -> Result<(Vec<Vec<Appended>>, Vec<Arc<Event>>), LogError> {
+        decide: bool,
+        folded: &mut bool,
+    ) -> Result<(Vec<Vec<Appended>>, Vec<Arc<Event>>, Vec<Arc<Event>>), LogError> {
+        let decider = self
+            .shared
+            .decider
+            .lock()
+            .as_ref()
+            .and_then(|d| d.upgrade());
         let tx = self.conn.transaction()?;
         let mut answers = Vec::with_capacity(batch.len());
         let mut committed = Vec::new();
+        let mut decided = Vec::new();
         {
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO events (seq, id, occurred_at, recorded_at, source, kind, key, idem_key, payload)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-                 ON CONFLICT(idem_key) WHERE idem_key IS NOT NULL DO NOTHING",
-            )?;
-            let mut lookup = tx.prepare_cached("SELECT seq FROM events WHERE idem_key = ?1")?;
-            let recorded_nanos = nanos(recorded_at);
-            // Versions of keys this batch changed; projections learn of them
-            // only after the commit.
-            let mut touched: HashMap<String, u64> = HashMap::new();
+            let mut rows = Rows {
+                insert: tx.prepare_cached(
+                    "INSERT INTO events (seq, id, occurred_at, recorded_at, source, kind, key, idem_key, payload)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                     ON CONFLICT(idem_key) WHERE idem_key IS NOT NULL DO NOTHING",
+                )?,
+                lookup: tx.prepare_cached("SELECT seq FROM events WHERE idem_key = ?1")?,
+                recorded_nanos: nanos(recorded_at),
+                touched: HashMap::new(),
+            };
             for events in batch {
                 let mut answer = Vec::with_capacity(events.len());
                 for (ev, payload) in events {
-                    let seq = self.next_seq;
-                    if let Some(expected) = ev.expected_version {
-                        let current = touched.get(&ev.key).copied().unwrap_or_else(|| {
-                            self.projections
-                                .iter()
-                                .find_map(|p| p.version(&ev.key))
-                                .unwrap_or(0)
-                        });
-                        if current != expected {
-                            answer.push(Appended {
-                                seq: current,
-                                duplicate: true,
-                            });
-                            continue;
-                        }
-                    }
-                    let inserted = insert.execute(params![
-                        seq as i64,
-                        ev.id,
-                        nanos(ev.occurred_at),
-                        recorded_nanos,
-                        ev.source,
-                        ev.kind.name(),
-                        ev.key,
-                        ev.idempotency_key,
+                    answer.push(rows.put(
+                        &mut self.next_seq,
+                        &self.projections,
+                        ev,
                         payload,
-                    ])?;
-                    if inserted == 1 {
-                        self.next_seq += 1;
-                        touched.insert(ev.key.clone(), seq);
-                        answer.push(Appended {
-                            seq,
-                            duplicate: false,
-                        });
-                        // Moved, not cloned: the event as committed, with
-                        // times at the precision the table keeps.
-                        committed.push(Arc::new(Event {
-                            seq,
-                            id: ev.id,
-                            occurred_at: from_nanos(nanos(ev.occurred_at)),
-                            recorded_at: from_nanos(recorded_nanos),
-                            source: ev.source,
-                            key: ev.key,
-                            idempotency_key: ev.idempotency_key,
-                            kind: ev.kind,
-                        }));
-                    } else {
-                        let original: i64 =
-                            lookup.query_row(params![ev.idempotency_key], |r| r.get(0))?;
-                        answer.push(Appended {
-                            seq: original as u64,
-                            duplicate: true,
-                        });
-                    }
+                        &mut committed,
+                    )?);
                 }
                 answers.push(answer);
             }
+            // Projections see every event, in `seq` order, before any caller
+            // is answered, so an answered append is visible in every view.
+            // Whole batches: a reader holding the views lock never sees half
+            // of a request's alerts.
+            if !committed.is_empty() {
+                *folded = true;
+                let _whole = self.shared.views.write();
+                for event in &committed {
+                    for p in &self.projections {
+                        p.apply(event);
+                    }
+                }
+            }
+            if let Some(decider) = decider
+                && (decide || decider.wants(&committed))
+            {
+                let decisions = decider.decide(recorded_at, self.next_seq - 1);
+                let from = committed.len();
+                for ev in decisions {
+                    let payload = ev.kind.payload_json();
+                    rows.put(
+                        &mut self.next_seq,
+                        &self.projections,
+                        ev,
+                        payload,
+                        &mut committed,
+                    )?;
+                }
+                if committed.len() > from {
+                    *folded = true;
+                    let _whole = self.shared.views.write();
+                    for event in &committed[from..] {
+                        for p in &self.projections {
+                            p.apply(event);
+                        }
+                    }
+                    decided.extend_from_slice(&committed[from..]);
+                }
+            }
         }
         tx.commit()?;
-        Ok((answers, committed))
+        Ok((answers, committed, decided))
+    }
+}
+
+/// The statements a batch writes with, and the versions it has changed.
+struct Rows<'tx> {
+    insert: rusqlite::CachedStatement<'tx>,
+    lookup: rusqlite::CachedStatement<'tx>,
+    recorded_nanos: i64,
+    /// Versions of keys this batch changed before the views fold them.
+    touched: HashMap<String, u64>,
+}
+
+impl Rows<'_> {
+    /// Stores one event unless its idempotency key is stored or its expected
+    /// version no longer holds; what was stored joins `committed`.
+    fn put(
+        &mut self,
+        next_seq: &mut u64,
+        projections: &[Arc<dyn Projection>],
+        ev: NewEvent,
+        payload: String,
+        committed: &mut Vec<Arc<Event>>,
+    ) -> Result<Appended, LogError> {
+        let seq = *next_seq;
+        if let Some(expected) = ev.expected_version {
+            let current = self.touched.get(&ev.key).copied().unwrap_or_else(|| {
+                projections
+                    .iter()
+                    .find_map(|p| p.version(&ev.key))
+                    .unwrap_or(0)
+            });
+            if current != expected {
+                return Ok(Appended {
+                    seq: current,
+                    duplicate: true,
+                });
+            }
+        }
+        let inserted = self.insert.execute(params![
+            seq as i64,
+            ev.id,
+            nanos(ev.occurred_at),
+            self.recorded_nanos,
+            ev.source,
+            ev.kind.name(),
+            ev.key,
+            ev.idempotency_key,
+            payload,
+        ])?;
+        if inserted == 1 {
+            *next_seq += 1;
+            self.touched.insert(ev.key.clone(), seq);
+            // Moved, not cloned: the event as committed, with times at the
+            // precision the table keeps.
+            committed.push(Arc::new(Event {
+                seq,
+                id: ev.id,
+                occurred_at: from_nanos(nanos(ev.occurred_at)),
+                recorded_at: from_nanos(self.recorded_nanos),
+                source: ev.source,
+                key: ev.key,
+                idempotency_key: ev.idempotency_key,
+                kind: ev.kind,
+            }));
+            Ok(Appended {
+                seq,
+                duplicate: false,
+            })
+        } else {
+            let original: i64 = self
+                .lookup
+                .query_row(params![ev.idempotency_key], |r| r.get(0))?;
+            Ok(Appended {
+                seq: original as u64,
+                duplicate: true,
+            })
+        }
     }
 }

@@ -116,8 +116,13 @@ fn integration_key(receiver: &str, integration: &str) -> String {
 #[derive(Default)]
 pub struct OutboxState {
     inner: RwLock<Inner>,
-    /// Woken when something the worker acts on changed.
+    /// Woken when something the worker acts on changed and was committed.
     changed: tokio::sync::Notify,
+    /// Something the worker acts on was folded and not yet committed.
+    dirty: std::sync::atomic::AtomicBool,
+    /// The last `seq` known committed: a notification decided in a batch
+    /// still being committed is not sent before the decision is durable.
+    committed_through: std::sync::atomic::AtomicU64,
 }
 
 impl OutboxState {
@@ -139,7 +144,7 @@ impl OutboxState {
             .unwrap_or_default()
     }
 
-    /// Resolves when a due notification or an outcome was folded.
+    /// Resolves when a due notification or an outcome was committed.
     pub async fn changed(&self) {
         self.changed.notified().await
     }
@@ -331,6 +336,14 @@ impl Projection for OutboxState {
             let now = inner.now.unwrap_or(event.occurred_at);
             OutboxState::forget_old(&mut inner, now);
             drop(inner);
+            self.dirty.store(true, std::sync::atomic::Ordering::Release);
+        }
+    }
+
+    fn committed(&self, seq: u64) {
+        use std::sync::atomic::Ordering;
+        self.committed_through.store(seq, Ordering::Release);
+        if self.dirty.swap(false, Ordering::AcqRel) {
             self.changed.notify_one();
         }
     }
@@ -514,7 +527,14 @@ impl Outbox {
         // (receiver, integration) → ready items, oldest first.
         let mut ready: BTreeMap<(String, String), Vec<(Pending, u32)>> = BTreeMap::new();
         let mut jobs = Vec::new();
+        let committed = self
+            .state
+            .committed_through
+            .load(std::sync::atomic::Ordering::Acquire);
         for p in inner.pending.values() {
+            if p.due_seq > committed {
+                continue; // decided in a batch whose commit is under way
+            }
             let Some(receiver) = self.receivers.get(&p.receiver) else {
                 continue; // receiver no longer configured: forgotten with age
             };
