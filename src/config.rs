@@ -42,6 +42,10 @@ pub struct Config {
     /// Delivery: retries, fallback timing, templates, links.
     pub notify: crate::notify::config::NotifyConfig,
 
+    /// What happens while nobody acknowledges; routes name them with
+    /// `escalation:`.
+    pub escalation_policies: Vec<crate::escalate::policy::PolicyConfig>,
+
     /// The directory of the config file: relative template and secret
     /// paths are resolved against it.
     #[serde(skip)]
@@ -77,6 +81,7 @@ impl Default for Config {
             global: None,
             templates: Vec::new(),
             notify: Default::default(),
+            escalation_policies: Vec::new(),
             dir: None,
             source: None,
         }
@@ -255,7 +260,39 @@ impl Config {
         if self.storage.max_batch == 0 {
             return Err("storage.max_batch: must be at least 1".into());
         }
-        self.routing()?;
+        let routing = self.routing()?;
+        self.check_escalation(&routing)?;
+        Ok(())
+    }
+
+    /// Escalation policies refer to receivers, time intervals, people and
+    /// schedules that exist, and every policy a route names is defined.
+    fn check_escalation(&self, routing: &Routing) -> Result<(), String> {
+        let receivers = |r: &str| self.receivers.iter().any(|c| c.name == r);
+        let intervals = |i: &str| routing.intervals.contains_name(i);
+        let people = |_: &str| false;
+        let schedules = |_: &str| false;
+        crate::escalate::policy::check(
+            &self.escalation_policies,
+            &crate::escalate::policy::Names {
+                receivers: &receivers,
+                intervals: &intervals,
+                people: &people,
+                schedules: &schedules,
+            },
+        )?;
+        if let Some(tree) = &routing.tree {
+            for node in tree.nodes() {
+                if let Some(p) = &node.opts().escalation
+                    && !self.escalation_policies.iter().any(|c| &c.name == p)
+                {
+                    return Err(format!(
+                        "route {}: undefined escalation policy {p:?}",
+                        node.id()
+                    ));
+                }
+            }
+        }
         Ok(())
     }
 

@@ -30,6 +30,7 @@ pub mod api;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod escalate;
 pub mod evaluate;
 pub mod eventlog;
 pub mod ingest;

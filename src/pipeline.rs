@@ -5,10 +5,12 @@
 //! ```
 //!
 //! Each stage has one contract: ingest turns payloads into [`NewEvent`]s and
-//! appends them; every view is a [`Projection`] the log keeps current; later
-//! stages read the log through a tail and append their decisions. This file
-//! is where they are wired together, so a reader finds the chain here and
-//! nowhere else.
+//! appends them; every view is a [`Projection`] the log keeps current; the
+//! deciding stages (the dispatcher, then the escalator) are one
+//! [`Decider`](crate::eventlog::Decider), [`Stages`], whose decisions are
+//! committed with the events that caused them; the outbox delivers what
+//! was decided. This file is where they are wired together, so a reader
+//! finds the chain here and nowhere else.
 //!
 //! [`NewEvent`]: crate::eventlog::NewEvent
 
@@ -20,10 +22,12 @@ use tokio::sync::watch;
 
 use crate::clock::SharedClock;
 use crate::config::{Config, Routing};
+use crate::escalate::escalator::{Escalator, NoPeople};
+use crate::escalate::incident::Incidents;
 use crate::evaluate::alerts::AlertStore;
 use crate::evaluate::dispatch::{Dispatcher, GroupStates};
 use crate::evaluate::silence::SilenceStore;
-use crate::eventlog::{EventLog, LogOptions, Projection};
+use crate::eventlog::{Decider, Event, EventLog, LogOptions, NewEvent, Projection};
 use crate::ingest::{AlertIndex, Ingest};
 use crate::notify::outbox::{Outbox, OutboxState};
 
@@ -41,6 +45,11 @@ pub struct Pipeline {
     pub groups: Arc<GroupStates>,
     /// Decides group timers and due notifications.
     pub dispatcher: Arc<Dispatcher>,
+    /// Takes escalation steps of open incidents.
+    pub escalator: Arc<Escalator>,
+    pub incidents: Arc<Incidents>,
+    /// The deciding stages as the writer runs them.
+    stages: Arc<Stages>,
     /// The routing sections of the config, compiled.
     pub routing: Routing,
     pub ingest: Ingest,
@@ -58,6 +67,7 @@ pub struct Views {
     pub silences: Arc<SilenceStore>,
     pub groups: Arc<GroupStates>,
     pub outbox: Arc<OutboxState>,
+    pub incidents: Arc<Incidents>,
 }
 
 impl Views {
@@ -68,6 +78,7 @@ impl Views {
             silences: Arc::new(SilenceStore::new()),
             groups: Arc::new(GroupStates::new()),
             outbox: Arc::new(OutboxState::new()),
+            incidents: Arc::new(Incidents::new()),
         }
     }
 
@@ -79,6 +90,7 @@ impl Views {
             self.silences.clone(),
             self.groups.clone(),
             self.outbox.clone(),
+            self.incidents.clone(),
         ]
     }
 }
@@ -135,8 +147,18 @@ impl Pipeline {
             views.silences.clone(),
             views.groups.clone(),
         ));
+        let escalator = Arc::new(Escalator::new(
+            &config.escalation_policies,
+            routing.clone(),
+            Arc::new(NoPeople),
+            views.incidents.clone(),
+        ));
         // Alerts and silences are decided on in the commit that brings them.
-        let decider: Arc<dyn crate::eventlog::Decider> = dispatcher.clone();
+        let stages = Arc::new(Stages {
+            dispatcher: dispatcher.clone(),
+            escalator: escalator.clone(),
+        });
+        let decider: Arc<dyn Decider> = stages.clone();
         log.set_decider(&decider);
         let outbox = Arc::new(Outbox::new(
             log.clone(),
@@ -149,6 +171,9 @@ impl Pipeline {
         ));
         Ok(Pipeline {
             outbox,
+            escalator,
+            incidents: views.incidents.clone(),
+            stages,
             config,
             clock,
             log,
@@ -166,7 +191,7 @@ impl Pipeline {
     /// Starts the background stages; they stop when `shutdown` turns true.
     pub fn spawn_background(&self, shutdown: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
         let ingest = self.ingest.clone();
-        let dispatcher = self.dispatcher.clone();
+        let stages = self.stages.clone();
         let log = self.log.clone();
         let clock = self.clock.clone();
         let dispatch_shutdown = shutdown.clone();
@@ -174,7 +199,7 @@ impl Pipeline {
         let outbox = self.outbox.clone();
         tokio::spawn(async move {
             let delivering = tokio::spawn(deliver(outbox, clock.clone(), deliver_shutdown));
-            let dispatching = tokio::spawn(dispatch(dispatcher, log, clock, dispatch_shutdown));
+            let dispatching = tokio::spawn(dispatch(stages, log, clock, dispatch_shutdown));
             lease_checkpoints(ingest, shutdown).await;
             let _ = dispatching.await;
             let _ = delivering.await;
@@ -192,11 +217,12 @@ impl Pipeline {
 /// that the commit bringing them did not decide on (it declines when
 /// passes grow slow; see `Decider::wants`).
 async fn dispatch(
-    dispatcher: Arc<Dispatcher>,
+    stages: Arc<Stages>,
     log: EventLog,
     clock: SharedClock,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let dispatcher = &stages.dispatcher;
     let mut live = log.subscribe();
     let mut pass = true;
     loop {
@@ -219,7 +245,7 @@ async fn dispatch(
         }
         // Until the next timer, and at most a second (alerts' `endsAt`s pass
         // without an event). A timer already past was just decided on.
-        let wait = wait_until(dispatcher.groups().next_due(), clock.now());
+        let wait = wait_until(stages.next_due(), clock.now());
         tokio::select! {
             woke = tokio::time::timeout(wait, next_input(&mut live)) => match woke {
                 Err(_) => pass = true,
@@ -320,5 +346,42 @@ async fn lease_checkpoints(ingest: Ingest, mut shutdown: watch::Receiver<bool>) 
             }
             _ = shutdown.changed() => return,
         }
+    }
+}
+
+/// The deciding stages, in the order they decide: the dispatcher (groups,
+/// timers, due notifications), then the escalator (incident steps, which
+/// may follow from the dispatcher's notifications in the same commit).
+pub struct Stages {
+    pub dispatcher: Arc<Dispatcher>,
+    pub escalator: Arc<Escalator>,
+}
+
+impl Stages {
+    /// The earliest timer of any stage.
+    pub fn next_due(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        [
+            self.dispatcher.groups().next_due(),
+            self.escalator.next_due(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+}
+
+impl Decider for Stages {
+    fn decide(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        seq: u64,
+        folded: &[Arc<Event>],
+        asked: bool,
+    ) -> Vec<NewEvent> {
+        let mut out = self.dispatcher.decide(now, seq, folded, asked);
+        if asked || self.escalator.wants(folded) {
+            out.extend(self.escalator.decide(now));
+        }
+        out
     }
 }

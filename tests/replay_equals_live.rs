@@ -34,8 +34,9 @@ impl Rng {
     }
 }
 
-const CONFIG: &str = "route:\n  receiver: all\n  group_by: [team]\n  group_wait: 30s\n  group_interval: 2m\n  repeat_interval: 10m\n  routes:\n    - matchers: ['severity=\"critical\"']\n      receiver: pager\n      group_by: [alertname]\n      continue: true\n\
+const CONFIG: &str = "route:\n  receiver: all\n  group_by: [team]\n  group_wait: 30s\n  group_interval: 2m\n  repeat_interval: 10m\n  routes:\n    - matchers: ['severity=\"critical\"']\n      receiver: pager\n      group_by: [alertname]\n      continue: true\n      escalation: oncall\n\
 receivers:\n  - name: all\n  - name: pager\n\
+escalation_policies:\n  - name: oncall\n    repeat: 1\n    ack_timeout: 10m\n    steps:\n      - notify: {via: [pager]}\n      - wait: 3m\n      - only_if: {alerts_more_than: 1}\n      - notify: {via: [all]}\n\
 inhibit_rules:\n  - source_matchers: ['severity=\"critical\"']\n    target_matchers: ['severity=\"warning\"']\n    equal: [team]\n";
 
 /// Everything the views hold, printed in a stable order.
@@ -60,6 +61,9 @@ fn show(v: &Views, now: chrono::DateTime<chrono::Utc>) -> Vec<String> {
     }
     for p in v.outbox.pending() {
         out.push(format!("outbox {p:?}"));
+    }
+    for i in v.incidents.all() {
+        out.push(format!("incident {i:?}"));
     }
     out
 }
@@ -143,6 +147,31 @@ async fn scenario(seed: u64) {
                     .await
                     .unwrap();
             }
+            // Someone acknowledges, takes it back, snoozes or resolves an
+            // open incident (refusals are part of the scenario too).
+            9 if !pipeline.incidents.open().is_empty() => {
+                use fenghuo::escalate::actions::{Action, Request, act};
+                let open = pipeline.incidents.open();
+                let incident = open[rng.below(open.len() as u64) as usize].id.clone();
+                let action = [Action::Ack, Action::Unack, Action::Snooze, Action::Resolve]
+                    [rng.below(4) as usize];
+                let _ = act(
+                    &pipeline.log,
+                    &pipeline.incidents,
+                    Request {
+                        incident: incident.clone(),
+                        action,
+                        by: "prop".into(),
+                        via: "api".into(),
+                        until: Some(now + Duration::minutes(5)),
+                        token: None,
+                        reason: String::new(),
+                    },
+                    now,
+                    pipeline.escalator.ack_timeout(&incident),
+                )
+                .await;
+            }
             // Leases are written down.
             7 => {
                 pipeline.ingest.checkpoint_leases().await.unwrap();
@@ -161,6 +190,7 @@ async fn scenario(seed: u64) {
             silences: pipeline.silences.clone(),
             groups: pipeline.groups.clone(),
             outbox: pipeline.outbox.state().clone(),
+            incidents: pipeline.incidents.clone(),
         },
         now,
     );

@@ -78,6 +78,45 @@ pub fn describe(e: &Event) -> String {
             format!("{n} alerts' endsAt extended")
         }
         EventKind::AlertAcked { by, .. } => format!("acknowledged by {by}"),
+        EventKind::EscalationStepped(st) => {
+            let mut line = format!(
+                "incident {} {} {} step {}: {}",
+                st.incident, st.policy, st.action, st.step, st.reason
+            );
+            if !st.people.is_empty() {
+                line.push_str(&format!(" → {}", st.people.join(", ")));
+            }
+            if let Some(next) = st.next_at {
+                line.push_str(&format!("; next at {}", next.to_rfc3339()));
+            }
+            line
+        }
+        EventKind::IncidentAcknowledged(a) => {
+            format!(
+                "incident {} acknowledged by {} via {}",
+                a.incident, a.by, a.via
+            )
+        }
+        EventKind::IncidentUnacknowledged(a) => format!(
+            "incident {} unacknowledged by {} via {}{}",
+            a.incident,
+            a.by,
+            a.via,
+            if a.reason.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", a.reason)
+            }
+        ),
+        EventKind::IncidentResolved(a) => {
+            format!("incident {} resolved by {} via {}", a.incident, a.by, a.via)
+        }
+        EventKind::IncidentSnoozed(a) => format!(
+            "incident {} snoozed by {} until {}",
+            a.incident,
+            a.by,
+            a.until.map(|u| u.to_rfc3339()).unwrap_or_default()
+        ),
         EventKind::SilenceCreated(s) | EventKind::SilenceUpdated(s) => {
             let matchers: Vec<String> = s
                 .matchers

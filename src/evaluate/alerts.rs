@@ -237,7 +237,12 @@ impl Projection for AlertStore {
             | EventKind::NotificationDue(_)
             | EventKind::NotificationSent(_)
             | EventKind::NotificationFailed(_)
-            | EventKind::NotificationSkipped(_) => {}
+            | EventKind::NotificationSkipped(_)
+            | EventKind::EscalationStepped(_)
+            | EventKind::IncidentAcknowledged(_)
+            | EventKind::IncidentUnacknowledged(_)
+            | EventKind::IncidentResolved(_)
+            | EventKind::IncidentSnoozed(_) => {}
         }
     }
 

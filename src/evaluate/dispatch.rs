@@ -95,7 +95,8 @@ impl Projection for GroupStates {
                 g.next_due = Some(t.due_at);
                 g.last_muted = t.muted.iter().cloned().collect();
             }
-            EventKind::NotificationDue(n) => {
+            // An escalation page is not the group's own notification.
+            EventKind::NotificationDue(n) if n.escalation.is_none() => {
                 let mut groups = self.groups.write();
                 let g = groups.entry(n.group.group.clone()).or_default();
                 g.group = Some(n.group.clone());
@@ -395,6 +396,15 @@ impl Dispatcher {
             .collect())
     }
 
+    /// Whether a pass should run inside the commit of `events`: they can
+    /// change a decision (alerts and silences, not the dispatcher's own
+    /// decisions or delivery outcomes), and passes are quick enough.
+    pub fn wants(&self, events: &[Arc<Event>]) -> bool {
+        self.routing.tree.is_some()
+            && self.last_decide() <= IN_COMMIT_BUDGET
+            && events.iter().any(|e| is_input(&e.kind))
+    }
+
     /// The last `seq` a pass has taken into account.
     pub fn decided_through(&self) -> u64 {
         self.decided_through
@@ -644,6 +654,8 @@ impl Dispatcher {
         let changed = !new.is_empty() || !resolved.is_empty();
         if !muted_by_time && !outside_active && (changed || (!firing.is_empty() && repeat_due)) {
             out.push(EventKind::NotificationDue(NotificationDue {
+                escalation: None,
+                to: Vec::new(),
                 group: group.clone(),
                 firing: firing.clone(),
                 resolved,
@@ -665,15 +677,16 @@ impl Dispatcher {
 }
 
 impl Decider for Dispatcher {
-    /// Alerts and silences change decisions; the dispatcher's own decisions
-    /// and delivery outcomes do not.
-    fn wants(&self, events: &[Arc<Event>]) -> bool {
-        self.routing.tree.is_some()
-            && self.last_decide() <= IN_COMMIT_BUDGET
-            && events.iter().any(|e| is_input(&e.kind))
-    }
-
-    fn decide(&self, now: DateTime<Utc>, seq: u64) -> Vec<NewEvent> {
+    fn decide(
+        &self,
+        now: DateTime<Utc>,
+        seq: u64,
+        folded: &[Arc<Event>],
+        asked: bool,
+    ) -> Vec<NewEvent> {
+        if !(asked || self.wants(folded)) {
+            return Vec::new();
+        }
         let decisions = self.decisions(now);
         self.decided_through
             .store(seq, std::sync::atomic::Ordering::Release);
@@ -698,6 +711,11 @@ pub fn is_input(kind: &EventKind) -> bool {
         | K::NotificationDue(_)
         | K::NotificationSent(_)
         | K::NotificationFailed(_)
-        | K::NotificationSkipped(_) => false,
+        | K::NotificationSkipped(_)
+        | K::EscalationStepped(_)
+        | K::IncidentAcknowledged(_)
+        | K::IncidentUnacknowledged(_)
+        | K::IncidentResolved(_)
+        | K::IncidentSnoozed(_) => false,
     }
 }

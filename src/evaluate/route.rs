@@ -157,6 +157,10 @@ pub struct RouteConfig {
         skip_serializing_if = "Vec::is_empty"
     )]
     pub active_time_intervals: Vec<String>,
+    /// Fenghuo: the escalation policy for incidents of this route's groups
+    /// (inherited by child routes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalation: Option<String>,
     /// Child routes, tried in order.
     #[serde(
         default,
@@ -377,6 +381,8 @@ pub struct RouteOpts {
     pub mute_time_intervals: Vec<String>,
     /// This route's own `active_time_intervals` (never inherited).
     pub active_time_intervals: Vec<String>,
+    /// The escalation policy (inherited).
+    pub escalation: Option<String>,
 }
 
 impl Default for RouteOpts {
@@ -390,6 +396,7 @@ impl Default for RouteOpts {
             repeat_interval: Duration::seconds(DEFAULT_REPEAT_INTERVAL_SECS),
             mute_time_intervals: Vec::new(),
             active_time_intervals: Vec::new(),
+            escalation: None,
         }
     }
 }
@@ -618,6 +625,9 @@ impl RouteTree {
         if let Some(d) = cfg.group_wait {
             opts.group_wait = d.0;
         }
+        if let Some(policy) = &cfg.escalation {
+            opts.escalation = Some(policy.clone());
+        }
         if let Some(d) = cfg.group_interval {
             if d.0.is_zero() {
                 return Err(fail("group_interval cannot be zero".into()));
@@ -817,6 +827,7 @@ mod tests {
             repeat_interval: secs(repeat),
             mute_time_intervals: vec![],
             active_time_intervals: vec![],
+            escalation: None,
         }
     }
 

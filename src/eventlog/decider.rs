@@ -22,14 +22,21 @@ use chrono::{DateTime, Utc};
 use super::event::{Event, NewEvent};
 
 pub trait Decider: Send + Sync {
-    /// Whether a pass is worth running inside the commit of `events` (just
-    /// folded): they can change a decision, and a pass is cheap enough not
-    /// to hold up the commit. A declined batch is decided by a pass the
-    /// dispatch loop asks for.
-    fn wants(&self, events: &[Arc<Event>]) -> bool;
-
-    /// The decisions due at `now` from the views as folded through `seq`.
+    /// The decisions due at `now`, from the views as folded through `seq`.
+    /// `folded` is what was folded since the last call in this batch: the
+    /// batch's events, then the decisions of the previous round (a stage
+    /// may decide on another's decisions, up to a few rounds). `asked`: a
+    /// pass was asked for (timers), so decide whatever `folded` holds.
+    /// Returning nothing ends the rounds; declining a batch (a pass too slow
+    /// to hold up the commit) leaves it to a pass the dispatch loop asks for.
+    ///
     /// Runs on the writer thread, inside the transaction: it must not
     /// append, wait on the log, or take the views lock.
-    fn decide(&self, now: DateTime<Utc>, seq: u64) -> Vec<NewEvent>;
+    fn decide(
+        &self,
+        now: DateTime<Utc>,
+        seq: u64,
+        folded: &[Arc<Event>],
+        asked: bool,
+    ) -> Vec<NewEvent>;
 }

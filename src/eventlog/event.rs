@@ -163,6 +163,29 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         dedup_key: Option<String>,
     },
+
+    /// The escalation stage took a step of an incident's policy (paged
+    /// someone, began a wait, found a condition false, finished), or
+    /// re-paged the acknowledger because a new alert joined.
+    #[serde(rename = "escalation.stepped")]
+    EscalationStepped(EscalationStep),
+
+    /// Someone took an incident: its escalation stops.
+    #[serde(rename = "incident.acknowledged")]
+    IncidentAcknowledged(IncidentAction),
+
+    /// An acknowledgement was taken back, by someone or because it timed
+    /// out: escalation resumes with the next step.
+    #[serde(rename = "incident.unacknowledged")]
+    IncidentUnacknowledged(IncidentAction),
+
+    /// Someone declared an incident resolved: no more escalation.
+    #[serde(rename = "incident.resolved")]
+    IncidentResolved(IncidentAction),
+
+    /// Someone put an incident's escalation off until `until`.
+    #[serde(rename = "incident.snoozed")]
+    IncidentSnoozed(IncidentAction),
 }
 
 impl EventKind {
@@ -183,6 +206,11 @@ impl EventKind {
             EventKind::NotificationSent(_) => "notification.sent",
             EventKind::NotificationFailed(_) => "notification.failed",
             EventKind::NotificationSkipped(_) => "notification.skipped",
+            EventKind::EscalationStepped(_) => "escalation.stepped",
+            EventKind::IncidentAcknowledged(_) => "incident.acknowledged",
+            EventKind::IncidentUnacknowledged(_) => "incident.unacknowledged",
+            EventKind::IncidentResolved(_) => "incident.resolved",
+            EventKind::IncidentSnoozed(_) => "incident.snoozed",
         }
     }
 
@@ -202,6 +230,11 @@ impl EventKind {
         "notification.sent",
         "notification.failed",
         "notification.skipped",
+        "escalation.stepped",
+        "incident.acknowledged",
+        "incident.unacknowledged",
+        "incident.resolved",
+        "incident.snoozed",
     ];
 
     /// The payload column: the variant's fields, without the tag.
@@ -358,6 +391,83 @@ pub struct NotificationDue {
     /// Firing but left out: fingerprint → silences or inhibitors muting it.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub muted: BTreeMap<String, Vec<String>>,
+    /// A page of an incident's escalation (not the route's own message):
+    /// the incident and the step that sent it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalation: Option<EscalationRef>,
+    /// Whom the page is for: mentioned in IM, the recipients of an email.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub to: Vec<Recipient>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EscalationRef {
+    pub incident: String,
+    pub iteration: u32,
+    pub step: usize,
+}
+
+/// Someone (or a timeout) acting on an incident.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IncidentAction {
+    pub incident: String,
+    /// A person's name, an API caller, or `fenghuo` for a timeout.
+    pub by: String,
+    /// `api`, `cli`, `link`, `pagerduty`, `timeout`.
+    pub via: String,
+    /// Snoozed until; for an acknowledgement, when it times out.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "stored_time::optional"
+    )]
+    pub until: Option<DateTime<Utc>>,
+    /// The action link's token id: a link works once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+}
+
+/// One step of an escalation policy, as taken.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EscalationStep {
+    pub incident: String,
+    pub policy: String,
+    /// Which pass through the policy (0 first; `repeat` allows more).
+    pub iteration: u32,
+    /// Index of the step in the policy.
+    pub step: usize,
+    /// `notify`, `wait`, `condition`, `finished`, `renotify`.
+    pub action: String,
+    /// Why this step, in words (`wait 5m over`, `outside office`, …).
+    pub reason: String,
+    /// People paged.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub people: Vec<String>,
+    /// Receivers the page went through.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub receivers: Vec<String>,
+    /// When the next step is due: the durable timer.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "stored_time::optional"
+    )]
+    pub next_at: Option<DateTime<Utc>>,
+}
+
+/// A person a page is addressed to, with the contact points the channels
+/// use to reach or mention them, as they were when the page was decided.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recipient {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Channel → id to mention (`dingtalk_mobile`, `dingtalk_user`,
+    /// `wecom_user`, `feishu_user`, `slack_user`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub mentions: BTreeMap<String, String>,
 }
 
 /// Which delivery an outcome is about: one integration of one receiver,
@@ -516,6 +626,17 @@ mod tests {
         }
     }
 
+    fn action() -> IncidentAction {
+        IncidentAction {
+            incident: "inc-7".into(),
+            by: "alice".into(),
+            via: "link".into(),
+            until: Some("2026-01-01T01:00:00Z".parse().unwrap()),
+            token: Some("t1".into()),
+            reason: "on it".into(),
+        }
+    }
+
     fn target() -> DeliveryTarget {
         DeliveryTarget {
             receiver: "team".into(),
@@ -586,6 +707,16 @@ mod tests {
                 new: vec!["a".into()],
                 repeat: false,
                 muted: [("c".to_string(), vec!["s1".to_string()])].into(),
+                escalation: Some(EscalationRef {
+                    incident: "inc-7".into(),
+                    iteration: 1,
+                    step: 2,
+                }),
+                to: vec![Recipient {
+                    name: "alice".into(),
+                    email: Some("alice@example.com".into()),
+                    mentions: [("dingtalk_mobile".to_string(), "13800000000".to_string())].into(),
+                }],
             }),
             EventKind::NotificationSent(DeliverySent {
                 target: target(),
@@ -610,6 +741,21 @@ mod tests {
                 target: target(),
                 reason: "send_resolved is false".into(),
             }),
+            EventKind::EscalationStepped(EscalationStep {
+                incident: "inc-7".into(),
+                policy: "platform".into(),
+                iteration: 0,
+                step: 1,
+                action: "wait".into(),
+                reason: "waiting 5m".into(),
+                people: vec!["alice".into()],
+                receivers: vec!["im".into()],
+                next_at: Some("2026-01-01T00:05:00Z".parse().unwrap()),
+            }),
+            EventKind::IncidentAcknowledged(action()),
+            EventKind::IncidentUnacknowledged(action()),
+            EventKind::IncidentResolved(action()),
+            EventKind::IncidentSnoozed(action()),
         ];
         assert_eq!(kinds.len(), EventKind::NAMES.len());
         for kind in kinds {

@@ -172,10 +172,13 @@ fn configure(conn: &Connection, sync: Synchronous) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// At most so many rounds of decisions on decisions in one batch.
+const DECIDE_ROUNDS: usize = 4;
+
 /// Snapshots written by another version of the code are ignored (their
 /// views may have another shape): bump the suffix when a view's state
 /// changes shape.
-pub const SNAPSHOT_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "/views-1");
+pub const SNAPSHOT_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "/views-2");
 
 /// Restores every projection from the newest snapshot this code wrote; the
 /// `seq` it covers, or `None` (nothing restored, projections reset).
@@ -911,22 +914,35 @@ impl Writer {
                     }
                 }
             }
-            if let Some(decider) = decider
-                && (decide || decider.wants(&committed))
-            {
-                let decisions = decider.decide(recorded_at, self.next_seq - 1);
-                let from = committed.len();
-                for ev in decisions {
-                    let payload = ev.kind.payload_json();
-                    rows.put(
-                        &mut self.next_seq,
-                        &self.projections,
-                        ev,
-                        payload,
-                        &mut committed,
-                    )?;
-                }
-                if committed.len() > from {
+            if let Some(decider) = decider {
+                // Stages decide on each other's decisions (an incident
+                // opened by a notification gets its first page): a few
+                // rounds, each folded before the next.
+                let mut from = 0;
+                for round in 0..DECIDE_ROUNDS {
+                    let decisions = decider.decide(
+                        recorded_at,
+                        self.next_seq - 1,
+                        &committed[from..],
+                        decide && round == 0,
+                    );
+                    if decisions.is_empty() {
+                        break;
+                    }
+                    from = committed.len();
+                    for ev in decisions {
+                        let payload = ev.kind.payload_json();
+                        rows.put(
+                            &mut self.next_seq,
+                            &self.projections,
+                            ev,
+                            payload,
+                            &mut committed,
+                        )?;
+                    }
+                    if committed.len() == from {
+                        break;
+                    }
                     *folded = true;
                     let _whole = self.shared.views.write();
                     for event in &committed[from..] {

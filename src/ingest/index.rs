@@ -238,7 +238,12 @@ impl Projection for AlertIndex {
             | EventKind::NotificationDue(_)
             | EventKind::NotificationSent(_)
             | EventKind::NotificationFailed(_)
-            | EventKind::NotificationSkipped(_) => {}
+            | EventKind::NotificationSkipped(_)
+            | EventKind::EscalationStepped(_)
+            | EventKind::IncidentAcknowledged(_)
+            | EventKind::IncidentUnacknowledged(_)
+            | EventKind::IncidentResolved(_)
+            | EventKind::IncidentSnoozed(_) => {}
         }
     }
 

@@ -150,7 +150,15 @@ impl OutboxState {
     }
 
     fn add_pending(inner: &mut Inner, mut p: Pending) {
-        let latest_key = format!("{}/{}", p.due.group.group, p.receiver);
+        // Escalation pages are each addressed to someone: none replaces
+        // another, nor the group's own message.
+        let latest_key = match &p.due.escalation {
+            None => format!("{}/{}", p.due.group.group, p.receiver),
+            Some(e) => format!(
+                "{}/{}/{}/{}/{}",
+                p.due.group.group, p.receiver, e.incident, e.iteration, e.step
+            ),
+        };
         let key = pending_key(p.due_seq, &p.receiver);
         if let Some(older_key) = inner.latest.insert(latest_key, key.clone())
             && older_key != key
@@ -203,7 +211,15 @@ impl OutboxState {
                     .all(|i| p.integrations.get(i).is_some_and(|a| a.done))
         });
         if done && let Some(p) = inner.pending.remove(&key) {
-            let latest_key = format!("{}/{}", p.due.group.group, p.receiver);
+            // Escalation pages are each addressed to someone: none replaces
+            // another, nor the group's own message.
+            let latest_key = match &p.due.escalation {
+                None => format!("{}/{}", p.due.group.group, p.receiver),
+                Some(e) => format!(
+                    "{}/{}/{}/{}/{}",
+                    p.due.group.group, p.receiver, e.incident, e.iteration, e.step
+                ),
+            };
             if inner.latest.get(&latest_key) == Some(&key) {
                 inner.latest.remove(&latest_key);
             }
@@ -221,7 +237,15 @@ impl OutboxState {
             .collect();
         for k in old {
             if let Some(p) = inner.pending.remove(&k) {
-                let latest_key = format!("{}/{}", p.due.group.group, p.receiver);
+                // Escalation pages are each addressed to someone: none replaces
+                // another, nor the group's own message.
+                let latest_key = match &p.due.escalation {
+                    None => format!("{}/{}", p.due.group.group, p.receiver),
+                    Some(e) => format!(
+                        "{}/{}/{}/{}/{}",
+                        p.due.group.group, p.receiver, e.incident, e.iteration, e.step
+                    ),
+                };
                 if inner.latest.get(&latest_key) == Some(&k) {
                     inner.latest.remove(&latest_key);
                 }

@@ -1,0 +1,411 @@
+//! [`Escalator`]: takes the steps of escalation policies for open,
+//! unacknowledged incidents, and records each as `escalation.stepped`
+//! with the pages (`notification.due` addressed to people) it implies.
+//!
+//! It decides inside the writer's commit like the dispatcher (see
+//! [`crate::eventlog::Decider`]): a notification that opens an incident
+//! and the incident's first page are committed together. What is due
+//! later (after a `wait`, when a snooze or an acknowledgement lapses) is
+//! a durable timer in the log: the `next_at` of the last step, so a
+//! restart neither skips nor repeats a step. Never sends, never reads the
+//! wall clock: `now` is passed in.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use super::incident::{Incident, Incidents};
+use super::policy::{Condition, PolicyConfig, StepConfig};
+use crate::config::Routing;
+use crate::eventlog::event::{EscalationRef, EscalationStep, IncidentAction, Recipient};
+use crate::eventlog::{Event, EventKind, NewEvent, NotificationDue};
+
+/// People and who is on call: what a notify step resolves its targets with.
+pub trait Directory: Send + Sync {
+    /// A person's contact points; `None` if unknown.
+    fn person(&self, name: &str) -> Option<Recipient>;
+    /// Who a schedule has on call at `at`.
+    fn on_call(&self, schedule: &str, at: DateTime<Utc>) -> Vec<String>;
+}
+
+/// A directory that knows nobody: policies can then page receivers only.
+pub struct NoPeople;
+
+impl Directory for NoPeople {
+    fn person(&self, _: &str) -> Option<Recipient> {
+        None
+    }
+    fn on_call(&self, _: &str, _: DateTime<Utc>) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+pub struct Escalator {
+    policies: BTreeMap<String, PolicyConfig>,
+    routing: Routing,
+    directory: Arc<dyn Directory>,
+    incidents: Arc<Incidents>,
+}
+
+/// The most steps one incident takes in one pass: a policy with no wait
+/// between its steps is walked in one go, but never forever.
+const MAX_STEPS_PER_PASS: usize = 64;
+
+impl Escalator {
+    pub fn new(
+        policies: &[PolicyConfig],
+        routing: Routing,
+        directory: Arc<dyn Directory>,
+        incidents: Arc<Incidents>,
+    ) -> Self {
+        Escalator {
+            policies: policies
+                .iter()
+                .map(|p| (p.name.clone(), p.clone()))
+                .collect(),
+            routing,
+            directory,
+            incidents,
+        }
+    }
+
+    pub fn incidents(&self) -> &Arc<Incidents> {
+        &self.incidents
+    }
+
+    /// The policy of an incident: the one its escalation began with, or
+    /// its route's (children inherit `escalation:`).
+    fn policy_of(&self, incident: &Incident) -> Option<&PolicyConfig> {
+        let name = match &incident.escalation.policy {
+            Some(name) => name.clone(),
+            None => self
+                .routing
+                .tree
+                .as_ref()?
+                .get(&incident.group.route)?
+                .opts()
+                .escalation
+                .clone()?,
+        };
+        self.policies.get(&name)
+    }
+
+    /// How long an acknowledgement of `incident` holds (its policy's
+    /// `ack_timeout`); `None`: until taken back.
+    pub fn ack_timeout(&self, incident: &str) -> Option<chrono::Duration> {
+        let incident = self.incidents.get(incident)?;
+        self.policy_of(&incident)?.ack_timeout.map(|d| d.0)
+    }
+
+    /// Whether these just-folded events can make a step due now.
+    pub fn wants(&self, events: &[Arc<Event>]) -> bool {
+        !self.policies.is_empty()
+            && events.iter().any(|e| match &e.kind {
+                EventKind::NotificationDue(d) => d.escalation.is_none(),
+                EventKind::IncidentAcknowledged(_)
+                | EventKind::IncidentUnacknowledged(_)
+                | EventKind::IncidentSnoozed(_)
+                | EventKind::IncidentResolved(_) => true,
+                _ => false,
+            })
+    }
+
+    /// When a pass must run without any event: the earliest step, snooze
+    /// end or acknowledgement lapse.
+    pub fn next_due(&self) -> Option<DateTime<Utc>> {
+        self.incidents
+            .open()
+            .iter()
+            .filter(|i| self.policy_of(i).is_some())
+            .filter_map(|i| {
+                if let Some(ack) = &i.ack {
+                    return ack.until;
+                }
+                if i.escalation.finished {
+                    return None;
+                }
+                let step = i.escalation.next_at;
+                match (step, i.snoozed_until) {
+                    (Some(s), Some(z)) => Some(s.max(z)),
+                    (s, z) => s.or(z),
+                }
+            })
+            .min()
+    }
+
+    /// Every decision due at `now`.
+    pub fn decide(&self, now: DateTime<Utc>) -> Vec<NewEvent> {
+        let mut out = Vec::new();
+        for incident in self.incidents.open() {
+            let Some(policy) = self.policy_of(&incident) else {
+                continue;
+            };
+            self.decide_incident(&incident, policy, now, &mut out);
+        }
+        out
+    }
+
+    fn decide_incident(
+        &self,
+        incident: &Incident,
+        policy: &PolicyConfig,
+        now: DateTime<Utc>,
+        out: &mut Vec<NewEvent>,
+    ) {
+        let event = |kind: EventKind| NewEvent::new(now, "fenghuo", incident.id.clone(), kind);
+        if let Some(ack) = &incident.ack {
+            if ack.until.is_some_and(|u| u <= now) {
+                out.push(event(EventKind::IncidentUnacknowledged(IncidentAction {
+                    incident: incident.id.clone(),
+                    by: "fenghuo".into(),
+                    via: "timeout".into(),
+                    until: None,
+                    token: None,
+                    reason: format!("acknowledgement by {} timed out", ack.by),
+                })));
+            } else if policy.renotify_acknowledger && !incident.joined_since_ack.is_empty() {
+                self.renotify(incident, policy, &ack.by, now, out);
+            }
+            return;
+        }
+        let progress = &incident.escalation;
+        if progress.finished
+            || incident.snoozed_until.is_some_and(|u| u > now)
+            || progress.next_at.is_some_and(|t| t > now)
+        {
+            return;
+        }
+        let mut iteration = progress.iteration;
+        let mut index = progress.next_step;
+        let mut reason = match (progress.steps_taken, progress.next_at) {
+            (0, _) => format!("incident opened ({} firing)", incident.firing.len()),
+            (_, Some(_)) => "wait over".to_string(),
+            _ => "escalation resumed".to_string(),
+        };
+        for _ in 0..MAX_STEPS_PER_PASS {
+            if index >= policy.steps.len() {
+                if iteration < policy.repeat {
+                    iteration += 1;
+                    index = 0;
+                    reason = format!("repeat {} of {}", iteration, policy.repeat);
+                    continue;
+                }
+                out.push(event(EventKind::EscalationStepped(EscalationStep {
+                    incident: incident.id.clone(),
+                    policy: policy.name.clone(),
+                    iteration,
+                    step: index,
+                    action: "finished".into(),
+                    reason: "every step taken; nobody acknowledged".into(),
+                    people: Vec::new(),
+                    receivers: Vec::new(),
+                    next_at: None,
+                })));
+                return;
+            }
+            let step =
+                |action: &str, reason: String, next_at: Option<DateTime<Utc>>| EscalationStep {
+                    incident: incident.id.clone(),
+                    policy: policy.name.clone(),
+                    iteration,
+                    step: index,
+                    action: action.into(),
+                    reason,
+                    people: Vec::new(),
+                    receivers: Vec::new(),
+                    next_at,
+                };
+            match &policy.steps[index] {
+                StepConfig::Notify(n) => {
+                    let mut people: Vec<String> = n.people.clone();
+                    for schedule in &n.schedules {
+                        for p in self.directory.on_call(schedule, now) {
+                            if !people.contains(&p) {
+                                people.push(p);
+                            }
+                        }
+                    }
+                    let to: Vec<Recipient> = people
+                        .iter()
+                        .map(|p| {
+                            self.directory.person(p).unwrap_or_else(|| Recipient {
+                                name: p.clone(),
+                                ..Recipient::default()
+                            })
+                        })
+                        .collect();
+                    let mut taken = step("notify", reason.clone(), None);
+                    taken.people = people;
+                    taken.receivers = n.via.clone();
+                    out.push(event(EventKind::EscalationStepped(taken)));
+                    for receiver in &n.via {
+                        out.push(self.page(incident, receiver, &to, iteration, index, now));
+                    }
+                }
+                StepConfig::Wait(d) => {
+                    out.push(event(EventKind::EscalationStepped(step(
+                        "wait",
+                        format!("waiting {}", crate::notify::humanize_since(now - d.0, now)),
+                        Some(now + d.0),
+                    ))));
+                    return;
+                }
+                StepConfig::OnlyIf(c) => {
+                    let (holds, why) = self.condition(c, incident, now);
+                    if !holds {
+                        // The rest of this pass is skipped. A repetition
+                        // starts after as long as a whole pass waits, so a
+                        // condition that stays false does not page in a
+                        // tight loop (`repeat` requires a wait).
+                        let pass: chrono::Duration = policy
+                            .steps
+                            .iter()
+                            .filter_map(|s| match s {
+                                StepConfig::Wait(d) => Some(d.0),
+                                _ => None,
+                            })
+                            .sum();
+                        let next = (iteration < policy.repeat).then_some(now + pass);
+                        out.push(event(EventKind::EscalationStepped(step(
+                            "condition_false",
+                            why,
+                            next,
+                        ))));
+                        if next.is_none() {
+                            out.push(event(EventKind::EscalationStepped(EscalationStep {
+                                action: "finished".into(),
+                                reason: "condition false on the last pass".into(),
+                                step: index + 1,
+                                ..step("finished", String::new(), None)
+                            })));
+                        }
+                        return;
+                    }
+                    out.push(event(EventKind::EscalationStepped(step(
+                        "condition",
+                        why,
+                        None,
+                    ))));
+                }
+            }
+            index += 1;
+            reason = "next step".to_string();
+        }
+        tracing::warn!(incident = %incident.id, "escalation took too many steps in one pass");
+    }
+
+    fn condition(&self, c: &Condition, incident: &Incident, now: DateTime<Utc>) -> (bool, String) {
+        let intervals = &self.routing.intervals;
+        let inside = |name: &String| intervals.get(name).is_some_and(|i| i.contains(now));
+        if !c.within.is_empty() && !c.within.iter().any(inside) {
+            return (false, format!("outside {}", c.within.join(", ")));
+        }
+        if let Some(name) = c.outside.iter().find(|n| inside(n)) {
+            return (false, format!("inside {name}"));
+        }
+        if let Some(n) = c.alerts_more_than
+            && incident.firing.len() <= n
+        {
+            return (
+                false,
+                format!("{} firing, not more than {n}", incident.firing.len()),
+            );
+        }
+        (true, "condition holds".into())
+    }
+
+    /// A page of `incident` through `receiver`, addressed to `to`.
+    fn page(
+        &self,
+        incident: &Incident,
+        receiver: &str,
+        to: &[Recipient],
+        iteration: u32,
+        step: usize,
+        now: DateTime<Utc>,
+    ) -> NewEvent {
+        let mut group = incident.group.clone();
+        group.receiver = receiver.to_string();
+        NewEvent::new(
+            now,
+            "fenghuo",
+            incident.group.group.clone(),
+            EventKind::NotificationDue(NotificationDue {
+                group,
+                firing: incident.firing.clone(),
+                resolved: Vec::new(),
+                new: Vec::new(),
+                repeat: false,
+                muted: BTreeMap::new(),
+                escalation: Some(EscalationRef {
+                    incident: incident.id.clone(),
+                    iteration,
+                    step,
+                }),
+                to: to.to_vec(),
+            }),
+        )
+    }
+
+    /// New alerts joined an acknowledged incident: page the acknowledger
+    /// through whatever reached them before (or the first notify step's
+    /// receivers if they were never paged).
+    fn renotify(
+        &self,
+        incident: &Incident,
+        policy: &PolicyConfig,
+        by: &str,
+        now: DateTime<Utc>,
+        out: &mut Vec<NewEvent>,
+    ) {
+        let via = incident.paged.get(by).cloned().unwrap_or_else(|| {
+            policy
+                .steps
+                .iter()
+                .find_map(|s| match s {
+                    StepConfig::Notify(n) => Some(n.via.clone()),
+                    _ => None,
+                })
+                .unwrap_or_default()
+        });
+        let to = vec![self.directory.person(by).unwrap_or_else(|| Recipient {
+            name: by.to_string(),
+            ..Recipient::default()
+        })];
+        let progress = &incident.escalation;
+        out.push(NewEvent::new(
+            now,
+            "fenghuo",
+            incident.id.clone(),
+            EventKind::EscalationStepped(EscalationStep {
+                incident: incident.id.clone(),
+                policy: policy.name.clone(),
+                iteration: progress.iteration,
+                step: progress.next_step,
+                action: "renotify".into(),
+                reason: format!(
+                    "{} new alert(s) joined the acknowledged incident",
+                    incident.joined_since_ack.len()
+                ),
+                people: vec![by.to_string()],
+                receivers: via.clone(),
+                next_at: progress.next_at,
+            }),
+        ));
+        for receiver in &via {
+            let mut page = self.page(
+                incident,
+                receiver,
+                &to,
+                progress.iteration,
+                progress.next_step,
+                now,
+            );
+            if let EventKind::NotificationDue(d) = &mut page.kind {
+                d.new = incident.joined_since_ack.clone();
+            }
+            out.push(page);
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! The escalate stage: what happens when nobody reacts.
+//!
+//! - [`policy`] — escalation policies as configured, checked at load;
+//! - [`incident`] — incidents (one paging episode of a notification group)
+//!   as a fold over the log, with their escalation progress, acks, snoozes;
+//! - [`escalator`] — takes the due steps and records them as events, with
+//!   the pages they imply (`notification.due` addressed to people);
+//! - [`actions`] — acknowledge, unacknowledge, resolve, snooze, checked
+//!   the same way from the API, the CLI, links and PagerDuty events.
+//!
+//! This stage decides and records; it never sends (the outbox does) and
+//! never reads the wall clock.
+
+pub mod actions;
+pub mod escalator;
+pub mod incident;
+pub mod policy;
