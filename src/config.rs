@@ -42,6 +42,10 @@ pub struct Config {
     /// Delivery: retries, fallback timing, templates, links.
     pub notify: crate::notify::config::NotifyConfig,
 
+    /// Rule files, as Prometheus' `rule_files:`: paths or globs (`*`, `?`
+    /// in any path segment), relative to this file's directory.
+    pub rule_files: Vec<String>,
+
     /// The directory of the config file: relative template and secret
     /// paths are resolved against it.
     #[serde(skip)]
@@ -77,6 +81,7 @@ impl Default for Config {
             global: None,
             templates: Vec::new(),
             notify: Default::default(),
+            rule_files: Vec::new(),
             dir: None,
             source: None,
         }
@@ -281,6 +286,13 @@ impl Config {
             inhibit_rules,
             intervals,
         })
+    }
+
+    /// The files `rule_files:` names, globs expanded (sorted, each once).
+    /// A pattern without wildcards must name an existing file; a glob may
+    /// match nothing, as in Prometheus.
+    pub fn rule_paths(&self) -> Result<Vec<PathBuf>, String> {
+        crate::evaluate::rules::expand_rule_files(self.dir.as_deref(), &self.rule_files)
     }
 
     pub fn db_path(&self) -> PathBuf {

@@ -251,7 +251,11 @@ async fn next_input(
                 | K::NotificationDue(_)
                 | K::NotificationSent(_)
                 | K::NotificationFailed(_)
-                | K::NotificationSkipped(_) => continue,
+                | K::NotificationSkipped(_)
+                // Rule inputs: the rule engine turns them into `alert.*`.
+                | K::K8sEvent(_)
+                | K::ProbeResult(_)
+                | K::HeartbeatReceived(_) => continue,
             },
             // Missed some: one of them may matter.
             Err(RecvError::Lagged(_)) => return Ok(()),

@@ -238,6 +238,10 @@ impl Projection for AlertStore {
             | EventKind::NotificationSent(_)
             | EventKind::NotificationFailed(_)
             | EventKind::NotificationSkipped(_) => {}
+            // Inputs of the rule engine; its alerts arrive as `alert.*`.
+            EventKind::K8sEvent(_)
+            | EventKind::ProbeResult(_)
+            | EventKind::HeartbeatReceived(_) => {}
         }
     }
 

@@ -12,8 +12,8 @@ pub mod store;
 pub mod tail;
 
 pub use event::{
-    AlertReport, AlertResolution, Event, EventKind, GroupRef, GroupTimer, LabelSet, Lease,
-    NewEvent, NotificationDue, SilenceSpec,
+    AlertReport, AlertResolution, Event, EventKind, GroupRef, GroupTimer, Heartbeat,
+    InvolvedObject, K8sEvent, LabelSet, Lease, NewEvent, NotificationDue, ProbeResult, SilenceSpec,
 };
 pub use projection::Projection;
 pub use replay::{replay, replay_as_of};

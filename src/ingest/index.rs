@@ -238,7 +238,10 @@ impl Projection for AlertIndex {
             | EventKind::NotificationDue(_)
             | EventKind::NotificationSent(_)
             | EventKind::NotificationFailed(_)
-            | EventKind::NotificationSkipped(_) => {}
+            | EventKind::NotificationSkipped(_)
+            | EventKind::K8sEvent(_)
+            | EventKind::ProbeResult(_)
+            | EventKind::HeartbeatReceived(_) => {}
         }
     }
 
