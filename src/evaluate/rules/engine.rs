@@ -398,12 +398,18 @@ impl RuleEngine {
             .as_deref()
             .cloned()
             .unwrap_or(serde_json::Value::Null);
+        // Whole amounts (counts) print as `4`, not `4.0`.
+        let amount = if st.amount.fract() == 0.0 && st.amount.abs() < 1e15 {
+            serde_json::json!(st.amount as i64)
+        } else {
+            serde_json::json!(st.amount)
+        };
         let mut doc = serde_json::json!({
             "labels": labels,
             "group": group,
             "payload": payload,
-            "value": st.amount,
-            "count": st.amount,
+            "value": amount,
+            "count": amount,
             "since": st.since.map(|s| s.to_rfc3339()),
             "rule": { "name": rule.name, "group": rule.group },
         });
@@ -557,7 +563,7 @@ fn describe(rule: &Rule, st: &Status) -> String {
     match &rule.mode {
         Mode::Match => format!("condition met{for_}"),
         Mode::Count { window, at_least } => format!(
-            "{} events in {} (at least {at_least}){for_}",
+            "{:.0} events in {} (at least {at_least}){for_}",
             st.amount,
             show(*window)
         ),

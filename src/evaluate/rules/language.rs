@@ -343,7 +343,9 @@ impl Ctx<'_> {
     /// Compiles CEL; a syntax error is placed at its line and column in the
     /// file, not only in the expression.
     fn expr(&mut self, src: &Spanned<String>, what: &str) -> Option<Expr> {
-        match Expr::compile(&src.value) {
+        // A block scalar ends in a newline; an error "at the end" belongs
+        // on the last line written, not below it.
+        match Expr::compile(src.value.trim_end()) {
             Ok(e) => Some(e),
             Err(e) => {
                 let (line, column) = self.inside(src, e.line, e.column);
@@ -377,13 +379,17 @@ impl Ctx<'_> {
         let opening = first.chars().nth(c0.saturating_sub(1) as usize);
         match opening {
             Some('|') | Some('>') => {
-                let body = self.text.lines().nth(l0 as usize + line - 1).unwrap_or("");
+                // The block's indentation is its first line's; deeper
+                // lines keep their extra spaces in the expression.
+                let body = self.text.lines().nth(l0 as usize).unwrap_or("");
                 let indent = body.len() - body.trim_start().len();
                 (l0 + line as u64, (indent + column) as u64)
             }
             Some('"') | Some('\'') if line == 1 => (l0, c0 + column as u64),
             _ if line == 1 => (l0, c0 + column as u64 - 1),
-            _ => (l0 + line as u64 - 1, column as u64),
+            // A block scalar's position is its first content line: the
+            // lines below share its indentation.
+            _ => (l0 + line as u64 - 1, c0 + column as u64 - 1),
         }
     }
 
@@ -790,7 +796,10 @@ fn text(
             line,
             column,
             message: format!(
-                "bad template: {message}; templates are tera, e.g. {{{{ labels.pod }}}}"
+                "{}: bad template: {message}; templates are tera, e.g. {{{{ labels.pod }}}}",
+                name.split_once('/')
+                    .map_or(name.as_str(), |(_, what)| what)
+                    .replace('/', ".")
             ),
         });
     }

@@ -396,3 +396,6 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod timeline_tests;
