@@ -761,18 +761,17 @@ fn apply(
 
 /// A recovery event: the group's evidence is dropped; its alert resolves.
 fn recover(state: &mut GroupState, t: DateTime<Utc>) {
-    let last_seen = state.last_seen.map(|_| t);
     *state = GroupState {
         ended: Some(t),
         recovered: Some(t),
-        // An absent group counts from the recovery again.
-        last_seen,
         ..GroupState::default()
     };
 }
 
 fn status(rule: &Rule, state: &GroupState, now: DateTime<Utc>) -> Status {
-    if state.recovered.is_some() && !matches!(rule.mode, Mode::Absent { .. }) {
+    // After a recovery nothing holds until new evidence arrives (for an
+    // absent rule: the group is retired, not counted as missing again).
+    if state.recovered.is_some() {
         return Status {
             holding: false,
             since: None,
@@ -828,15 +827,10 @@ fn status(rule: &Rule, state: &GroupState, now: DateTime<Utc>) -> Status {
         Mode::Absent { after } => {
             let since = state.last_seen.map(|s| s + *after);
             let holding = since.is_some_and(|s| now >= s);
-            let ended = if state.recovered.is_some() {
-                state.recovered
-            } else {
-                state.last_seen
-            };
             Status {
                 holding,
                 since,
-                ended,
+                ended: state.last_seen,
                 amount: state
                     .last_seen
                     .map_or(0.0, |s| (now - s).num_seconds() as f64),
@@ -859,7 +853,7 @@ fn idle(rule: &Rule, state: &GroupState, now: DateTime<Utc>) -> bool {
         Mode::Count { window, .. } => state.times.back().is_none_or(|t| *t <= now - *window),
         Mode::Distinct { window, .. } => state.values.values().all(|t| *t <= now - *window),
         // Absent groups are what it watches; forgotten only on recovery.
-        Mode::Absent { .. } => state.recovered.is_some() && !rule.group_by.is_empty(),
+        Mode::Absent { .. } => state.recovered.is_some(),
         Mode::Threshold { .. } => !state.crossed,
     }
 }
