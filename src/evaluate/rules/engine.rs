@@ -585,7 +585,7 @@ fn describe(rule: &Rule, st: &Status) -> String {
 
 fn selects_without_condition(sel: &Selector, event: &Event, input: &Input) -> bool {
     sel.kinds.contains(&event.kind.name())
-        && (sel.sources.is_empty() || sel.sources.iter().any(|s| *s == event.source))
+        && (sel.sources.is_empty() || sel.sources.contains(&event.source))
         && sel
             .matchers
             .iter()

@@ -78,6 +78,8 @@ impl std::fmt::Debug for RuleSet {
     }
 }
 
+type RulesByValue = HashMap<String, Vec<usize>>;
+
 /// Rules of one kind. Most rules select on an equality (`reason="BackOff"`):
 /// they are found by that field's value, so 200 rules on `k8s.event` cost
 /// an event a few hash lookups, not 200 matcher walks.
@@ -86,7 +88,7 @@ struct KindIndex {
     /// Rules to try on every event of the kind.
     always: Vec<usize>,
     /// Field path → value → rules with `path="value"`.
-    by_field: Vec<(Vec<String>, HashMap<String, Vec<usize>>)>,
+    by_field: Vec<(Vec<String>, RulesByValue)>,
 }
 
 impl RuleSet {
@@ -309,7 +311,7 @@ pub fn expand_rule_files(base: Option<&Path>, patterns: &[String]) -> Result<Vec
                         .flatten()
                         .filter_map(|e| e.file_name().into_string().ok())
                         .filter(|n| {
-                            wildcard(&part, n) && !(n.starts_with('.') && !part.starts_with('.'))
+                            (part.starts_with('.') || !n.starts_with('.')) && wildcard(&part, n)
                         })
                         .collect();
                     names.sort();

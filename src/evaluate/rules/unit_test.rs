@@ -135,7 +135,10 @@ struct Test {
 
 /// Reads a test file and the rule files it names; problems with either
 /// are reported with their positions.
-fn load(file: &Path) -> Result<(Arc<RuleSet>, DateTime<Utc>, Vec<Test>), Vec<Problem>> {
+/// A test file read: its rules, its start instant and its tests.
+type Loaded = (Arc<RuleSet>, DateTime<Utc>, Vec<Test>);
+
+fn load(file: &Path) -> Result<Loaded, Vec<Problem>> {
     let text = std::fs::read_to_string(file).map_err(|e| {
         vec![Problem {
             file: file.to_path_buf(),
