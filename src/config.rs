@@ -46,6 +46,10 @@ pub struct Config {
     /// `escalation:`.
     pub escalation_policies: Vec<crate::escalate::policy::PolicyConfig>,
 
+    /// Rule files, as Prometheus' `rule_files:`: paths or globs (`*`, `?`
+    /// in any path segment), relative to this file's directory.
+    pub rule_files: Vec<String>,
+
     /// The directory of the config file: relative template and secret
     /// paths are resolved against it.
     #[serde(skip)]
@@ -82,6 +86,7 @@ impl Default for Config {
             templates: Vec::new(),
             notify: Default::default(),
             escalation_policies: Vec::new(),
+            rule_files: Vec::new(),
             dir: None,
             source: None,
         }
@@ -318,6 +323,13 @@ impl Config {
             inhibit_rules,
             intervals,
         })
+    }
+
+    /// The files `rule_files:` names, globs expanded (sorted, each once).
+    /// A pattern without wildcards must name an existing file; a glob may
+    /// match nothing, as in Prometheus.
+    pub fn rule_paths(&self) -> Result<Vec<PathBuf>, String> {
+        crate::evaluate::rules::expand_rule_files(self.dir.as_deref(), &self.rule_files)
     }
 
     pub fn db_path(&self) -> PathBuf {

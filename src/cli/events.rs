@@ -197,6 +197,27 @@ pub fn describe(e: &Event) -> String {
             "{} {}: not sent: {}",
             d.target.receiver, d.target.integration, d.reason
         ),
+        EventKind::K8sEvent(k) => format!(
+            "{} {}/{} {} {}: {} (x{})",
+            k.event_type,
+            k.namespace,
+            k.involved_object.name,
+            k.involved_object.kind,
+            k.reason,
+            k.message,
+            k.count
+        ),
+        EventKind::ProbeResult(p) => format!(
+            "{} {} {}{}",
+            p.probe,
+            p.target,
+            if p.ok { "ok" } else { "failed" },
+            p.error
+                .as_ref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default()
+        ),
+        EventKind::HeartbeatReceived(h) => format!("heartbeat {}", h.name),
     };
     format!(
         "{:>8}  {}  {:<15} {:<16} {:<12} {}",

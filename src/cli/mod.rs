@@ -5,6 +5,7 @@ mod events;
 mod replay;
 mod serve;
 mod template;
+mod test;
 mod why;
 
 use std::path::PathBuf;
@@ -71,8 +72,10 @@ pub enum Command {
     Replay(replay::ReplayArgs),
     /// Explain an alert: its state, what mutes it, and its history.
     Why(why::WhyArgs),
-    /// Validate config files and templates (exit 1 on problems).
+    /// Validate configs, rule files, rule tests and templates (exit 1 on problems).
     Check(check::CheckArgs),
+    /// Run rule unit tests (exit 1 on failures).
+    Test(test::TestArgs),
     /// Preview notification templates.
     Template(template::TemplateArgs),
 }
@@ -100,6 +103,7 @@ pub fn main() -> anyhow::Result<()> {
         Command::Replay(args) => replay::run(args),
         Command::Why(args) => why::run(args),
         Command::Check(args) => std::process::exit(check::run(args)),
+        Command::Test(args) => std::process::exit(test::run(args)),
         Command::Template(args) => template::run(args),
     }
 }

@@ -255,7 +255,10 @@ mod tests {
                 "- name: p\n  steps:\n    - wait: 0s\n",
                 "wait must be more than 0s",
             ),
-            ("- name: p\n  steps:\n    - wait: soon\n", "invalid duration \"soon\""),
+            (
+                "- name: p\n  steps:\n    - wait: soon\n",
+                "invalid duration \"soon\"",
+            ),
             ("- name: p\n  steps:\n    - only_if: {}\n", "only_if needs"),
             (
                 "- name: p\n  steps:\n    - only_if: {within: [unknown-i]}\n",

@@ -243,6 +243,10 @@ impl Projection for AlertStore {
             | EventKind::IncidentUnacknowledged(_)
             | EventKind::IncidentResolved(_)
             | EventKind::IncidentSnoozed(_) => {}
+            // Inputs of the rule engine; its alerts arrive as `alert.*`.
+            EventKind::K8sEvent(_)
+            | EventKind::ProbeResult(_)
+            | EventKind::HeartbeatReceived(_) => {}
         }
     }
 

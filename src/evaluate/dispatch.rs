@@ -716,6 +716,10 @@ pub fn is_input(kind: &EventKind) -> bool {
         | K::IncidentAcknowledged(_)
         | K::IncidentUnacknowledged(_)
         | K::IncidentResolved(_)
-        | K::IncidentSnoozed(_) => false,
+        | K::IncidentSnoozed(_)
+        // Rule inputs: the rule engine turns them into `alert.*`.
+        | K::K8sEvent(_)
+        | K::ProbeResult(_)
+        | K::HeartbeatReceived(_) => false,
     }
 }

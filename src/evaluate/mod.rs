@@ -12,6 +12,7 @@ pub mod fingerprint;
 pub mod inhibit;
 pub mod matcher;
 pub mod route;
+pub mod rules;
 pub mod silence;
 pub mod time_interval;
 

@@ -186,6 +186,22 @@ pub enum EventKind {
     /// Someone put an incident's escalation off until `until`.
     #[serde(rename = "incident.snoozed")]
     IncidentSnoozed(IncidentAction),
+    /// A Kubernetes event, normalized from whichever shape it arrived in
+    /// (core/v1, events.k8s.io/v1, kubernetes-event-exporter). Key: the
+    /// involved object's uid. A re-emitted event with a higher `count` is
+    /// stored as a new `k8s.event` carrying the new count.
+    #[serde(rename = "k8s.event")]
+    K8sEvent(std::sync::Arc<K8sEvent>),
+
+    /// One run of a probe (HTTP, TCP, Prometheus scrape) and what it
+    /// measured. Key: the probe's name.
+    #[serde(rename = "probe.result")]
+    ProbeResult(std::sync::Arc<ProbeResult>),
+
+    /// A heartbeat arrived (a batch job or cron job saying it is alive).
+    /// Key: the heartbeat's name.
+    #[serde(rename = "heartbeat.received")]
+    HeartbeatReceived(Heartbeat),
 }
 
 impl EventKind {
@@ -211,6 +227,9 @@ impl EventKind {
             EventKind::IncidentUnacknowledged(_) => "incident.unacknowledged",
             EventKind::IncidentResolved(_) => "incident.resolved",
             EventKind::IncidentSnoozed(_) => "incident.snoozed",
+            EventKind::K8sEvent(_) => "k8s.event",
+            EventKind::ProbeResult(_) => "probe.result",
+            EventKind::HeartbeatReceived(_) => "heartbeat.received",
         }
     }
 
@@ -235,6 +254,9 @@ impl EventKind {
         "incident.unacknowledged",
         "incident.resolved",
         "incident.snoozed",
+        "k8s.event",
+        "probe.result",
+        "heartbeat.received",
     ];
 
     /// The payload column: the variant's fields, without the tag.
@@ -577,6 +599,103 @@ pub struct AlertReport {
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
+/// A Kubernetes event in one shape, whatever the API version or exporter
+/// that delivered it. Field names are the log's (snake case); rules select
+/// and group on them (`reason`, `involved_object.name`, `labels.app`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct K8sEvent {
+    /// The cluster's configured name (`clusterName` from the exporter, or
+    /// the `kubernetes:` watch's name); empty when unknown.
+    #[serde(default)]
+    pub cluster: String,
+    /// Namespace of the involved object (empty for cluster-scoped ones
+    /// such as nodes).
+    #[serde(default)]
+    pub namespace: String,
+    pub involved_object: InvolvedObject,
+    /// `BackOff`, `OOMKilling`, `FailedScheduling`, `NodeNotReady`, …
+    pub reason: String,
+    /// `message` (core/v1) or `note` (events.k8s.io/v1).
+    #[serde(default)]
+    pub message: String,
+    /// `Normal` or `Warning`.
+    #[serde(default, rename = "type")]
+    pub event_type: String,
+    /// How many times Kubernetes saw it (`count`, or `series.count`).
+    #[serde(default = "one")]
+    pub count: u64,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "stored_time::optional"
+    )]
+    pub first_seen: Option<DateTime<Utc>>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "stored_time::optional"
+    )]
+    pub last_seen: Option<DateTime<Utc>>,
+    /// `reportingController` / `source.component` (`kubelet`,
+    /// `default-scheduler`, …).
+    #[serde(default)]
+    pub reporting_controller: String,
+    /// The involved object's labels, when the sender includes them
+    /// (kubernetes-event-exporter does).
+    #[serde(default, skip_serializing_if = "LabelSet::is_empty")]
+    pub labels: LabelSet,
+}
+
+fn one() -> u64 {
+    1
+}
+
+/// The object a Kubernetes event is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvolvedObject {
+    /// `Pod`, `Node`, `Deployment`, …
+    pub kind: String,
+    pub name: String,
+    #[serde(default)]
+    pub uid: String,
+}
+
+/// What one probe run found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProbeResult {
+    /// The probe's name in `probes:`.
+    pub probe: String,
+    /// `http`, `tcp` or `scrape`.
+    #[serde(rename = "type")]
+    pub probe_type: String,
+    /// What was probed: a URL or `host:port`.
+    #[serde(default)]
+    pub target: String,
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<f64>,
+    /// HTTP status, when there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// Values measured, by name: scraped series (`up`,
+    /// `process_resident_memory_bytes`, …).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub values: BTreeMap<String, f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The probe's configured labels (`service`, `team`, …).
+    #[serde(default, skip_serializing_if = "LabelSet::is_empty")]
+    pub labels: LabelSet,
+}
+
+/// A heartbeat: someone said they are alive.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "LabelSet::is_empty")]
+    pub labels: LabelSet,
+}
+
 /// The end of an alert.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertResolution {
@@ -756,6 +875,38 @@ mod tests {
             EventKind::IncidentUnacknowledged(action()),
             EventKind::IncidentResolved(action()),
             EventKind::IncidentSnoozed(action()),
+            EventKind::K8sEvent(std::sync::Arc::new(K8sEvent {
+                cluster: "prod".into(),
+                namespace: "shop".into(),
+                involved_object: InvolvedObject {
+                    kind: "Pod".into(),
+                    name: "web-1".into(),
+                    uid: "u1".into(),
+                },
+                reason: "BackOff".into(),
+                message: "Back-off restarting failed container".into(),
+                event_type: "Warning".into(),
+                count: 3,
+                first_seen: Some("2026-01-01T00:00:00Z".parse().unwrap()),
+                last_seen: Some("2026-01-01T00:02:00Z".parse().unwrap()),
+                reporting_controller: "kubelet".into(),
+                labels: [("app".to_string(), "web".to_string())].into(),
+            })),
+            EventKind::ProbeResult(std::sync::Arc::new(ProbeResult {
+                probe: "api".into(),
+                probe_type: "scrape".into(),
+                target: "http://api:9100/metrics".into(),
+                ok: true,
+                latency_ms: Some(12.5),
+                status: Some(200),
+                values: [("up".to_string(), 1.0)].into(),
+                error: None,
+                labels: LabelSet::new(),
+            })),
+            EventKind::HeartbeatReceived(Heartbeat {
+                name: "backup".into(),
+                labels: LabelSet::new(),
+            }),
         ];
         assert_eq!(kinds.len(), EventKind::NAMES.len());
         for kind in kinds {

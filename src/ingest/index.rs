@@ -243,7 +243,10 @@ impl Projection for AlertIndex {
             | EventKind::IncidentAcknowledged(_)
             | EventKind::IncidentUnacknowledged(_)
             | EventKind::IncidentResolved(_)
-            | EventKind::IncidentSnoozed(_) => {}
+            | EventKind::IncidentSnoozed(_)
+            | EventKind::K8sEvent(_)
+            | EventKind::ProbeResult(_)
+            | EventKind::HeartbeatReceived(_) => {}
         }
     }
 

@@ -1,0 +1,859 @@
+//! [`RuleEngine`]: rule evaluation as a fold over the log.
+//!
+//! Per rule and group (the values of its `group_by`) the engine keeps only
+//! the evidence the rule's condition needs, all of it taken from events'
+//! `occurred_at`:
+//!
+//! | mode | evidence | holds at `now` when |
+//! | --- | --- | --- |
+//! | match | the latest selected event met the condition | it did (and, with `resolve.after`, less than that long ago) |
+//! | count / rate | times of events that met it, within the window | at least N of them in `(now - window, now]` |
+//! | distinct | the last time each distinct value was seen | at least N values seen in the window |
+//! | absent | when the group was last seen | nothing for `absent` since |
+//! | threshold | above (or below) the fire level, until past the clear level | the value crossed `fire` and has not crossed `clear` back |
+//!
+//! An episode of holding starts at an event and ends at an event or when
+//! evidence ages out of a window, so its start and end are instants of the
+//! inputs — which is what makes replay give the same decisions as live.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::RuleSet;
+use super::expr::Input;
+use super::language::{GroupBy, Mode, Rule, Selector, Text};
+use crate::evaluate::Fingerprint;
+use crate::eventlog::{AlertReport, AlertResolution, Event, EventKind, LabelSet, NewEvent};
+use crate::ingest::IncomingAlert;
+
+type GroupKey = Vec<String>;
+
+/// What the engine decided: an alert of a rule fires or resolves.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    /// `rule/{group}/{alert}`: the source the alert is recorded under.
+    pub source: String,
+    pub fingerprint: String,
+    /// When it became due (a `for` elapsed, a window expired, an event
+    /// arrived), which can be before the evaluation that noticed it.
+    pub at: DateTime<Utc>,
+    pub change: Change,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// `report.extra.rule` says which rule, which group and why.
+    Fire(AlertReport),
+    Resolve {
+        reason: String,
+        /// The report it fired with.
+        report: AlertReport,
+    },
+}
+
+impl Decision {
+    /// The event that records the decision: `alert.received` or
+    /// `alert.resolved`, as ingest records a Prometheus alert.
+    pub fn to_event(&self) -> NewEvent {
+        let kind = match &self.change {
+            Change::Fire(report) => EventKind::AlertReceived(Arc::new(report.clone())),
+            Change::Resolve { reason, report } => EventKind::AlertResolved(AlertResolution {
+                fingerprint: self.fingerprint.clone(),
+                ends_at: self.at,
+                reason: reason.clone(),
+                report: Some(report.clone()),
+            }),
+        };
+        NewEvent::new(self.at, &self.source, &self.fingerprint, kind)
+    }
+
+    /// The decision as an alert from a sender, for [`crate::ingest::Ingest::alerts`]
+    /// with `self.source` (which also versions it against concurrent reports).
+    pub fn to_incoming(&self) -> IncomingAlert {
+        match &self.change {
+            Change::Fire(report) => IncomingAlert {
+                fingerprint: Fingerprint::of(&report.labels),
+                report: report.clone(),
+                resolved: false,
+            },
+            Change::Resolve { report, .. } => {
+                let mut report = report.clone();
+                report.ends_at = Some(self.at);
+                IncomingAlert {
+                    fingerprint: Fingerprint::of(&report.labels),
+                    report,
+                    resolved: true,
+                }
+            }
+        }
+    }
+
+    pub fn is_fire(&self) -> bool {
+        matches!(self.change, Change::Fire(_))
+    }
+
+    pub fn labels(&self) -> &LabelSet {
+        match &self.change {
+            Change::Fire(r) | Change::Resolve { report: r, .. } => &r.labels,
+        }
+    }
+}
+
+/// The evidence for one rule and group.
+#[derive(Debug, Default, Clone)]
+struct GroupState {
+    /// Match: the latest selected event met the condition.
+    met: bool,
+    last_met: Option<DateTime<Utc>>,
+    /// Count: times of events that met the condition, oldest first.
+    times: VecDeque<DateTime<Utc>>,
+    /// Distinct: value → when last seen.
+    values: HashMap<String, DateTime<Utc>>,
+    /// Absent: when last seen (or, for a rule without `group_by`, when
+    /// the engine started).
+    last_seen: Option<DateTime<Utc>>,
+    /// Threshold: past the fire level.
+    crossed: bool,
+    last_value: Option<f64>,
+    /// Start of the current episode of holding.
+    since: Option<DateTime<Utc>>,
+    /// End of the last episode.
+    ended: Option<DateTime<Utc>>,
+    /// A recovery event arrived after the last evidence.
+    recovered: Option<DateTime<Utc>>,
+    /// The payload of the last event that met the condition, for templates.
+    last_payload: Option<Arc<serde_json::Value>>,
+}
+
+/// Where a group stands at an instant.
+struct Status {
+    holding: bool,
+    since: Option<DateTime<Utc>>,
+    ended: Option<DateTime<Utc>>,
+    /// How much evidence: events in the window, distinct values, the value.
+    amount: f64,
+}
+
+/// An alert the log says a rule fired and has not resolved.
+#[derive(Debug, Clone)]
+struct Firing {
+    fingerprint: String,
+    report: AlertReport,
+}
+
+/// Rule evaluation as a fold; see the module docs of [`super`].
+pub struct RuleEngine {
+    set: Arc<RuleSet>,
+    started: DateTime<Utc>,
+    /// Per rule (by index), per group.
+    groups: Vec<HashMap<GroupKey, GroupState>>,
+    /// By (rule source, group): what the log says fires.
+    firing: HashMap<(String, GroupKey), Firing>,
+    by_fingerprint: HashMap<String, (String, GroupKey)>,
+    /// Decisions handed out and not yet folded back: not decided again
+    /// (for a minute, in case they were never recorded).
+    in_flight: HashMap<(String, GroupKey), DateTime<Utc>>,
+    last_evaluated: Option<DateTime<Utc>>,
+    /// CEL errors and template failures seen (a rule that errors on every
+    /// event never fires; this says so).
+    pub errors: u64,
+}
+
+impl RuleEngine {
+    /// An engine for `set` that starts counting `absent` (of rules without
+    /// `group_by`) at `started`: pass when the rule set took effect.
+    pub fn new(set: Arc<RuleSet>, started: DateTime<Utc>) -> RuleEngine {
+        let mut groups: Vec<HashMap<GroupKey, GroupState>> =
+            (0..set.rules.len()).map(|_| HashMap::new()).collect();
+        for rule in &set.rules {
+            if matches!(rule.mode, Mode::Absent { .. }) && rule.group_by.is_empty() {
+                groups[rule.index].insert(
+                    Vec::new(),
+                    GroupState {
+                        last_seen: Some(started),
+                        ..GroupState::default()
+                    },
+                );
+            }
+        }
+        RuleEngine {
+            set,
+            started,
+            groups,
+            firing: HashMap::new(),
+            by_fingerprint: HashMap::new(),
+            in_flight: HashMap::new(),
+            last_evaluated: None,
+            errors: 0,
+        }
+    }
+
+    pub fn rules(&self) -> &Arc<RuleSet> {
+        &self.set
+    }
+
+    pub fn started(&self) -> DateTime<Utc> {
+        self.started
+    }
+
+    /// Folds one event from the log.
+    pub fn observe(&mut self, event: &Event) {
+        if event.source.starts_with("rule/") {
+            self.observe_own(event);
+            return;
+        }
+        if let EventKind::AlertResolved(r) = &event.kind {
+            // Someone else (the API, an operator) ended a rule's alert.
+            if let Some(at) = self.by_fingerprint.remove(&r.fingerprint) {
+                self.firing.remove(&at);
+                self.in_flight.remove(&at);
+            }
+        }
+        if self.set.by_kind.is_empty() || !self.set.by_kind.contains_key(event.kind.name()) {
+            return;
+        }
+        let input = Input::new(event);
+        let set = self.set.clone();
+        for index in set.candidates(event, &input) {
+            let rule = &set.rules[index];
+            if let Some(recovery) = &rule.recovery
+                && selects(recovery, event, &input)
+            {
+                let key = group_key(rule, &input);
+                if let Some(state) = self.groups[index].get_mut(&key) {
+                    recover(state, event.occurred_at);
+                }
+            }
+            if selects_without_condition(&rule.select, event, &input) {
+                let met = rule
+                    .select
+                    .condition
+                    .as_ref()
+                    .is_none_or(|c| c.test(&input));
+                let key = group_key(rule, &input);
+                let state = self.groups[index].entry(key).or_default();
+                apply(
+                    rule,
+                    state,
+                    &input,
+                    event.occurred_at,
+                    met,
+                    &mut self.errors,
+                );
+            }
+        }
+    }
+
+    fn observe_own(&mut self, event: &Event) {
+        match &event.kind {
+            EventKind::AlertReceived(report) => {
+                let key = report
+                    .extra
+                    .get("rule")
+                    .and_then(|r| r.get("group_key"))
+                    .and_then(|k| serde_json::from_value::<GroupKey>(k.clone()).ok())
+                    .unwrap_or_default();
+                let at = (event.source.clone(), key);
+                self.in_flight.remove(&at);
+                self.by_fingerprint
+                    .insert(report.fingerprint.clone(), at.clone());
+                self.firing.insert(
+                    at,
+                    Firing {
+                        fingerprint: report.fingerprint.clone(),
+                        report: (**report).clone(),
+                    },
+                );
+            }
+            EventKind::AlertResolved(r) => {
+                if let Some(at) = self.by_fingerprint.remove(&r.fingerprint) {
+                    self.firing.remove(&at);
+                    self.in_flight.remove(&at);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// What is due at `now`: alerts to fire and to resolve. Decides nothing
+    /// twice while its decisions are on their way into the log.
+    pub fn evaluate(&mut self, now: DateTime<Utc>) -> Vec<Decision> {
+        self.last_evaluated = Some(now);
+        self.in_flight
+            .retain(|_, at| now - *at < Duration::minutes(1));
+        let set = self.set.clone();
+        let mut out = Vec::new();
+        for rule in &set.rules {
+            let mut gone = Vec::new();
+            for (key, state) in &self.groups[rule.index] {
+                let st = status(rule, state, now);
+                let at = (rule.source.clone(), key.clone());
+                let firing = self.firing.get(&at);
+                if self.in_flight.contains_key(&at) {
+                    continue;
+                }
+                match firing {
+                    None => {
+                        if let Some(since) = st.since.filter(|_| st.holding)
+                            && now >= since + rule.for_
+                        {
+                            out.push(self.fire(&set, rule, key, state, &st, since + rule.for_));
+                        } else if !st.holding && idle(rule, state, now) {
+                            gone.push(key.clone());
+                        }
+                    }
+                    Some(f) if !st.holding => {
+                        let due = match (state.recovered, rule.resolve_after, &rule.mode) {
+                            (Some(at), _, _) => Some((at, "recovery event".to_string())),
+                            // A match rule's quiet period is part of holding.
+                            (None, Some(_), Mode::Match) | (None, None, _) => Some((
+                                st.ended.unwrap_or(now).min(now),
+                                "condition no longer holds".to_string(),
+                            )),
+                            (None, Some(quiet), _) => st
+                                .ended
+                                .map(|e| e + quiet)
+                                .filter(|due| *due <= now)
+                                .map(|due| (due, format!("quiet for {}", show(quiet)))),
+                        };
+                        if let Some((at_time, reason)) = due {
+                            out.push(Decision {
+                                source: rule.source.clone(),
+                                fingerprint: f.fingerprint.clone(),
+                                at: at_time,
+                                change: Change::Resolve {
+                                    reason: format!("{}: {reason}", rule.name),
+                                    report: f.report.clone(),
+                                },
+                            });
+                        }
+                    }
+                    Some(_) => {}
+                }
+            }
+            for key in gone {
+                self.groups[rule.index].remove(&key);
+            }
+        }
+        // Alerts whose rule or group is gone (a rule removed on reload).
+        let sources: HashMap<&str, usize> = set
+            .rules
+            .iter()
+            .map(|r| (r.source.as_str(), r.index))
+            .collect();
+        for ((source, key), f) in &self.firing {
+            let gone = match sources.get(source.as_str()) {
+                None => Some("rule no longer loaded"),
+                Some(&i) if !self.groups[i].contains_key(key) => Some("condition no longer holds"),
+                Some(_) => None,
+            };
+            if let Some(reason) = gone
+                && !self.in_flight.contains_key(&(source.clone(), key.clone()))
+            {
+                out.push(Decision {
+                    source: source.clone(),
+                    fingerprint: f.fingerprint.clone(),
+                    at: now,
+                    change: Change::Resolve {
+                        reason: reason.to_string(),
+                        report: f.report.clone(),
+                    },
+                });
+            }
+        }
+        for d in &out {
+            let key = self
+                .by_fingerprint
+                .get(&d.fingerprint)
+                .cloned()
+                .unwrap_or_else(|| (d.source.clone(), key_of(d)));
+            self.in_flight.insert(key, now);
+        }
+        out.sort_by(|a, b| {
+            (a.at, &a.source, &a.fingerprint).cmp(&(b.at, &b.source, &b.fingerprint))
+        });
+        out
+    }
+
+    fn fire(
+        &self,
+        set: &RuleSet,
+        rule: &Rule,
+        key: &GroupKey,
+        state: &GroupState,
+        st: &Status,
+        at: DateTime<Utc>,
+    ) -> Decision {
+        let mut labels = LabelSet::new();
+        for (g, value) in rule.group_by.iter().zip(key) {
+            if !value.is_empty() {
+                labels.insert(g.label().to_string(), value.clone());
+            }
+        }
+        let group: LabelSet = labels.clone();
+        let payload = state
+            .last_payload
+            .as_deref()
+            .cloned()
+            .unwrap_or(serde_json::Value::Null);
+        // Whole amounts (counts) print as `4`, not `4.0`.
+        let amount = if st.amount.fract() == 0.0 && st.amount.abs() < 1e15 {
+            serde_json::json!(st.amount as i64)
+        } else {
+            serde_json::json!(st.amount)
+        };
+        let mut doc = serde_json::json!({
+            "labels": labels,
+            "group": group,
+            "payload": payload,
+            "value": amount,
+            "count": amount,
+            "since": st.since.map(|s| s.to_rfc3339()),
+            "rule": { "name": rule.name, "group": rule.group },
+        });
+        let mut errors = Vec::new();
+        let mut render = |text: &Text, doc: &serde_json::Value| -> String {
+            match text {
+                Text::Literal(s) => s.clone(),
+                Text::Template(name) => {
+                    let ctx = tera::Context::from_serialize(doc).unwrap_or_default();
+                    set.render(name, &ctx).unwrap_or_else(|e| {
+                        errors.push(format!("{name}: {e}"));
+                        String::new()
+                    })
+                }
+            }
+        };
+        for (name, text) in &rule.labels {
+            let value = render(text, &doc);
+            if !value.is_empty() {
+                labels.insert(name.clone(), value);
+            }
+        }
+        labels.insert("alertname".to_string(), rule.name.clone());
+        doc["labels"] = serde_json::json!(labels);
+        let mut annotations = LabelSet::new();
+        for (name, text) in &rule.annotations {
+            annotations.insert(name.clone(), render(text, &doc));
+        }
+        let reason = describe(rule, st);
+        let mut extra = serde_json::Map::new();
+        extra.insert(
+            "rule".into(),
+            serde_json::json!({
+                "group": rule.group,
+                "name": rule.name,
+                "file": rule.file.display().to_string(),
+                "group_key": key,
+                "reason": reason,
+                "template_errors": if errors.is_empty() { None } else { Some(&errors) },
+            }),
+        );
+        let fingerprint = Fingerprint::of(&labels).to_string();
+        Decision {
+            source: rule.source.clone(),
+            fingerprint: fingerprint.clone(),
+            at,
+            change: Change::Fire(AlertReport {
+                fingerprint,
+                labels,
+                annotations,
+                starts_at: at,
+                ends_at: None,
+                generator_url: String::new(),
+                extra,
+            }),
+        }
+    }
+
+    /// The next instant at which `evaluate` may decide something without
+    /// a new event: a `for` elapsing, evidence leaving a window, an
+    /// `absent` or quiet period running out. `None`: only events matter.
+    pub fn next_wake(&self) -> Option<DateTime<Utc>> {
+        let after = self
+            .last_evaluated
+            .unwrap_or(self.started - Duration::seconds(1));
+        let mut next: Option<DateTime<Utc>> = None;
+        let mut consider = |t: DateTime<Utc>| {
+            if t > after && next.is_none_or(|n| t < n) {
+                next = Some(t);
+            }
+        };
+        for rule in &self.set.rules {
+            for (key, state) in &self.groups[rule.index] {
+                let firing = self
+                    .firing
+                    .contains_key(&(rule.source.clone(), key.clone()));
+                if let Some(since) = state.since {
+                    consider(since + rule.for_);
+                }
+                match &rule.mode {
+                    Mode::Match => {
+                        if let (true, Some(q), Some(last)) =
+                            (state.met, rule.resolve_after, state.last_met)
+                        {
+                            consider(last + q);
+                        }
+                    }
+                    Mode::Count { window, at_least } => {
+                        if let Some(end) =
+                            window_end(state.times.iter().copied(), *at_least, *window)
+                        {
+                            consider(end);
+                        }
+                    }
+                    Mode::Distinct {
+                        window, at_least, ..
+                    } => {
+                        let mut times: Vec<_> = state.values.values().copied().collect();
+                        times.sort_unstable();
+                        if let Some(end) = window_end(times.into_iter(), *at_least, *window) {
+                            consider(end);
+                        }
+                    }
+                    Mode::Absent { after } => {
+                        if let Some(seen) = state.last_seen {
+                            consider(seen + *after);
+                            consider(seen + *after + rule.for_);
+                        }
+                    }
+                    Mode::Threshold { .. } => {}
+                }
+                if firing && let (Some(q), Some(end)) = (rule.resolve_after, state.ended) {
+                    consider(end + q);
+                }
+            }
+        }
+        next
+    }
+
+    /// Alerts the log says this engine's rules have firing, by fingerprint.
+    pub fn firing(&self) -> Vec<&AlertReport> {
+        let mut out: Vec<&AlertReport> = self.firing.values().map(|f| &f.report).collect();
+        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        out
+    }
+}
+
+fn key_of(d: &Decision) -> GroupKey {
+    let report = match &d.change {
+        Change::Fire(r) | Change::Resolve { report: r, .. } => r,
+    };
+    report
+        .extra
+        .get("rule")
+        .and_then(|r| r.get("group_key"))
+        .and_then(|k| serde_json::from_value(k.clone()).ok())
+        .unwrap_or_default()
+}
+
+fn show(d: Duration) -> String {
+    crate::config::PromDuration(d).to_string()
+}
+
+/// Why the alert fires, in words, for `extra.rule.reason`.
+fn describe(rule: &Rule, st: &Status) -> String {
+    let for_ = if rule.for_ > Duration::zero() {
+        format!(" for {}", show(rule.for_))
+    } else {
+        String::new()
+    };
+    match &rule.mode {
+        Mode::Match => format!("condition met{for_}"),
+        Mode::Count { window, at_least } => format!(
+            "{:.0} events in {} (at least {at_least}){for_}",
+            st.amount,
+            show(*window)
+        ),
+        Mode::Distinct {
+            window, at_least, ..
+        } => format!(
+            "{} distinct values in {} (at least {at_least}){for_}",
+            st.amount,
+            show(*window)
+        ),
+        Mode::Absent { after } => format!("nothing seen for {}{for_}", show(*after)),
+        Mode::Threshold { rising, fire, .. } => format!(
+            "value {} {} {fire}{for_}",
+            st.amount,
+            if *rising { ">" } else { "<" }
+        ),
+    }
+}
+
+fn selects_without_condition(sel: &Selector, event: &Event, input: &Input) -> bool {
+    sel.kinds.contains(&event.kind.name())
+        && (sel.sources.is_empty() || sel.sources.contains(&event.source))
+        && sel
+            .matchers
+            .iter()
+            .all(|m| m.matcher.matches_value(&input.field(&m.path)))
+}
+
+fn selects(sel: &Selector, event: &Event, input: &Input) -> bool {
+    selects_without_condition(sel, event, input)
+        && sel.condition.as_ref().is_none_or(|c| c.test(input))
+}
+
+fn group_key(rule: &Rule, input: &Input) -> GroupKey {
+    rule.group_by
+        .iter()
+        .map(|g| match g {
+            GroupBy::Path { path, .. } => input.field(path),
+            GroupBy::Expr { expr, .. } => expr.label(input),
+        })
+        .collect()
+}
+
+/// When holding stops if nothing more arrives: the `at_least`-th latest
+/// time leaves the window. `times` ascending.
+fn window_end(
+    times: impl DoubleEndedIterator<Item = DateTime<Utc>>,
+    at_least: usize,
+    window: Duration,
+) -> Option<DateTime<Utc>> {
+    times
+        .rev()
+        .nth(at_least.checked_sub(1)?)
+        .map(|t| t + window)
+}
+
+fn in_window(
+    times: impl Iterator<Item = DateTime<Utc>>,
+    now: DateTime<Utc>,
+    window: Duration,
+) -> usize {
+    times.filter(|t| *t > now - window && *t <= now).count()
+}
+
+/// Folds one selected event into a group's evidence.
+fn apply(
+    rule: &Rule,
+    state: &mut GroupState,
+    input: &Input,
+    t: DateTime<Utc>,
+    met: bool,
+    errors: &mut u64,
+) {
+    if met {
+        state.recovered = None;
+        state.last_payload = Some(Arc::new(input.json.clone()));
+    }
+    match &rule.mode {
+        Mode::Match => {
+            // With a quiet period, evidence older than it has lapsed.
+            if let (true, Some(q), Some(last)) = (state.met, rule.resolve_after, state.last_met)
+                && last + q <= t
+            {
+                state.met = false;
+                state.since = None;
+                state.ended = Some(last + q);
+            }
+            if met {
+                if !state.met {
+                    state.since = Some(t);
+                }
+                state.met = true;
+                state.last_met = Some(t);
+            } else if state.met {
+                state.met = false;
+                state.since = None;
+                state.ended = Some(t);
+            }
+        }
+        Mode::Count { window, at_least } => {
+            if !met {
+                return;
+            }
+            if state.since.is_some()
+                && let Some(end) = window_end(state.times.iter().copied(), *at_least, *window)
+                && end <= t
+            {
+                state.since = None;
+                state.ended = Some(end);
+            }
+            let pos = state.times.partition_point(|x| *x <= t);
+            state.times.insert(pos, t);
+            let horizon = state.times.back().copied().unwrap_or(t) - *window;
+            while state.times.front().is_some_and(|x| *x <= horizon) {
+                state.times.pop_front();
+            }
+            if state.since.is_none()
+                && in_window(state.times.iter().copied(), t, *window) >= *at_least
+            {
+                state.since = Some(t);
+            }
+        }
+        Mode::Distinct {
+            of,
+            window,
+            at_least,
+        } => {
+            if !met {
+                return;
+            }
+            let value = of.label(input);
+            if value.is_empty() {
+                *errors += 1;
+                return;
+            }
+            let mut times: Vec<_> = state.values.values().copied().collect();
+            times.sort_unstable();
+            if state.since.is_some()
+                && let Some(end) = window_end(times.into_iter(), *at_least, *window)
+                && end <= t
+            {
+                state.since = None;
+                state.ended = Some(end);
+            }
+            let seen = state.values.entry(value).or_insert(t);
+            *seen = (*seen).max(t);
+            state.values.retain(|_, x| *x > t - *window);
+            if state.since.is_none()
+                && in_window(state.values.values().copied(), t, *window) >= *at_least
+            {
+                state.since = Some(t);
+            }
+        }
+        Mode::Absent { after } => {
+            if !met {
+                return;
+            }
+            if let Some(seen) = state.last_seen
+                && seen + *after <= t
+            {
+                state.ended = Some(t);
+            }
+            state.last_seen = Some(state.last_seen.map_or(t, |s| s.max(t)));
+        }
+        Mode::Threshold {
+            value,
+            rising,
+            fire,
+            clear,
+        } => {
+            if !met {
+                return;
+            }
+            let Some(v) = value.number(input) else {
+                *errors += 1;
+                return;
+            };
+            state.last_value = Some(v);
+            let (over, back) = if *rising {
+                (v > *fire, v < *clear)
+            } else {
+                (v < *fire, v > *clear)
+            };
+            if !state.crossed && over {
+                state.crossed = true;
+                state.since = Some(t);
+            } else if state.crossed && back {
+                state.crossed = false;
+                state.since = None;
+                state.ended = Some(t);
+            }
+        }
+    }
+}
+
+/// A recovery event: the group's evidence is dropped; its alert resolves.
+fn recover(state: &mut GroupState, t: DateTime<Utc>) {
+    *state = GroupState {
+        ended: Some(t),
+        recovered: Some(t),
+        ..GroupState::default()
+    };
+}
+
+fn status(rule: &Rule, state: &GroupState, now: DateTime<Utc>) -> Status {
+    // After a recovery nothing holds until new evidence arrives (for an
+    // absent rule: the group is retired, not counted as missing again).
+    if state.recovered.is_some() {
+        return Status {
+            holding: false,
+            since: None,
+            ended: state.recovered,
+            amount: 0.0,
+        };
+    }
+    match &rule.mode {
+        Mode::Match => {
+            let lapsed = match (rule.resolve_after, state.last_met) {
+                (Some(q), Some(last)) if state.met && last + q <= now => Some(last + q),
+                _ => None,
+            };
+            Status {
+                holding: state.met && lapsed.is_none(),
+                since: state.since,
+                ended: lapsed.or(state.ended),
+                amount: 1.0,
+            }
+        }
+        Mode::Count { window, at_least } => {
+            let n = in_window(state.times.iter().copied(), now, *window);
+            let end = window_end(state.times.iter().copied(), *at_least, *window);
+            Status {
+                holding: n >= *at_least && state.since.is_some(),
+                since: state.since,
+                ended: if state.since.is_some() {
+                    end
+                } else {
+                    state.ended
+                },
+                amount: n as f64,
+            }
+        }
+        Mode::Distinct {
+            window, at_least, ..
+        } => {
+            let n = in_window(state.values.values().copied(), now, *window);
+            let mut times: Vec<_> = state.values.values().copied().collect();
+            times.sort_unstable();
+            let end = window_end(times.into_iter(), *at_least, *window);
+            Status {
+                holding: n >= *at_least && state.since.is_some(),
+                since: state.since,
+                ended: if state.since.is_some() {
+                    end
+                } else {
+                    state.ended
+                },
+                amount: n as f64,
+            }
+        }
+        Mode::Absent { after } => {
+            let since = state.last_seen.map(|s| s + *after);
+            let holding = since.is_some_and(|s| now >= s);
+            Status {
+                holding,
+                since,
+                ended: state.last_seen,
+                amount: state
+                    .last_seen
+                    .map_or(0.0, |s| (now - s).num_seconds() as f64),
+            }
+        }
+        Mode::Threshold { .. } => Status {
+            holding: state.crossed,
+            since: state.since,
+            ended: state.ended,
+            amount: state.last_value.unwrap_or(0.0),
+        },
+    }
+}
+
+/// Nothing left worth keeping for a group that does not hold and whose
+/// alert is not firing: dropping it is the same as never having seen it.
+fn idle(rule: &Rule, state: &GroupState, now: DateTime<Utc>) -> bool {
+    match &rule.mode {
+        Mode::Match => !state.met,
+        Mode::Count { window, .. } => state.times.back().is_none_or(|t| *t <= now - *window),
+        Mode::Distinct { window, .. } => state.values.values().all(|t| *t <= now - *window),
+        // Absent groups are what it watches; forgotten only on recovery.
+        Mode::Absent { .. } => state.recovered.is_some(),
+        Mode::Threshold { .. } => !state.crossed,
+    }
+}

@@ -1,0 +1,292 @@
+//! CEL expressions in rules: compiled once at load, run per event.
+//!
+//! A rule's `condition`, a threshold's `value`, a distinct-count's `of` and
+//! named `group_by` entries are CEL (the `cel` crate, with the strings
+//! extension for `split`, `lowerAscii`, …). They see two variables:
+//!
+//! * `payload`: the event's payload as the log stores it (for `k8s.event`:
+//!   `payload.reason`, `payload.involved_object.name`, `payload.labels.app`);
+//! * `event`: the envelope — `event.kind`, `event.source`, `event.key`.
+//!
+//! A field that is missing is an error in CEL; an expression that errors or
+//! does not give the expected type counts as "not met" (test with
+//! `has(payload.x)` first).
+
+use std::sync::{Arc, LazyLock};
+
+use cel::{Context, Env, Program, Value};
+
+use crate::eventlog::Event;
+
+/// The environment every rule expression is compiled and run with.
+static ENV: LazyLock<Arc<Env>> = LazyLock::new(|| {
+    let mut env = Env::stdlib();
+    env.add_extension(cel::extensions::strings)
+        .expect("the strings extension declares on the standard library");
+    Arc::new(env)
+});
+
+/// A compiled CEL expression with its source (for messages).
+pub struct Expr {
+    pub source: String,
+    program: Program,
+}
+
+impl std::fmt::Debug for Expr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Expr({:?})", self.source)
+    }
+}
+
+/// A CEL syntax error: where in the expression (1-based line and column)
+/// and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExprError {
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl Expr {
+    pub fn compile(source: &str) -> Result<Expr, ExprError> {
+        match ENV.compile(source) {
+            Ok(program) => Ok(Expr {
+                source: source.to_string(),
+                program,
+            }),
+            Err(errors) => {
+                let first = errors.errors.first();
+                Err(ExprError {
+                    // Both from 1, as cel reports them.
+                    line: first.map_or(1, |e| e.pos.0.max(1) as usize),
+                    column: first.map_or(1, |e| e.pos.1.max(1) as usize),
+                    message: first.map_or_else(|| errors.to_string(), |e| e.msg.clone()),
+                })
+            }
+        }
+    }
+
+    /// Runs the expression against one event.
+    pub fn eval(&self, input: &Input) -> Result<Value, String> {
+        let mut ctx = Context::with_env(ENV.clone());
+        ctx.add_variable_from_value("payload", input.payload.clone());
+        ctx.add_variable_from_value("event", input.envelope.clone());
+        self.program.execute(&ctx).map_err(|e| e.to_string())
+    }
+
+    /// True only when the expression gives `true`.
+    pub fn test(&self, input: &Input) -> bool {
+        matches!(self.eval(input), Ok(Value::Bool(true)))
+    }
+
+    /// A number, when the expression gives one.
+    pub fn number(&self, input: &Input) -> Option<f64> {
+        match self.eval(input).ok()? {
+            Value::Int(i) => Some(i as f64),
+            Value::UInt(u) => Some(u as f64),
+            Value::Float(f) => Some(f),
+            Value::Bool(b) => Some(if b { 1.0 } else { 0.0 }),
+            _ => None,
+        }
+    }
+
+    /// The value as a label value: strings as they are, numbers and bools
+    /// written out, anything else (missing, errors, lists) as `""`.
+    pub fn label(&self, input: &Input) -> String {
+        match self.eval(input) {
+            Ok(v) => scalar_text(&v),
+            Err(_) => String::new(),
+        }
+    }
+}
+
+pub fn scalar_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.to_string(),
+        Value::Int(i) => i.to_string(),
+        Value::UInt(u) => u.to_string(),
+        Value::Float(f) => f.to_string(),
+        Value::Bool(b) => b.to_string(),
+        _ => String::new(),
+    }
+}
+
+/// JSON as CEL values. Whole numbers become `int` when they fit (serde
+/// writes non-negative numbers as unsigned, and CEL has no `uint * int`),
+/// so `payload.count * 2` and `payload.count > 3` work as written.
+fn to_cel(v: &serde_json::Value) -> Value {
+    use serde_json::Value as J;
+    match v {
+        J::Null => Value::Null,
+        J::Bool(b) => Value::Bool(*b),
+        J::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => Value::Int(i),
+            (None, Some(u)) => Value::UInt(u),
+            _ => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        J::String(s) => Value::from(s.clone()),
+        J::Array(items) => Value::from(items.iter().map(to_cel).collect::<Vec<Value>>()),
+        J::Object(map) => Value::from(
+            map.iter()
+                .map(|(k, v)| (k.clone(), to_cel(v)))
+                .collect::<std::collections::HashMap<String, Value>>(),
+        ),
+    }
+}
+
+/// One event prepared for rules: its payload as JSON (for matchers and
+/// templates) and, made on first use, as CEL values.
+pub struct Input<'a> {
+    pub event: &'a Event,
+    pub json: serde_json::Value,
+    pub payload: Value,
+    pub envelope: Value,
+}
+
+impl<'a> Input<'a> {
+    pub fn new(event: &'a Event) -> Input<'a> {
+        let json = match serde_json::to_value(&event.kind) {
+            Ok(serde_json::Value::Object(mut doc)) => {
+                doc.remove("payload").unwrap_or(serde_json::Value::Null)
+            }
+            _ => serde_json::Value::Null,
+        };
+        let payload = to_cel(&json);
+        let envelope = to_cel(&serde_json::json!({
+            "kind": event.kind.name(),
+            "source": event.source,
+            "key": event.key,
+            "occurred_at": event.occurred_at.to_rfc3339(),
+        }));
+        Input {
+            event,
+            json,
+            payload,
+            envelope,
+        }
+    }
+
+    /// A payload field by dotted path (`involved_object.name`), as text:
+    /// strings as they are, numbers and bools written out, missing as `""`
+    /// (as a missing label is in Alertmanager's matchers). `source`, `kind`
+    /// and `key` not found in the payload are the envelope's.
+    pub fn field(&self, path: &[String]) -> String {
+        let mut at = &self.json;
+        for part in path {
+            match at.get(part) {
+                Some(next) => at = next,
+                None => {
+                    return match (path.len(), path[0].as_str()) {
+                        (1, "source") => self.event.source.clone(),
+                        (1, "kind") => self.event.kind.name().to_string(),
+                        (1, "key") => self.event.key.clone(),
+                        _ => String::new(),
+                    };
+                }
+            }
+        }
+        match at {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Null => String::new(),
+            serde_json::Value::Bool(b) => b.to_string(),
+            serde_json::Value::Number(n) => n.to_string(),
+            other => other.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eventlog::{EventKind, InvolvedObject, K8sEvent};
+
+    fn event() -> Event {
+        Event {
+            seq: 1,
+            id: "x".into(),
+            occurred_at: "2026-01-01T00:00:00Z".parse().unwrap(),
+            recorded_at: "2026-01-01T00:00:00Z".parse().unwrap(),
+            source: "kubernetes".into(),
+            key: "uid-1".into(),
+            idempotency_key: None,
+            kind: EventKind::K8sEvent(Arc::new(K8sEvent {
+                cluster: "prod".into(),
+                namespace: "shop".into(),
+                involved_object: InvolvedObject {
+                    kind: "Pod".into(),
+                    name: "web-1".into(),
+                    uid: "uid-1".into(),
+                },
+                reason: "BackOff".into(),
+                message: "Successfully assigned shop/web-1 to node-3".into(),
+                event_type: "Warning".into(),
+                count: 4,
+                first_seen: None,
+                last_seen: None,
+                reporting_controller: "kubelet".into(),
+                labels: [("app".to_string(), "web".to_string())].into(),
+            })),
+        }
+    }
+
+    #[test]
+    fn conditions_see_the_payload_and_the_envelope() {
+        let e = event();
+        let input = Input::new(&e);
+        let cases = [
+            ("payload.reason == 'BackOff'", true),
+            ("payload.count > 3", true),
+            ("payload.count > 4", false),
+            (
+                "payload.labels.app == 'web' && payload.type == 'Warning'",
+                true,
+            ),
+            ("payload.involved_object.kind in ['Pod', 'Node']", true),
+            ("payload.reason.matches('^(CrashLoop)?BackOff$')", true),
+            (
+                "event.source == 'kubernetes' && event.kind == 'k8s.event'",
+                true,
+            ),
+            ("has(payload.missing)", false),
+            // An error (no such key) is "not met", never a panic.
+            ("payload.missing == 1", false),
+            // Not a bool: not met.
+            ("payload.count", false),
+        ];
+        for (src, want) in cases {
+            let expr = Expr::compile(src).unwrap();
+            assert_eq!(expr.test(&input), want, "{src}");
+        }
+    }
+
+    #[test]
+    fn values_and_labels_come_out_as_numbers_and_text() {
+        let e = event();
+        let input = Input::new(&e);
+        let n = Expr::compile("payload.count * 2").unwrap();
+        assert_eq!(n.number(&input), Some(8.0));
+        let node = Expr::compile("payload.message.split(' to ')[1]").unwrap();
+        assert_eq!(node.label(&input), "node-3");
+        assert_eq!(
+            input.field(&["involved_object".into(), "name".into()]),
+            "web-1"
+        );
+        assert_eq!(input.field(&["count".into()]), "4");
+        assert_eq!(input.field(&["nope".into()]), "");
+        assert_eq!(input.field(&["source".into()]), "kubernetes");
+    }
+
+    #[test]
+    fn syntax_errors_carry_the_position_in_the_expression() {
+        let cases = [
+            ("payload.count >", 1, 16),
+            ("payload.reason == 'x' &&& true", 1, 25),
+            ("a +\n  (b", 2, 5),
+        ];
+        for (src, line, column) in cases {
+            let err = Expr::compile(src).unwrap_err();
+            assert_eq!((err.line, err.column), (line, column), "{src}: {err:?}");
+            assert!(!err.message.is_empty());
+        }
+    }
+}
