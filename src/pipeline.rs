@@ -48,6 +48,8 @@ pub struct Pipeline {
     /// Takes escalation steps of open incidents.
     pub escalator: Arc<Escalator>,
     pub incidents: Arc<Incidents>,
+    /// Signs and checks the action links in pages.
+    pub links: crate::escalate::link::LinkSigner,
     /// The deciding stages as the writer runs them.
     stages: Arc<Stages>,
     /// The routing sections of the config, compiled.
@@ -160,19 +162,39 @@ impl Pipeline {
         });
         let decider: Arc<dyn Decider> = stages.clone();
         log.set_decider(&decider);
-        let outbox = Arc::new(Outbox::new(
-            log.clone(),
-            clock.clone(),
-            views.outbox.clone(),
-            views.alerts.clone(),
-            receivers,
-            config.notify.clone(),
-            Some(ingest.clone()),
-        ));
+        // Action links in pages: signed with the configured key or the one
+        // kept in the data directory, pointing at where people reach us.
+        let key = crate::escalate::link::LinkSigner::key_for(
+            config.notify.link_secret.as_ref().map(|s| s.expose()),
+            &config.data_dir,
+        )
+        .context("reading or creating the action link key")?;
+        let external_url = match config.notify.external_url.as_str() {
+            "" => format!("http://{}", config.listen),
+            url => url.to_string(),
+        };
+        let links =
+            crate::escalate::link::LinkSigner::new(key, config.notify.link_ttl.0, &external_url);
+        let outbox = Arc::new(
+            Outbox::new(
+                log.clone(),
+                clock.clone(),
+                views.outbox.clone(),
+                views.alerts.clone(),
+                receivers,
+                config.notify.clone(),
+                Some(ingest.clone()),
+            )
+            .with_action_links(crate::notify::outbox::ActionLinks {
+                signer: links.clone(),
+                incidents: views.incidents.clone(),
+            }),
+        );
         Ok(Pipeline {
             outbox,
             escalator,
             incidents: views.incidents.clone(),
+            links,
             stages,
             config,
             clock,

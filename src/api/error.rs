@@ -28,6 +28,9 @@ pub enum AppError {
     Unavailable,
     /// No such entity (404), e.g. a silence id.
     NotFound(String),
+    /// The request does not fit the entity's state (409), e.g. an
+    /// incident already acknowledged.
+    Conflict(String),
 }
 
 impl AppError {
@@ -42,6 +45,7 @@ impl AppError {
             AppError::Storage(_) => "storage",
             AppError::Unavailable => "unavailable",
             AppError::NotFound(_) => "not_found",
+            AppError::Conflict(_) => "conflict",
         }
     }
 
@@ -52,6 +56,7 @@ impl AppError {
             AppError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::Storage(_) | AppError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
+            AppError::Conflict(_) => StatusCode::CONFLICT,
         }
     }
 
@@ -72,6 +77,7 @@ impl AppError {
             }
             AppError::Unavailable => "shutting down; retry against another instance".into(),
             AppError::NotFound(what) => format!("{what} not found"),
+            AppError::Conflict(why) => why.clone(),
         }
     }
 

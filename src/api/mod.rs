@@ -7,6 +7,7 @@
 mod alertmanager;
 mod error;
 mod events;
+mod incidents;
 mod ingest;
 mod silences;
 
@@ -86,6 +87,13 @@ pub fn app(state: AppState) -> Router {
             get(alertmanager::history),
         )
         .route("/api/v1/state", get(alertmanager::state_at))
+        .route("/api/v1/incidents", get(incidents::list))
+        .route("/api/v1/incidents/{id}", get(incidents::get))
+        .route("/api/v1/incidents/{id}/{action}", post(incidents::act))
+        .route(
+            "/act/{token}",
+            get(incidents::confirm).post(incidents::perform),
+        )
         .route(
             "/api/v2/silence/{id}",
             get(silences::get).delete(silences::expire),

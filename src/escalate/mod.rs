@@ -5,6 +5,7 @@
 //!   as a fold over the log, with their escalation progress, acks, snoozes;
 //! - [`escalator`] — takes the due steps and records them as events, with
 //!   the pages they imply (`notification.due` addressed to people);
+//! - [`link`] — signed, expiring action links (acknowledge from the page);
 //! - [`actions`] — acknowledge, unacknowledge, resolve, snooze, checked
 //!   the same way from the API, the CLI, links and PagerDuty events.
 //!
@@ -14,4 +15,5 @@
 pub mod actions;
 pub mod escalator;
 pub mod incident;
+pub mod link;
 pub mod policy;

@@ -43,6 +43,11 @@ pub struct NotifyConfig {
     /// Receiver templates given by relative path are looked up here
     /// (relative to the config file's directory if itself relative).
     pub templates_dir: Option<PathBuf>,
+    /// Key that signs action links (acknowledge from the page). Unset: a
+    /// random key kept in the data directory (`link.key`).
+    pub link_secret: Option<crate::notify::Secret>,
+    /// How long an action link works.
+    pub link_ttl: PromDuration,
 }
 
 impl Default for NotifyConfig {
@@ -57,6 +62,8 @@ impl Default for NotifyConfig {
             concurrency: 32,
             failing_after: 3,
             templates_dir: None,
+            link_secret: None,
+            link_ttl: d(86_400),
         }
     }
 }

@@ -71,6 +71,25 @@ pub struct Message {
     pub actions: Vec<ActionLink>,
     /// `seq` of the `notification.due` event(s) this message delivers.
     pub due_seqs: Vec<u64>,
+    /// Whom an escalation page is for: mentioned in IM, recipients of an
+    /// email. Empty for a route's own message.
+    #[serde(default)]
+    pub to: Vec<crate::eventlog::event::Recipient>,
+    /// The incident the message belongs to, as of sending.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<IncidentNote>,
+}
+
+/// An incident as a message shows it: who took it, and since when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IncidentNote {
+    pub id: String,
+    /// `open`, `acknowledged`, `snoozed`, `resolved`.
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acked_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acked_at: Option<DateTime<Utc>>,
 }
 
 /// One alert as templates see it.

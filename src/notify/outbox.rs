@@ -431,9 +431,66 @@ pub struct Outbox {
     /// limits.
     in_flight_per_integration: Mutex<BTreeMap<String, usize>>,
     permits: Arc<Semaphore>,
+    /// Incidents and the link signer, for "Acknowledge" in every page.
+    action_links: Option<ActionLinks>,
+}
+
+/// What a message needs to show its incident and carry action links.
+pub struct ActionLinks {
+    pub signer: crate::escalate::link::LinkSigner,
+    pub incidents: Arc<crate::escalate::incident::Incidents>,
+}
+
+impl ActionLinks {
+    /// Shows the message's incident (who acknowledged it) and adds signed
+    /// links for what can be done to it now, for whom the page is: the one
+    /// person it is addressed to, else the receiver.
+    pub fn annotate(&self, msg: &mut Message, due: &NotificationDue, now: DateTime<Utc>) {
+        use crate::escalate::actions::Action;
+        let incident = match &due.escalation {
+            Some(e) => self.incidents.get(&e.incident),
+            None => self.incidents.of_group(&due.group.group),
+        };
+        let Some(incident) = incident else {
+            return;
+        };
+        msg.incident = Some(crate::notify::IncidentNote {
+            id: incident.id.clone(),
+            status: incident.status(now).to_string(),
+            acked_by: incident.ack.as_ref().map(|a| a.by.clone()),
+            acked_at: incident.ack.as_ref().map(|a| a.at),
+        });
+        if !incident.is_open() {
+            return;
+        }
+        let person = match msg.to.as_slice() {
+            [one] => one.name.clone(),
+            _ => msg.receiver.clone(),
+        };
+        let actions: &[Action] = if incident.ack.is_some() {
+            &[Action::Unack, Action::Resolve]
+        } else {
+            &[Action::Ack, Action::Snooze, Action::Resolve]
+        };
+        msg.actions = actions
+            .iter()
+            .map(|&a| crate::notify::ActionLink {
+                label: a.label().to_string(),
+                url: self
+                    .signer
+                    .url(&self.signer.token(&incident.id, a, &person, now)),
+            })
+            .collect();
+    }
 }
 
 impl Outbox {
+    /// Makes every message show its incident and carry action links.
+    pub fn with_action_links(mut self, links: ActionLinks) -> Outbox {
+        self.action_links = Some(links);
+        self
+    }
+
     pub fn new(
         log: EventLog,
         clock: SharedClock,
@@ -455,6 +512,7 @@ impl Outbox {
             in_flight: Mutex::new(HashSet::new()),
             in_flight_per_integration: Mutex::new(BTreeMap::new()),
             permits,
+            action_links: None,
         }
     }
 
@@ -899,14 +957,19 @@ impl Outbox {
     /// The message for one due notification, with the alerts as the store
     /// holds them now.
     pub fn message(&self, p: &Pending, now: DateTime<Utc>) -> Message {
-        build_message(
+        let mut msg = build_message(
             &p.due,
             &p.receiver,
             &self.store,
             &self.settings.external_url,
             vec![p.due_seq],
             now,
-        )
+        );
+        msg.to = p.due.to.clone();
+        if let Some(links) = &self.action_links {
+            links.annotate(&mut msg, &p.due, now);
+        }
+        msg
     }
 
     /// One message for several due notifications of one receiver.
@@ -1040,6 +1103,8 @@ pub fn finish_message(
         digest: None,
         actions: Vec::new(),
         due_seqs,
+        to: Vec::new(),
+        incident: None,
     }
 }
 
@@ -1141,5 +1206,8 @@ pub fn digest_message(messages: &[Message]) -> Message {
             .iter()
             .flat_map(|m| m.due_seqs.iter().copied())
             .collect(),
+        // A digest is for the receiver, not a person or one incident.
+        to: Vec::new(),
+        incident: None,
     }
 }

@@ -404,7 +404,7 @@ impl Templates {
             actions: vec![
                 ActionLink {
                     label: "Acknowledge".into(),
-                    url: "https://fenghuo.example.com/ack/8f2c1e?token=t0k3n".into(),
+                    url: "https://fenghuo.example.com/act/eyJpIjoiaW5jLTQyMTEifQ.c2ln".into(),
                 },
                 ActionLink {
                     label: "Silence 1h".into(),
@@ -417,6 +417,17 @@ impl Templates {
             ],
             due_seqs: vec![4211],
             alerts,
+            to: vec![crate::eventlog::event::Recipient {
+                name: "alice".into(),
+                email: Some("alice@example.com".into()),
+                mentions: [("dingtalk_mobile".to_string(), "13800000000".to_string())].into(),
+            }],
+            incident: Some(crate::notify::IncidentNote {
+                id: "inc-4211".into(),
+                status: "acknowledged".into(),
+                acked_by: Some("bob".into()),
+                acked_at: Some("2026-11-25T19:07:00Z".parse().unwrap()),
+            }),
         }
     }
 
