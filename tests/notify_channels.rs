@@ -225,6 +225,8 @@ fn message(status: &str, alerts: Vec<AlertData>) -> Message {
         digest: None,
         actions: Vec::new(),
         due_seqs: vec![7],
+        to: Vec::new(),
+        incident: None,
     }
 }
 
@@ -572,6 +574,84 @@ async fn dingtalk_markdown_with_mentions() {
     assert_eq!(body.as_object().unwrap().len(), 3, "{body}");
 }
 
+/// An escalation page is for people: each channel reaches them its own way
+/// (DingTalk `at` by mobile or user id, WeCom `<@id>`, the email's To).
+#[tokio::test]
+async fn pages_for_people_mention_them_in_each_channel() {
+    use fenghuo::eventlog::event::Recipient;
+    let person = |name: &str, mentions: &[(&str, &str)]| Recipient {
+        name: name.into(),
+        email: Some(format!("{name}@example.com")),
+        mentions: mentions
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    };
+    let mut msg = firing_message();
+    msg.to = vec![
+        person(
+            "alice",
+            &[
+                ("dingtalk_mobile", "13700000000"),
+                ("wecom_user", "alice.w"),
+            ],
+        ),
+        person("bob", &[("dingtalk_user", "bob01")]),
+    ];
+    let server = Server::start().await;
+    let mut env = Env::new();
+
+    server.reply(Reply::new(200, r#"{"errcode":0}"#));
+    let yaml = format!(
+        "webhook_url: {}/robot/send?access_token=T\nat:\n  mobiles: ['13800000000']\n",
+        server.base()
+    );
+    let n = env.build("dingtalk_configs", &yaml).unwrap();
+    send(&n, &msg, &env.templates).await.unwrap();
+    let body = server.last().json();
+    assert_eq!(
+        body["at"]["atMobiles"],
+        json!(["13800000000", "13700000000"])
+    );
+    assert_eq!(body["at"]["atUserIds"], json!(["bob01"]));
+    let text = body["markdown"]["text"].as_str().unwrap();
+    assert!(text.ends_with("@13800000000 @13700000000 @bob01"), "{text}");
+    assert!(text.contains("for **alice**, **bob**"), "{text}");
+
+    server.reply(Reply::new(200, r#"{"errcode":0}"#));
+    let n = env
+        .build(
+            "wecom_configs",
+            &format!(
+                "webhook_url: {}/cgi-bin/webhook/send?key=K\n",
+                server.base()
+            ),
+        )
+        .unwrap();
+    send(&n, &msg, &env.templates).await.unwrap();
+    let content = server.last().json()["markdown"]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(content.ends_with("<@alice.w>"), "{content}");
+
+    let n = env
+        .build(
+            "email_configs",
+            "to: team@example.com\nfrom: fenghuo@example.com\nsmarthost: 127.0.0.1:25\n",
+        )
+        .unwrap();
+    let rendered = n.render(
+        &msg,
+        &env.templates,
+        Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap(),
+    );
+    match rendered.payload {
+        Payload::Email(m) => assert_eq!(m.to, ["alice@example.com", "bob@example.com"]),
+        other => panic!("{other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn dingtalk_custom_template_from_templates_dir() {
     let server = Server::start().await;
@@ -892,6 +972,8 @@ fn message_from_am(body: &WebhookBody) -> Message {
         digest: None,
         actions: Vec::new(),
         due_seqs: Vec::new(),
+        to: Vec::new(),
+        incident: None,
     }
 }
 

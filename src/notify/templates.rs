@@ -1145,9 +1145,13 @@ mod tests {
             let out = out.replace("&amp;", "&").replace("\\u0026", "&");
             assert!(out.contains("Acknowledge"), "{name}");
             assert!(
-                out.contains("https://fenghuo.example.com/ack/8f2c1e?token=t0k3n"),
+                out.contains("https://fenghuo.example.com/act/eyJpIjoiaW5jLTQyMTEifQ.c2ln"),
                 "{name}"
             );
+            // Who took the incident, and whom the page is for.
+            assert!(out.contains("acknowledged by"), "{name}: {out}");
+            assert!(out.contains("bob"), "{name}: {out}");
+            assert!(out.contains("alice"), "{name}: {out}");
             assert!(
                 out.contains("https://runbooks.example.com/payments/high-error-rate"),
                 "{name}"

@@ -128,14 +128,23 @@ impl DingtalkNotifier {
         )
     }
 
-    fn mentions(&self) -> String {
-        self.at
-            .mobiles
-            .iter()
-            .chain(&self.at.user_ids)
-            .map(|who| format!("@{who}"))
-            .collect::<Vec<_>>()
-            .join(" ")
+    /// Whom the message mentions: the configured `at`, and the people an
+    /// escalation page is for (by mobile, else by user id).
+    fn at(&self, msg: &Message) -> (Vec<String>, Vec<String>) {
+        let mut mobiles = self.at.mobiles.clone();
+        let mut user_ids = self.at.user_ids.clone();
+        for p in &msg.to {
+            if let Some(m) = p.mentions.get("dingtalk_mobile") {
+                if !mobiles.contains(m) {
+                    mobiles.push(m.clone());
+                }
+            } else if let Some(u) = p.mentions.get("dingtalk_user")
+                && !user_ids.contains(u)
+            {
+                user_ids.push(u.clone());
+            }
+        }
+        (mobiles, user_ids)
     }
 }
 
@@ -150,7 +159,13 @@ impl Notifier for DingtalkNotifier {
 
     fn render(&self, msg: &Message, templates: &Templates, now: DateTime<Utc>) -> Rendered {
         let (text, fallback) = templates.render(self.template.as_deref(), "dingtalk.md", msg);
-        let mentions = self.mentions();
+        let (mobiles, user_ids) = self.at(msg);
+        let mentions = mobiles
+            .iter()
+            .chain(&user_ids)
+            .map(|who| format!("@{who}"))
+            .collect::<Vec<_>>()
+            .join(" ");
         let room = MAX_TEXT_BYTES.saturating_sub(mentions.len() + 2);
         let mut text = common::truncate_utf8(text.trim_end(), room, "\n\n…(truncated)");
         if text.is_empty() {
@@ -164,8 +179,8 @@ impl Notifier for DingtalkNotifier {
             "msgtype": "markdown",
             "markdown": { "title": msg.title, "text": text },
             "at": {
-                "atMobiles": self.at.mobiles,
-                "atUserIds": self.at.user_ids,
+                "atMobiles": mobiles,
+                "atUserIds": user_ids,
                 "isAtAll": self.at.all,
             },
         });

@@ -545,7 +545,13 @@ impl Notifier for EmailNotifier {
         Rendered {
             payload: Payload::Email(EmailMessage {
                 from: self.from.to_string(),
-                to: self.to.iter().map(|m| m.to_string()).collect(),
+                to: match people_addresses(msg) {
+                    // A page addressed to people goes to them, not to the
+                    // receiver's list: escalating to the lead must not mail
+                    // the whole team again.
+                    people if !people.is_empty() => people,
+                    _ => self.to.iter().map(|m| m.to_string()).collect(),
+                },
                 cc: self.cc.iter().map(|m| m.to_string()).collect(),
                 subject,
                 text,
@@ -570,6 +576,17 @@ impl Notifier for EmailNotifier {
             }
         })
     }
+}
+
+/// The addresses of the people a page is for (those that have one, and
+/// that parse as a mailbox).
+fn people_addresses(msg: &Message) -> Vec<String> {
+    msg.to
+        .iter()
+        .filter_map(|p| p.email.as_deref())
+        .filter(|e| e.parse::<Mailbox>().is_ok())
+        .map(str::to_string)
+        .collect()
 }
 
 /// The lettre message of a rendered email: multipart/alternative with the

@@ -115,9 +115,12 @@ impl Notifier for WecomNotifier {
         if text.is_empty() {
             text = common::plain_text(msg);
         }
+        // The configured mentions and the people an escalation page is for.
+        let people = msg.to.iter().filter_map(|p| p.mentions.get("wecom_user"));
         let mentions = self
             .mentioned
             .iter()
+            .chain(people)
             .map(|id| format!("<@{id}>"))
             .collect::<Vec<_>>()
             .join(" ");
