@@ -417,11 +417,7 @@ impl Templates {
             ],
             due_seqs: vec![4211],
             alerts,
-            to: vec![crate::eventlog::event::Recipient {
-                name: "alice".into(),
-                email: Some("alice@example.com".into()),
-                mentions: [("dingtalk_mobile".to_string(), "13800000000".to_string())].into(),
-            }],
+            to: Vec::new(),
             incident: Some(crate::notify::IncidentNote {
                 id: "inc-4211".into(),
                 status: "acknowledged".into(),
@@ -1139,7 +1135,12 @@ mod tests {
     #[test]
     fn actions_and_links_are_rendered() {
         let t = Templates::builtin();
-        let msg = Templates::sample_message();
+        let mut msg = Templates::sample_message();
+        msg.to = vec![crate::eventlog::event::Recipient {
+            name: "alice".into(),
+            email: Some("alice@example.com".into()),
+            mentions: [("dingtalk_mobile".to_string(), "13800000000".to_string())].into(),
+        }];
         for name in DEFAULTS.iter().filter(|n| **n != "email.subject.txt") {
             let (out, _) = t.render(None, name, &msg);
             let out = out.replace("&amp;", "&").replace("\\u0026", "&");
