@@ -640,8 +640,8 @@ async fn newer_notification_replaces_the_undelivered_older_one() {
 async fn a_broken_receiver_template_falls_back_to_the_default_and_says_why() {
     let (endpoint, url) = Endpoint::start().await;
     let dir = tempfile::tempdir().unwrap();
-    // Parses, but fails when rendered: there is no `incident` variable.
-    std::fs::write(dir.path().join("own.md"), "## {{ incident.title }}\n").unwrap();
+    // Parses, but fails when rendered: there is no `ticket` variable.
+    std::fs::write(dir.path().join("own.md"), "## {{ ticket.title }}\n").unwrap();
     let yaml = config(&url, &url, "").replace(
         "    webhook_configs:\n      - url: URL/team\n".replace("URL", &url).as_str(),
         &format!(
@@ -678,7 +678,7 @@ async fn a_broken_receiver_template_falls_back_to_the_default_and_says_why() {
         .as_deref()
         .expect("the reason is recorded");
     assert!(
-        reason.contains("own.md") && reason.contains("incident"),
+        reason.contains("own.md") && reason.contains("ticket"),
         "{reason}"
     );
     t.close();
