@@ -401,6 +401,7 @@ impl Decider for Stages {
         asked: bool,
     ) -> Vec<NewEvent> {
         let mut out = self.dispatcher.decide(now, seq, folded, asked);
+        out.extend(self.escalator.follow(folded, now));
         if asked || self.escalator.wants(folded) {
             out.extend(self.escalator.decide(now));
         }

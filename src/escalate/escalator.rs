@@ -111,6 +111,55 @@ impl Escalator {
             })
     }
 
+    /// PagerDuty-style events do to incidents what they do in PagerDuty:
+    /// `acknowledge` of an alert acknowledges its open incident, and
+    /// `resolve` of its last firing alert resolves it.
+    pub fn follow(&self, folded: &[Arc<Event>], now: DateTime<Utc>) -> Vec<NewEvent> {
+        let mut out = Vec::new();
+        for e in folded.iter().filter(|e| e.source == "pagerduty") {
+            let (fingerprint, resolve) = match &e.kind {
+                EventKind::AlertAcked { fingerprint, .. } => (fingerprint, false),
+                EventKind::AlertResolved(r) => (&r.fingerprint, true),
+                _ => continue,
+            };
+            let Some(incident) = self
+                .incidents
+                .open()
+                .into_iter()
+                .find(|i| i.firing.contains(fingerprint))
+            else {
+                continue;
+            };
+            let action = IncidentAction {
+                incident: incident.id.clone(),
+                by: "pagerduty-event".into(),
+                via: "pagerduty".into(),
+                until: None,
+                token: None,
+                reason: format!(
+                    "{} of alert {fingerprint}",
+                    if resolve { "resolve" } else { "acknowledge" }
+                ),
+            };
+            let kind = match resolve {
+                true if incident.firing.len() == 1 => EventKind::IncidentResolved(action),
+                true => continue,
+                false if incident.ack.is_none() => {
+                    EventKind::IncidentAcknowledged(IncidentAction {
+                        until: self
+                            .policy_of(&incident)
+                            .and_then(|p| p.ack_timeout)
+                            .map(|t| now + t.0),
+                        ..action
+                    })
+                }
+                false => continue,
+            };
+            out.push(NewEvent::new(now, "fenghuo", incident.id.clone(), kind));
+        }
+        out
+    }
+
     /// When a pass must run without any event: the earliest step, snooze
     /// end or acknowledgement lapse.
     pub fn next_due(&self) -> Option<DateTime<Utc>> {
