@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer};
 
+use crate::escalate::Person;
+use crate::escalate::schedule::{OnCall, ScheduleConfig, with_known_names};
 use crate::evaluate::inhibit::{InhibitRule, InhibitRuleConfig};
 use crate::evaluate::route::{ReceiverConfig, RouteConfig, RouteTree};
 use crate::evaluate::time_interval::{TimeInterval, TimeIntervalSet};
@@ -41,6 +43,11 @@ pub struct Config {
 
     /// Delivery: retries, fallback timing, templates, links.
     pub notify: crate::notify::config::NotifyConfig,
+
+    /// Who can be paged, with their contact points.
+    pub people: Vec<Person>,
+    /// On-call schedules over `people` (see `escalate::schedule`).
+    pub schedules: Vec<ScheduleConfig>,
 
     /// The directory of the config file: relative template and secret
     /// paths are resolved against it.
@@ -77,6 +84,8 @@ impl Default for Config {
             global: None,
             templates: Vec::new(),
             notify: Default::default(),
+            people: Vec::new(),
+            schedules: Vec::new(),
             dir: None,
             source: None,
         }
@@ -196,6 +205,20 @@ impl Config {
             return Ok(Config::default());
         }
         let mut config: Config = yaml_serde::from_str(text).map_err(|e| e.to_string())?;
+        if !config.schedules.is_empty() {
+            // Read again knowing every defined name, so that a schedule
+            // naming an unknown person or time interval is refused with the
+            // line and column of the name.
+            let intervals = config
+                .time_intervals
+                .iter()
+                .chain(&config.mute_time_intervals)
+                .map(|ti| ti.name.as_str());
+            with_known_names(&config.people, intervals, || {
+                yaml_serde::from_str::<Config>(text)
+            })
+            .map_err(|e| e.to_string())?;
+        }
         config.check()?;
         config.source = Some(text.to_string());
         Ok(config)
@@ -256,7 +279,16 @@ impl Config {
             return Err("storage.max_batch: must be at least 1".into());
         }
         self.routing()?;
+        self.oncall()?;
         Ok(())
+    }
+
+    /// `people:` and `schedules:` compiled: who is on call when.
+    pub fn oncall(&self) -> Result<OnCall, String> {
+        let intervals =
+            TimeIntervalSet::from_config(&self.time_intervals, &self.mute_time_intervals)
+                .map_err(|e| e.to_string())?;
+        OnCall::compile(&self.people, &self.schedules, &intervals)
     }
 
     /// Compiles the routing sections with Alertmanager's validation: every
