@@ -8,6 +8,7 @@ mod alertmanager;
 mod error;
 mod events;
 mod ingest;
+mod oncall;
 mod silences;
 
 use std::sync::Arc;
@@ -86,6 +87,8 @@ pub fn app(state: AppState) -> Router {
             get(alertmanager::history),
         )
         .route("/api/v1/state", get(alertmanager::state_at))
+        // Escalation.
+        .route("/api/v1/oncall", get(oncall::get))
         .route(
             "/api/v2/silence/{id}",
             get(silences::get).delete(silences::expire),
