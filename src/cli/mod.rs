@@ -2,6 +2,7 @@
 
 mod check;
 mod events;
+mod oncall;
 mod replay;
 mod serve;
 mod template;
@@ -75,6 +76,8 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Preview notification templates.
     Template(template::TemplateArgs),
+    /// Who is on call now or at a time, and the next handoffs.
+    Oncall(oncall::OnCallArgs),
 }
 
 /// Sets up logging on stderr, in text or JSON.
@@ -101,5 +104,6 @@ pub fn main() -> anyhow::Result<()> {
         Command::Why(args) => why::run(args),
         Command::Check(args) => std::process::exit(check::run(args)),
         Command::Template(args) => template::run(args),
+        Command::Oncall(args) => oncall::run(args),
     }
 }
