@@ -745,3 +745,30 @@ schedules:
     let err = Config::parse(&twice).unwrap_err();
     assert!(err.contains("schedule \"ops\" is defined twice"), "{err}");
 }
+
+/// The README's example parses and means what it says.
+#[test]
+fn the_readme_example() {
+    let readme = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"));
+    let section = &readme[readme.find("## On-call schedules").unwrap()..];
+    let start = section.find("```yaml\n").unwrap() + "```yaml\n".len();
+    let yaml = &section[start..start + section[start..].find("```").unwrap()];
+    let config = Config::parse(yaml).unwrap_or_else(|e| panic!("{e}"));
+    let oncall = config.oncall().unwrap();
+    let s = oncall.schedule("platform").unwrap();
+    table(
+        s,
+        &[
+            // Monday, office hours: carol's turn of the office layer.
+            ("2026-01-05T10:00:00+01:00", "carol"),
+            // Monday evening: the around-the-clock layer.
+            ("2026-01-05T18:00:00+01:00", "alice"),
+            // Saturday 7 March, 10:30: the cron window shows the office
+            // layer's turn (dave and bob), and alice covers bob.
+            ("2026-03-07T10:30:00+01:00", "dave+alice"),
+            ("2026-03-07T13:00:00+01:00", "alice"),
+            // The override is over.
+            ("2026-03-14T10:30:00+01:00", "carol"),
+        ],
+    );
+}
