@@ -1189,9 +1189,11 @@ impl Rotation {
         let mut date = layer.start.0;
         if let Some(weekday) = layer.handoff_weekday {
             // The first handoff is on the first such weekday from `start`.
-            while date.weekday() != weekday {
-                date = date.succ_opt().unwrap_or(date);
-            }
+            let ahead =
+                (7 + weekday.num_days_from_monday() - date.weekday().num_days_from_monday()) % 7;
+            date = date
+                .checked_add_days(chrono::Days::new(u64::from(ahead)))
+                .unwrap_or(date);
         }
         Rotation {
             zone,
