@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer};
 
+use crate::escalate::Person;
+use crate::escalate::schedule::{OnCall, ScheduleConfig, with_known_names};
 use crate::evaluate::inhibit::{InhibitRule, InhibitRuleConfig};
 use crate::evaluate::route::{ReceiverConfig, RouteConfig, RouteTree};
 use crate::evaluate::time_interval::{TimeInterval, TimeIntervalSet};
@@ -50,6 +52,11 @@ pub struct Config {
     /// in any path segment), relative to this file's directory.
     pub rule_files: Vec<String>,
 
+    /// Who can be paged, with their contact points.
+    pub people: Vec<Person>,
+    /// On-call schedules over `people` (see `escalate::schedule`).
+    pub schedules: Vec<ScheduleConfig>,
+
     /// The directory of the config file: relative template and secret
     /// paths are resolved against it.
     #[serde(skip)]
@@ -87,6 +94,8 @@ impl Default for Config {
             notify: Default::default(),
             escalation_policies: Vec::new(),
             rule_files: Vec::new(),
+            people: Vec::new(),
+            schedules: Vec::new(),
             dir: None,
             source: None,
         }
@@ -206,6 +215,20 @@ impl Config {
             return Ok(Config::default());
         }
         let mut config: Config = yaml_serde::from_str(text).map_err(|e| e.to_string())?;
+        if !config.schedules.is_empty() {
+            // Read again knowing every defined name, so that a schedule
+            // naming an unknown person or time interval is refused with the
+            // line and column of the name.
+            let intervals = config
+                .time_intervals
+                .iter()
+                .chain(&config.mute_time_intervals)
+                .map(|ti| ti.name.as_str());
+            with_known_names(&config.people, intervals, || {
+                yaml_serde::from_str::<Config>(text)
+            })
+            .map_err(|e| e.to_string())?;
+        }
         config.check()?;
         config.source = Some(text.to_string());
         Ok(config)
@@ -266,6 +289,7 @@ impl Config {
             return Err("storage.max_batch: must be at least 1".into());
         }
         let routing = self.routing()?;
+        self.oncall()?;
         self.check_escalation(&routing)?;
         Ok(())
     }
@@ -275,8 +299,8 @@ impl Config {
     fn check_escalation(&self, routing: &Routing) -> Result<(), String> {
         let receivers = |r: &str| self.receivers.iter().any(|c| c.name == r);
         let intervals = |i: &str| routing.intervals.contains_name(i);
-        let people = |_: &str| false;
-        let schedules = |_: &str| false;
+        let people = |p: &str| self.people.iter().any(|c| c.name.as_str() == p);
+        let schedules = |s: &str| self.schedules.iter().any(|c| c.name == s);
         crate::escalate::policy::check(
             &self.escalation_policies,
             &crate::escalate::policy::Names {
@@ -299,6 +323,14 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// `people:` and `schedules:` compiled: who is on call when.
+    pub fn oncall(&self) -> Result<OnCall, String> {
+        let intervals =
+            TimeIntervalSet::from_config(&self.time_intervals, &self.mute_time_intervals)
+                .map_err(|e| e.to_string())?;
+        OnCall::compile(&self.people, &self.schedules, &intervals)
     }
 
     /// Compiles the routing sections with Alertmanager's validation: every

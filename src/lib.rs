@@ -17,6 +17,8 @@
 //!   matchers, silences, inhibition, the routing tree, time intervals, and
 //!   the dispatcher that turns groups into `notification.due` decisions on
 //!   durable timers.
+//! * [`escalate`]: people and on-call schedules — who is on call at an
+//!   instant, across layers, restrictions, overrides and DST.
 //! * [`notify`]: who hears of it and how — channels (email, Slack, DingTalk,
 //!   WeCom, Feishu, webhook, PagerDuty), tera templates, and the outbox that
 //!   delivers each `notification.due` and records `notification.sent` /

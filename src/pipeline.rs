@@ -22,7 +22,7 @@ use tokio::sync::watch;
 
 use crate::clock::SharedClock;
 use crate::config::{Config, Routing};
-use crate::escalate::escalator::{Escalator, NoPeople};
+use crate::escalate::escalator::Escalator;
 use crate::escalate::incident::Incidents;
 use crate::evaluate::alerts::AlertStore;
 use crate::evaluate::dispatch::{Dispatcher, GroupStates};
@@ -149,10 +149,13 @@ impl Pipeline {
             views.silences.clone(),
             views.groups.clone(),
         ));
+        let oncall = config
+            .oncall()
+            .map_err(|e| anyhow::anyhow!("config: {e}"))?;
         let escalator = Arc::new(Escalator::new(
             &config.escalation_policies,
             routing.clone(),
-            Arc::new(NoPeople),
+            Arc::new(oncall),
             views.incidents.clone(),
         ));
         // Alerts and silences are decided on in the commit that brings them.

@@ -378,3 +378,116 @@ async fn conditions_gate_later_steps_and_repeat_starts_over() {
         ])
     );
 }
+
+/// The issue's team: primary via DingTalk, after 5 minutes primary and
+/// secondary by email, after 15 more the team lead; who "primary" is comes
+/// from the schedule at the time of each step, and each page carries the
+/// people's contact points.
+#[tokio::test]
+async fn a_policy_pages_whoever_the_schedule_has_on_call() {
+    let yaml = r#"
+route:
+  receiver: team
+  group_by: [team]
+  group_wait: 0s
+  escalation: platform
+receivers:
+  - name: team
+  - name: sre-dingtalk
+  - name: oncall-email
+people:
+  - name: alice
+    email: alice@example.org
+    dingtalk: { mobile: "13800000000" }
+  - name: bob
+    email: bob@example.org
+  - name: lead
+    email: lead@example.org
+schedules:
+  - name: primary
+    time_zone: UTC
+    layers:
+      - name: daily
+        rotation: daily
+        handoff: "19:10"
+        start: 2026-11-24
+        people: [alice, bob]
+  - name: secondary
+    time_zone: UTC
+    layers:
+      - name: weekly
+        rotation: weekly
+        handoff: "09:00"
+        start: 2026-11-23
+        people: [bob]
+escalation_policies:
+  - name: platform
+    steps:
+      - notify: {schedules: [primary], via: [sre-dingtalk]}
+      - wait: 5m
+      - notify: {schedules: [primary, secondary], via: [oncall-email]}
+      - wait: 15m
+      - notify: {people: [lead], via: [oncall-email]}
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(t0());
+    let t = Timeline::open(yaml, dir.path(), &clock);
+    // Whom each page (escalation `notification.due`) is for, by receiver.
+    let pages = |t: &Timeline, after: u64| -> Vec<String> {
+        t.pipeline
+            .log
+            .read(&EventQuery {
+                after,
+                kinds: vec!["notification.due".into()],
+                limit: 100,
+                ..EventQuery::default()
+            })
+            .unwrap()
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::NotificationDue(d) if d.escalation.is_some() => Some(format!(
+                    "{} -> {}",
+                    d.group.receiver,
+                    d.to.iter()
+                        .map(|p| format!(
+                            "{} <{}>{}",
+                            p.name,
+                            p.email.as_deref().unwrap_or(""),
+                            p.mentions
+                                .get("dingtalk_mobile")
+                                .map(|m| format!(" @{m}"))
+                                .unwrap_or_default()
+                        ))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+                _ => None,
+            })
+            .collect()
+    };
+    // 19:00, a day after alice's turn began at 19:10 yesterday: alice.
+    let before = t.pipeline.log.last_seq();
+    t.at(0);
+    t.fire(&["Down"]).await;
+    t.step().await;
+    assert_eq!(
+        pages(&t, before),
+        ["sre-dingtalk -> alice <alice@example.org> @13800000000"]
+    );
+    // 19:10 the primary hands over to bob; 5 minutes in, the second step.
+    let before = t.pipeline.log.last_seq();
+    t.at(600);
+    t.step().await;
+    assert_eq!(
+        pages(&t, before),
+        ["oncall-email -> bob <bob@example.org>"],
+        "bob is primary and secondary: paged once"
+    );
+    let before = t.pipeline.log.last_seq();
+    t.at(600 + 900);
+    t.step().await;
+    assert_eq!(
+        pages(&t, before),
+        ["oncall-email -> lead <lead@example.org>"]
+    );
+}

@@ -9,6 +9,7 @@ mod error;
 mod events;
 mod incidents;
 mod ingest;
+mod oncall;
 mod silences;
 
 use std::sync::Arc;
@@ -94,6 +95,8 @@ pub fn app(state: AppState) -> Router {
             "/act/{token}",
             get(incidents::confirm).post(incidents::perform),
         )
+        // Escalation.
+        .route("/api/v1/oncall", get(oncall::get))
         .route(
             "/api/v2/silence/{id}",
             get(silences::get).delete(silences::expire),

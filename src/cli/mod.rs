@@ -2,6 +2,7 @@
 
 mod check;
 mod events;
+mod oncall;
 mod replay;
 mod serve;
 mod template;
@@ -78,6 +79,8 @@ pub enum Command {
     Test(test::TestArgs),
     /// Preview notification templates.
     Template(template::TemplateArgs),
+    /// Who is on call now or at a time, and the next handoffs.
+    Oncall(oncall::OnCallArgs),
 }
 
 /// Sets up logging on stderr, in text or JSON.
@@ -105,5 +108,6 @@ pub fn main() -> anyhow::Result<()> {
         Command::Check(args) => std::process::exit(check::run(args)),
         Command::Test(args) => std::process::exit(test::run(args)),
         Command::Template(args) => template::run(args),
+        Command::Oncall(args) => oncall::run(args),
     }
 }

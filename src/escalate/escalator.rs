@@ -29,15 +29,40 @@ pub trait Directory: Send + Sync {
     fn on_call(&self, schedule: &str, at: DateTime<Utc>) -> Vec<String>;
 }
 
-/// A directory that knows nobody: policies can then page receivers only.
-pub struct NoPeople;
-
-impl Directory for NoPeople {
-    fn person(&self, _: &str) -> Option<Recipient> {
-        None
+/// People and schedules as configured answer who a notify step pages.
+impl Directory for super::schedule::OnCall {
+    fn person(&self, name: &str) -> Option<Recipient> {
+        let p = super::schedule::OnCall::person(self, &super::PersonName::from(name))?;
+        let mut mentions = std::collections::BTreeMap::new();
+        let mut put = |k: &str, v: Option<&String>| {
+            if let Some(v) = v.filter(|v| !v.is_empty()) {
+                mentions.insert(k.to_string(), v.clone());
+            }
+        };
+        if let Some(d) = &p.dingtalk {
+            put("dingtalk_mobile", d.mobile.as_ref());
+            put("dingtalk_user", d.user_id.as_ref());
+        }
+        if let Some(w) = &p.wecom {
+            put("wecom_user", Some(&w.user_id));
+        }
+        if let Some(f) = &p.feishu {
+            put("feishu_user", f.open_id.as_ref().or(f.user_id.as_ref()));
+        }
+        if let Some(sl) = &p.slack {
+            put("slack_user", Some(&sl.user_id));
+        }
+        Some(Recipient {
+            name: name.to_string(),
+            email: p.email.clone(),
+            mentions,
+        })
     }
-    fn on_call(&self, _: &str, _: DateTime<Utc>) -> Vec<String> {
-        Vec::new()
+
+    fn on_call(&self, schedule: &str, at: DateTime<Utc>) -> Vec<String> {
+        self.schedule(schedule)
+            .map(|s| s.on_call(at).into_iter().map(|p| p.0).collect())
+            .unwrap_or_default()
     }
 }
 

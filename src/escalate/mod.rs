@@ -1,5 +1,9 @@
-//! The escalate stage: what happens when nobody reacts.
+//! The escalate stage: who must react to an incident, and what happens
+//! when nobody does.
 //!
+//! - [`people`] — the people who can be paged and their contact points;
+//! - [`schedule`] — on-call schedules (rotations, layers, restrictions,
+//!   overrides): who is on call at an instant;
 //! - [`policy`] — escalation policies as configured, checked at load;
 //! - [`incident`] — incidents (one paging episode of a notification group)
 //!   as a fold over the log, with their escalation progress, acks, snoozes;
@@ -10,10 +14,15 @@
 //!   the same way from the API, the CLI, links and PagerDuty events.
 //!
 //! This stage decides and records; it never sends (the outbox does) and
-//! never reads the wall clock.
+//! never reads the wall clock (callers pass the time).
 
 pub mod actions;
 pub mod escalator;
 pub mod incident;
 pub mod link;
+pub mod people;
 pub mod policy;
+pub mod schedule;
+
+pub use people::{Person, PersonName};
+pub use schedule::{OnCall, Schedule, ScheduleConfig, Shift};
