@@ -274,3 +274,34 @@ async fn the_incident_api_acts_and_refuses_what_does_not_fit() {
     assert_eq!(shown["status"], "resolved");
     assert_eq!(shown["closedBy"], "bob");
 }
+
+/// A PagerDuty-style `acknowledge` on /api/v1/events acknowledges the
+/// incident of its alert; `resolve` of its last alert resolves it.
+#[tokio::test]
+async fn pagerduty_acknowledge_and_resolve_act_on_the_incident() {
+    let s = Server::new().await;
+    let event = |action: &str| {
+        json!({
+            "routing_key": "k",
+            "event_action": action,
+            "dedup_key": "disk-7",
+            "payload": {"summary": "disk full", "source": "node-7", "severity": "critical"}
+        })
+    };
+    let (status, answer) = s.post_json("/api/v1/events", event("trigger")).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let pd = s
+        .pipeline
+        .incidents
+        .open()
+        .into_iter()
+        .find(|i| i.group.group_labels.values().all(|v| !v.contains("script")))
+        .expect("the PagerDuty alert opened an incident");
+    let (status, _) = s.post_json("/api/v1/events", event("acknowledge")).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let acked = s.pipeline.incidents.get(&pd.id).unwrap();
+    assert_eq!(acked.ack.as_ref().unwrap().by, "pagerduty-event");
+    let (status, _) = s.post_json("/api/v1/events", event("resolve")).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert!(!s.pipeline.incidents.get(&pd.id).unwrap().is_open());
+}

@@ -290,3 +290,39 @@ pub async fn perform(State(state): State<AppState>, Path(token): Path<String>) -
         ),
     }
 }
+
+#[derive(Deserialize)]
+pub struct StatsQuery {
+    from: Option<String>,
+    to: Option<String>,
+}
+
+/// `GET /api/v1/stats?from=&to=`: the period's MTTA/MTTR, pages per person
+/// and noisiest alerts, computed from the log (default: the last 7 days).
+pub async fn stats(
+    State(state): State<AppState>,
+    Query(q): Query<StatsQuery>,
+) -> Result<Json<Value>, AppError> {
+    let now = state.pipeline.clock.now();
+    let (from, to) =
+        crate::cli::incident_period(q.from.as_deref(), q.to.as_deref(), now).map_err(|e| {
+            AppError::BadQuery {
+                param: "from/to".into(),
+                message: e.to_string(),
+            }
+        })?;
+    let pipeline = state.pipeline.clone();
+    let stats = tokio::task::spawn_blocking(move || {
+        let oncall = pipeline.config.oncall().unwrap_or_default();
+        let zone = |p: &str| {
+            oncall
+                .person(&crate::escalate::PersonName::from(p))
+                .and_then(|p| p.time_zone)
+                .map(|z| z.0)
+        };
+        crate::escalate::stats::compute(&pipeline.log, from, to, &zone)
+    })
+    .await
+    .map_err(|_| AppError::Unavailable)??;
+    Ok(Json(serde_json::to_value(stats).unwrap_or_default()))
+}

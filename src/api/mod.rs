@@ -89,6 +89,7 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/api/v1/state", get(alertmanager::state_at))
         .route("/api/v1/incidents", get(incidents::list))
+        .route("/api/v1/stats", get(incidents::stats))
         .route("/api/v1/incidents/{id}", get(incidents::get))
         .route("/api/v1/incidents/{id}/{action}", post(incidents::act))
         .route(

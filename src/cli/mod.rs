@@ -2,6 +2,8 @@
 
 mod check;
 mod events;
+mod incident;
+pub use incident::period as incident_period;
 mod oncall;
 mod replay;
 mod serve;
@@ -81,6 +83,10 @@ pub enum Command {
     Template(template::TemplateArgs),
     /// Who is on call now or at a time, and the next handoffs.
     Oncall(oncall::OnCallArgs),
+    /// MTTA/MTTR, pages per person and the noisiest alerts over a period.
+    Stats(incident::StatsArgs),
+    /// List incidents, or acknowledge, unacknowledge, resolve or snooze one.
+    Incident(incident::IncidentArgs),
 }
 
 /// Sets up logging on stderr, in text or JSON.
@@ -109,5 +115,7 @@ pub fn main() -> anyhow::Result<()> {
         Command::Test(args) => std::process::exit(test::run(args)),
         Command::Template(args) => template::run(args),
         Command::Oncall(args) => oncall::run(args),
+        Command::Stats(args) => incident::run_stats(args),
+        Command::Incident(args) => incident::run_incident(args),
     }
 }

@@ -11,7 +11,8 @@
 //!   the pages they imply (`notification.due` addressed to people);
 //! - [`link`] — signed, expiring action links (acknowledge from the page);
 //! - [`actions`] — acknowledge, unacknowledge, resolve, snooze, checked
-//!   the same way from the API, the CLI, links and PagerDuty events.
+//!   the same way from the API, the CLI, links and PagerDuty events;
+//! - [`stats`] — MTTA/MTTR, pages per person, noisiest alerts, from the log.
 //!
 //! This stage decides and records; it never sends (the outbox does) and
 //! never reads the wall clock (callers pass the time).
@@ -23,6 +24,7 @@ pub mod link;
 pub mod people;
 pub mod policy;
 pub mod schedule;
+pub mod stats;
 
 pub use people::{Person, PersonName};
 pub use schedule::{OnCall, Schedule, ScheduleConfig, Shift};
