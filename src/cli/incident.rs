@@ -55,15 +55,14 @@ pub fn run_stats(args: StatsArgs) -> anyhow::Result<()> {
     let (from, to) = period(args.from.as_deref(), args.to.as_deref(), SystemClock.now())?;
     let stats: serde_json::Value = match &args.server {
         Some(server) => {
-            let url = format!(
-                "{}/api/v1/stats?from={}&to={}",
-                server.trim_end_matches('/'),
-                from.to_rfc3339(),
-                to.to_rfc3339()
-            );
+            let url = format!("{}/api/v1/stats", server.trim_end_matches('/'));
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(async {
-                let resp = reqwest::Client::new().get(&url).send().await?;
+                let resp = reqwest::Client::new()
+                    .get(&url)
+                    .query(&[("from", from.to_rfc3339()), ("to", to.to_rfc3339())])
+                    .send()
+                    .await?;
                 let status = resp.status();
                 let body: serde_json::Value = resp.json().await?;
                 if !status.is_success() {
