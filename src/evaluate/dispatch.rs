@@ -134,7 +134,7 @@ impl Projection for GroupStates {
 /// One group's members as of now.
 #[derive(Debug, Default, PartialEq)]
 struct Members {
-    group: Option<GroupRef>,
+    group: Option<Arc<GroupRef>>,
     firing: BTreeSet<String>,
     muted: BTreeMap<String, Vec<String>>,
 }
@@ -152,12 +152,21 @@ pub struct Dispatcher {
     /// fixes the labels and the config fixes the tree, so an entry never
     /// goes stale; it only spares walking the tree and building group keys
     /// for every alert at every step.
-    routes: parking_lot::Mutex<HashMap<Fingerprint, Arc<[Arc<GroupRef>]>>>,
+    routes: parking_lot::Mutex<RouteCache>,
     /// How long the last decision pass took, for the loop's pacing.
     last_decide: parking_lot::Mutex<std::time::Duration>,
     /// Group membership as of the last pass, brought up to date with the
     /// alerts that changed since, instead of rebuilt from every alert.
     memo: parking_lot::Mutex<Option<Memo>>,
+}
+
+/// The groups of each alert, with one shared `GroupRef` per group: the
+/// alerts of a group (often thousands) point at one copy of its labels and
+/// keys.
+#[derive(Default)]
+struct RouteCache {
+    by_alert: HashMap<Fingerprint, Arc<[Arc<GroupRef>]>>,
+    groups: HashMap<String, Arc<GroupRef>>,
 }
 
 /// Membership and what it was computed from.
@@ -190,7 +199,7 @@ impl Dispatcher {
             alerts,
             silences,
             groups,
-            routes: parking_lot::Mutex::new(HashMap::new()),
+            routes: parking_lot::Mutex::new(RouteCache::default()),
             last_decide: parking_lot::Mutex::new(std::time::Duration::ZERO),
             memo: parking_lot::Mutex::new(None),
         }
@@ -213,25 +222,33 @@ impl Dispatcher {
         fp: Fingerprint,
         labels: &LabelSet,
     ) -> Arc<[Arc<GroupRef>]> {
-        self.routes
-            .lock()
-            .entry(fp)
-            .or_insert_with(|| {
-                tree.matching(labels)
-                    .into_iter()
-                    .map(|route| {
-                        let glabels = group_labels(route, labels);
+        let mut cache = self.routes.lock();
+        if let Some(groups) = cache.by_alert.get(&fp) {
+            return groups.clone();
+        }
+        let groups: Arc<[Arc<GroupRef>]> = tree
+            .matching(labels)
+            .into_iter()
+            .map(|route| {
+                let glabels = group_labels(route, labels);
+                let id = format!("{}:{}", route.id(), label_set_string(&glabels));
+                cache
+                    .groups
+                    .entry(id)
+                    .or_insert_with_key(|id| {
                         Arc::new(GroupRef {
-                            group: format!("{}:{}", route.id(), label_set_string(&glabels)),
+                            group: id.clone(),
                             route: route.id().to_string(),
                             receiver: route.receiver().to_string(),
                             group_key: group_key(route, &glabels),
                             group_labels: glabels,
                         })
                     })
-                    .collect()
+                    .clone()
             })
-            .clone()
+            .collect();
+        cache.by_alert.insert(fp, groups.clone());
+        groups
     }
 
     /// Runs `f` over the current membership of every group that has firing
@@ -288,7 +305,7 @@ impl Dispatcher {
                         if let Some(mutes) = &mutes {
                             let members = m.members.entry(group.group.clone()).or_default();
                             if members.group.is_none() {
-                                members.group = Some(GroupRef::clone(group));
+                                members.group = Some(group.clone());
                             }
                             if mutes.is_empty() {
                                 members.firing.insert(key.clone());
@@ -339,10 +356,10 @@ impl Dispatcher {
             .collect();
         {
             let mut cache = self.routes.lock();
-            if cache.len() > 2 * firing.len() + 1024 {
+            if cache.by_alert.len() > 2 * firing.len() + 1024 {
                 // Alerts that ended leave entries behind; start afresh
                 // rather than track them.
-                cache.clear();
+                *cache = RouteCache::default();
             }
         }
         for (fingerprint, fp, alert) in &firing {
@@ -364,7 +381,7 @@ impl Dispatcher {
                     None => out.entry(group.group.clone()).or_default(),
                 };
                 if m.group.is_none() {
-                    m.group = Some(GroupRef::clone(group));
+                    m.group = Some(group.clone());
                 }
                 if mutes.is_empty() {
                     m.firing.insert(fp.clone());
@@ -509,7 +526,7 @@ impl Dispatcher {
             if matches!(state.next_due, Some(due) if due > now) {
                 continue; // a timer is pending: nothing to decide before it
             }
-            let group = state_group.clone();
+            let group = GroupRef::clone(state_group);
             match state.next_due {
                 // A group with news and no timer: start one.
                 None => {

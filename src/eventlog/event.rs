@@ -11,8 +11,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-/// A label or annotation map. Sorted, so its JSON and its fingerprint are stable.
-pub type LabelSet = BTreeMap<String, String>;
+pub use super::labels::LabelSet;
 
 /// An event as stored: the envelope and its typed kind.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

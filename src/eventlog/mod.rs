@@ -6,6 +6,7 @@
 //! it never interprets what an event means.
 
 pub mod event;
+pub mod labels;
 pub mod projection;
 pub mod replay;
 pub mod store;

@@ -156,7 +156,7 @@ impl AlertIndex {
             .labels
             .get(super::pagerduty::DEDUP_LABEL)
             .filter(|_| report.extra.contains_key(super::pagerduty::EXTRA_KEY))
-            .cloned();
+            .map(str::to_string);
         if let Some(k) = &dedup_key {
             self.dedup_keys.write().insert(k.clone(), fp.0);
         }

@@ -305,11 +305,7 @@ impl PagerdutyNotifier {
                 continue;
             }
             seen.push(&a.generator_url);
-            let name = a
-                .labels
-                .get("alertname")
-                .map(String::as_str)
-                .unwrap_or("alert");
+            let name = a.labels.get("alertname").unwrap_or("alert");
             links.push(Link {
                 href: a.generator_url.clone(),
                 text: format!("Source of {name}"),
