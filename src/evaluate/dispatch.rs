@@ -116,16 +116,16 @@ impl Projection for GroupStates {
         self.groups.write().clear();
     }
 
-    fn snapshot(&self) -> Option<crate::eventlog::projection::SnapshotFn> {
+    fn snapshot_json(&self) -> Option<crate::eventlog::projection::SnapshotWriter> {
         let all = self.all();
-        Some(Box::new(move || {
-            serde_json::to_value(all).unwrap_or_default()
+        Some(Box::new(move |out: &mut Vec<u8>| {
+            serde_json::to_writer(out, &all)
         }))
     }
 
-    fn restore(&self, state: serde_json::Value) -> Result<(), String> {
+    fn restore_json(&self, state: &str) -> Result<(), String> {
         let all: Vec<(String, GroupState)> =
-            serde_json::from_value(state).map_err(|e| e.to_string())?;
+            serde_json::from_str(state).map_err(|e| e.to_string())?;
         *self.groups.write() = all.into_iter().collect();
         Ok(())
     }
