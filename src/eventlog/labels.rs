@@ -326,7 +326,7 @@ impl<'de> Visitor<'de> for SetVisitor {
         // Decode into a reused buffer, then copy it once into the set's own
         // allocation. Stored sets arrive sorted; anything else is sorted after.
         let mut own = String::new();
-        let result = SCRATCH.with(|cell| {
+        SCRATCH.with(|cell| {
             let mut borrowed = cell.try_borrow_mut();
             let buf: &mut String = match &mut borrowed {
                 Ok(b) => b,
@@ -367,8 +367,7 @@ impl<'de> Visitor<'de> for SetVisitor {
                 LabelSet::from_pairs(pairs)
             };
             Ok(set)
-        });
-        result
+        })
     }
 }
 

@@ -935,7 +935,7 @@ pub fn alert_data(
 ) -> AlertData {
     let summary = ["summary", "description", "message"]
         .iter()
-        .find_map(|k| annotations.get(*k))
+        .find_map(|k| annotations.get(k))
         .or_else(|| labels.get("alertname"))
         .map(str::to_string)
         .unwrap_or_default();

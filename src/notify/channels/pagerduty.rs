@@ -250,7 +250,7 @@ pub fn severity_of(msg: &Message) -> &'static str {
             severity_rank(s)
         })
         .min()
-        .or_else(|| msg.common_labels.get("severity").map(|s| severity_rank(s)))
+        .or_else(|| msg.common_labels.get("severity").map(severity_rank))
         .unwrap_or(4);
     match rank {
         0 => "critical",
