@@ -30,17 +30,36 @@ pub struct LabelSet(Option<Arc<str>>);
 
 /// Appends one length-prefixed string to an encoded set.
 fn push_str(out: &mut String, s: &str) {
-    use std::fmt::Write;
-    let _ = write!(out, "{}:", s.len());
+    // Decimal digits of the length, most significant first (no formatter:
+    // this runs for every name and value replay decodes).
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = s.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[at..] {
+        out.push(d as char);
+    }
+    out.push(':');
     out.push_str(s);
 }
 
 /// Reads one length-prefixed string from the front of `rest`.
 fn take_str<'a>(rest: &mut &'a str) -> &'a str {
-    let colon = rest.find(':').expect("label set encoding: length prefix");
-    let len: usize = rest[..colon]
-        .parse()
-        .expect("label set encoding: length digits");
+    let bytes = rest.as_bytes();
+    let mut len = 0usize;
+    let mut colon = 0;
+    while bytes[colon] != b':' {
+        debug_assert!(bytes[colon].is_ascii_digit(), "label set encoding");
+        len = len * 10 + (bytes[colon] - b'0') as usize;
+        colon += 1;
+    }
     let s = &rest[colon + 1..colon + 1 + len];
     *rest = &rest[colon + 1 + len..];
     s
@@ -340,7 +359,11 @@ impl<'de> Visitor<'de> for SetVisitor {
                 if map.next_key_seed(Append(buf))?.is_none() {
                     break;
                 }
-                let colon = start + buf[start..].find(':').expect("length prefix");
+                let colon = start
+                    + buf.as_bytes()[start..]
+                        .iter()
+                        .position(|&b| b == b':')
+                        .expect("length prefix");
                 let key = colon + 1..buf.len();
                 if let Some(p) = prev
                     && buf[p] >= buf[key.clone()]
