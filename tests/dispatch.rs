@@ -109,7 +109,7 @@ impl Timeline {
                 .iter()
                 .map(|fp| {
                     let fp = fenghuo::evaluate::Fingerprint::parse(fp).unwrap();
-                    self.pipeline.store.get(fp).unwrap().report.labels["alertname"].clone()
+                    self.pipeline.store.get(fp).unwrap().report.labels["alertname"].to_string()
                 })
                 .collect();
             n.sort();
@@ -497,7 +497,7 @@ async fn inhibited_alerts_wait_for_their_inhibitor_to_end() {
         .store
         .all()
         .iter()
-        .find(|(_, a)| a.report.labels["alertname"] == "Down")
+        .find(|(_, a)| &a.report.labels["alertname"] == "Down")
         .unwrap()
         .0
         .to_string();
@@ -505,7 +505,7 @@ async fn inhibited_alerts_wait_for_their_inhibitor_to_end() {
         .store
         .all()
         .iter()
-        .find(|(_, a)| a.report.labels["alertname"] == "Slow")
+        .find(|(_, a)| &a.report.labels["alertname"] == "Slow")
         .unwrap()
         .0
         .to_string();

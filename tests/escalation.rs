@@ -511,7 +511,7 @@ async fn stats_of_a_scripted_history_match_the_hand_computed_figures() {
                 .incidents
                 .all()
                 .into_iter()
-                .find(|i| i.group.group_labels["alertname"] == name)
+                .find(|i| &i.group.group_labels["alertname"] == name)
                 .unwrap()
                 .id;
             act(

@@ -323,7 +323,7 @@ async fn prometheus_posts_alerts_as_prometheus_2_sends_them() {
     assert_eq!(events[0].key, Fingerprint::of(&want_labels).to_string());
     assert_eq!(report.labels, want_labels);
     assert_eq!(
-        report.annotations["summary"],
+        &report.annotations["summary"],
         "High request latency on api-1:8080"
     );
     assert_eq!(report.starts_at, t("2026-11-25T18:45:30.123456789Z"));
@@ -341,7 +341,7 @@ async fn prometheus_posts_alerts_as_prometheus_2_sends_them() {
     assert_eq!(res.ends_at, t("2026-11-25T18:59:30Z"));
     assert_eq!(res.reason, "first seen resolved");
     assert_eq!(
-        res.report.as_ref().unwrap().labels["alertname"],
+        &res.report.as_ref().unwrap().labels["alertname"],
         "CertExpiring"
     );
 
@@ -410,8 +410,8 @@ async fn pagerduty_trigger_acknowledge_resolve() {
     let EventKind::AlertReceived(report) = &events[0].kind else {
         unreachable!()
     };
-    assert_eq!(report.labels["dedup_key"], "srv01/HTTP");
-    assert_eq!(report.labels["severity"], "critical");
+    assert_eq!(&report.labels["dedup_key"], "srv01/HTTP");
+    assert_eq!(&report.labels["severity"], "critical");
     assert_eq!(
         report.starts_at,
         t("2026-11-25T18:58:42.045Z"),

@@ -212,7 +212,7 @@ fn message(status: &str, alerts: Vec<AlertData>) -> Message {
         group_key: "{}/{team=\"ops\"}:{alertname=\"HighLatency\"}".into(),
         group_labels: labels([("alertname", "HighLatency")]),
         common_labels: labels([("alertname", "HighLatency"), ("team", "ops")]),
-        common_annotations: BTreeMap::new(),
+        common_annotations: Default::default(),
         external_url: "http://fenghuo.example:9797".into(),
         counts: Counts {
             firing,
@@ -946,9 +946,17 @@ fn message_from_am(body: &WebhookBody) -> Message {
             ends_at: a.ends_at,
             generator_url: a.generator_url.clone(),
             is_new: false,
-            severity: a.labels.get("severity").cloned().unwrap_or_default(),
+            severity: a
+                .labels
+                .get("severity")
+                .map(str::to_string)
+                .unwrap_or_default(),
             runbook_url: None,
-            summary: a.annotations.get("summary").cloned().unwrap_or_default(),
+            summary: a
+                .annotations
+                .get("summary")
+                .map(str::to_string)
+                .unwrap_or_default(),
             duration: "1s".into(),
         })
         .collect();

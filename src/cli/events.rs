@@ -56,7 +56,7 @@ pub fn run(args: EventsArgs) -> anyhow::Result<()> {
 pub fn describe(e: &Event) -> String {
     let what = match &e.kind {
         EventKind::AlertReceived(r) => {
-            let name = r.labels.get("alertname").map_or("", String::as_str);
+            let name = r.labels.get("alertname").unwrap_or("");
             let rest: Vec<String> = r
                 .labels
                 .iter()

@@ -160,7 +160,7 @@ pub fn compute(
         |e| match &e.kind {
             EventKind::AlertReceived(r) => {
                 if let Some(n) = r.labels.get("alertname") {
-                    names.insert(r.fingerprint.clone(), n.clone());
+                    names.insert(r.fingerprint.clone(), n.to_string());
                 }
             }
             EventKind::AlertFired { fingerprint } if e.occurred_at >= from => {
@@ -180,8 +180,8 @@ pub fn compute(
         let ack = first_ack.get(&i.id).copied();
         overall.add(&i, ack);
         let labels = &i.group.group_labels;
-        let service = labels.get("service").cloned().unwrap_or_else(|| "-".into());
-        let team = labels.get("team").cloned().unwrap_or_else(|| "-".into());
+        let service = labels.get("service").unwrap_or("-").to_string();
+        let team = labels.get("team").unwrap_or("-").to_string();
         for (map, key) in by.iter_mut().zip([
             i.group.route.clone(),
             i.group.receiver.clone(),
@@ -193,7 +193,7 @@ pub fn compute(
         if i.closed_at.is_some() && ack.is_none() {
             let name = labels
                 .get("alertname")
-                .cloned()
+                .map(str::to_string)
                 .or_else(|| i.firing.first().and_then(|fp| names.get(fp).cloned()))
                 .unwrap_or_else(|| "-".into());
             *never_acked_by_name.entry(name).or_default() += 1;

@@ -255,21 +255,23 @@ impl Projection for AlertStore {
         self.changed_everything();
     }
 
-    fn snapshot(&self) -> Option<crate::eventlog::projection::SnapshotFn> {
+    fn snapshot_json(&self) -> Option<crate::eventlog::projection::SnapshotWriter> {
+        // Copies share each alert's report; serialising writes text
+        // directly (a JSON tree of every alert would cost far more).
         let all: Vec<(u64, StoredAlert)> = self
             .alerts
             .read()
             .iter()
             .map(|(k, v)| (*k, v.clone()))
             .collect();
-        Some(Box::new(move || {
-            serde_json::to_value(all).unwrap_or_default()
+        Some(Box::new(move |out: &mut Vec<u8>| {
+            serde_json::to_writer(out, &all)
         }))
     }
 
-    fn restore(&self, state: serde_json::Value) -> Result<(), String> {
+    fn restore_json(&self, state: &str) -> Result<(), String> {
         let all: Vec<(u64, StoredAlert)> =
-            serde_json::from_value(state).map_err(|e| e.to_string())?;
+            serde_json::from_str(state).map_err(|e| e.to_string())?;
         *self.alerts.write() = all.into_iter().collect();
         self.changed_everything();
         Ok(())

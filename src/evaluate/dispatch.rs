@@ -116,16 +116,16 @@ impl Projection for GroupStates {
         self.groups.write().clear();
     }
 
-    fn snapshot(&self) -> Option<crate::eventlog::projection::SnapshotFn> {
+    fn snapshot_json(&self) -> Option<crate::eventlog::projection::SnapshotWriter> {
         let all = self.all();
-        Some(Box::new(move || {
-            serde_json::to_value(all).unwrap_or_default()
+        Some(Box::new(move |out: &mut Vec<u8>| {
+            serde_json::to_writer(out, &all)
         }))
     }
 
-    fn restore(&self, state: serde_json::Value) -> Result<(), String> {
+    fn restore_json(&self, state: &str) -> Result<(), String> {
         let all: Vec<(String, GroupState)> =
-            serde_json::from_value(state).map_err(|e| e.to_string())?;
+            serde_json::from_str(state).map_err(|e| e.to_string())?;
         *self.groups.write() = all.into_iter().collect();
         Ok(())
     }
@@ -134,7 +134,7 @@ impl Projection for GroupStates {
 /// One group's members as of now.
 #[derive(Debug, Default, PartialEq)]
 struct Members {
-    group: Option<GroupRef>,
+    group: Option<Arc<GroupRef>>,
     firing: BTreeSet<String>,
     muted: BTreeMap<String, Vec<String>>,
 }
@@ -151,7 +151,7 @@ pub struct Dispatcher {
     /// fixes the labels and the config fixes the tree, so an entry never
     /// goes stale; it only spares walking the tree and building group keys
     /// for every alert at every step.
-    routes: parking_lot::Mutex<HashMap<Fingerprint, Arc<[Arc<GroupRef>]>>>,
+    routes: parking_lot::Mutex<RouteCache>,
     /// How long the last decision pass took, for the loop's pacing.
     last_decide: parking_lot::Mutex<std::time::Duration>,
     /// Group membership as of the last pass, brought up to date with the
@@ -159,6 +159,15 @@ pub struct Dispatcher {
     memo: parking_lot::Mutex<Option<Memo>>,
     /// The last `seq` folded when a pass ran.
     decided_through: std::sync::atomic::AtomicU64,
+}
+
+/// The groups of each alert, with one shared `GroupRef` per group: the
+/// alerts of a group (often thousands) point at one copy of its labels and
+/// keys.
+#[derive(Default)]
+struct RouteCache {
+    by_alert: HashMap<Fingerprint, Arc<[Arc<GroupRef>]>>,
+    groups: HashMap<String, Arc<GroupRef>>,
 }
 
 /// Membership and what it was computed from.
@@ -193,7 +202,7 @@ impl Dispatcher {
             alerts,
             silences,
             groups,
-            routes: parking_lot::Mutex::new(HashMap::new()),
+            routes: parking_lot::Mutex::new(RouteCache::default()),
             last_decide: parking_lot::Mutex::new(std::time::Duration::ZERO),
             memo: parking_lot::Mutex::new(None),
             decided_through: std::sync::atomic::AtomicU64::new(0),
@@ -217,25 +226,33 @@ impl Dispatcher {
         fp: Fingerprint,
         labels: &LabelSet,
     ) -> Arc<[Arc<GroupRef>]> {
-        self.routes
-            .lock()
-            .entry(fp)
-            .or_insert_with(|| {
-                tree.matching(labels)
-                    .into_iter()
-                    .map(|route| {
-                        let glabels = group_labels(route, labels);
+        let mut cache = self.routes.lock();
+        if let Some(groups) = cache.by_alert.get(&fp) {
+            return groups.clone();
+        }
+        let groups: Arc<[Arc<GroupRef>]> = tree
+            .matching(labels)
+            .into_iter()
+            .map(|route| {
+                let glabels = group_labels(route, labels);
+                let id = format!("{}:{}", route.id(), label_set_string(&glabels));
+                cache
+                    .groups
+                    .entry(id)
+                    .or_insert_with_key(|id| {
                         Arc::new(GroupRef {
-                            group: format!("{}:{}", route.id(), label_set_string(&glabels)),
+                            group: id.clone(),
                             route: route.id().to_string(),
                             receiver: route.receiver().to_string(),
                             group_key: group_key(route, &glabels),
                             group_labels: glabels,
                         })
                     })
-                    .collect()
+                    .clone()
             })
-            .clone()
+            .collect();
+        cache.by_alert.insert(fp, groups.clone());
+        groups
     }
 
     /// Runs `f` over the current membership of every group that has firing
@@ -292,7 +309,7 @@ impl Dispatcher {
                         if let Some(mutes) = &mutes {
                             let members = m.members.entry(group.group.clone()).or_default();
                             if members.group.is_none() {
-                                members.group = Some(GroupRef::clone(group));
+                                members.group = Some(group.clone());
                             }
                             if mutes.is_empty() {
                                 members.firing.insert(key.clone());
@@ -343,10 +360,10 @@ impl Dispatcher {
             .collect();
         {
             let mut cache = self.routes.lock();
-            if cache.len() > 2 * firing.len() + 1024 {
+            if cache.by_alert.len() > 2 * firing.len() + 1024 {
                 // Alerts that ended leave entries behind; start afresh
                 // rather than track them.
-                cache.clear();
+                *cache = RouteCache::default();
             }
         }
         for (fingerprint, fp, alert) in &firing {
@@ -368,7 +385,7 @@ impl Dispatcher {
                     None => out.entry(group.group.clone()).or_default(),
                 };
                 if m.group.is_none() {
-                    m.group = Some(GroupRef::clone(group));
+                    m.group = Some(group.clone());
                 }
                 if mutes.is_empty() {
                     m.firing.insert(fp.clone());
@@ -522,7 +539,7 @@ impl Dispatcher {
             if matches!(state.next_due, Some(due) if due > now) {
                 continue; // a timer is pending: nothing to decide before it
             }
-            let group = state_group.clone();
+            let group = GroupRef::clone(state_group);
             match state.next_due {
                 // A group with news and no timer: start one.
                 None => {

@@ -200,7 +200,7 @@ impl InhibitRule {
 
 /// A label's value, `""` when missing (as in Prometheus' model).
 fn value<'a>(labels: &'a LabelSet, name: &str) -> &'a str {
-    labels.get(name).map_or("", String::as_str)
+    labels.get(name).unwrap_or("")
 }
 
 /// The fingerprints of the firing alerts that inhibit `target`, over all

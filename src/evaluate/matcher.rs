@@ -48,6 +48,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::str::FromStr;
+
+use crate::eventlog::LabelSet;
 use std::sync::LazyLock;
 
 use regex::Regex;
@@ -169,8 +171,8 @@ impl Matcher {
 
     /// Whether the label set satisfies this matcher; a missing label has the
     /// value `""`.
-    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
-        self.matches_value(labels.get(&self.name).map_or("", String::as_str))
+    pub fn matches(&self, labels: &LabelSet) -> bool {
+        self.matches_value(labels.get(&self.name).unwrap_or(""))
     }
 
     /// Whether a label value (`""` for a missing label) satisfies this matcher.
@@ -371,7 +373,7 @@ impl Matchers {
     }
 
     /// True when every matcher matches (so the empty list matches everything).
-    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+    pub fn matches(&self, labels: &LabelSet) -> bool {
         self.0.iter().all(|m| m.matches(labels))
     }
 
@@ -1575,6 +1577,10 @@ mod tests {
             .collect()
     }
 
+    fn set(pairs: &[(&str, &str)]) -> LabelSet {
+        pairs.iter().copied().collect()
+    }
+
     /// Valid lists in the default (fallback) mode: Alertmanager's UTF-8 parser
     /// tests (matcher/parse/parse_test.go), classic parser tests
     /// (pkg/labels/parse_test.go) and the configuration.md examples.
@@ -2212,11 +2218,7 @@ mod tests {
         ];
         for (input, pairs, want) in cases {
             let ms = Matchers::parse(input).unwrap();
-            assert_eq!(
-                ms.matches(&labels(pairs)),
-                *want,
-                "{input} against {pairs:?}"
-            );
+            assert_eq!(ms.matches(&set(pairs)), *want, "{input} against {pairs:?}");
         }
     }
 
@@ -2395,13 +2397,13 @@ mod tests {
             ]
         );
         // match_re values are anchored like any matcher regex.
-        assert!(ms.matches(&labels(&[
+        assert!(ms.matches(&set(&[
             ("alertname", "X"),
             ("env", "prod"),
             ("service", "api"),
             ("team", "frontend")
         ])));
-        assert!(!ms.matches(&labels(&[
+        assert!(!ms.matches(&set(&[
             ("alertname", "X"),
             ("env", "prod"),
             ("service", "api"),

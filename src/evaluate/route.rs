@@ -748,7 +748,6 @@ pub fn group_labels(route: &RouteNode, alert_labels: &LabelSet) -> LabelSet {
         GroupBy::Labels(names) => names
             .iter()
             .filter_map(|n| alert_labels.get_key_value(n))
-            .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
     }
 }

@@ -11,8 +11,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-/// A label or annotation map. Sorted, so its JSON and its fingerprint are stable.
-pub type LabelSet = BTreeMap<String, String>;
+pub use super::labels::LabelSet;
 
 /// An event as stored: the envelope and its typed kind.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -289,7 +288,8 @@ impl EventKind {
 /// this reads directly and hands anything else to chrono.
 mod stored_time {
     use chrono::{DateTime, NaiveDate, Utc};
-    use serde::{Deserialize, Deserializer};
+    use serde::Deserializer;
+    use serde::de::Visitor;
 
     fn digits(b: &[u8]) -> Option<u32> {
         b.iter().try_fold(0u32, |n, c| {
@@ -337,14 +337,49 @@ mod stored_time {
         }
     }
 
+    /// Parses the string where the deserializer has it: no copy of it.
+    struct Time;
+
+    impl Visitor<'_> for Time {
+        type Value = DateTime<Utc>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a string")
+        }
+
+        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<DateTime<Utc>, E> {
+            parse(s)
+        }
+    }
+
+    struct OptionalTime;
+
+    impl<'de> Visitor<'de> for OptionalTime {
+        type Value = Option<DateTime<Utc>>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a string or null")
+        }
+
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            required(d).map(Some)
+        }
+    }
+
     pub fn required<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        parse(&s)
+        d.deserialize_str(Time)
     }
 
     pub fn optional<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
-        let s = <Option<std::borrow::Cow<'de, str>>>::deserialize(d)?;
-        s.map(|s| parse(&s)).transpose()
+        d.deserialize_option(OptionalTime)
     }
 
     #[cfg(test)]

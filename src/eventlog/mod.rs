@@ -7,6 +7,7 @@
 
 pub mod decider;
 pub mod event;
+pub mod labels;
 pub mod projection;
 pub mod replay;
 pub mod store;

@@ -198,13 +198,15 @@ fn restore_snapshot(
         .flatten();
     let (seq, text) = found?;
     let restored = (|| -> Result<(), String> {
-        let mut data: serde_json::Map<String, serde_json::Value> =
+        // Each view's state stays text until that view reads it: no JSON
+        // tree of the whole snapshot.
+        let data: std::collections::HashMap<&str, &serde_json::value::RawValue> =
             serde_json::from_str(&text).map_err(|e| e.to_string())?;
         for p in projections {
             let state = data
-                .remove(p.name())
+                .get(p.name())
                 .ok_or_else(|| format!("no state for {}", p.name()))?;
-            p.restore(state)?;
+            p.restore_json(state.get())?;
         }
         Ok(())
     })();
@@ -797,7 +799,7 @@ impl Writer {
         }
         let mut copies = Vec::with_capacity(self.projections.len());
         for p in &self.projections {
-            match p.snapshot() {
+            match p.snapshot_json() {
                 Some(copy) => copies.push((p.name(), copy)),
                 // One view that cannot be snapshotted makes the rest useless.
                 None => return false,
@@ -808,11 +810,29 @@ impl Writer {
             .name("eventlog-snapshot".into())
             .spawn(move || {
                 let started = Instant::now();
-                let mut data = serde_json::Map::new();
-                for (name, copy) in copies {
-                    data.insert(name.to_string(), copy());
+                // `{"view": state, …}`, each view writing its own state.
+                let mut data = Vec::new();
+                let serialised = (|| -> serde_json::Result<()> {
+                    for (i, (name, write)) in copies.into_iter().enumerate() {
+                        data.push(if i == 0 { b'{' } else { b',' });
+                        serde_json::to_writer(&mut data, name)?;
+                        data.push(b':');
+                        write(&mut data)?;
+                    }
+                    data.push(b'}');
+                    Ok(())
+                })();
+                if let Err(e) = serialised {
+                    tracing::warn!(error = %e, "snapshot not serialised; start-up replays more");
+                    return;
                 }
-                let text = serde_json::Value::Object(data).to_string();
+                let text = match String::from_utf8(data) {
+                    Ok(text) => text,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "snapshot not UTF-8; start-up replays more");
+                        return;
+                    }
+                };
                 let written = (|| -> rusqlite::Result<()> {
                     let mut conn = Connection::open(&path)?;
                     conn.busy_timeout(std::time::Duration::from_secs(60))?;

@@ -156,7 +156,7 @@ impl AlertIndex {
             .labels
             .get(super::pagerduty::DEDUP_LABEL)
             .filter(|_| report.extra.contains_key(super::pagerduty::EXTRA_KEY))
-            .cloned();
+            .map(str::to_string);
         if let Some(k) = &dedup_key {
             self.dedup_keys.write().insert(k.clone(), fp.0);
         }
@@ -263,17 +263,17 @@ impl Projection for AlertIndex {
         self.dedup_keys.write().clear();
     }
 
-    fn snapshot(&self) -> Option<crate::eventlog::projection::SnapshotFn> {
+    fn snapshot_json(&self) -> Option<crate::eventlog::projection::SnapshotWriter> {
         let alerts: Vec<(u64, IndexedAlert)> = self.snapshot();
         let dedup: HashMap<String, u64> = self.dedup_keys.read().clone();
-        Some(Box::new(move || {
-            serde_json::to_value((alerts, dedup)).unwrap_or_default()
+        Some(Box::new(move |out: &mut Vec<u8>| {
+            serde_json::to_writer(out, &(alerts, dedup))
         }))
     }
 
-    fn restore(&self, state: serde_json::Value) -> Result<(), String> {
+    fn restore_json(&self, state: &str) -> Result<(), String> {
         let (alerts, dedup): (Vec<(u64, IndexedAlert)>, HashMap<String, u64>) =
-            serde_json::from_value(state).map_err(|e| e.to_string())?;
+            serde_json::from_str(state).map_err(|e| e.to_string())?;
         Projection::reset(self);
         for (fp, a) in alerts {
             self.shard(fp).write().insert(fp, a);

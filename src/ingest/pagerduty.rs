@@ -352,12 +352,12 @@ mod tests {
         };
         assert_eq!(dedup_key, "generated");
         let r = &alert.report;
-        assert_eq!(r.labels["alertname"], "disk");
-        assert_eq!(r.labels["dedup_key"], "generated");
-        assert_eq!(r.labels["severity"], "critical");
-        assert_eq!(r.labels["component"], "postgres");
-        assert_eq!(r.annotations["summary"], "disk full on db-1");
-        assert_eq!(r.annotations["custom_details"], r#"{"free":"1%"}"#);
+        assert_eq!(&r.labels["alertname"], "disk");
+        assert_eq!(&r.labels["dedup_key"], "generated");
+        assert_eq!(&r.labels["severity"], "critical");
+        assert_eq!(&r.labels["component"], "postgres");
+        assert_eq!(&r.annotations["summary"], "disk full on db-1");
+        assert_eq!(&r.annotations["custom_details"], r#"{"free":"1%"}"#);
         let stored = serde_json::to_string(r).unwrap();
         assert!(
             !stored.contains("R0UTINGKEY"),

@@ -22,7 +22,6 @@ pub mod outbox;
 pub mod secret;
 pub mod templates;
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -320,8 +319,5 @@ pub fn humanize_since(since: DateTime<Utc>, now: DateTime<Utc>) -> String {
 
 /// Key/value pairs of a label set, e.g. for `BTreeMap` → `Vec` in tests.
 pub fn labels<const N: usize>(pairs: [(&str, &str); N]) -> LabelSet {
-    pairs
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect::<BTreeMap<_, _>>()
+    pairs.into_iter().collect()
 }

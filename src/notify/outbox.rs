@@ -1042,9 +1042,9 @@ pub fn alert_data(
 ) -> AlertData {
     let summary = ["summary", "description", "message"]
         .iter()
-        .find_map(|k| annotations.get(*k))
+        .find_map(|k| annotations.get(k))
         .or_else(|| labels.get("alertname"))
-        .cloned()
+        .map(str::to_string)
         .unwrap_or_default();
     AlertData {
         status: if firing { "firing" } else { "resolved" }.to_string(),
@@ -1055,11 +1055,14 @@ pub fn alert_data(
         ends_at,
         generator_url: generator_url.to_string(),
         is_new: firing && is_new,
-        severity: labels.get("severity").cloned().unwrap_or_default(),
+        severity: labels
+            .get("severity")
+            .map(str::to_string)
+            .unwrap_or_default(),
         runbook_url: annotations
             .get("runbook_url")
             .or_else(|| annotations.get("runbook"))
-            .cloned(),
+            .map(str::to_string),
         summary,
         duration: humanize_since(starts_at, ends_at.unwrap_or(now)),
     }
@@ -1120,8 +1123,8 @@ fn title(status: &str, counts: &Counts, group_labels: &LabelSet, common: &LabelS
         .or_else(|| common.get("alertname"));
     let rest: Vec<&str> = group_labels
         .iter()
-        .filter(|(k, _)| k.as_str() != "alertname")
-        .map(|(_, v)| v.as_str())
+        .filter(|(k, _)| *k != "alertname")
+        .map(|(_, v)| v)
         .collect();
     match (name, rest.is_empty()) {
         (Some(n), true) => format!("{head} {n}"),

@@ -983,7 +983,7 @@ mod tests {
         let (out, fallback) = t.render(Some(&name), "slack.json", &msg);
         assert_eq!(fallback, None, "{out}");
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-        assert_eq!(v["pod"], msg.alerts[0].labels["pod"].as_str());
+        assert_eq!(v["pod"], &msg.alerts[0].labels["pod"]);
         assert_eq!(v["note"], "quote \" back\\slash\nnewline\ttab");
         assert_eq!(v["n"], 3);
         assert_eq!(v["labels"]["note"], "quote \" back\\slash\nnewline\ttab");

@@ -219,7 +219,7 @@ impl Timeline {
             out.push(format!(
                 "{}{} {} @{}",
                 if d.is_fire() { "+" } else { "-" },
-                d.labels()["alertname"],
+                &d.labels()["alertname"],
                 labels.join(","),
                 crate::config::PromDuration(d.at - t0())
             ));
@@ -283,7 +283,7 @@ fn count_in_a_window_per_group_fires_and_resolves_as_the_window_slides() {
     );
     let report = tl.engine.firing()[0].clone();
     assert_eq!(
-        report.annotations["summary"],
+        &report.annotations["summary"],
         "web-1 backed off 4 times in 10m"
     );
     assert_eq!(
@@ -424,7 +424,7 @@ groups:
     assert!(tl.eval("0s").is_empty());
     tl.input("1m", probe("db", true, 0.95));
     assert_eq!(tl.eval("1m"), ["+CPUSaturated probe=db @1m"]);
-    assert_eq!(tl.engine.firing()[0].annotations["summary"], "cpu at 0.95");
+    assert_eq!(&tl.engine.firing()[0].annotations["summary"], "cpu at 0.95");
     // Between the levels: stays firing.
     for (t, v) in [("2m", 0.85), ("3m", 0.91), ("4m", 0.82)] {
         tl.input(t, probe("db", true, v));

@@ -393,7 +393,7 @@ fn compare(want: &[RawAlert], got: &[&AlertReport]) -> Option<String> {
                     && *ann != r.annotations
                 {
                     lines.push(format!("    annotations of {}:", show_labels(labels)));
-                    let keys: std::collections::BTreeSet<&String> =
+                    let keys: std::collections::BTreeSet<&str> =
                         ann.keys().chain(r.annotations.keys()).collect();
                     for k in keys {
                         match (ann.get(k), r.annotations.get(k)) {

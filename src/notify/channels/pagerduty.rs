@@ -250,7 +250,7 @@ pub fn severity_of(msg: &Message) -> &'static str {
             severity_rank(s)
         })
         .min()
-        .or_else(|| msg.common_labels.get("severity").map(|s| severity_rank(s)))
+        .or_else(|| msg.common_labels.get("severity").map(severity_rank))
         .unwrap_or(4);
     match rank {
         0 => "critical",
@@ -305,11 +305,7 @@ impl PagerdutyNotifier {
                 continue;
             }
             seen.push(&a.generator_url);
-            let name = a
-                .labels
-                .get("alertname")
-                .map(String::as_str)
-                .unwrap_or("alert");
+            let name = a.labels.get("alertname").unwrap_or("alert");
             links.push(Link {
                 href: a.generator_url.clone(),
                 text: format!("Source of {name}"),
