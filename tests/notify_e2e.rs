@@ -124,6 +124,21 @@ impl Server {
     }
 }
 
+impl Server {
+    /// The events of `kind` once there are at least `n` (polled for up to
+    /// 20 s of real time).
+    async fn events_at_least(&self, kind: &str, n: usize) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let events = self.events(kind).await;
+            if events.len() >= n || Instant::now() >= deadline {
+                return events;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
 /// Polls `done` until it holds or `secs` pass (real time: the server runs
 /// on the wall clock).
 async fn eventually(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
@@ -239,7 +254,9 @@ receivers:
         "{texts:?}"
     );
 
-    let sent = server.events("notification.sent").await;
+    // A delivery is recorded after its answer arrives: wait for the record
+    // (and before the kill below, or the restart would rightly send again).
+    let sent = server.events_at_least("notification.sent", 4).await;
     let failed = server.events("notification.failed").await;
     assert_eq!(sent.len(), 4, "{sent:?}");
     assert_eq!(failed.len(), 1, "{failed:?}");
@@ -294,7 +311,10 @@ receivers:
     );
     assert!(texts[2].contains("Canary"), "{texts:?}");
     assert_eq!(smtp.count(), 3, "no email sent twice after a restart");
-    assert_eq!(server.events("notification.sent").await.len(), 6);
+    assert_eq!(
+        server.events_at_least("notification.sent", 6).await.len(),
+        6
+    );
 
     // The status page shows the config with the secret hidden.
     let status: Value = reqwest::get(format!("{}/api/v2/status", server.base))
