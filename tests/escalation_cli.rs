@@ -2,11 +2,9 @@
 //! incident list|ack` through a running server, and `fenghuo stats` from the
 //! server and from its data directory.
 
-use std::process::Stdio;
-use std::time::Duration;
+mod support;
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 const CONFIG: &str = r#"
 route:
@@ -40,30 +38,7 @@ async fn acknowledge_from_the_command_line_and_read_the_stats() {
     let config = dir.path().join("fenghuo.yaml");
     std::fs::write(&config, CONFIG).unwrap();
     let data = dir.path().join("data");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_fenghuo"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-        .arg(&config)
-        .arg("--data-dir")
-        .arg(&data)
-        .env_remove("FENGHUO_CONFIG")
-        .env("FENGHUO_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let base = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(addr) = line.strip_prefix("listening on ") {
-                return addr.trim().to_string();
-            }
-        }
-        panic!("fenghuo exited without listening");
-    })
-    .await
-    .expect("fenghuo listens within 30s");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let (mut child, base) = support::binary::serve(&config, &data).await;
 
     // group_wait 0s: the incident opens in the commit the 200 answers for.
     let resp = reqwest::Client::new()

@@ -10,7 +10,6 @@
 mod support;
 
 use std::path::Path;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,7 +20,6 @@ use hmac::{KeyInit, Mac};
 use parking_lot::Mutex;
 use serde_json::Value;
 use support::smtp::{Smtp, tools_present};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 const SECRET: &str = "SEC0123456789abcdef";
 
@@ -71,30 +69,7 @@ struct Server {
 
 impl Server {
     async fn start(config: &Path, data: &Path) -> Server {
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_fenghuo"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-            .arg(config)
-            .arg("--data-dir")
-            .arg(data)
-            .env_remove("FENGHUO_CONFIG")
-            .env("FENGHUO_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let base = tokio::time::timeout(Duration::from_secs(30), async {
-            while let Some(line) = lines.next_line().await.unwrap() {
-                if let Some(addr) = line.strip_prefix("listening on ") {
-                    return addr.trim().to_string();
-                }
-            }
-            panic!("fenghuo exited without listening");
-        })
-        .await
-        .expect("fenghuo listens within 30s");
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let (child, base) = support::binary::serve(config, data).await;
         Server { child, base }
     }
 

@@ -1,3 +1,4 @@
 //! Shared by the integration tests that need it (`mod support;`).
 
+pub mod binary;
 pub mod smtp;
