@@ -44,6 +44,7 @@ struct Timeline {
     pipeline: Arc<Pipeline>,
     t0: chrono::DateTime<chrono::Utc>,
     seen: std::sync::atomic::AtomicU64,
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Timeline {
@@ -57,7 +58,21 @@ impl Timeline {
             pipeline,
             t0: t0(),
             seen,
+            _dir: None,
         }
+    }
+
+    /// A pipeline on `yaml` in a fresh directory where "Down" fired at 0s
+    /// and the first step was taken: most timelines start here.
+    async fn paged(yaml: &str) -> Timeline {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::new(t0());
+        let mut t = Timeline::open(yaml, dir.path(), &clock);
+        t._dir = Some(dir);
+        t.at(0);
+        t.fire(&["Down"]).await;
+        t.step().await;
+        t
     }
 
     fn at(&self, secs: i64) {
@@ -194,12 +209,7 @@ async fn a_three_step_policy_escalates_on_time_until_acknowledged() {
 /// Without an acknowledgement the policy runs to its end, and says so.
 #[tokio::test]
 async fn an_unanswered_policy_runs_to_its_end() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = ManualClock::new(t0());
-    let t = Timeline::open(CONFIG, dir.path(), &clock);
-    t.at(0);
-    t.fire(&["Down"]).await;
-    t.step().await;
+    let t = Timeline::paged(CONFIG).await;
     t.at(300);
     t.step().await;
     t.at(900);
@@ -244,16 +254,11 @@ async fn a_restart_between_steps_neither_skips_nor_repeats() {
 /// the next step.
 #[tokio::test]
 async fn an_acknowledgement_times_out_and_escalation_resumes() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = ManualClock::new(t0());
     let yaml = CONFIG.replace(
         "  - name: platform\n",
         "  - name: platform\n    ack_timeout: 30m\n",
     );
-    let t = Timeline::open(&yaml, dir.path(), &clock);
-    t.at(0);
-    t.fire(&["Down"]).await;
-    t.step().await;
+    let t = Timeline::paged(&yaml).await;
     t.at(60);
     t.act(Action::Ack, "alice").await.unwrap();
     t.at(60 + 1799);
@@ -273,12 +278,7 @@ async fn an_acknowledgement_times_out_and_escalation_resumes() {
 /// again, through the channel that reached them.
 #[tokio::test]
 async fn a_new_alert_in_an_acknowledged_incident_renotifies_the_acknowledger() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = ManualClock::new(t0());
-    let t = Timeline::open(CONFIG, dir.path(), &clock);
-    t.at(0);
-    t.fire(&["Down"]).await;
-    t.step().await;
+    let t = Timeline::paged(CONFIG).await;
     t.at(60);
     t.act(Action::Ack, "alice").await.unwrap();
     // The group's next flush (group_interval 5m) carries the new alert.
@@ -294,12 +294,7 @@ async fn a_new_alert_in_an_acknowledged_incident_renotifies_the_acknowledger() {
 /// (what is done to the incident, in what state, the error wanted).
 #[tokio::test]
 async fn actions_that_do_not_fit_the_incident_are_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = ManualClock::new(t0());
-    let t = Timeline::open(CONFIG, dir.path(), &clock);
-    t.at(0);
-    t.fire(&["Down"]).await;
-    t.step().await;
+    let t = Timeline::paged(CONFIG).await;
     assert!(matches!(
         t.act(Action::Unack, "bob").await,
         Err(ActError::NotAcked(_))
@@ -322,12 +317,7 @@ async fn actions_that_do_not_fit_the_incident_are_refused() {
 /// A snooze holds the escalation until it ends; then the next step.
 #[tokio::test]
 async fn a_snooze_holds_escalation_until_it_ends() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = ManualClock::new(t0());
-    let t = Timeline::open(CONFIG, dir.path(), &clock);
-    t.at(0);
-    t.fire(&["Down"]).await;
-    t.step().await;
+    let t = Timeline::paged(CONFIG).await;
     t.at(120);
     t.act(Action::Snooze, "alice").await.unwrap(); // until 22m
     t.at(300);
