@@ -157,6 +157,18 @@ impl Projection for Incidents {
     }
 
     fn apply(&self, event: &Event) {
+        // Most events are not about incidents: no lock for them (replay
+        // folds millions).
+        match &event.kind {
+            EventKind::NotificationDue(d) if d.escalation.is_none() => {}
+            EventKind::GroupClosed(_)
+            | EventKind::EscalationStepped(_)
+            | EventKind::IncidentAcknowledged(_)
+            | EventKind::IncidentUnacknowledged(_)
+            | EventKind::IncidentSnoozed(_)
+            | EventKind::IncidentResolved(_) => {}
+            _ => return,
+        }
         let mut inner = self.inner.write();
         let at = event.occurred_at;
         inner.now = Some(inner.now.map_or(at, |n| n.max(at)));
