@@ -202,6 +202,12 @@ impl Pipeline {
         })
     }
 
+    /// The earliest timer of any deciding stage: when the dispatch loop
+    /// next runs a pass without an event.
+    pub fn next_due(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.stages.next_due()
+    }
+
     /// Takes escalation steps of open incidents (swapped on reload).
     pub fn escalator(&self) -> Arc<Escalator> {
         self.stages.escalator()
