@@ -62,6 +62,10 @@ pub struct Config {
     #[serde(skip)]
     pub dir: Option<PathBuf>,
 
+    /// The config file it was loaded from: what a reload reads again.
+    #[serde(skip)]
+    pub path: Option<PathBuf>,
+
     /// The file as written, for `GET /api/v2/status` (shown with secrets
     /// redacted, see [`Config::redacted`]).
     #[serde(skip)]
@@ -97,6 +101,7 @@ impl Default for Config {
             people: Vec::new(),
             schedules: Vec::new(),
             dir: None,
+            path: None,
             source: None,
         }
     }
@@ -193,6 +198,7 @@ impl Config {
         };
         let mut config = Self::parse(&text).map_err(invalid)?;
         config.dir = path.parent().map(Path::to_path_buf);
+        config.path = Some(path.to_path_buf());
         // Secrets and receiver templates are read now, so a config whose
         // secret file is missing or whose template is broken never starts.
         config.receivers().map_err(invalid)?;

@@ -24,6 +24,11 @@ pub const NOTIFY_LATENCY_SECONDS: &str = "fenghuo_notification_latency_seconds";
 pub const NOTIFY_ATTEMPT_SECONDS: &str = "fenghuo_notification_attempt_duration_seconds";
 /// Due notifications still owed to at least one receiver.
 pub const NOTIFY_QUEUE_DEPTH: &str = "fenghuo_notification_queue_depth";
+/// CEL errors and template failures seen by the running rules (a rule that
+/// errors on every event never fires; this says so).
+pub const RULE_ERRORS: &str = "fenghuo_rule_evaluation_errors";
+/// Rule set loads. Labels: `outcome` (`loaded`, `refused`).
+pub const RULE_LOADS: &str = "fenghuo_rule_loads_total";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 

@@ -6,7 +6,7 @@
 //!
 //! Each stage has one contract: ingest turns payloads into [`NewEvent`]s and
 //! appends them; every view is a [`Projection`] the log keeps current; the
-//! deciding stages (the dispatcher, then the escalator) are one
+//! deciding stages (the rules, then the dispatcher, then the escalator) are one
 //! [`Decider`](crate::eventlog::Decider), [`Stages`], whose decisions are
 //! committed with the events that caused them; the outbox delivers what
 //! was decided. This file is where they are wired together, so a reader
@@ -26,6 +26,7 @@ use crate::escalate::escalator::Escalator;
 use crate::escalate::incident::Incidents;
 use crate::evaluate::alerts::AlertStore;
 use crate::evaluate::dispatch::{Dispatcher, GroupStates};
+use crate::evaluate::rules::{RuleSet, RulesView};
 use crate::evaluate::silence::SilenceStore;
 use crate::eventlog::{Decider, Event, EventLog, LogOptions, NewEvent, Projection};
 use crate::ingest::{AlertIndex, Ingest};
@@ -45,16 +46,17 @@ pub struct Pipeline {
     pub groups: Arc<GroupStates>,
     /// Decides group timers and due notifications.
     pub dispatcher: Arc<Dispatcher>,
-    /// Takes escalation steps of open incidents.
-    pub escalator: Arc<Escalator>,
     pub incidents: Arc<Incidents>,
     /// Signs and checks the action links in pages.
     pub links: crate::escalate::link::LinkSigner,
+    /// The rule engine of the set in force, folded and evaluated by the
+    /// writer.
+    pub rules: Arc<RulesView>,
     /// The deciding stages as the writer runs them.
     stages: Arc<Stages>,
-    /// The routing sections of the config, compiled.
-    pub routing: Routing,
     pub ingest: Ingest,
+    /// One reload at a time.
+    reloading: tokio::sync::Mutex<()>,
     /// Delivers due notifications and records their outcomes.
     pub outbox: Arc<Outbox>,
     /// Held for the life of the process: one server per data directory.
@@ -70,11 +72,19 @@ pub struct Views {
     pub groups: Arc<GroupStates>,
     pub outbox: Arc<OutboxState>,
     pub incidents: Arc<Incidents>,
+    pub rules: Arc<RulesView>,
 }
 
 impl Views {
+    /// Views with no rules loaded.
     pub fn new() -> Self {
+        Self::with_rules(Arc::new(RuleSet::empty()))
+    }
+
+    /// Views whose rule engine evaluates `rules`.
+    pub fn with_rules(rules: Arc<RuleSet>) -> Self {
         Views {
+            rules: Arc::new(RulesView::new(rules)),
             alert_index: Arc::new(AlertIndex::new()),
             alerts: Arc::new(AlertStore::new()),
             silences: Arc::new(SilenceStore::new()),
@@ -93,6 +103,7 @@ impl Views {
             self.groups.clone(),
             self.outbox.clone(),
             self.incidents.clone(),
+            self.rules.clone(),
         ]
     }
 }
@@ -122,7 +133,8 @@ impl Pipeline {
                 .receivers()
                 .map_err(|e| anyhow::anyhow!("config: {e}"))?,
         );
-        let views = Views::new();
+        let rules = Arc::new(load_rules(&config)?);
+        let views = Views::with_rules(rules.clone());
         let options = LogOptions {
             synchronous: config.storage.synchronous,
             max_batch: config.storage.max_batch,
@@ -160,8 +172,9 @@ impl Pipeline {
         ));
         // Alerts and silences are decided on in the commit that brings them.
         let stages = Arc::new(Stages {
+            rules: views.rules.clone(),
             dispatcher: dispatcher.clone(),
-            escalator: escalator.clone(),
+            escalator: parking_lot::RwLock::new(escalator),
         });
         let decider: Arc<dyn Decider> = stages.clone();
         log.set_decider(&decider);
@@ -193,9 +206,10 @@ impl Pipeline {
                 incidents: views.incidents.clone(),
             }),
         );
+        record_rules_loaded(&log, &views.rules, &rules, clock.now(), "start-up")?;
         Ok(Pipeline {
+            rules: views.rules.clone(),
             outbox,
-            escalator,
             incidents: views.incidents.clone(),
             links,
             stages,
@@ -207,9 +221,141 @@ impl Pipeline {
             store: views.alerts,
             silences: views.silences,
             groups: views.groups,
-            routing,
             ingest,
+            reloading: tokio::sync::Mutex::new(()),
             _lock: Some(lock),
+        })
+    }
+
+    /// The earliest timer of any deciding stage: when the dispatch loop
+    /// next runs a pass without an event.
+    pub fn next_due(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.stages.next_due()
+    }
+
+    /// Takes escalation steps of open incidents (swapped on reload).
+    pub fn escalator(&self) -> Arc<Escalator> {
+        self.stages.escalator()
+    }
+
+    /// The routing sections in force, compiled (swapped on reload).
+    pub fn routing(&self) -> Arc<Routing> {
+        self.dispatcher.routing()
+    }
+
+    /// Loads the rule files and the config file again (`SIGHUP`,
+    /// `POST /-/reload`) and puts them in force: the rule set, the routing
+    /// tree, inhibit rules, time intervals, receivers and escalation
+    /// policies. A set with any problem is refused, with every problem
+    /// (`FILE:LINE:COL: …` for rules), and what runs stays in force.
+    /// Settings the process was started with (listen address, data
+    /// directory, storage, ingest and delivery tuning) need a restart.
+    ///
+    /// The new rules are folded from the log off the writer thread; then,
+    /// between two writer batches, they catch up with what was folded
+    /// meanwhile and everything is swapped at once, so no pass decides
+    /// with half of the old and half of the new. The set is then recorded
+    /// as `rules.loaded`.
+    pub async fn reload(&self, by: &str) -> Result<Reloaded, Vec<String>> {
+        let _one = self.reloading.lock().await;
+        let result = self.reload_now(by).await;
+        let outcome = if result.is_ok() { "loaded" } else { "refused" };
+        metrics::counter!(crate::metrics::RULE_LOADS, "outcome" => outcome).increment(1);
+        result
+    }
+
+    async fn reload_now(&self, by: &str) -> Result<Reloaded, Vec<String>> {
+        let next = match &self.config.path {
+            Some(path) => Config::load(path).map_err(|e| vec![format!("config: {e}")])?,
+            None => self.config.clone(),
+        };
+        let mut problems = Vec::new();
+        let routing = next
+            .routing()
+            .map_err(|e| problems.push(format!("config: {e}")))
+            .ok();
+        let receivers = next
+            .receivers()
+            .map_err(|e| problems.push(format!("config: {e}")))
+            .ok();
+        let rules = match next.rule_paths() {
+            Err(e) => {
+                problems.push(format!("config: {e}"));
+                None
+            }
+            Ok(paths) => RuleSet::load(&paths)
+                .map_err(|p| problems.extend(p.iter().map(|p| p.to_string())))
+                .ok(),
+        };
+        let (Some(routing), Some(receivers), Some(rules), true) =
+            (routing, receivers, rules, problems.is_empty())
+        else {
+            return Err(problems);
+        };
+        let rules = Arc::new(rules);
+        // A config that loaded has people and schedules that compile.
+        let oncall = next.oncall().map_err(|e| vec![format!("config: {e}")])?;
+        let escalator = Arc::new(Escalator::new(
+            &next.escalation_policies,
+            routing.clone(),
+            Arc::new(oncall),
+            self.incidents.clone(),
+        ));
+        let failed = |e: Arc<crate::eventlog::LogError>| vec![format!("event log: {e}")];
+
+        // Everything through `through` is committed; what is folded after
+        // it is recorded for the new rules to catch up with.
+        let (view, log) = (self.rules.clone(), self.log.clone());
+        let through = self
+            .log
+            .between_batches(move || {
+                view.begin_recording();
+                log.last_seq()
+            })
+            .await
+            .map_err(failed)?;
+        let (log, set) = (self.log.clone(), rules.clone());
+        let folded = tokio::task::spawn_blocking(move || fold_rules(&log, set, through)).await;
+        let fresh = match folded {
+            Ok(Ok(view)) => view,
+            Ok(Err(e)) => {
+                self.rules.stop_recording();
+                return Err(vec![format!("event log: {e}")]);
+            }
+            Err(e) => {
+                self.rules.stop_recording();
+                return Err(vec![format!("folding the log into the new rules: {e}")]);
+            }
+        };
+        let (view, dispatcher, stages, outbox) = (
+            self.rules.clone(),
+            self.dispatcher.clone(),
+            self.stages.clone(),
+            self.outbox.clone(),
+        );
+        self.log
+            .between_batches(move || {
+                view.adopt(fresh, through);
+                dispatcher.set_routing(routing);
+                *stages.escalator.write() = escalator;
+                outbox.set_receivers(Arc::new(receivers));
+            })
+            .await
+            .map_err(failed)?;
+        self.log
+            .append(vec![rules_loaded(&rules, self.clock.now(), by)])
+            .await
+            .map_err(failed)?;
+        tracing::info!(
+            by,
+            rules = rules.len(),
+            hash = rules.hash(),
+            "rules and config reloaded"
+        );
+        Ok(Reloaded {
+            rules: rules.len(),
+            hash: rules.hash().to_string(),
+            files: rules.files().to_vec(),
         })
     }
 
@@ -374,20 +520,117 @@ async fn lease_checkpoints(ingest: Ingest, mut shutdown: watch::Receiver<bool>) 
     }
 }
 
-/// The deciding stages, in the order they decide: the dispatcher (groups,
-/// timers, due notifications), then the escalator (incident steps, which
-/// may follow from the dispatcher's notifications in the same commit).
+/// What a reload put in force.
+#[derive(Debug, Clone)]
+pub struct Reloaded {
+    pub rules: usize,
+    pub hash: String,
+    pub files: Vec<std::path::PathBuf>,
+}
+
+/// A rules view of `set` folded from the log through `through`.
+fn fold_rules(
+    log: &EventLog,
+    set: Arc<RuleSet>,
+    through: u64,
+) -> Result<RulesView, crate::eventlog::LogError> {
+    let view = RulesView::new(set);
+    let mut after = 0;
+    while after < through {
+        let page = log.read(&crate::eventlog::EventQuery {
+            after,
+            limit: 16 * 1024,
+            kinds: crate::evaluate::rules::view::READ_KINDS
+                .iter()
+                .map(|k| k.to_string())
+                .collect(),
+            ..Default::default()
+        })?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        for event in page.iter().filter(|e| e.seq <= through) {
+            view.apply(event);
+        }
+    }
+    Ok(view)
+}
+
+/// Compiles the rule files `config` names. Any problem refuses the whole
+/// set, each problem on a line as `FILE:LINE:COL: what is wrong`.
+pub fn load_rules(config: &Config) -> anyhow::Result<RuleSet> {
+    let paths = config
+        .rule_paths()
+        .map_err(|e| anyhow::anyhow!("config: {e}"))?;
+    RuleSet::load(&paths).map_err(|problems| {
+        let lines: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+        anyhow::anyhow!(
+            "rule files have {} problem(s):\n{}",
+            lines.len(),
+            lines.join("\n")
+        )
+    })
+}
+
+/// Records that `set` is in force, unless the log already says so (a
+/// restart with the same rules continues their `absent` timers). No rules
+/// and none ever recorded: nothing to say.
+fn record_rules_loaded(
+    log: &EventLog,
+    view: &RulesView,
+    set: &RuleSet,
+    now: chrono::DateTime<chrono::Utc>,
+    by: &str,
+) -> anyhow::Result<()> {
+    let last = view.last_loaded();
+    if last.as_deref() == Some(set.hash()) || (last.is_none() && set.is_empty()) {
+        return Ok(());
+    }
+    log.append_blocking(vec![rules_loaded(set, now, by)])
+        .map_err(|e| anyhow::anyhow!("recording the rule set: {e}"))?;
+    Ok(())
+}
+
+/// The `rules.loaded` event of `set`.
+pub fn rules_loaded(set: &RuleSet, now: chrono::DateTime<chrono::Utc>, by: &str) -> NewEvent {
+    NewEvent::new(
+        now,
+        "fenghuo",
+        "rules",
+        crate::eventlog::EventKind::RulesLoaded(crate::eventlog::RulesLoaded {
+            hash: set.hash().to_string(),
+            files: set
+                .files()
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect(),
+            rules: set.len(),
+            by: by.to_string(),
+        }),
+    )
+}
+
+/// The deciding stages, in the order they decide: the rules (alerts from
+/// raw events), the dispatcher (groups, timers, due notifications), then
+/// the escalator (incident steps, which may follow from the dispatcher's
+/// notifications in the same commit).
 pub struct Stages {
+    pub rules: Arc<RulesView>,
     pub dispatcher: Arc<Dispatcher>,
-    pub escalator: Arc<Escalator>,
+    /// Swapped on reload, between writer batches.
+    escalator: parking_lot::RwLock<Arc<Escalator>>,
 }
 
 impl Stages {
+    pub fn escalator(&self) -> Arc<Escalator> {
+        self.escalator.read().clone()
+    }
+
     /// The earliest timer of any stage.
     pub fn next_due(&self) -> Option<chrono::DateTime<chrono::Utc>> {
         [
+            self.rules.next_wake(),
             self.dispatcher.groups().next_due(),
-            self.escalator.next_due(),
+            self.escalator().next_due(),
         ]
         .into_iter()
         .flatten()
@@ -403,10 +646,18 @@ impl Decider for Stages {
         folded: &[Arc<Event>],
         asked: bool,
     ) -> Vec<NewEvent> {
-        let mut out = self.dispatcher.decide(now, seq, folded, asked);
-        out.extend(self.escalator.follow(folded, now));
-        if asked || self.escalator.wants(folded) {
-            out.extend(self.escalator.decide(now));
+        // The rules' alerts are folded before the next round, where the
+        // dispatcher groups them: alert and page commit together.
+        let mut out = if asked || self.rules.wants(folded) {
+            self.rules.decide(now)
+        } else {
+            Vec::new()
+        };
+        out.extend(self.dispatcher.decide(now, seq, folded, asked));
+        let escalator = self.escalator();
+        out.extend(escalator.follow(folded, now));
+        if asked || escalator.wants(folded) {
+            out.extend(escalator.decide(now));
         }
         out
     }

@@ -114,7 +114,7 @@ impl Timeline {
                 reason: String::new(),
             },
             self.clock.now(),
-            self.pipeline.escalator.ack_timeout(&incident),
+            self.pipeline.escalator().ack_timeout(&incident),
         )
         .await
         .map(|_| ())

@@ -39,6 +39,10 @@ receivers:\n  - name: all\n  - name: pager\n\
 escalation_policies:\n  - name: oncall\n    repeat: 1\n    ack_timeout: 10m\n    steps:\n      - notify: {via: [pager]}\n      - wait: 3m\n      - only_if: {alerts_more_than: 1}\n      - notify: {via: [all]}\n\
 inhibit_rules:\n  - source_matchers: ['severity=\"critical\"']\n    target_matchers: ['severity=\"warning\"']\n    equal: [team]\n";
 
+/// Rules whose alerts join the scenario: back-offs counted in a window,
+/// heartbeats that stop.
+const RULES: &str = "groups:\n  - name: g\n    rules:\n      - alert: CrashLoop\n        select: { kind: k8s.event, matchers: ['reason=\"BackOff\"'] }\n        group_by: [{ pod: payload.involved_object.name }]\n        count: { window: 5m, above: 1 }\n        labels: { team: t0, severity: critical }\n      - alert: Silent\n        select: { kind: heartbeat.received }\n        group_by: [name]\n        absent: 10m\n        labels: { team: t1 }\n";
+
 /// Everything the views hold, printed in a stable order.
 fn show(v: &Views, now: chrono::DateTime<chrono::Utc>) -> Vec<String> {
     let mut out = Vec::new();
@@ -65,6 +69,10 @@ fn show(v: &Views, now: chrono::DateTime<chrono::Utc>) -> Vec<String> {
     for i in v.incidents.all() {
         out.push(format!("incident {i:?}"));
     }
+    out.push(format!("rules in force {}", v.rules.in_force()));
+    for a in v.rules.firing() {
+        out.push(format!("rule alert {a:?}"));
+    }
     out
 }
 
@@ -73,8 +81,11 @@ async fn scenario(seed: u64) {
     let dir = tempfile::tempdir().unwrap();
     let t0 = "2026-11-25T19:00:00Z".parse().unwrap();
     let clock = ManualClock::new(t0);
+    std::fs::write(dir.path().join("rules.yaml"), RULES).unwrap();
     let mut config = Config::parse(CONFIG).unwrap();
     config.data_dir = dir.path().to_path_buf();
+    config.dir = Some(dir.path().to_path_buf());
+    config.rule_files = vec!["rules.yaml".into()];
     let pipeline = Arc::new(Pipeline::open(config, Arc::new(clock.clone())).unwrap());
     let mut silences: Vec<String> = Vec::new();
 
@@ -168,13 +179,43 @@ async fn scenario(seed: u64) {
                         reason: String::new(),
                     },
                     now,
-                    pipeline.escalator.ack_timeout(&incident),
+                    pipeline.escalator().ack_timeout(&incident),
                 )
                 .await;
             }
-            // Leases are written down.
+            // Leases are written down; a pod backs off, or a job beats.
             7 => {
                 pipeline.ingest.checkpoint_leases().await.unwrap();
+                let n = rng.below(6);
+                let kind = if n < 3 {
+                    EventKind::K8sEvent(Arc::new(fenghuo::eventlog::K8sEvent {
+                        cluster: String::new(),
+                        namespace: "shop".into(),
+                        involved_object: fenghuo::eventlog::InvolvedObject {
+                            kind: "Pod".into(),
+                            name: format!("web-{n}"),
+                            uid: format!("u{n}"),
+                        },
+                        reason: "BackOff".into(),
+                        message: String::new(),
+                        event_type: "Warning".into(),
+                        count: 1,
+                        first_seen: None,
+                        last_seen: None,
+                        reporting_controller: "kubelet".into(),
+                        labels: Default::default(),
+                    }))
+                } else {
+                    EventKind::HeartbeatReceived(fenghuo::eventlog::Heartbeat {
+                        name: format!("job-{n}"),
+                        labels: Default::default(),
+                    })
+                };
+                pipeline
+                    .log
+                    .append(vec![NewEvent::new(now, "test", format!("k{n}"), kind)])
+                    .await
+                    .unwrap();
             }
             // Time passes.
             _ => clock.advance(Duration::seconds(1 + rng.below(240) as i64)),
@@ -191,10 +232,11 @@ async fn scenario(seed: u64) {
             groups: pipeline.groups.clone(),
             outbox: pipeline.outbox.state().clone(),
             incidents: pipeline.incidents.clone(),
+            rules: pipeline.rules.clone(),
         },
         now,
     );
-    let rebuilt = Views::new();
+    let rebuilt = Views::with_rules(pipeline.rules.rules());
     replay(&pipeline.log, &rebuilt.projections(), |_, _| {}).unwrap();
     let replayed = show(&rebuilt, now);
     assert!(

@@ -60,7 +60,7 @@ fn inhibited_by(
     firing: &[(String, StoredAlert)],
 ) -> Vec<String> {
     crate::evaluate::inhibit::inhibitors(
-        &state.pipeline.routing.inhibit_rules,
+        &state.pipeline.routing().inhibit_rules,
         &alert.report.labels,
         firing.iter().map(|(f, a)| (f.as_str(), &a.report.labels)),
     )
@@ -68,7 +68,8 @@ fn inhibited_by(
 
 /// The receivers an alert's labels route to, in routing order.
 fn receivers_of(state: &AppState, alert: &StoredAlert) -> Vec<String> {
-    let Some(tree) = &state.pipeline.routing.tree else {
+    let routing = state.pipeline.routing();
+    let Some(tree) = &routing.tree else {
         return Vec::new();
     };
     let mut names: Vec<String> = Vec::new();
@@ -171,7 +172,8 @@ pub async fn groups(
     State(state): State<AppState>,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Json<Value>, AppError> {
-    let Some(tree) = &state.pipeline.routing.tree else {
+    let routing = state.pipeline.routing();
+    let Some(tree) = &routing.tree else {
         return Ok(Json(json!([])));
     };
     let receiver = params

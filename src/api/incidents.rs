@@ -110,7 +110,7 @@ impl From<ActError> for AppError {
 /// Runs `req` with the incident's policy's ack timeout.
 async fn run(state: &AppState, req: Request) -> Result<(), ActError> {
     let now = state.pipeline.clock.now();
-    let timeout = state.pipeline.escalator.ack_timeout(&req.incident);
+    let timeout = state.pipeline.escalator().ack_timeout(&req.incident);
     actions::act(
         &state.pipeline.log,
         &state.pipeline.incidents,

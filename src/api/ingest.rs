@@ -139,3 +139,29 @@ pub async fn pagerduty_event(
         Err(e) => e.into_response(),
     }
 }
+
+/// `POST /api/v1/heartbeats/{name}`: a job says it is alive. The body is
+/// optional (`{"labels": {…}}`). 200 once the `heartbeat.received` event is
+/// committed, with its `seq`.
+pub async fn heartbeat(
+    State(state): State<AppState>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, AppError> {
+    let result = async {
+        let bytes = json_body(&state, &headers, body).await?;
+        let now = state.pipeline.clock.now();
+        let event = crate::ingest::heartbeat::parse(&name, &bytes, now)?;
+        let appended = state.pipeline.log.append(vec![event]).await?;
+        Ok::<_, AppError>(appended[0].seq)
+    }
+    .await;
+    count("heartbeat", result.as_ref().map(|_| 0));
+    let seq = result?;
+    Ok((
+        StatusCode::OK,
+        Json(json!({"status": "success", "seq": seq})),
+    )
+        .into_response())
+}

@@ -64,6 +64,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))
+        .route("/-/reload", post(reload))
         .route("/metrics", get(render_metrics))
         // Ingest.
         .route("/ingest/alertmanager", post(ingest::alertmanager_webhook))
@@ -72,6 +73,7 @@ pub fn app(state: AppState) -> Router {
             post(ingest::pagerduty_event).get(events::list),
         )
         .route("/v2/enqueue", post(ingest::pagerduty_event))
+        .route("/api/v1/heartbeats/{name}", post(ingest::heartbeat))
         // Reading the log.
         .route("/api/v1/events/stream", get(events::stream))
         // Alertmanager API v2, read side.
@@ -114,6 +116,37 @@ async fn ready(State(state): State<AppState>) -> impl IntoResponse {
         (StatusCode::OK, "Fenghuo is Ready.\n")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "Fenghuo is not ready.\n")
+    }
+}
+
+/// `POST /-/reload` (Prometheus' and Alertmanager's endpoint): loads the
+/// rule files and config again. 200 once the new set is in force and
+/// recorded; 400 with every problem (`FILE:LINE:COL: …`) when any is
+/// found, and the running set stays in force.
+async fn reload(State(state): State<AppState>) -> axum::response::Response {
+    if state.shutting_down() {
+        return AppError::Unavailable.into_response();
+    }
+    match state.pipeline.reload("POST /-/reload").await {
+        Ok(r) => (
+            StatusCode::OK,
+            axum::Json(serde_json::json!({
+                "status": "success",
+                "rules": r.rules,
+                "hash": r.hash,
+                "files": r.files,
+            })),
+        )
+            .into_response(),
+        Err(errors) => (
+            StatusCode::BAD_REQUEST,
+            axum::Json(serde_json::json!({
+                "status": "error",
+                "error": format!("reload refused; the running rules and config stay in force: {}", errors.join("; ")),
+                "errors": errors,
+            })),
+        )
+            .into_response(),
     }
 }
 

@@ -218,6 +218,13 @@ pub fn describe(e: &Event) -> String {
                 .unwrap_or_default()
         ),
         EventKind::HeartbeatReceived(h) => format!("heartbeat {}", h.name),
+        EventKind::RulesLoaded(l) => format!(
+            "{} rules ({} files) hash {} by {}",
+            l.rules,
+            l.files.len(),
+            l.hash,
+            l.by
+        ),
     };
     format!(
         "{:>8}  {}  {:<15} {:<16} {:<12} {}",

@@ -1,5 +1,6 @@
 //! The `fenghuo` command: one subcommand per file.
 
+mod backtest;
 mod check;
 mod events;
 mod incident;
@@ -73,6 +74,9 @@ pub enum Command {
     Events(events::EventsArgs),
     /// Rebuild every view from the log and report the speed.
     Replay(replay::ReplayArgs),
+    /// Replay a period of the stored log through candidate rules and routes,
+    /// and print what would have differed (read-only; nothing is sent).
+    Backtest(backtest::BacktestArgs),
     /// Explain an alert: its state, what mutes it, and its history.
     Why(why::WhyArgs),
     /// Validate configs, rule files, rule tests and templates (exit 1 on problems).
@@ -110,6 +114,7 @@ pub fn main() -> anyhow::Result<()> {
         Command::Serve(args) => serve::run(args),
         Command::Events(args) => events::run(args),
         Command::Replay(args) => replay::run(args),
+        Command::Backtest(args) => backtest::run(args),
         Command::Why(args) => why::run(args),
         Command::Check(args) => std::process::exit(check::run(args)),
         Command::Test(args) => std::process::exit(test::run(args)),

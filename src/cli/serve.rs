@@ -59,6 +59,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let background = pipeline.spawn_background(shutdown_rx.clone());
+    reload_on_sighup(pipeline.clone(), shutdown_rx.clone())?;
     let listener = TcpListener::bind(&listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;
@@ -81,6 +82,42 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let closing = pipeline.clone();
     tokio::task::spawn_blocking(move || closing.close()).await?;
     tracing::info!(last_seq = pipeline.log.last_seq(), "stopped");
+    Ok(())
+}
+
+/// Reloads the rules and config on each SIGHUP, as Prometheus does. A
+/// refused set is logged with every problem; the running one stays.
+fn reload_on_sighup(
+    pipeline: Arc<Pipeline>,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("installing the SIGHUP handler")?;
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    got = hup.recv() => if got.is_none() { return },
+                    _ = shutdown.changed() => return,
+                }
+                match pipeline.reload("SIGHUP").await {
+                    Ok(r) => tracing::info!(rules = r.rules, hash = %r.hash, "SIGHUP: reloaded"),
+                    Err(problems) => {
+                        for p in &problems {
+                            tracing::error!(problem = %p, "SIGHUP: reload refused");
+                        }
+                        tracing::error!(
+                            problems = problems.len(),
+                            "SIGHUP: reload refused; the running rules and config stay in force"
+                        );
+                    }
+                }
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    let _ = (pipeline, shutdown);
     Ok(())
 }
 

@@ -246,7 +246,8 @@ impl Projection for AlertStore {
             // Inputs of the rule engine; its alerts arrive as `alert.*`.
             EventKind::K8sEvent(_)
             | EventKind::ProbeResult(_)
-            | EventKind::HeartbeatReceived(_) => {}
+            | EventKind::HeartbeatReceived(_)
+            | EventKind::RulesLoaded(_) => {}
         }
     }
 

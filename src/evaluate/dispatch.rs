@@ -143,7 +143,9 @@ struct Members {
 /// cache of what never changes).
 pub struct Dispatcher {
     log: EventLog,
-    routing: Routing,
+    /// The routing sections in force. Read once per pass; replaced by
+    /// [`Dispatcher::set_routing`] between writer batches (a reload).
+    routing: parking_lot::RwLock<Arc<Routing>>,
     alerts: Arc<AlertStore>,
     silences: Arc<SilenceStore>,
     groups: Arc<GroupStates>,
@@ -198,7 +200,7 @@ impl Dispatcher {
     ) -> Self {
         Dispatcher {
             log,
-            routing,
+            routing: parking_lot::RwLock::new(Arc::new(routing)),
             alerts,
             silences,
             groups,
@@ -207,6 +209,21 @@ impl Dispatcher {
             memo: parking_lot::Mutex::new(None),
             decided_through: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// The routing sections in force.
+    pub fn routing(&self) -> Arc<Routing> {
+        self.routing.read().clone()
+    }
+
+    /// Puts `routing` in force from the next pass on. Call between writer
+    /// batches (see [`EventLog::between_batches`]): passes run inside them.
+    /// Group membership is recomputed from every alert on the next pass;
+    /// groups of routes that are gone flush what they owe and close.
+    pub fn set_routing(&self, routing: Routing) {
+        *self.routing.write() = Arc::new(routing);
+        *self.routes.lock() = RouteCache::default();
+        *self.memo.lock() = None;
     }
 
     /// How long the last decision pass took (not counting its commit).
@@ -262,6 +279,7 @@ impl Dispatcher {
     /// other), after a reset, and every `REBUILD_EVERY_SECS`.
     fn with_members<R>(
         &self,
+        routing: &Routing,
         now: DateTime<Utc>,
         f: impl FnOnce(&BTreeMap<String, Members>) -> R,
     ) -> R {
@@ -270,13 +288,13 @@ impl Dispatcher {
         let mut memo = self.memo.lock();
         let incremental = memo.as_ref().is_some_and(|m| {
             !changes.everything
-                && self.routing.inhibit_rules.is_empty()
+                && routing.inhibit_rules.is_empty()
                 && m.silences_version == silences_version
                 && now >= m.at
                 && now - m.rebuilt_at < chrono::Duration::seconds(REBUILD_EVERY_SECS)
                 && !self.silences.boundary_between(m.at, now)
         });
-        match (incremental, memo.as_mut(), &self.routing.tree) {
+        match (incremental, memo.as_mut(), &routing.tree) {
             (true, Some(m), Some(tree)) => {
                 // Changed by events, and ended by time since the last pass.
                 let since = m.at;
@@ -330,13 +348,13 @@ impl Dispatcher {
                 // against a rebuild.
                 #[cfg(debug_assertions)]
                 {
-                    let rebuilt = self.members(now);
+                    let rebuilt = self.members(routing, now);
                     assert_eq!(m.members, rebuilt, "incremental group membership diverged");
                 }
             }
             _ => {
                 *memo = Some(Memo {
-                    members: self.members(now),
+                    members: self.members(routing, now),
                     at: now,
                     rebuilt_at: now,
                     silences_version,
@@ -347,9 +365,9 @@ impl Dispatcher {
     }
 
     /// Membership of every group that has firing alerts, from every alert.
-    fn members(&self, now: DateTime<Utc>) -> BTreeMap<String, Members> {
+    fn members(&self, routing: &Routing, now: DateTime<Utc>) -> BTreeMap<String, Members> {
         let mut out: BTreeMap<String, Members> = BTreeMap::new();
-        let Some(tree) = &self.routing.tree else {
+        let Some(tree) = &routing.tree else {
             return out;
         };
         let firing: Vec<(Fingerprint, String, StoredAlert)> = self
@@ -369,9 +387,9 @@ impl Dispatcher {
         for (fingerprint, fp, alert) in &firing {
             let labels = &alert.report.labels;
             let mut mutes = self.silences.muting(labels, now);
-            if !self.routing.inhibit_rules.is_empty() {
+            if !routing.inhibit_rules.is_empty() {
                 mutes.extend(super::inhibit::inhibitors(
-                    &self.routing.inhibit_rules,
+                    &routing.inhibit_rules,
                     labels,
                     firing
                         .iter()
@@ -417,7 +435,7 @@ impl Dispatcher {
     /// change a decision (alerts and silences, not the dispatcher's own
     /// decisions or delivery outcomes), and passes are quick enough.
     pub fn wants(&self, events: &[Arc<Event>]) -> bool {
-        self.routing.tree.is_some()
+        self.routing.read().tree.is_some()
             && self.last_decide() <= IN_COMMIT_BUDGET
             && events.iter().any(|e| is_input(&e.kind))
     }
@@ -479,8 +497,8 @@ impl Dispatcher {
     /// decision that they fire, once per episode. Only with a routing tree:
     /// without one nothing is evaluated, and every new alert would cost a
     /// second write for nothing.
-    fn fired(&self, now: DateTime<Utc>) -> Vec<(EventKind, Option<u64>)> {
-        if self.routing.tree.is_none() {
+    fn fired(&self, routing: &Routing, now: DateTime<Utc>) -> Vec<(EventKind, Option<u64>)> {
+        if routing.tree.is_none() {
             return Vec::new();
         }
         self.alerts
@@ -498,25 +516,34 @@ impl Dispatcher {
     }
 
     fn decide(&self, now: DateTime<Utc>) -> Vec<(EventKind, Option<u64>)> {
-        let mut decided = self.fired(now);
+        // One routing for the whole pass, whatever a reload does meanwhile.
+        let routing = self.routing();
+        let mut decided = self.fired(&routing, now);
         decided.extend(self.expiries(now));
-        decided.extend(self.decide_groups(now).into_iter().map(|k| (k, None)));
+        decided.extend(
+            self.decide_groups(&routing, now)
+                .into_iter()
+                .map(|k| (k, None)),
+        );
         decided
     }
 
-    fn decide_groups(&self, now: DateTime<Utc>) -> Vec<EventKind> {
-        if self.routing.tree.is_none() {
+    fn decide_groups(&self, routing: &Routing, now: DateTime<Utc>) -> Vec<EventKind> {
+        if routing.tree.is_none() {
             return Vec::new();
         }
-        self.with_members(now, |members| self.decide_for(now, members))
+        self.with_members(routing, now, |members| {
+            self.decide_for(routing, now, members)
+        })
     }
 
     fn decide_for(
         &self,
+        routing: &Routing,
         now: DateTime<Utc>,
         members: &BTreeMap<String, Members>,
     ) -> Vec<EventKind> {
-        let Some(tree) = &self.routing.tree else {
+        let Some(tree) = &routing.tree else {
             return Vec::new();
         };
         let mut decisions = Vec::new();
@@ -559,7 +586,7 @@ impl Dispatcher {
                         // `group_wait: 0s`, or the interval passed long ago:
                         // flush in this pass. A timer due now would cost a
                         // second commit and a second step before the page.
-                        decisions.extend(self.flush(group, m, state, now, opts));
+                        decisions.extend(self.flush(routing, group, m, state, now, opts));
                         continue;
                     }
                     decisions.push(EventKind::GroupScheduled(GroupTimer {
@@ -570,7 +597,7 @@ impl Dispatcher {
                     }));
                 }
                 Some(due) if due <= now => {
-                    decisions.extend(self.flush(group, m, state, now, opts));
+                    decisions.extend(self.flush(routing, group, m, state, now, opts));
                 }
                 Some(_) => {}
             }
@@ -593,6 +620,7 @@ impl Dispatcher {
                 && !state.last_firing.is_empty()
             {
                 decisions.extend(self.flush(
+                    routing,
                     group.clone(),
                     &Members::default(),
                     state,
@@ -627,8 +655,10 @@ impl Dispatcher {
 
     /// A due flush: notify if something changed or the repeat is due, then
     /// schedule the next flush while the group has alerts.
+    #[allow(clippy::too_many_arguments)]
     fn flush(
         &self,
+        routing: &Routing,
         group: GroupRef,
         m: &Members,
         state: &GroupState,
@@ -637,15 +667,13 @@ impl Dispatcher {
     ) -> Vec<EventKind> {
         let mut out = Vec::new();
         let muted_by_time = !opts.mute_time_intervals.is_empty()
-            && !self
-                .routing
+            && !routing
                 .intervals
                 .containing(opts.mute_time_intervals.iter().map(String::as_str), now)
                 .unwrap_or_default()
                 .is_empty();
         let outside_active = !opts.active_time_intervals.is_empty()
-            && self
-                .routing
+            && routing
                 .intervals
                 .containing(opts.active_time_intervals.iter().map(String::as_str), now)
                 .unwrap_or_default()
@@ -737,6 +765,7 @@ pub fn is_input(kind: &EventKind) -> bool {
         // Rule inputs: the rule engine turns them into `alert.*`.
         | K::K8sEvent(_)
         | K::ProbeResult(_)
-        | K::HeartbeatReceived(_) => false,
+        | K::HeartbeatReceived(_)
+        | K::RulesLoaded(_) => false,
     }
 }

@@ -7,6 +7,7 @@
 //! HTTP requests.
 
 pub mod alerts;
+pub mod backtest;
 pub mod dispatch;
 pub mod fingerprint;
 pub mod inhibit;

@@ -201,6 +201,12 @@ pub enum EventKind {
     /// Key: the heartbeat's name.
     #[serde(rename = "heartbeat.received")]
     HeartbeatReceived(Heartbeat),
+
+    /// A rule set took effect: at start-up when it differs from the last
+    /// one recorded, and at each accepted reload. History then shows which
+    /// rules decided what. Key: `rules`.
+    #[serde(rename = "rules.loaded")]
+    RulesLoaded(RulesLoaded),
 }
 
 impl EventKind {
@@ -229,6 +235,7 @@ impl EventKind {
             EventKind::K8sEvent(_) => "k8s.event",
             EventKind::ProbeResult(_) => "probe.result",
             EventKind::HeartbeatReceived(_) => "heartbeat.received",
+            EventKind::RulesLoaded(_) => "rules.loaded",
         }
     }
 
@@ -256,6 +263,7 @@ impl EventKind {
         "k8s.event",
         "probe.result",
         "heartbeat.received",
+        "rules.loaded",
     ];
 
     /// The payload column: the variant's fields, without the tag.
@@ -731,6 +739,19 @@ pub struct Heartbeat {
     pub labels: LabelSet,
 }
 
+/// Which rule set took effect.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RulesLoaded {
+    /// A hash of the files' names and contents (see `RuleSet::hash`).
+    pub hash: String,
+    /// The rule files, as the config named them after globbing.
+    pub files: Vec<String>,
+    /// How many rules the set holds.
+    pub rules: usize,
+    /// What loaded it: `start-up`, `SIGHUP`, `POST /-/reload`.
+    pub by: String,
+}
+
 /// The end of an alert.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertResolution {
@@ -941,6 +962,12 @@ mod tests {
             EventKind::HeartbeatReceived(Heartbeat {
                 name: "backup".into(),
                 labels: LabelSet::new(),
+            }),
+            EventKind::RulesLoaded(RulesLoaded {
+                hash: "0123456789abcdef".into(),
+                files: vec!["rules/pods.yaml".into()],
+                rules: 12,
+                by: "start-up".into(),
             }),
         ];
         assert_eq!(kinds.len(), EventKind::NAMES.len());

@@ -108,7 +108,15 @@ pub struct EventQuery {
     pub mentions: Option<String>,
 }
 
+/// Work the writer runs between two batches.
+type BetweenBatches = Box<dyn FnOnce() + Send>;
+
 struct AppendRequest {
+    /// Runs on the writer thread after every batch sent before it has been
+    /// committed and folded, and before any batch sent after it: a swap of
+    /// what the views and deciders run on, made where no fold or decision
+    /// is under way. Requests carrying it carry no events.
+    between: Option<BetweenBatches>,
     /// Each event with its payload already serialised by the caller, so the
     /// one writer thread spends its time in SQLite only.
     events: Vec<(NewEvent, String)>,
@@ -468,6 +476,7 @@ impl EventLog {
             .collect();
         let (reply, rx) = oneshot::channel();
         self.send(AppendRequest {
+            between: None,
             events,
             decide: None,
             reply,
@@ -494,12 +503,36 @@ impl EventLog {
         let (reply, rx) = oneshot::channel();
         let (decided, decisions) = oneshot::channel();
         self.send(AppendRequest {
+            between: None,
             events: Vec::new(),
             decide: Some(decided),
             reply,
         })?;
         rx.await.map_err(|_| Arc::new(LogError::Closed))??;
         Ok(decisions.await.unwrap_or_default())
+    }
+
+    /// Runs `f` on the writer thread between two batches: everything
+    /// appended before this call is committed and folded, nothing after it
+    /// is folded yet, and no decider pass is under way. For swapping what
+    /// the views and deciders run on (a reloaded rule set and config) so
+    /// that no batch sees half of each. Keep `f` short: appends wait.
+    pub async fn between_batches<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, Arc<LogError>> {
+        let (reply, rx) = oneshot::channel();
+        let (out_tx, out_rx) = oneshot::channel();
+        self.send(AppendRequest {
+            between: Some(Box::new(move || {
+                let _ = out_tx.send(f());
+            })),
+            events: Vec::new(),
+            decide: None,
+            reply,
+        })?;
+        rx.await.map_err(|_| Arc::new(LogError::Closed))??;
+        out_rx.await.map_err(|_| Arc::new(LogError::Closed))
     }
 
     /// Blocking [`append`](Self::append), for threads outside the runtime.
@@ -686,11 +719,22 @@ struct Writer {
 impl Writer {
     fn run(mut self) {
         // Runs until every sender is gone; queued requests are still committed.
-        while let Ok(first) = self.rx.recv() {
+        let mut next = None;
+        while let Some(first) = next.take().or_else(|| self.rx.recv().ok()) {
+            if let Some(between) = first.between {
+                between();
+                let _ = first.reply.send(Ok(Vec::new()));
+                continue;
+            }
             let mut batch = vec![first];
             let mut n = batch[0].events.len();
             while n < self.max_batch {
                 match self.rx.try_recv() {
+                    // Work between batches ends this one; it runs next.
+                    Ok(req) if req.between.is_some() => {
+                        next = Some(req);
+                        break;
+                    }
                     Ok(req) => {
                         n += req.events.len();
                         batch.push(req);

@@ -246,7 +246,8 @@ impl Projection for AlertIndex {
             | EventKind::IncidentSnoozed(_)
             | EventKind::K8sEvent(_)
             | EventKind::ProbeResult(_)
-            | EventKind::HeartbeatReceived(_) => {}
+            | EventKind::HeartbeatReceived(_)
+            | EventKind::RulesLoaded(_) => {}
         }
     }
 

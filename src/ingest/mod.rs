@@ -8,6 +8,7 @@
 
 pub mod alertmanager;
 pub mod error;
+pub mod heartbeat;
 pub mod index;
 pub mod pagerduty;
 pub mod validate;

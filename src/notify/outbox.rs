@@ -422,7 +422,8 @@ pub struct Outbox {
     clock: SharedClock,
     state: Arc<OutboxState>,
     store: Arc<AlertStore>,
-    receivers: Arc<Receivers>,
+    /// Swapped on reload (see [`Outbox::set_receivers`]).
+    receivers: parking_lot::RwLock<Arc<Receivers>>,
     settings: NotifyConfig,
     ingest: Option<Ingest>,
     /// `{seq}/{receiver}/{integration}` being sent right now.
@@ -506,7 +507,7 @@ impl Outbox {
             clock,
             state,
             store,
-            receivers,
+            receivers: parking_lot::RwLock::new(receivers),
             settings,
             ingest,
             in_flight: Mutex::new(HashSet::new()),
@@ -517,7 +518,7 @@ impl Outbox {
     }
 
     fn integration_ids(&self, receiver: &str) -> Vec<String> {
-        self.receivers
+        self.receivers()
             .get(receiver)
             .map(|r| r.integrations.iter().map(|i| i.id.clone()).collect())
             .unwrap_or_default()
@@ -527,8 +528,14 @@ impl Outbox {
         &self.state
     }
 
-    pub fn receivers(&self) -> &Arc<Receivers> {
-        &self.receivers
+    pub fn receivers(&self) -> Arc<Receivers> {
+        self.receivers.read().clone()
+    }
+
+    /// Puts reloaded receivers in force for the deliveries planned from now
+    /// on; sends under way finish with the ones they started with.
+    pub fn set_receivers(&self, receivers: Arc<Receivers>) {
+        *self.receivers.write() = receivers;
     }
 
     /// Starts every delivery that is ready and waits for all their outcomes
@@ -584,7 +591,7 @@ impl Outbox {
                 }
             }
         }
-        for r in self.receivers.by_name.values() {
+        for r in self.receivers().by_name.values() {
             if let Some(limit) = r.rate_limit {
                 for i in &r.integrations {
                     if let Some(h) = inner.integrations.get(&integration_key(&r.name, &i.id))
@@ -603,6 +610,7 @@ impl Outbox {
     /// not done, not in flight, not waiting for a retry time, folded into a
     /// digest where its receiver is over its rate limit.
     fn plan(&self, now: DateTime<Utc>) -> Vec<Job> {
+        let receivers = self.receivers();
         let inner = self.state.inner.read();
         let mut in_flight = self.in_flight.lock();
         let mut per_integration = self.in_flight_per_integration.lock();
@@ -617,7 +625,7 @@ impl Outbox {
             if p.due_seq > committed {
                 continue; // decided in a batch whose commit is under way
             }
-            let Some(receiver) = self.receivers.get(&p.receiver) else {
+            let Some(receiver) = receivers.get(&p.receiver) else {
                 continue; // receiver no longer configured: forgotten with age
             };
             let only_resolved = p.due.firing.is_empty();
@@ -665,7 +673,7 @@ impl Outbox {
             }
         }
         for ((receiver_name, integration), items) in ready {
-            let receiver = self.receivers.get(&receiver_name).expect("checked above");
+            let receiver = receivers.get(&receiver_name).expect("checked above");
             let ikey = integration_key(&receiver_name, &integration);
             let flying = per_integration.get(&ikey).copied().unwrap_or(0);
             let free = match receiver.rate_limit {
@@ -740,6 +748,7 @@ impl Outbox {
     }
 
     async fn run(&self, job: &Job) -> Result<Outcome, Arc<LogError>> {
+        let receivers = self.receivers();
         match job {
             Job::Skip {
                 receiver,
@@ -767,7 +776,7 @@ impl Outbox {
                 items,
                 attempt,
             } => {
-                let Some(r) = self.receivers.get(receiver) else {
+                let Some(r) = receivers.get(receiver) else {
                     return Ok(Outcome::Skipped);
                 };
                 let Some(i) = r.integrations.iter().find(|i| &i.id == integration) else {
@@ -793,7 +802,7 @@ impl Outbox {
         };
         let rendered = integration
             .notifier
-            .render(&msg, &self.receivers.templates, now);
+            .render(&msg, &self.receivers().templates, now);
         if let Some(reason) = &rendered.fallback {
             tracing::warn!(receiver = %receiver.name, integration = %integration.id, %reason,
                 "receiver template failed; sent with the default template");

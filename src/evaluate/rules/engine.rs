@@ -102,7 +102,7 @@ impl Decision {
 }
 
 /// The evidence for one rule and group.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
 struct GroupState {
     /// Match: the latest selected event met the condition.
     met: bool,
@@ -165,19 +165,17 @@ impl RuleEngine {
     /// An engine for `set` that starts counting `absent` (of rules without
     /// `group_by`) at `started`: pass when the rule set took effect.
     pub fn new(set: Arc<RuleSet>, started: DateTime<Utc>) -> RuleEngine {
-        let mut groups: Vec<HashMap<GroupKey, GroupState>> =
-            (0..set.rules.len()).map(|_| HashMap::new()).collect();
-        for rule in &set.rules {
-            if matches!(rule.mode, Mode::Absent { .. }) && rule.group_by.is_empty() {
-                groups[rule.index].insert(
-                    Vec::new(),
-                    GroupState {
-                        last_seen: Some(started),
-                        ..GroupState::default()
-                    },
-                );
-            }
-        }
+        let mut engine = RuleEngine::unstarted(set, started);
+        engine.start(started);
+        engine
+    }
+
+    /// An engine whose `absent` rules without `group_by` do not count yet:
+    /// the log says when the set took effect (see [`Self::start`]), and
+    /// until it has been folded there is nothing to be absent since.
+    /// `started` only bounds [`Self::next_wake`] until then.
+    pub fn unstarted(set: Arc<RuleSet>, started: DateTime<Utc>) -> RuleEngine {
+        let groups = (0..set.rules.len()).map(|_| HashMap::new()).collect();
         RuleEngine {
             set,
             started,
@@ -187,6 +185,20 @@ impl RuleEngine {
             in_flight: HashMap::new(),
             last_evaluated: None,
             errors: 0,
+        }
+    }
+
+    /// The set took effect at `at`: `absent` rules without `group_by` count
+    /// from then (or from the last event they saw, if later).
+    pub fn start(&mut self, at: DateTime<Utc>) {
+        self.started = at;
+        for rule in &self.set.rules {
+            if matches!(rule.mode, Mode::Absent { .. }) && rule.group_by.is_empty() {
+                let state = self.groups[rule.index].entry(Vec::new()).or_default();
+                if state.recovered.is_none() {
+                    state.last_seen = Some(state.last_seen.map_or(at, |s| s.max(at)));
+                }
+            }
         }
     }
 
@@ -534,6 +546,100 @@ impl RuleEngine {
         let mut out: Vec<&AlertReport> = self.firing.values().map(|f| &f.report).collect();
         out.sort_by(|a, b| a.labels.cmp(&b.labels));
         out
+    }
+}
+
+/// The engine's state as a snapshot holds it: groups and firing alerts by
+/// rule source (not index), and the hash of the set they were folded with.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct EngineState {
+    hash: String,
+    started: DateTime<Utc>,
+    last_evaluated: Option<DateTime<Utc>>,
+    errors: u64,
+    groups: Vec<(String, Vec<(GroupKey, GroupState)>)>,
+    firing: Vec<(String, GroupKey, String, AlertReport)>,
+}
+
+impl RuleEngine {
+    /// A copy of the state, for a snapshot. Decisions in flight are not
+    /// kept: they are folded in the commit that decided them.
+    pub fn state(&self) -> EngineState {
+        let mut groups: Vec<(String, Vec<(GroupKey, GroupState)>)> = self
+            .set
+            .rules
+            .iter()
+            .map(|rule| {
+                let mut g: Vec<_> = self.groups[rule.index]
+                    .iter()
+                    .map(|(k, s)| (k.clone(), s.clone()))
+                    .collect();
+                g.sort_by(|a, b| a.0.cmp(&b.0));
+                (rule.source.clone(), g)
+            })
+            .collect();
+        groups.retain(|(_, g)| !g.is_empty());
+        let mut firing: Vec<_> = self
+            .firing
+            .iter()
+            .map(|((source, key), f)| {
+                (
+                    source.clone(),
+                    key.clone(),
+                    f.fingerprint.clone(),
+                    f.report.clone(),
+                )
+            })
+            .collect();
+        firing.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        EngineState {
+            hash: self.set.hash.clone(),
+            started: self.started,
+            last_evaluated: self.last_evaluated,
+            errors: self.errors,
+            groups,
+            firing,
+        }
+    }
+
+    /// An engine for `set` from a snapshot's state. Refused when the state
+    /// was folded with other rules: group evidence depends on every rule's
+    /// selector and condition, so only a replay can rebuild it.
+    pub fn from_state(set: Arc<RuleSet>, state: EngineState) -> Result<RuleEngine, String> {
+        if state.hash != set.hash {
+            return Err(format!(
+                "rule state was folded with rule set {}, not the loaded {}",
+                state.hash, set.hash
+            ));
+        }
+        let mut engine = RuleEngine::unstarted(set.clone(), state.started);
+        engine.last_evaluated = state.last_evaluated;
+        engine.errors = state.errors;
+        let index: HashMap<&str, usize> = set
+            .rules
+            .iter()
+            .map(|r| (r.source.as_str(), r.index))
+            .collect();
+        for (source, groups) in state.groups {
+            let i = *index
+                .get(source.as_str())
+                .ok_or_else(|| format!("rule {source} is not in the set"))?;
+            engine.groups[i].extend(groups);
+        }
+        for (source, key, fingerprint, report) in state.firing {
+            let at = (source, key);
+            engine
+                .by_fingerprint
+                .insert(fingerprint.clone(), at.clone());
+            engine.firing.insert(
+                at,
+                Firing {
+                    fingerprint,
+                    report,
+                },
+            );
+        }
+        Ok(engine)
     }
 }
 

@@ -47,12 +47,14 @@ pub mod engine;
 pub mod expr;
 pub mod language;
 pub mod unit_test;
+pub mod view;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 pub use engine::{Change, Decision, RuleEngine};
 pub use language::{Problem, Rule};
+pub use view::RulesView;
 
 use crate::eventlog::Event;
 use expr::Input;
@@ -197,6 +199,11 @@ impl RuleSet {
 
     pub fn len(&self) -> usize {
         self.rules.len()
+    }
+
+    /// Whether any rule selects (or is recovered by) events of `kind`.
+    pub fn reads_kind(&self, kind: &str) -> bool {
+        self.by_kind.contains_key(kind)
     }
 
     pub fn is_empty(&self) -> bool {
