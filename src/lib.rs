@@ -6,19 +6,26 @@
 //! over it. The folders follow the pipeline:
 //!
 //! ```text
-//! ingest ──► eventlog ──► evaluate ──► (escalate) ──► notify / (act)
+//! ingest ──► eventlog ──► evaluate ──► escalate ──► notify / (act)
 //! ```
+//!
+//! The deciding stages (rules, the dispatcher, the escalator) decide inside
+//! the log writer's commit of the events that cause their decisions
+//! ([`eventlog::Decider`], assembled in [`pipeline`]), so a cause and what
+//! it decided are durable together before anything is sent.
 //!
 //! * [`ingest`]: outside payloads (Alertmanager API v2 and webhook, PagerDuty
 //!   Events v2) become events; re-sends that change nothing are not stored.
 //! * [`eventlog`]: the envelope, the one enum of kinds, the SQLite store with
 //!   group commit, tails and replay through projections.
-//! * [`evaluate`]: what is an alert and who must hear of it — fingerprints,
+//! * [`evaluate`]: what is an alert and who must hear of it — rule files
+//!   (CEL conditions over events, windows, `for`, `absent`), fingerprints,
 //!   matchers, silences, inhibition, the routing tree, time intervals, and
 //!   the dispatcher that turns groups into `notification.due` decisions on
 //!   durable timers.
-//! * [`escalate`]: people and on-call schedules — who is on call at an
-//!   instant, across layers, restrictions, overrides and DST.
+//! * [`escalate`]: what happens when nobody reacts — incidents, escalation
+//!   policies and their steps, acknowledgements (API, CLI, signed action
+//!   links, PagerDuty events), people and on-call schedules, statistics.
 //! * [`notify`]: who hears of it and how — channels (email, Slack, DingTalk,
 //!   WeCom, Feishu, webhook, PagerDuty), tera templates, and the outbox that
 //!   delivers each `notification.due` and records `notification.sent` /
