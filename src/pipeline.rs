@@ -7,7 +7,7 @@
 //! Each stage has one contract: ingest turns payloads into [`NewEvent`]s and
 //! appends them; every view is a [`Projection`] the log keeps current; the
 //! deciding stages (the rules, then the dispatcher, then the escalator) are one
-//! [`Decider`](crate::eventlog::Decider), [`Stages`], whose decisions are
+//! [`Decider`], [`Stages`], whose decisions are
 //! committed with the events that caused them; the outbox delivers what
 //! was decided. This file is where they are wired together, so a reader
 //! finds the chain here and nowhere else.
