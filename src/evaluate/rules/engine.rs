@@ -15,6 +15,12 @@
 //! An episode of holding starts at an event and ends at an event or when
 //! evidence ages out of a window, so its start and end are instants of the
 //! inputs — which is what makes replay give the same decisions as live.
+//!
+//! An evaluation looks only at the groups that changed since the last one
+//! and those whose wake (the next instant their status can change without
+//! an event) has come; the first evaluation of a state built by replay or
+//! from a snapshot looks at all of them. With thousands of groups, looking
+//! at every one on every batch was what limited throughput.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -156,6 +162,21 @@ pub struct RuleEngine {
     /// (for a minute, in case they were never recorded).
     in_flight: HashMap<(String, GroupKey), DateTime<Utc>>,
     last_evaluated: Option<DateTime<Utc>>,
+    /// Groups whose evidence or alert changed since the last evaluation:
+    /// what `evaluate` looks at, with the groups whose wake is due, instead
+    /// of every group of every rule.
+    dirty: std::collections::HashSet<(usize, GroupKey)>,
+    /// Per group, the next instant its status can change without an event
+    /// (as of its last evaluation), and the same ordered by time.
+    wake_of: HashMap<(usize, GroupKey), DateTime<Utc>>,
+    wakes: std::collections::BTreeSet<(DateTime<Utc>, usize, GroupKey)>,
+    /// Every group has been evaluated once since the state was built (a
+    /// new engine, a snapshot): until then, look at all of them.
+    scanned: bool,
+    /// Rule index by source (`rule/{group}/{alert}`).
+    by_source: HashMap<String, usize>,
+    /// Firing alerts to check for a rule or group that is gone.
+    orphans: std::collections::HashSet<(String, GroupKey)>,
     /// CEL errors and template failures seen (a rule that errors on every
     /// event never fires; this says so).
     pub errors: u64,
@@ -177,13 +198,23 @@ impl RuleEngine {
     pub fn unstarted(set: Arc<RuleSet>, started: DateTime<Utc>) -> RuleEngine {
         let groups = (0..set.rules.len()).map(|_| HashMap::new()).collect();
         RuleEngine {
-            set,
             started,
             groups,
             firing: HashMap::new(),
             by_fingerprint: HashMap::new(),
             in_flight: HashMap::new(),
             last_evaluated: None,
+            dirty: Default::default(),
+            wake_of: HashMap::new(),
+            wakes: Default::default(),
+            scanned: false,
+            orphans: Default::default(),
+            by_source: set
+                .rules
+                .iter()
+                .map(|r| (r.source.clone(), r.index))
+                .collect(),
+            set,
             errors: 0,
         }
     }
@@ -194,6 +225,7 @@ impl RuleEngine {
         self.started = at;
         for rule in &self.set.rules {
             if matches!(rule.mode, Mode::Absent { .. }) && rule.group_by.is_empty() {
+                self.dirty.insert((rule.index, Vec::new()));
                 let state = self.groups[rule.index].entry(Vec::new()).or_default();
                 if state.recovered.is_none() {
                     state.last_seen = Some(state.last_seen.map_or(at, |s| s.max(at)));
@@ -221,6 +253,7 @@ impl RuleEngine {
             if let Some(at) = self.by_fingerprint.remove(&r.fingerprint) {
                 self.firing.remove(&at);
                 self.in_flight.remove(&at);
+                self.touch(&at.0, at.1);
             }
         }
         if self.set.by_kind.is_empty() || !self.set.by_kind.contains_key(event.kind.name()) {
@@ -236,6 +269,7 @@ impl RuleEngine {
                 let key = group_key(rule, &input);
                 if let Some(state) = self.groups[index].get_mut(&key) {
                     recover(state, event.occurred_at);
+                    self.dirty.insert((index, key));
                 }
             }
             if selects_without_condition(&rule.select, event, &input) {
@@ -245,6 +279,7 @@ impl RuleEngine {
                     .as_ref()
                     .is_none_or(|c| c.test(&input));
                 let key = group_key(rule, &input);
+                self.dirty.insert((index, key.clone()));
                 let state = self.groups[index].entry(key).or_default();
                 apply(
                     rule,
@@ -269,6 +304,8 @@ impl RuleEngine {
                     .unwrap_or_default();
                 let at = (event.source.clone(), key);
                 self.in_flight.remove(&at);
+                self.touch(&at.0, at.1.clone());
+                self.orphans.insert(at.clone());
                 self.by_fingerprint
                     .insert(report.fingerprint.clone(), at.clone());
                 self.firing.insert(
@@ -283,9 +320,59 @@ impl RuleEngine {
                 if let Some(at) = self.by_fingerprint.remove(&r.fingerprint) {
                     self.firing.remove(&at);
                     self.in_flight.remove(&at);
+                    self.touch(&at.0, at.1);
                 }
             }
             _ => {}
+        }
+    }
+
+    /// The group of rule `source` needs looking at in the next evaluation.
+    fn touch(&mut self, source: &str, key: GroupKey) {
+        if let Some(&i) = self.by_source.get(source) {
+            self.dirty.insert((i, key));
+        }
+    }
+
+    /// The groups an evaluation at `now` must look at: all of them the
+    /// first time, then those changed since and those whose wake is due.
+    fn due_groups(&mut self, now: DateTime<Utc>) -> Vec<(usize, GroupKey)> {
+        if !self.scanned {
+            self.scanned = true;
+            self.orphans = self.firing.keys().cloned().collect();
+            self.dirty.clear();
+            self.wakes.clear();
+            self.wake_of.clear();
+            let mut all = Vec::new();
+            for (i, groups) in self.groups.iter().enumerate() {
+                all.extend(groups.keys().map(|k| (i, k.clone())));
+            }
+            all.sort();
+            return all;
+        }
+        let mut due: Vec<(usize, GroupKey)> = self.dirty.drain().collect();
+        while let Some(first) = self.wakes.first() {
+            if first.0 > now {
+                break;
+            }
+            let (_, i, key) = self.wakes.pop_first().expect("checked");
+            self.wake_of.remove(&(i, key.clone()));
+            due.push((i, key));
+        }
+        due.sort();
+        due.dedup();
+        due
+    }
+
+    /// Records when group `key` of rule `i` must next be looked at, after
+    /// `now` (`None`: only an event can change it, or it is gone).
+    fn set_wake(&mut self, i: usize, key: &GroupKey, at: Option<DateTime<Utc>>) {
+        if let Some(old) = self.wake_of.remove(&(i, key.clone())) {
+            self.wakes.remove(&(old, i, key.clone()));
+        }
+        if let Some(at) = at {
+            self.wake_of.insert((i, key.clone()), at);
+            self.wakes.insert((at, i, key.clone()));
         }
     }
 
@@ -297,83 +384,100 @@ impl RuleEngine {
             .retain(|_, at| now - *at < Duration::minutes(1));
         let set = self.set.clone();
         let mut out = Vec::new();
-        for rule in &set.rules {
-            let mut gone = Vec::new();
-            for (key, state) in &self.groups[rule.index] {
-                let st = status(rule, state, now);
-                let at = (rule.source.clone(), key.clone());
-                let firing = self.firing.get(&at);
-                if self.in_flight.contains_key(&at) {
-                    continue;
-                }
-                match firing {
-                    None => {
-                        if let Some(since) = st.since.filter(|_| st.holding)
-                            && now >= since + rule.for_
-                        {
-                            out.push(self.fire(&set, rule, key, state, &st, since + rule.for_));
-                        } else if !st.holding && idle(rule, state, now) {
-                            gone.push(key.clone());
-                        }
-                    }
-                    Some(f) if !st.holding => {
-                        let due = match (state.recovered, rule.resolve_after, &rule.mode) {
-                            (Some(at), _, _) => Some((at, "recovery event".to_string())),
-                            // A match rule's quiet period is part of holding.
-                            (None, Some(_), Mode::Match) | (None, None, _) => Some((
-                                st.ended.unwrap_or(now).min(now),
-                                "condition no longer holds".to_string(),
-                            )),
-                            (None, Some(quiet), _) => st
-                                .ended
-                                .map(|e| e + quiet)
-                                .filter(|due| *due <= now)
-                                .map(|due| (due, format!("quiet for {}", show(quiet)))),
-                        };
-                        if let Some((at_time, reason)) = due {
-                            out.push(Decision {
-                                source: rule.source.clone(),
-                                fingerprint: f.fingerprint.clone(),
-                                at: at_time,
-                                change: Change::Resolve {
-                                    reason: format!("{}: {reason}", rule.name),
-                                    report: f.report.clone(),
-                                },
-                            });
-                        }
-                    }
-                    Some(_) => {}
-                }
+        for (index, key) in self.due_groups(now) {
+            let rule = &set.rules[index];
+            let Some(state) = self.groups[index].get(&key) else {
+                self.set_wake(index, &key, None);
+                continue;
+            };
+            let st = status(rule, state, now);
+            let at = (rule.source.clone(), key.clone());
+            let mut wake = group_wake(rule, state, now);
+            if let Some(since) = self.in_flight.get(&at) {
+                // Looked at again once the decision folds back (or is
+                // given up on, after a minute).
+                let retry = *since + Duration::minutes(1);
+                wake = Some(wake.map_or(retry, |w| w.min(retry)));
+                self.set_wake(index, &key, wake);
+                continue;
             }
-            for key in gone {
-                self.groups[rule.index].remove(&key);
+            let mut gone = false;
+            match self.firing.get(&at) {
+                None => {
+                    if let Some(since) = st.since.filter(|_| st.holding)
+                        && now >= since + rule.for_
+                    {
+                        out.push(self.fire(&set, rule, &key, state, &st, since + rule.for_));
+                    } else if !st.holding && idle(rule, state, now) {
+                        gone = true;
+                    }
+                }
+                Some(f) if !st.holding => {
+                    let due = match (state.recovered, rule.resolve_after, &rule.mode) {
+                        (Some(at), _, _) => Some((at, "recovery event".to_string())),
+                        // A match rule's quiet period is part of holding.
+                        (None, Some(_), Mode::Match) | (None, None, _) => Some((
+                            st.ended.unwrap_or(now).min(now),
+                            "condition no longer holds".to_string(),
+                        )),
+                        (None, Some(quiet), _) => st
+                            .ended
+                            .map(|e| e + quiet)
+                            .filter(|due| *due <= now)
+                            .map(|due| (due, format!("quiet for {}", show(quiet)))),
+                    };
+                    if let Some((at_time, reason)) = due {
+                        out.push(Decision {
+                            source: rule.source.clone(),
+                            fingerprint: f.fingerprint.clone(),
+                            at: at_time,
+                            change: Change::Resolve {
+                                reason: format!("{}: {reason}", rule.name),
+                                report: f.report.clone(),
+                            },
+                        });
+                    }
+                }
+                Some(_) => {}
+            }
+            if gone {
+                self.groups[index].remove(&key);
+                self.set_wake(index, &key, None);
+            } else {
+                self.set_wake(index, &key, wake);
             }
         }
-        // Alerts whose rule or group is gone (a rule removed on reload).
-        let sources: HashMap<&str, usize> = set
-            .rules
-            .iter()
-            .map(|r| (r.source.as_str(), r.index))
-            .collect();
-        for ((source, key), f) in &self.firing {
-            let gone = match sources.get(source.as_str()) {
+        // Alerts whose rule or group is gone (a rule removed on reload, an
+        // alert of the log whose evidence this set does not keep). Groups
+        // of firing alerts are never dropped, so only alerts folded since
+        // the last evaluation (and all of them the first time) can be such.
+        let mut orphans: Vec<(String, GroupKey)> = self.orphans.drain().collect();
+        orphans.sort();
+        for at in orphans {
+            let Some(f) = self.firing.get(&at) else {
+                continue;
+            };
+            let gone = match self.by_source.get(at.0.as_str()) {
                 None => Some("rule no longer loaded"),
-                Some(&i) if !self.groups[i].contains_key(key) => Some("condition no longer holds"),
+                Some(&i) if !self.groups[i].contains_key(&at.1) => {
+                    Some("condition no longer holds")
+                }
                 Some(_) => None,
             };
-            if let Some(reason) = gone
-                && !self.in_flight.contains_key(&(source.clone(), key.clone()))
-            {
-                out.push(Decision {
-                    source: source.clone(),
-                    fingerprint: f.fingerprint.clone(),
-                    at: now,
-                    change: Change::Resolve {
-                        reason: reason.to_string(),
-                        report: f.report.clone(),
-                    },
-                });
+            let Some(reason) = gone else { continue };
+            if self.in_flight.contains_key(&at) {
+                self.orphans.insert(at);
+                continue;
             }
+            out.push(Decision {
+                source: at.0.clone(),
+                fingerprint: f.fingerprint.clone(),
+                at: now,
+                change: Change::Resolve {
+                    reason: reason.to_string(),
+                    report: f.report.clone(),
+                },
+            });
         }
         for d in &out {
             let key = self
@@ -381,6 +485,16 @@ impl RuleEngine {
                 .get(&d.fingerprint)
                 .cloned()
                 .unwrap_or_else(|| (d.source.clone(), key_of(d)));
+            // Should the decision never fold back, look again when it is
+            // given up on.
+            if let Some(&i) = self.by_source.get(&key.0) {
+                let retry = now + Duration::minutes(1);
+                let wake = self
+                    .wake_of
+                    .get(&(i, key.1.clone()))
+                    .map_or(retry, |w| (*w).min(retry));
+                self.set_wake(i, &key.1, Some(wake));
+            }
             self.in_flight.insert(key, now);
         }
         out.sort_by(|a, b| {
@@ -487,57 +601,38 @@ impl RuleEngine {
         let after = self
             .last_evaluated
             .unwrap_or(self.started - Duration::seconds(1));
+        let wake = |i: usize, key: &GroupKey| {
+            self.groups[i]
+                .get(key)
+                .and_then(|state| group_wake(&self.set.rules[i], state, after))
+        };
         let mut next: Option<DateTime<Utc>> = None;
-        let mut consider = |t: DateTime<Utc>| {
-            if t > after && next.is_none_or(|n| t < n) {
+        let mut consider = |t: Option<DateTime<Utc>>| {
+            if let Some(t) = t.filter(|t| *t > after)
+                && next.is_none_or(|n| t < n)
+            {
                 next = Some(t);
             }
         };
-        for rule in &self.set.rules {
-            for (key, state) in &self.groups[rule.index] {
-                let firing = self
-                    .firing
-                    .contains_key(&(rule.source.clone(), key.clone()));
-                if let Some(since) = state.since {
-                    consider(since + rule.for_);
-                }
-                match &rule.mode {
-                    Mode::Match => {
-                        if let (true, Some(q), Some(last)) =
-                            (state.met, rule.resolve_after, state.last_met)
-                        {
-                            consider(last + q);
-                        }
-                    }
-                    Mode::Count { window, at_least } => {
-                        if let Some(end) =
-                            window_end(state.times.iter().copied(), *at_least, *window)
-                        {
-                            consider(end);
-                        }
-                    }
-                    Mode::Distinct {
-                        window, at_least, ..
-                    } => {
-                        let mut times: Vec<_> = state.values.values().copied().collect();
-                        times.sort_unstable();
-                        if let Some(end) = window_end(times.into_iter(), *at_least, *window) {
-                            consider(end);
-                        }
-                    }
-                    Mode::Absent { after } => {
-                        if let Some(seen) = state.last_seen {
-                            consider(seen + *after);
-                            consider(seen + *after + rule.for_);
-                        }
-                    }
-                    Mode::Threshold { .. } => {}
-                }
-                if firing && let (Some(q), Some(end)) = (rule.resolve_after, state.ended) {
-                    consider(end + q);
+        if !self.scanned {
+            for (i, groups) in self.groups.iter().enumerate() {
+                for key in groups.keys() {
+                    consider(wake(i, key));
                 }
             }
+            return next;
         }
+        // Groups changed since the last evaluation have no wake yet.
+        for (i, key) in &self.dirty {
+            consider(wake(*i, key));
+        }
+        // A dirty group's recorded wake is stale: its fresh one counted above.
+        consider(
+            self.wakes
+                .iter()
+                .find(|w| w.0 > after && !self.dirty.contains(&(w.1, w.2.clone())))
+                .map(|w| w.0),
+        );
         next
     }
 
@@ -643,6 +738,72 @@ impl RuleEngine {
     }
 }
 
+/// The next instant after `after` at which a group's status can change
+/// without an event: a `for` elapsing, evidence leaving a window, an
+/// `absent` or quiet period running out. Early is harmless (an evaluation
+/// that decides nothing); late would delay an alert, so every candidate
+/// counts, whether or not the group's alert fires.
+fn group_wake(rule: &Rule, state: &GroupState, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let mut next: Option<DateTime<Utc>> = None;
+    let mut consider = |t: DateTime<Utc>| {
+        if t > after && next.is_none_or(|n| t < n) {
+            next = Some(t);
+        }
+    };
+    if let Some(since) = state.since {
+        consider(since + rule.for_);
+    }
+    match &rule.mode {
+        Mode::Match => {
+            if let (true, Some(q), Some(last)) = (state.met, rule.resolve_after, state.last_met) {
+                consider(last + q);
+            }
+        }
+        Mode::Count { window, at_least } => {
+            if let Some(end) = window_end(state.times.iter().copied(), *at_least, *window) {
+                consider(end);
+                // Holding ends there; a quiet period runs from then.
+                if let Some(q) = rule.resolve_after {
+                    consider(end + q);
+                }
+            }
+            // When the last evidence ages out, the group can be dropped.
+            if let Some(last) = state.times.back() {
+                consider(*last + *window);
+            }
+        }
+        Mode::Distinct {
+            window, at_least, ..
+        } => {
+            let mut times: Vec<_> = state.values.values().copied().collect();
+            times.sort_unstable();
+            if let Some(last) = times.last() {
+                consider(*last + *window);
+            }
+            if let Some(end) = window_end(times.into_iter(), *at_least, *window) {
+                consider(end);
+                if let Some(q) = rule.resolve_after {
+                    consider(end + q);
+                }
+            }
+        }
+        Mode::Absent { after: quiet } => {
+            if let Some(seen) = state.last_seen {
+                consider(seen + *quiet);
+                consider(seen + *quiet + rule.for_);
+                if let Some(q) = rule.resolve_after {
+                    consider(seen + q);
+                }
+            }
+        }
+        Mode::Threshold { .. } => {}
+    }
+    if let (Some(q), Some(end)) = (rule.resolve_after, state.ended) {
+        consider(end + q);
+    }
+    next
+}
+
 fn key_of(d: &Decision) -> GroupKey {
     let report = match &d.change {
         Change::Fire(r) | Change::Resolve { report: r, .. } => r,
@@ -745,7 +906,7 @@ fn apply(
 ) {
     if met {
         state.recovered = None;
-        state.last_payload = Some(Arc::new(input.json.clone()));
+        state.last_payload = Some(input.json.clone());
     }
     match &rule.mode {
         Mode::Match => {

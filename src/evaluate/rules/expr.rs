@@ -69,8 +69,9 @@ impl Expr {
     /// Runs the expression against one event.
     pub fn eval(&self, input: &Input) -> Result<Value, String> {
         let mut ctx = Context::with_env(ENV.clone());
-        ctx.add_variable_from_value("payload", input.payload.clone());
-        ctx.add_variable_from_value("event", input.envelope.clone());
+        let (payload, envelope) = input.cel();
+        ctx.add_variable_from_value("payload", payload.clone());
+        ctx.add_variable_from_value("event", envelope.clone());
         self.program.execute(&ctx).map_err(|e| e.to_string())
     }
 
@@ -135,12 +136,13 @@ fn to_cel(v: &serde_json::Value) -> Value {
 }
 
 /// One event prepared for rules: its payload as JSON (for matchers and
-/// templates) and, made on first use, as CEL values.
+/// templates; shared, so the evidence a rule keeps for its templates is not
+/// a copy) and, made on first use, as CEL values — most events meet only
+/// matchers, and converting to CEL cost as much as the matching.
 pub struct Input<'a> {
     pub event: &'a Event,
-    pub json: serde_json::Value,
-    pub payload: Value,
-    pub envelope: Value,
+    pub json: Arc<serde_json::Value>,
+    cel: std::cell::OnceCell<(Value, Value)>,
 }
 
 impl<'a> Input<'a> {
@@ -151,19 +153,24 @@ impl<'a> Input<'a> {
             }
             _ => serde_json::Value::Null,
         };
-        let payload = to_cel(&json);
-        let envelope = to_cel(&serde_json::json!({
-            "kind": event.kind.name(),
-            "source": event.source,
-            "key": event.key,
-            "occurred_at": event.occurred_at.to_rfc3339(),
-        }));
         Input {
             event,
-            json,
-            payload,
-            envelope,
+            json: Arc::new(json),
+            cel: std::cell::OnceCell::new(),
         }
+    }
+
+    /// `payload` and `event` as CEL values, converted on first use.
+    fn cel(&self) -> &(Value, Value) {
+        self.cel.get_or_init(|| {
+            let envelope = to_cel(&serde_json::json!({
+                "kind": self.event.kind.name(),
+                "source": self.event.source,
+                "key": self.event.key,
+                "occurred_at": self.event.occurred_at.to_rfc3339(),
+            }));
+            (to_cel(&self.json), envelope)
+        })
     }
 
     /// A payload field by dotted path (`involved_object.name`), as text:
@@ -171,7 +178,7 @@ impl<'a> Input<'a> {
     /// (as a missing label is in Alertmanager's matchers). `source`, `kind`
     /// and `key` not found in the payload are the envelope's.
     pub fn field(&self, path: &[String]) -> String {
-        let mut at = &self.json;
+        let mut at: &serde_json::Value = &self.json;
         for part in path {
             match at.get(part) {
                 Some(next) => at = next,
