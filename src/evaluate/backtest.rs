@@ -123,15 +123,18 @@ fn is_decision(event: &Event) -> bool {
         | K::NotificationSkipped(_)
         | K::EscalationStepped(_)
         | K::RulesLoaded(_) => true,
+        // People acting on incidents are inputs; the escalator's own
+        // (an acknowledgement timing out, a PagerDuty event followed) are
+        // decisions the candidate makes again.
+        K::IncidentAcknowledged(_)
+        | K::IncidentUnacknowledged(_)
+        | K::IncidentResolved(_)
+        | K::IncidentSnoozed(_) => event.source == "fenghuo",
         K::AlertRefreshed { .. }
         | K::AlertAcked { .. }
         | K::SilenceCreated(_)
         | K::SilenceUpdated(_)
         | K::SilenceExpired { .. }
-        | K::IncidentAcknowledged(_)
-        | K::IncidentUnacknowledged(_)
-        | K::IncidentResolved(_)
-        | K::IncidentSnoozed(_)
         | K::K8sEvent(_)
         | K::ProbeResult(_)
         | K::HeartbeatReceived(_) => false,
@@ -467,5 +470,38 @@ impl fmt::Display for Report {
             "alerts muted in pages (silenced or inhibited), by receiver",
             &self.muted_by_receiver,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eventlog::event::IncidentAction;
+
+    /// (who recorded an incident action, whether the candidate decides it
+    /// again rather than being fed it).
+    #[test]
+    fn incident_actions_are_inputs_from_people_and_decisions_from_fenghuo() {
+        let action = IncidentAction {
+            incident: "inc-1".into(),
+            by: "alice".into(),
+            via: "api".into(),
+            until: None,
+            token: None,
+            reason: String::new(),
+        };
+        for (source, decision) in [("api", false), ("fenghuo", true)] {
+            let event = Event {
+                seq: 1,
+                id: "x".into(),
+                occurred_at: chrono::DateTime::UNIX_EPOCH,
+                recorded_at: chrono::DateTime::UNIX_EPOCH,
+                source: source.into(),
+                key: "inc-1".into(),
+                idempotency_key: None,
+                kind: EventKind::IncidentUnacknowledged(action.clone()),
+            };
+            assert_eq!(is_decision(&event), decision, "{source}");
+        }
     }
 }
