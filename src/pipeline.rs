@@ -34,7 +34,9 @@ use crate::notify::outbox::{Outbox, OutboxState};
 
 /// The running stages and the views they share.
 pub struct Pipeline {
-    pub config: Config,
+    /// The config in force: what the process started with, with the
+    /// sections a reload puts in force swapped (see [`Pipeline::config`]).
+    config: parking_lot::RwLock<Arc<Config>>,
     pub clock: SharedClock,
     pub log: EventLog,
     /// Ingest's view: what the log holds per alert, to tell changes from
@@ -213,7 +215,7 @@ impl Pipeline {
             incidents: views.incidents.clone(),
             links,
             stages,
-            config,
+            config: parking_lot::RwLock::new(Arc::new(config)),
             clock,
             log,
             alerts: views.alert_index,
@@ -236,6 +238,14 @@ impl Pipeline {
     /// Takes escalation steps of open incidents (swapped on reload).
     pub fn escalator(&self) -> Arc<Escalator> {
         self.stages.escalator()
+    }
+
+    /// The config in force. After a reload this is the reloaded file, with
+    /// the settings only a restart changes (listen address, data
+    /// directory, storage, ingest limits, delivery tuning) kept as the
+    /// process started, so what `/api/v2/status` shows is what runs.
+    pub fn config(&self) -> Arc<Config> {
+        self.config.read().clone()
     }
 
     /// The routing sections in force, compiled (swapped on reload).
@@ -265,10 +275,17 @@ impl Pipeline {
     }
 
     async fn reload_now(&self, by: &str) -> Result<Reloaded, Vec<String>> {
-        let next = match &self.config.path {
+        let running = self.config();
+        let mut next = match &running.path {
             Some(path) => Config::load(path).map_err(|e| vec![format!("config: {e}")])?,
-            None => self.config.clone(),
+            None => (*running).clone(),
         };
+        // What only a restart changes stays as the process started.
+        next.listen = running.listen.clone();
+        next.data_dir = running.data_dir.clone();
+        next.storage = running.storage.clone();
+        next.ingest = running.ingest.clone();
+        next.notify = running.notify.clone();
         let mut problems = Vec::new();
         let routing = next
             .routing()
@@ -342,6 +359,7 @@ impl Pipeline {
             })
             .await
             .map_err(failed)?;
+        *self.config.write() = Arc::new(next);
         self.log
             .append(vec![rules_loaded(&rules, self.clock.now(), by)])
             .await

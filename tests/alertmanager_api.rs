@@ -457,7 +457,7 @@ async fn history_explains_an_alert() {
     // The same history from the command line, reading the data directory.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_fenghuo"))
         .args(["why", &fp, "--data-dir"])
-        .arg(&s.pipeline.config.data_dir)
+        .arg(&s.pipeline.config().data_dir)
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
@@ -525,7 +525,7 @@ async fn state_at_a_past_time_is_rebuilt_from_the_log() {
 
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_fenghuo"))
         .args(["replay", "--quiet", "--at", &at(15), "--data-dir"])
-        .arg(&s.pipeline.config.data_dir)
+        .arg(&s.pipeline.config().data_dir)
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);

@@ -481,3 +481,69 @@ async fn reload_refuses_a_broken_set_and_puts_a_good_one_in_force() {
         "{news:?}"
     );
 }
+
+async fn get_json(router: &axum::Router, uri: &str) -> serde_json::Value {
+    let response = router
+        .clone()
+        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "{uri}");
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+/// Regression: after a reload, `/api/v2/status` and `/api/v2/receivers`
+/// still showed the config the process started with, so an operator
+/// checking what runs was shown what ran before.
+#[tokio::test]
+async fn status_shows_the_reloaded_config_not_the_one_started_with() {
+    let dir = tempfile::tempdir().unwrap();
+    write_rules(dir.path(), RULES);
+    let clock = ManualClock::new(t0());
+    let t = Timeline::open(dir.path(), &clock);
+    let (_tx, rx) = tokio::sync::watch::channel(false);
+    let router = app(AppState::new(t.pipeline.clone(), rx));
+    let receivers = |v: serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        receivers(get_json(&router, "/api/v2/receivers").await),
+        ["team"]
+    );
+
+    // A new receiver and route: in force and shown.
+    let edited = CONFIG
+        .replace("receiver: team", "receiver: oncall")
+        .replace("  - name: team", "  - name: team\n  - name: oncall");
+    std::fs::write(dir.path().join("fenghuo.yaml"), &edited).unwrap();
+    let (status, body) = post_reload(&router).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        receivers(get_json(&router, "/api/v2/receivers").await),
+        ["team", "oncall"]
+    );
+    let status = get_json(&router, "/api/v2/status").await;
+    let original = status["config"]["original"].as_str().unwrap();
+    assert!(original.contains("receiver: oncall"), "{original}");
+    // What only a restart changes is still what the process runs with.
+    assert_eq!(t.pipeline.config().data_dir, dir.path().join("data"));
+
+    // A broken file is refused and the status keeps showing what runs.
+    std::fs::write(dir.path().join("fenghuo.yaml"), "route: [\n").unwrap();
+    let (status, _) = post_reload(&router).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let status = get_json(&router, "/api/v2/status").await;
+    assert!(
+        status["config"]["original"]
+            .as_str()
+            .unwrap()
+            .contains("receiver: oncall")
+    );
+}

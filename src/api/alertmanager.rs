@@ -230,7 +230,7 @@ pub async fn groups(
 pub async fn status(State(state): State<AppState>) -> Json<Value> {
     Json(json!({
         "cluster": {"name": "", "peers": [], "status": "disabled"},
-        "config": {"original": state.pipeline.config.redacted()},
+        "config": {"original": state.pipeline.config().redacted()},
         "uptime": time(state.started_at),
         "versionInfo": {
             "branch": "",
@@ -247,7 +247,7 @@ pub async fn status(State(state): State<AppState>) -> Json<Value> {
 pub async fn receivers(State(state): State<AppState>) -> Json<Value> {
     let names: Vec<Value> = state
         .pipeline
-        .config
+        .config()
         .receivers
         .iter()
         .map(|r| json!({ "name": r.name }))

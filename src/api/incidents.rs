@@ -313,7 +313,7 @@ pub async fn stats(
         })?;
     let pipeline = state.pipeline.clone();
     let stats = tokio::task::spawn_blocking(move || {
-        let oncall = pipeline.config.oncall().unwrap_or_default();
+        let oncall = pipeline.config().oncall().unwrap_or_default();
         let zone = |p: &str| {
             oncall
                 .person(&crate::escalate::PersonName::from(p))

@@ -43,7 +43,7 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(pipeline: Arc<Pipeline>, shutdown: watch::Receiver<bool>) -> Self {
-        let max_body_bytes = pipeline.config.ingest.max_body_bytes.0;
+        let max_body_bytes = pipeline.config().ingest.max_body_bytes.0;
         AppState {
             metrics: crate::metrics::install(),
             max_body_bytes,

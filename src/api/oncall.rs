@@ -36,7 +36,7 @@ pub async fn get(
 ) -> Result<Json<Value>, AppError> {
     // Compiling is microseconds for any real config, and the config was
     // checked when it was loaded.
-    let oncall = state.pipeline.config.oncall().map_err(|e| {
+    let oncall = state.pipeline.config().oncall().map_err(|e| {
         bad(
             "schedule",
             format!("the configured schedules are invalid: {e}"),

@@ -52,7 +52,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!(
         events = pipeline.log.last_seq(),
         alerts = pipeline.alerts.len(),
-        data_dir = %pipeline.config.data_dir.display(),
+        data_dir = %pipeline.config().data_dir.display(),
         elapsed_ms = started.elapsed().as_millis() as u64,
         "event log replayed"
     );
