@@ -188,30 +188,47 @@ impl Escalator {
     /// When a pass must run without any event: the earliest step, snooze
     /// end or acknowledgement lapse.
     pub fn next_due(&self) -> Option<DateTime<Utc>> {
-        self.incidents
-            .open()
-            .iter()
-            .filter(|i| self.policy_of(i).is_some())
-            .filter_map(|i| {
-                if let Some(ack) = &i.ack {
-                    return ack.until;
-                }
-                if i.escalation.finished {
-                    return None;
-                }
-                let step = i.escalation.next_at;
-                match (step, i.snoozed_until) {
-                    (Some(s), Some(z)) => Some(s.max(z)),
-                    (s, z) => s.or(z),
-                }
-            })
-            .min()
+        self.incidents.min_open(|i| {
+            self.policy_of(i)?;
+            if let Some(ack) = &i.ack {
+                return ack.until;
+            }
+            if i.escalation.finished {
+                return None;
+            }
+            let step = i.escalation.next_at;
+            match (step, i.snoozed_until) {
+                (Some(s), Some(z)) => Some(s.max(z)),
+                (s, z) => s.or(z),
+            }
+        })
+    }
+
+    /// Whether a pass at `now` may decide anything for `incident`: the
+    /// same tests `decide_incident` starts with, made before copying it.
+    fn needs_pass(incident: &Incident, policy: &PolicyConfig, now: DateTime<Utc>) -> bool {
+        match &incident.ack {
+            Some(ack) => {
+                ack.until.is_some_and(|u| u <= now)
+                    || (policy.renotify_acknowledger && !incident.joined_since_ack.is_empty())
+            }
+            None => {
+                let progress = &incident.escalation;
+                !(progress.finished
+                    || incident.snoozed_until.is_some_and(|u| u > now)
+                    || progress.next_at.is_some_and(|t| t > now))
+            }
+        }
     }
 
     /// Every decision due at `now`.
     pub fn decide(&self, now: DateTime<Utc>) -> Vec<NewEvent> {
         let mut out = Vec::new();
-        for incident in self.incidents.open() {
+        let due = self.incidents.open_where(|i| {
+            self.policy_of(i)
+                .is_some_and(|p| Self::needs_pass(i, p, now))
+        });
+        for incident in due {
             let Some(policy) = self.policy_of(&incident) else {
                 continue;
             };

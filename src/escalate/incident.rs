@@ -132,6 +132,33 @@ impl Incidents {
         v
     }
 
+    /// Open incidents `keep` selects, oldest first. Only those kept are
+    /// copied: a pass over hundreds of open incidents that acts on a few
+    /// must not clone them all.
+    pub fn open_where(&self, mut keep: impl FnMut(&Incident) -> bool) -> Vec<Incident> {
+        let inner = self.inner.read();
+        let mut v: Vec<Incident> = inner
+            .open
+            .values()
+            .filter_map(|id| inner.by_id.get(id))
+            .filter(|i| keep(i))
+            .cloned()
+            .collect();
+        v.sort_by(|a, b| (a.opened_at, &a.id).cmp(&(b.opened_at, &b.id)));
+        v
+    }
+
+    /// The least of `f` over the open incidents, read in place.
+    pub fn min_open<T: Ord>(&self, f: impl FnMut(&Incident) -> Option<T>) -> Option<T> {
+        let inner = self.inner.read();
+        inner
+            .open
+            .values()
+            .filter_map(|id| inner.by_id.get(id))
+            .filter_map(f)
+            .min()
+    }
+
     /// Every incident still remembered, newest first.
     pub fn all(&self) -> Vec<Incident> {
         let mut v: Vec<Incident> = self.inner.read().by_id.values().cloned().collect();

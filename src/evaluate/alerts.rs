@@ -5,7 +5,7 @@
 //! `endsAt` passes or a source resolves it. The store only folds; deciding
 //! (routing, silencing, notifying) happens elsewhere, and reads it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -44,10 +44,82 @@ impl StoredAlert {
 
 #[derive(Default)]
 pub struct AlertStore {
-    alerts: RwLock<HashMap<u64, StoredAlert>>,
+    alerts: RwLock<Alerts>,
     /// Alerts changed since the dispatcher last asked, so it can redo the
     /// groups of those alone.
     changes: parking_lot::Mutex<Changes>,
+}
+
+/// The alerts by fingerprint, with the two orders the dispatcher asks for
+/// at every pass: scanning every alert for them cost most of a pass once
+/// thousands were stored.
+#[derive(Default)]
+struct Alerts {
+    by_fp: HashMap<u64, StoredAlert>,
+    /// Not resolved, and `alert.fired` not recorded for this episode.
+    unfired: BTreeSet<u64>,
+    /// Not resolved, by `endsAt`.
+    ends: BTreeSet<(DateTime<Utc>, u64)>,
+}
+
+impl Alerts {
+    fn unindex(&mut self, fp: u64) {
+        if let Some(a) = self.by_fp.get(&fp) {
+            self.unfired.remove(&fp);
+            if let Some(e) = a.ends_at {
+                self.ends.remove(&(e, fp));
+            }
+        }
+    }
+
+    fn reindex(&mut self, fp: u64) {
+        if let Some(a) = self.by_fp.get(&fp) {
+            if !a.fired && !a.resolved {
+                self.unfired.insert(fp);
+            }
+            if let (false, Some(e)) = (a.resolved, a.ends_at) {
+                self.ends.insert((e, fp));
+            }
+        }
+    }
+
+    fn insert(&mut self, fp: u64, alert: StoredAlert) {
+        self.unindex(fp);
+        self.by_fp.insert(fp, alert);
+        self.reindex(fp);
+    }
+
+    /// Changes the alert at `fp`, if there is one, keeping the orders.
+    fn update(&mut self, fp: u64, f: impl FnOnce(&mut StoredAlert)) {
+        if self.by_fp.contains_key(&fp) {
+            self.unindex(fp);
+            if let Some(a) = self.by_fp.get_mut(&fp) {
+                f(a);
+            }
+            self.reindex(fp);
+        }
+    }
+
+    fn from_map(by_fp: HashMap<u64, StoredAlert>) -> Alerts {
+        let fps: Vec<u64> = by_fp.keys().copied().collect();
+        let mut all = Alerts {
+            by_fp,
+            ..Alerts::default()
+        };
+        for fp in fps {
+            all.reindex(fp);
+        }
+        all
+    }
+
+    fn cloned(&self, fps: impl IntoIterator<Item = u64>) -> Vec<(Fingerprint, StoredAlert)> {
+        let mut out: Vec<_> = fps
+            .into_iter()
+            .filter_map(|fp| self.by_fp.get(&fp).map(|a| (Fingerprint(fp), a.clone())))
+            .collect();
+        out.sort_by_key(|(fp, _)| *fp);
+        out
+    }
 }
 
 /// What changed since [`AlertStore::take_changes`] was last called.
@@ -69,7 +141,7 @@ impl AlertStore {
     }
 
     pub fn get(&self, fp: Fingerprint) -> Option<StoredAlert> {
-        self.alerts.read().get(&fp.0).cloned()
+        self.alerts.read().by_fp.get(&fp.0).cloned()
     }
 
     /// Every alert, sorted by fingerprint (a stable order for APIs).
@@ -77,11 +149,50 @@ impl AlertStore {
         let mut all: Vec<_> = self
             .alerts
             .read()
+            .by_fp
             .iter()
             .map(|(fp, a)| (Fingerprint(*fp), a.clone()))
             .collect();
         all.sort_by_key(|(fp, _)| *fp);
         all
+    }
+
+    /// Alerts firing at `now` whose `alert.fired` is not recorded, sorted
+    /// by fingerprint.
+    pub fn unfired_firing(&self, now: DateTime<Utc>) -> Vec<(Fingerprint, StoredAlert)> {
+        let alerts = self.alerts.read();
+        let fps: Vec<u64> = alerts
+            .unfired
+            .iter()
+            .copied()
+            .filter(|fp| alerts.by_fp.get(fp).is_some_and(|a| a.firing_at(now)))
+            .collect();
+        alerts.cloned(fps)
+    }
+
+    /// Alerts not resolved whose `endsAt` is after `after` (any, with
+    /// `None`) and at or before `until`, sorted by fingerprint.
+    pub fn ending_between(
+        &self,
+        after: Option<DateTime<Utc>>,
+        until: DateTime<Utc>,
+    ) -> Vec<(Fingerprint, StoredAlert)> {
+        use std::ops::Bound::{Excluded, Included, Unbounded};
+        if after.is_some_and(|a| a >= until) {
+            return Vec::new();
+        }
+        let alerts = self.alerts.read();
+        let from = match after {
+            // Past every fingerprint ending exactly at `after`.
+            Some(a) => Excluded((a, u64::MAX)),
+            None => Unbounded,
+        };
+        let fps: Vec<u64> = alerts
+            .ends
+            .range((from, Included((until, u64::MAX))))
+            .map(|(_, fp)| *fp)
+            .collect();
+        alerts.cloned(fps)
     }
 
     /// The alerts `keep` accepts, sorted by fingerprint. Only those are
@@ -90,6 +201,7 @@ impl AlertStore {
         let mut out: Vec<_> = self
             .alerts
             .read()
+            .by_fp
             .iter()
             .filter(|(_, a)| keep(a))
             .map(|(fp, a)| (Fingerprint(*fp), a.clone()))
@@ -99,7 +211,7 @@ impl AlertStore {
     }
 
     pub fn len(&self) -> usize {
-        self.alerts.read().len()
+        self.alerts.read().by_fp.len()
     }
 
     /// The changes since the last call, for the one consumer (the
@@ -156,7 +268,10 @@ impl Projection for AlertStore {
                 };
                 // A changed report of a firing alert is the same episode; a
                 // report after a resolve starts a new one.
-                let fired = alerts.get(&fp.0).is_some_and(|a| a.fired && !a.resolved);
+                let fired = alerts
+                    .by_fp
+                    .get(&fp.0)
+                    .is_some_and(|a| a.fired && !a.resolved);
                 alerts.insert(
                     fp.0,
                     StoredAlert {
@@ -176,11 +291,11 @@ impl Projection for AlertStore {
                         let Some(fp) = Fingerprint::parse(fp) else {
                             continue;
                         };
-                        if let Some(a) = alerts.get_mut(&fp.0)
-                            && !a.resolved
-                            && a.ends_at.is_some_and(|e| e < lease.ends_at)
-                        {
-                            a.ends_at = Some(lease.ends_at);
+                        let extends = alerts.by_fp.get(&fp.0).is_some_and(|a| {
+                            !a.resolved && a.ends_at.is_some_and(|e| e < lease.ends_at)
+                        });
+                        if extends {
+                            alerts.update(fp.0, |a| a.ends_at = Some(lease.ends_at));
                         }
                     }
                 }
@@ -189,7 +304,7 @@ impl Projection for AlertStore {
                 let Some(fp) = Fingerprint::parse(&res.fingerprint) else {
                     return;
                 };
-                let previous = alerts.remove(&fp.0);
+                let previous = alerts.by_fp.get(&fp.0).cloned();
                 let report = match (&res.report, previous) {
                     (Some(r), _) => Arc::new(r.clone()),
                     (None, Some(p)) => p.report,
@@ -211,19 +326,17 @@ impl Projection for AlertStore {
             EventKind::AlertAcked {
                 fingerprint, by, ..
             } => {
-                if let Some(fp) = Fingerprint::parse(fingerprint)
-                    && let Some(a) = alerts.get_mut(&fp.0)
-                {
-                    a.acked_by = Some(by.clone());
-                    a.updated_at = at;
-                    a.version = event.seq;
+                if let Some(fp) = Fingerprint::parse(fingerprint) {
+                    alerts.update(fp.0, |a| {
+                        a.acked_by = Some(by.clone());
+                        a.updated_at = at;
+                        a.version = event.seq;
+                    });
                 }
             }
             EventKind::AlertFired { fingerprint } => {
-                if let Some(fp) = Fingerprint::parse(fingerprint)
-                    && let Some(a) = alerts.get_mut(&fp.0)
-                {
-                    a.fired = true;
+                if let Some(fp) = Fingerprint::parse(fingerprint) {
+                    alerts.update(fp.0, |a| a.fired = true);
                 }
             }
             // Silences mute alerts at read and decision time; they do not
@@ -252,7 +365,7 @@ impl Projection for AlertStore {
     }
 
     fn reset(&self) {
-        self.alerts.write().clear();
+        *self.alerts.write() = Alerts::default();
         self.changed_everything();
     }
 
@@ -262,6 +375,7 @@ impl Projection for AlertStore {
         let all: Vec<(u64, StoredAlert)> = self
             .alerts
             .read()
+            .by_fp
             .iter()
             .map(|(k, v)| (*k, v.clone()))
             .collect();
@@ -273,8 +387,112 @@ impl Projection for AlertStore {
     fn restore_json(&self, state: &str) -> Result<(), String> {
         let all: Vec<(u64, StoredAlert)> =
             serde_json::from_str(state).map_err(|e| e.to_string())?;
-        *self.alerts.write() = all.into_iter().collect();
+        *self.alerts.write() = Alerts::from_map(all.into_iter().collect());
         self.changed_everything();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eventlog::{AlertResolution, Lease};
+
+    fn t(secs: i64) -> DateTime<Utc> {
+        "2026-11-26T00:00:00Z".parse::<DateTime<Utc>>().unwrap() + chrono::Duration::seconds(secs)
+    }
+
+    fn event(seq: u64, kind: EventKind) -> Event {
+        Event {
+            seq,
+            id: seq.to_string(),
+            occurred_at: t(0),
+            recorded_at: t(0),
+            source: "test".into(),
+            key: String::new(),
+            idempotency_key: None,
+            kind,
+        }
+    }
+
+    fn received(name: &str, ends: Option<i64>) -> EventKind {
+        let labels: LabelSet = [("alertname".to_string(), name.to_string())].into();
+        EventKind::AlertReceived(Arc::new(AlertReport {
+            fingerprint: Fingerprint::of(&labels).to_string(),
+            labels,
+            annotations: LabelSet::new(),
+            starts_at: t(0),
+            ends_at: ends.map(t),
+            generator_url: String::new(),
+            extra: Default::default(),
+        }))
+    }
+
+    fn fp(name: &str) -> String {
+        let labels: LabelSet = [("alertname".to_string(), name.to_string())].into();
+        Fingerprint::of(&labels).to_string()
+    }
+
+    use crate::eventlog::LabelSet;
+
+    /// The orders the store keeps answer what a scan of every alert
+    /// answers, through every change an alert goes through.
+    #[test]
+    fn the_kept_orders_answer_what_a_scan_answers() {
+        let store = AlertStore::new();
+        let steps = vec![
+            received("a", Some(100)),
+            received("b", Some(50)),
+            received("c", None),
+            EventKind::AlertFired {
+                fingerprint: fp("a"),
+            },
+            // A lease moves b's end.
+            EventKind::AlertRefreshed {
+                leases: vec![Lease {
+                    ends_at: t(200),
+                    fingerprints: vec![fp("b")],
+                }],
+            },
+            EventKind::AlertResolved(AlertResolution {
+                fingerprint: fp("a"),
+                ends_at: t(60),
+                reason: "resolved".into(),
+                report: None,
+            }),
+            // A new episode of a, and c re-sent with an end.
+            received("a", Some(300)),
+            received("c", Some(40)),
+            EventKind::AlertFired {
+                fingerprint: fp("c"),
+            },
+        ];
+        let names = |v: Vec<(Fingerprint, StoredAlert)>| -> Vec<Fingerprint> {
+            v.into_iter().map(|(f, _)| f).collect()
+        };
+        for (i, kind) in steps.into_iter().enumerate() {
+            store.apply(&event(i as u64 + 1, kind));
+            for now in [0, 45, 55, 150, 250, 400] {
+                let now = t(now);
+                assert_eq!(
+                    names(store.unfired_firing(now)),
+                    names(store.filtered(|a| !a.fired && a.firing_at(now))),
+                    "step {i}"
+                );
+                assert_eq!(
+                    names(store.ending_between(None, now)),
+                    names(store.filtered(|a| !a.resolved && a.ends_at.is_some_and(|e| e <= now))),
+                    "step {i}"
+                );
+                let since = t(45);
+                assert_eq!(
+                    names(store.ending_between(Some(since), now)),
+                    names(store.filtered(|a| {
+                        !a.resolved && a.ends_at.is_some_and(|e| e > since && e <= now)
+                    })),
+                    "step {i}"
+                );
+            }
+        }
     }
 }

@@ -301,9 +301,7 @@ impl Dispatcher {
                 let mut dirty: BTreeSet<Fingerprint> = changes.fingerprints.into_iter().collect();
                 dirty.extend(
                     self.alerts
-                        .filtered(|a| {
-                            !a.resolved && a.ends_at.is_some_and(|e| e > since && e <= now)
-                        })
+                        .ending_between(Some(since), now)
                         .into_iter()
                         .map(|(fp, _)| fp),
                 );
@@ -476,7 +474,7 @@ impl Dispatcher {
     /// they resolved, recorded so history says when and why.
     fn expiries(&self, now: DateTime<Utc>) -> Vec<(EventKind, Option<u64>)> {
         self.alerts
-            .filtered(|a| !a.resolved && a.ends_at.is_some_and(|e| e <= now))
+            .ending_between(None, now)
             .into_iter()
             .filter_map(|(fp, a)| {
                 let ends = a.ends_at?;
@@ -502,7 +500,7 @@ impl Dispatcher {
             return Vec::new();
         }
         self.alerts
-            .filtered(|a| !a.fired && a.firing_at(now))
+            .unfired_firing(now)
             .into_iter()
             .map(|(fp, a)| {
                 (
