@@ -31,6 +31,7 @@ use crate::evaluate::silence::SilenceStore;
 use crate::eventlog::{Decider, Event, EventLog, LogOptions, NewEvent, Projection};
 use crate::ingest::{AlertIndex, Ingest};
 use crate::notify::outbox::{Outbox, OutboxState};
+use crate::probe::{ProbeRunner, ProbeStates};
 
 /// The running stages and the views they share.
 pub struct Pipeline {
@@ -59,6 +60,9 @@ pub struct Pipeline {
     reloading: tokio::sync::Mutex<()>,
     /// Delivers due notifications and records their outcomes.
     pub outbox: Arc<Outbox>,
+    /// What the log last holds of each probe: what its next run is
+    /// compared with.
+    pub probe_states: Arc<ProbeStates>,
     /// Held for the life of the process: one server per data directory.
     _lock: Option<File>,
 }
@@ -73,6 +77,7 @@ pub struct Views {
     pub outbox: Arc<OutboxState>,
     pub incidents: Arc<Incidents>,
     pub rules: Arc<RulesView>,
+    pub probe_states: Arc<ProbeStates>,
 }
 
 impl Views {
@@ -91,6 +96,7 @@ impl Views {
             groups: Arc::new(GroupStates::new()),
             outbox: Arc::new(OutboxState::new()),
             incidents: Arc::new(Incidents::new()),
+            probe_states: Arc::new(ProbeStates::new()),
         }
     }
 
@@ -104,6 +110,7 @@ impl Views {
             self.outbox.clone(),
             self.incidents.clone(),
             self.rules.clone(),
+            self.probe_states.clone(),
         ]
     }
 }
@@ -208,6 +215,7 @@ impl Pipeline {
         );
         record_rules_loaded(&log, &views.rules, &rules, clock.now(), "start-up")?;
         Ok(Pipeline {
+            probe_states: views.probe_states.clone(),
             rules: views.rules.clone(),
             outbox,
             incidents: views.incidents.clone(),
@@ -359,8 +367,29 @@ impl Pipeline {
         })
     }
 
+    /// The configured probes, scheduled from the clock's `now`, storing
+    /// into this log.
+    pub fn probe_runner(&self) -> anyhow::Result<Arc<ProbeRunner>> {
+        ProbeRunner::new(
+            &self.config.probes,
+            self.config.probe_concurrency,
+            self.log.clone(),
+            self.clock.clone(),
+            self.probe_states.clone(),
+        )
+        .map_err(|e| anyhow::anyhow!("probes: {e}"))
+    }
+
     /// Starts the background stages; they stop when `shutdown` turns true.
     pub fn spawn_background(&self, shutdown: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+        let probing = match self.probe_runner() {
+            Ok(runner) if !runner.is_empty() => Some(tokio::spawn(runner.run(shutdown.clone()))),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::error!(error = %e, "probes not started");
+                None
+            }
+        };
         let ingest = self.ingest.clone();
         let stages = self.stages.clone();
         let log = self.log.clone();
@@ -374,6 +403,9 @@ impl Pipeline {
             lease_checkpoints(ingest, shutdown).await;
             let _ = dispatching.await;
             let _ = delivering.await;
+            if let Some(probing) = probing {
+                let _ = probing.await;
+            }
         })
     }
 
