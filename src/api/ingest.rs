@@ -165,3 +165,30 @@ pub async fn heartbeat(
     )
         .into_response())
 }
+
+/// `GET /api/v1/heartbeats/{name}`: the same heartbeat for cron jobs that
+/// run `curl -fsS URL` (no body, no labels). It records, so it is not
+/// safe to prefetch; 200 with one line of text once committed.
+pub async fn heartbeat_get(
+    State(state): State<AppState>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> Result<Response, AppError> {
+    let result = async {
+        if state.shutting_down() {
+            return Err(AppError::Unavailable);
+        }
+        let now = state.pipeline.clock.now();
+        let event = crate::ingest::heartbeat::parse(&name, b"", now)?;
+        let appended = state.pipeline.log.append(vec![event]).await?;
+        Ok::<_, AppError>(appended[0].seq)
+    }
+    .await;
+    count("heartbeat", result.as_ref().map(|_| 0));
+    let seq = result?;
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!("heartbeat {name} recorded (seq {seq})\n"),
+    )
+        .into_response())
+}

