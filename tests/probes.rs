@@ -303,9 +303,9 @@ async fn scrape_takes_series_from_real_prometheus_text() {
     let prometheus = probe(&format!(
         r#"{{name: prom, type: scrape, every: 15s, url: 'http://{addr}/metrics', values: [
             process_resident_memory_bytes,
-            {{name: metrics_fast, metric: prometheus_http_request_duration_seconds_bucket, labels: {{handler: /metrics, le: '0.1'}}}},
-            {{name: metrics_all, metric: prometheus_http_request_duration_seconds_bucket, labels: {{handler: /metrics, le: +Inf}}}},
-            {{name: metrics_count, metric: prometheus_http_request_duration_seconds_count, labels: {{handler: /metrics}}}},
+            {{name: metrics_fast, metric: prometheus_http_request_duration_seconds_bucket, labels: {{handler: /federate, le: '0.1'}}}},
+            {{name: metrics_all, metric: prometheus_http_request_duration_seconds_bucket, labels: {{handler: /federate, le: +Inf}}}},
+            {{name: metrics_count, metric: prometheus_http_request_duration_seconds_count, labels: {{handler: /federate}}}},
             {{name: gc_median, metric: go_gc_duration_seconds, labels: {{quantile: '0.5'}}}},
             no_such_series]}}"#
     ));
