@@ -575,3 +575,123 @@ async fn a_restart_compares_runs_with_what_the_log_holds() {
     assert_eq!(news(&pipeline, &mut seen).await, Vec::<String>::new());
     pipeline.close();
 }
+
+/// Six probes due in the same second run at most `probe_concurrency` (2)
+/// at a time, and all of them run.
+#[tokio::test]
+async fn runs_due_together_are_bounded_in_concurrency() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    #[derive(Default)]
+    struct Load {
+        now: AtomicUsize,
+        most: AtomicUsize,
+        total: AtomicUsize,
+    }
+    let load = Arc::new(Load::default());
+    let seen = load.clone();
+    let router = Router::new().route(
+        "/slow-ish",
+        get(move || {
+            let load = seen.clone();
+            async move {
+                let n = load.now.fetch_add(1, Ordering::SeqCst) + 1;
+                load.most.fetch_max(n, Ordering::SeqCst);
+                // A backend that takes a moment: the server's real I/O.
+                tokio::time::sleep(StdDuration::from_millis(50)).await;
+                load.now.fetch_sub(1, Ordering::SeqCst);
+                load.total.fetch_add(1, Ordering::SeqCst);
+                "ok"
+            }
+        }),
+    );
+    let (addr, _server) = serve(router).await;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(t0());
+    // Cron probes run on the minute, all together.
+    let probes: String = (0..6)
+        .map(|i| {
+            format!("  - {{name: p{i}, type: http, cron: '* * * * *', url: 'http://{addr}/slow-ish'}}\n")
+        })
+        .collect();
+    std::fs::write(
+        dir.path().join("fenghuo.yaml"),
+        format!("probe_concurrency: 2\nprobes:\n{probes}"),
+    )
+    .unwrap();
+    let mut config = Config::load(&dir.path().join("fenghuo.yaml")).unwrap();
+    config.data_dir = dir.path().join("data");
+    let pipeline = Arc::new(Pipeline::open(config, Arc::new(clock.clone())).unwrap());
+    let runner = pipeline.probe_runner().unwrap();
+    assert_eq!(runner.next_due(), Some(t0() + Duration::minutes(1)));
+    clock.set(t0() + Duration::minutes(1));
+    assert_eq!(runner.run_due().await, 6);
+    assert_eq!(load.total.load(Ordering::SeqCst), 6);
+    assert_eq!(load.most.load(Ordering::SeqCst), 2);
+    let mut seen = 0;
+    assert_eq!(news(&pipeline, &mut seen).await.len(), 6);
+}
+
+/// A running Prometheus (Debian's 2.42) scraped live: its `/metrics` is the
+/// text format the scrape probe must read, histograms included.
+#[tokio::test]
+async fn scrape_a_running_prometheus() {
+    const PROMETHEUS: &str = "/usr/bin/prometheus";
+    if !std::path::Path::new(PROMETHEUS).exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{PROMETHEUS} is missing; .ci/run installs it"
+        );
+        eprintln!("skipping: {PROMETHEUS} is not installed");
+        return;
+    }
+    struct Proc(std::process::Child);
+    impl Drop for Proc {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = closed_port().await.port();
+    std::fs::write(dir.path().join("prometheus.yml"), "global: {}\n").unwrap();
+    let _prom = Proc(
+        std::process::Command::new(PROMETHEUS)
+            .arg(format!(
+                "--config.file={}",
+                dir.path().join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("tsdb").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start prometheus"),
+    );
+    let config = probe(&format!(
+        r#"{{name: prom, type: scrape, every: 15s, timeout: 2s, url: 'http://127.0.0.1:{port}/metrics', values: [
+            prometheus_build_info, process_resident_memory_bytes,
+            {{name: ready_le_inf, metric: prometheus_http_request_duration_seconds_bucket, labels: {{handler: /-/ready, le: +Inf}}}}]}}"#
+    ));
+    // Poll until it serves, with a deadline (the edge of the test).
+    let deadline = std::time::Instant::now() + StdDuration::from_secs(30);
+    let ready = reqwest::Client::new();
+    loop {
+        let answer = ready
+            .get(format!("http://127.0.0.1:{port}/-/ready"))
+            .send()
+            .await;
+        if answer.is_ok_and(|r| r.status().is_success()) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "prometheus not ready in 30s");
+        tokio::time::sleep(StdDuration::from_millis(100)).await;
+    }
+    let outcome = run_once(&config).await;
+    assert!(outcome.ok, "{outcome:?}");
+    assert_eq!(outcome.values["prometheus_build_info"], 1.0, "{outcome:?}");
+    assert!(outcome.values["process_resident_memory_bytes"] > 1e6);
+    assert!(outcome.values["ready_le_inf"] >= 1.0, "{outcome:?}");
+}
