@@ -25,7 +25,8 @@ const PROBES: usize = 500;
 /// * every probe's latency varies from run to run;
 /// * the rest answer the same every time.
 fn outcome(i: usize, t: i64) -> Outcome {
-    let latency = StdDuration::from_micros(2_000 + ((i as u64 * 7919 + t as u64 * 104_729) % 30_000));
+    let latency =
+        StdDuration::from_micros(2_000 + ((i as u64 * 7919 + t as u64 * 104_729) % 30_000));
     let mut o = Outcome::up(latency, Some(200));
     if i < 10 {
         let phase = (t + i as i64 * 700).rem_euclid(2 * 3600);
@@ -72,7 +73,10 @@ fn a_day_of_500_probes_every_15s_stores_changes_and_summaries_only() {
             break;
         }
         clock.set(at);
-        queue.push(Reverse((every.next_after(&names[i], clock.now()).unwrap(), i)));
+        queue.push(Reverse((
+            every.next_after(&names[i], clock.now()).unwrap(),
+            i,
+        )));
         let t = (at - start).num_seconds();
         let o = outcome(i, t);
         runs += 1;
@@ -82,8 +86,12 @@ fn a_day_of_500_probes_every_15s_stores_changes_and_summaries_only() {
         state_changes += u64::from(changed);
         previous_ok[i] = Some(o.ok);
 
-        let Some(summary) = compact::consider(last[i].as_ref(), &mut windows[i], &o, at, how) else {
-            assert!(!changed, "svc-{i} changed state at {at} and it was not stored");
+        let Some(summary) = compact::consider(last[i].as_ref(), &mut windows[i], &o, at, how)
+        else {
+            assert!(
+                !changed,
+                "svc-{i} changed state at {at} and it was not stored"
+            );
             continue;
         };
         if summary.reason == "values" {

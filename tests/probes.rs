@@ -46,18 +46,12 @@ async fn closed_port() -> SocketAddr {
 fn services() -> Router {
     Router::new()
         .route("/healthz", get(|| async { r#"{"status":"ok"}"# }))
-        .route(
-            "/degraded",
-            get(|| async { r#"{"status":"degraded"}"# }),
-        )
+        .route("/degraded", get(|| async { r#"{"status":"degraded"}"# }))
         .route(
             "/unavailable",
             get(|| async { (StatusCode::SERVICE_UNAVAILABLE, "down for maintenance") }),
         )
-        .route(
-            "/created",
-            get(|| async { (StatusCode::CREATED, "made") }),
-        )
+        .route("/created", get(|| async { (StatusCode::CREATED, "made") }))
         // Answers only with the right token; says nothing of what it got.
         .route(
             "/private",
@@ -83,8 +77,11 @@ fn services() -> Router {
 
 /// The probe `yaml` describes (one entry of `probes:`).
 fn probe(yaml: &str) -> fenghuo::probe::ProbeConfig {
-    let config = Config::parse(&format!("probes:\n  - {}\n", yaml.trim().replace('\n', "\n    ")))
-        .unwrap_or_else(|e| panic!("{yaml}: {e}"));
+    let config = Config::parse(&format!(
+        "probes:\n  - {}\n",
+        yaml.trim().replace('\n', "\n    ")
+    ))
+    .unwrap_or_else(|e| panic!("{yaml}: {e}"));
     config.probes.into_iter().next().unwrap()
 }
 
@@ -116,36 +113,66 @@ async fn http_probes_tell_up_from_down_slow_and_wrong() {
     let closed = closed_port().await;
     let table: Vec<(String, bool, Option<u16>, &str)> = vec![
         (
-            format!("{{name: up, type: http, every: 30s, url: 'http://{addr}/healthz', body_regex: '\"status\":\\s*\"ok\"'}}"),
-            true, Some(200), "",
+            format!(
+                "{{name: up, type: http, every: 30s, url: 'http://{addr}/healthz', body_regex: '\"status\":\\s*\"ok\"'}}"
+            ),
+            true,
+            Some(200),
+            "",
         ),
         (
-            format!("{{name: wrong-body, type: http, every: 30s, url: 'http://{addr}/degraded', body_regex: '\"status\":\\s*\"ok\"'}}"),
-            false, Some(200), "body does not match",
+            format!(
+                "{{name: wrong-body, type: http, every: 30s, url: 'http://{addr}/degraded', body_regex: '\"status\":\\s*\"ok\"'}}"
+            ),
+            false,
+            Some(200),
+            "body does not match",
         ),
         (
-            format!("{{name: unavailable, type: http, every: 30s, url: 'http://{addr}/unavailable'}}"),
-            false, Some(503), "status 503 Service Unavailable, expected 2xx",
+            format!(
+                "{{name: unavailable, type: http, every: 30s, url: 'http://{addr}/unavailable'}}"
+            ),
+            false,
+            Some(503),
+            "status 503 Service Unavailable, expected 2xx",
         ),
         (
-            format!("{{name: expected-201, type: http, every: 30s, url: 'http://{addr}/created', expect_status: [201]}}"),
-            true, Some(201), "",
+            format!(
+                "{{name: expected-201, type: http, every: 30s, url: 'http://{addr}/created', expect_status: [201]}}"
+            ),
+            true,
+            Some(201),
+            "",
         ),
         (
-            format!("{{name: not-expected, type: http, every: 30s, url: 'http://{addr}/healthz', expect_status: [204]}}"),
-            false, Some(200), "expected [204]",
+            format!(
+                "{{name: not-expected, type: http, every: 30s, url: 'http://{addr}/healthz', expect_status: [204]}}"
+            ),
+            false,
+            Some(200),
+            "expected [204]",
         ),
         (
-            format!("{{name: with-token, type: http, every: 30s, url: 'http://{addr}/private', headers: {{Authorization: 'Bearer s3cr3t-token'}}}}"),
-            true, Some(200), "",
+            format!(
+                "{{name: with-token, type: http, every: 30s, url: 'http://{addr}/private', headers: {{Authorization: 'Bearer s3cr3t-token'}}}}"
+            ),
+            true,
+            Some(200),
+            "",
         ),
         (
             format!("{{name: down, type: http, every: 30s, url: 'http://{closed}/healthz'}}"),
-            false, None, "connect failed",
+            false,
+            None,
+            "connect failed",
         ),
         (
-            format!("{{name: slow, type: http, every: 30s, timeout: 300ms, url: 'http://{addr}/slow'}}"),
-            false, None, "timed out",
+            format!(
+                "{{name: slow, type: http, every: 30s, timeout: 300ms, url: 'http://{addr}/slow'}}"
+            ),
+            false,
+            None,
+            "timed out",
         ),
     ];
     for (yaml, ok, status, error) in table {
@@ -154,10 +181,17 @@ async fn http_probes_tell_up_from_down_slow_and_wrong() {
         assert_eq!(outcome.ok, ok, "{}: {outcome:?}", config.name);
         assert_eq!(outcome.status, status, "{}: {outcome:?}", config.name);
         let got = outcome.error.clone().unwrap_or_default();
-        assert!(got.contains(error), "{}: {got:?} lacks {error:?}", config.name);
+        assert!(
+            got.contains(error),
+            "{}: {got:?} lacks {error:?}",
+            config.name
+        );
         assert!(!got.contains("s3cr3t"), "{}: {got}", config.name);
         if config.name == "slow" {
-            assert!(outcome.latency < StdDuration::from_secs(5), "bounded by the timeout");
+            assert!(
+                outcome.latency < StdDuration::from_secs(5),
+                "bounded by the timeout"
+            );
         }
     }
 }
@@ -167,9 +201,8 @@ async fn tls_server() -> SocketAddr {
     use tokio_rustls::rustls;
     use tokio_rustls::rustls::pki_types::pem::PemObject;
     use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let certs = vec![
-        CertificateDer::from_pem_slice(include_bytes!("fixtures/tls/cert.pem")).unwrap(),
-    ];
+    let certs =
+        vec![CertificateDer::from_pem_slice(include_bytes!("fixtures/tls/cert.pem")).unwrap()];
     let key = PrivateKeyDer::from_pem_slice(include_bytes!("fixtures/tls/key.pem")).unwrap();
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::aws_lc_rs::default_provider(),
@@ -196,7 +229,9 @@ async fn tls_server() -> SocketAddr {
                 let mut buf = [0u8; 4096];
                 let _ = tls.read(&mut buf).await;
                 let _ = tls
-                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                    )
                     .await;
                 let _ = tls.shutdown().await;
             });
@@ -257,18 +292,29 @@ async fn tcp_probes_connect_and_optionally_talk() {
     let pong = pong_server().await;
     let closed = closed_port().await;
     let table: Vec<(String, bool, &str)> = vec![
-        (format!("{{name: connect, type: tcp, every: 30s, address: '{pong}'}}"), true, ""),
         (
-            format!("{{name: ping, type: tcp, every: 30s, address: '{pong}', send: \"PING\\r\\n\", expect: '^\\+PONG'}}"),
-            true, "",
+            format!("{{name: connect, type: tcp, every: 30s, address: '{pong}'}}"),
+            true,
+            "",
         ),
         (
-            format!("{{name: wrong-greeting, type: tcp, every: 30s, address: '{pong}', send: \"HELLO\\r\\n\", expect: '^\\+PONG'}}"),
-            false, "connection closed before an answer",
+            format!(
+                "{{name: ping, type: tcp, every: 30s, address: '{pong}', send: \"PING\\r\\n\", expect: '^\\+PONG'}}"
+            ),
+            true,
+            "",
+        ),
+        (
+            format!(
+                "{{name: wrong-greeting, type: tcp, every: 30s, address: '{pong}', send: \"HELLO\\r\\n\", expect: '^\\+PONG'}}"
+            ),
+            false,
+            "connection closed before an answer",
         ),
         (
             format!("{{name: down, type: tcp, every: 30s, address: '{closed}'}}"),
-            false, "connect failed",
+            false,
+            "connect failed",
         ),
     ];
     for (yaml, ok, error) in table {
@@ -276,7 +322,11 @@ async fn tcp_probes_connect_and_optionally_talk() {
         let outcome = run_once(&config).await;
         assert_eq!(outcome.ok, ok, "{}: {outcome:?}", config.name);
         let got = outcome.error.unwrap_or_default();
-        assert!(got.contains(error), "{}: {got:?} lacks {error:?}", config.name);
+        assert!(
+            got.contains(error),
+            "{}: {got:?} lacks {error:?}",
+            config.name
+        );
     }
 }
 
@@ -314,7 +364,10 @@ async fn scrape_takes_series_from_real_prometheus_text() {
     let v = &outcome.values;
     assert_eq!(v["process_resident_memory_bytes"], 4.3810816e+07);
     assert_eq!(v["gc_median"], 0.005794221);
-    assert!(v["metrics_fast"] >= 1.0 && v["metrics_fast"] <= v["metrics_all"], "{v:?}");
+    assert!(
+        v["metrics_fast"] >= 1.0 && v["metrics_fast"] <= v["metrics_all"],
+        "{v:?}"
+    );
     assert_eq!(v["metrics_all"], v["metrics_count"]);
     assert_eq!(
         outcome.error.as_deref(),
@@ -351,7 +404,11 @@ async fn scrape_takes_series_from_real_prometheus_text() {
         ("node_load1", Some(0.42)),
     ];
     for (name, want) in table {
-        assert_eq!(outcome.values.get(*name).copied(), *want, "{name}: {outcome:?}");
+        assert_eq!(
+            outcome.values.get(*name).copied(),
+            *want,
+            "{name}: {outcome:?}"
+        );
     }
 
     let html = probe(&format!(
@@ -481,7 +538,10 @@ async fn an_unreachable_service_and_a_stopped_heartbeat_fire_the_shipped_rules()
     until(5 * 60).await;
     let first = news(&pipeline, &mut seen).await;
     assert_eq!(first[0], "19:00:00 heartbeat nightly-backup");
-    assert!(first[1].ends_with("probe.result api ok=true (first)"), "{first:?}");
+    assert!(
+        first[1].ends_with("probe.result api ok=true (first)"),
+        "{first:?}"
+    );
     // 20 runs, one stored: nothing changed.
     assert_eq!(first.len(), 2, "{first:?}");
 
@@ -493,7 +553,10 @@ async fn an_unreachable_service_and_a_stopped_heartbeat_fire_the_shipped_rules()
     until(8 * 60).await;
     let down = news(&pipeline, &mut seen).await;
     assert_eq!(down.len(), 2, "{down:?}");
-    assert!(down[0].ends_with("probe.result api ok=false (state)"), "{down:?}");
+    assert!(
+        down[0].ends_with("probe.result api ok=false (state)"),
+        "{down:?}"
+    );
     let failed_at: DateTime<Utc> = format!("2026-11-25T{}Z", &down[0][..8]).parse().unwrap();
     assert_eq!(
         down[1],
@@ -507,7 +570,10 @@ async fn an_unreachable_service_and_a_stopped_heartbeat_fire_the_shipped_rules()
     // switch fires.
     until(15 * 60).await;
     let quiet = news(&pipeline, &mut seen).await;
-    assert_eq!(quiet, vec!["19:15:00 alert HeartbeatStopped nightly-backup"]);
+    assert_eq!(
+        quiet,
+        vec!["19:15:00 alert HeartbeatStopped nightly-backup"]
+    );
 
     // A bad name is refused with the field named; nothing is stored.
     let before = pipeline.log.last_seq();
@@ -533,12 +599,20 @@ async fn an_unreachable_service_and_a_stopped_heartbeat_fire_the_shipped_rules()
         .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
         .await
         .unwrap();
-    let metrics = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+    let metrics = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
     let metrics = String::from_utf8_lossy(&metrics);
-    assert!(metrics.contains("fenghuo_probe_up{probe=\"api\"} 0"), "{metrics}");
+    assert!(
+        metrics.contains("fenghuo_probe_up{probe=\"api\"} 0"),
+        "{metrics}"
+    );
     assert!(metrics.contains("fenghuo_probe_runs_total{probe=\"api\",result=\"fail\"}"));
     assert!(metrics.contains("fenghuo_probe_duration_seconds{probe=\"api\"}"));
-    assert!(metrics.contains("fenghuo_ingest_requests_total{endpoint=\"heartbeat\",outcome=\"accepted\"}"));
+    assert!(
+        metrics
+            .contains("fenghuo_ingest_requests_total{endpoint=\"heartbeat\",outcome=\"accepted\"}")
+    );
     assert!(!metrics.contains("s3cr3t"));
 }
 
@@ -610,7 +684,9 @@ async fn runs_due_together_are_bounded_in_concurrency() {
     // Cron probes run on the minute, all together.
     let probes: String = (0..6)
         .map(|i| {
-            format!("  - {{name: p{i}, type: http, cron: '* * * * *', url: 'http://{addr}/slow-ish'}}\n")
+            format!(
+                "  - {{name: p{i}, type: http, cron: '* * * * *', url: 'http://{addr}/slow-ish'}}\n"
+            )
         })
         .collect();
     std::fs::write(
@@ -686,7 +762,10 @@ async fn scrape_a_running_prometheus() {
         if answer.is_ok_and(|r| r.status().is_success()) {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "prometheus not ready in 30s");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "prometheus not ready in 30s"
+        );
         tokio::time::sleep(StdDuration::from_millis(100)).await;
     }
     let outcome = run_once(&config).await;

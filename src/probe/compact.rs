@@ -202,10 +202,9 @@ impl Projection for ProbeStates {
 
     fn apply(&self, event: &Event) {
         if let EventKind::ProbeResult(result) = &event.kind {
-            self.by_probe.write().insert(
-                result.probe.clone(),
-                Stored::of(result, event.occurred_at),
-            );
+            self.by_probe
+                .write()
+                .insert(result.probe.clone(), Stored::of(result, event.occurred_at));
         }
     }
 

@@ -309,7 +309,10 @@ impl TryFrom<RawProbe> for ProbeConfig {
                 .transpose()
         };
         let request = |raw: &RawProbe| -> Result<HttpRequest, String> {
-            let url = raw.url.as_deref().ok_or_else(|| fail("needs `url:`".into()))?;
+            let url = raw
+                .url
+                .as_deref()
+                .ok_or_else(|| fail("needs `url:`".into()))?;
             let url = reqwest::Url::parse(url).map_err(|e| fail(format!("url: {e}")))?;
             if !matches!(url.scheme(), "http" | "https") {
                 return Err(fail(format!(
@@ -458,7 +461,12 @@ probes:
     #[test]
     fn mistakes_are_refused_with_line_and_column() {
         let table: &[(&str, &str, &str, &str)] = &[
-            ("every: 30s", "every: 30 seconds", "invalid duration", "line 3 column 5"),
+            (
+                "every: 30s",
+                "every: 30 seconds",
+                "invalid duration",
+                "line 3 column 5",
+            ),
             ("every: 30s", "evry: 30s", "evry", "line 5 column 5"),
             (
                 "expect_status: [200, 204]",
@@ -466,9 +474,24 @@ probes:
                 "999",
                 "line 3",
             ),
-            ("'\"status\":\\s*\"ok\"'", "'(unclosed'", "body_regex", "line 3"),
-            ("cron: \"*/5 * * * *\"", "cron: \"every day\"", "cron", "line 3"),
-            ("address: db.internal:5432", "address: db.internal", "host:port", "line 3"),
+            (
+                "'\"status\":\\s*\"ok\"'",
+                "'(unclosed'",
+                "body_regex",
+                "line 3",
+            ),
+            (
+                "cron: \"*/5 * * * *\"",
+                "cron: \"every day\"",
+                "cron",
+                "line 3",
+            ),
+            (
+                "address: db.internal:5432",
+                "address: db.internal",
+                "host:port",
+                "line 3",
+            ),
             ("type: tcp", "type: ping", "not a probe type", "line 3"),
             (
                 "address: db.internal:5432",
@@ -476,7 +499,12 @@ probes:
                 "`body_regex` does not apply to a tcp probe",
                 "line 3",
             ),
-            ("timeout: 5s", "timeout: 1m", "longer than `every: 30s`", "line 3"),
+            (
+                "timeout: 5s",
+                "timeout: 1m",
+                "longer than `every: 30s`",
+                "line 3",
+            ),
             ("name: db", "name: api", "defined twice", ""),
         ];
         for (from, to, mention, line) in table {

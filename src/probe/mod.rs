@@ -20,8 +20,8 @@ pub mod compact;
 pub mod config;
 pub mod http;
 pub mod runner;
-pub mod scrape;
 pub mod schedule;
+pub mod scrape;
 pub mod tcp;
 
 use std::collections::BTreeMap;

@@ -37,6 +37,9 @@ struct Probe {
     busy: AtomicBool,
 }
 
+/// (next run, probe index), earliest first.
+type RunQueue = BinaryHeap<Reverse<(DateTime<Utc>, usize)>>;
+
 /// The probes of a config and when each runs next.
 pub struct ProbeRunner {
     probes: Vec<Probe>,
@@ -44,8 +47,7 @@ pub struct ProbeRunner {
     clock: SharedClock,
     states: Arc<ProbeStates>,
     permits: Arc<Semaphore>,
-    /// (next run, probe index), earliest first.
-    queue: Mutex<BinaryHeap<Reverse<(DateTime<Utc>, usize)>>>,
+    queue: Mutex<RunQueue>,
 }
 
 impl ProbeRunner {
@@ -253,8 +255,11 @@ fn record_metrics(probe: &str, outcome: &Outcome) {
     let result = if outcome.ok { "ok" } else { "fail" };
     metrics::counter!(names::PROBE_RUNS, "probe" => probe.to_string(), "result" => result)
         .increment(1);
-    metrics::gauge!(names::PROBE_UP, "probe" => probe.to_string())
-        .set(if outcome.ok { 1.0 } else { 0.0 });
+    metrics::gauge!(names::PROBE_UP, "probe" => probe.to_string()).set(if outcome.ok {
+        1.0
+    } else {
+        0.0
+    });
     metrics::gauge!(names::PROBE_DURATION_SECONDS, "probe" => probe.to_string())
         .set(outcome.latency.as_secs_f64());
 }

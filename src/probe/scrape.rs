@@ -36,7 +36,11 @@ pub async fn run(client: &reqwest::Client, check: &ScrapeCheck) -> Outcome {
     let status = response.status();
     let code = Some(status.as_u16());
     if !status.is_success() {
-        return Outcome::failed(started.elapsed(), code, format!("status {status}, expected 2xx"));
+        return Outcome::failed(
+            started.elapsed(),
+            code,
+            format!("status {status}, expected 2xx"),
+        );
     }
     let body = match http::read_body(&mut response, MAX_SCRAPE + 1).await {
         Ok(b) if b.len() > MAX_SCRAPE => {
