@@ -7,28 +7,21 @@
 //! cron expression asks for). Time comes in as an argument: this module
 //! never reads a clock and never sleeps.
 //!
-//! Cron: SREs write Unix 5-field expressions (`*/5 * * * *`), which are
-//! translated for the `cron` crate (6 or 7 fields, seconds first, Sunday
-//! numbered 1): a `0` seconds field is put in front, day-of-week numbers
-//! (0 or 7 for Sunday) become names, and when both day-of-month and
-//! day-of-week are restricted, either matching runs the probe (Unix ORs
-//! them; the crate ANDs them). 6- and 7-field expressions are taken as the
-//! crate reads them.
-
-use std::str::FromStr;
+//! Cron: 5-field Unix expressions (`*/5 * * * *`), in UTC, read as the
+//! on-call schedules read theirs ([`UnixCron`]: translated for the `cron`
+//! crate, `0` and `7` are Sunday, and day-of-month and day-of-week are
+//! ORed as in Vixie cron).
 
 use chrono::{DateTime, Duration, Utc};
+
+use crate::escalate::schedule::UnixCron;
 
 /// A probe's schedule.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Every {
     Interval(Duration),
-    /// The expression as written and the schedules it became (two when
-    /// day-of-month and day-of-week are ORed).
-    Cron {
-        text: String,
-        schedules: Vec<cron::Schedule>,
-    },
+    /// A 5-field Unix cron expression, in UTC.
+    Cron(UnixCron),
 }
 
 /// The shortest interval taken.
@@ -43,31 +36,14 @@ impl Every {
     }
 
     pub fn cron(text: &str) -> Result<Every, String> {
-        let fields: Vec<&str> = text.split_whitespace().collect();
-        let expressions = match fields.len() {
-            5 => unix_to_crate(&fields)?,
-            6 | 7 => vec![fields.join(" ")],
-            n => {
-                return Err(format!(
-                    "cron: {text:?} has {n} fields; write 5 (minute hour day month weekday)"
-                ));
-            }
-        };
-        let schedules = expressions
-            .iter()
-            .map(|e| cron::Schedule::from_str(e).map_err(|err| format!("cron: {text:?}: {err}")))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Every::Cron {
-            text: text.to_string(),
-            schedules,
-        })
+        UnixCron::parse(text).map(Every::Cron)
     }
 
     /// The interval of an `every:` schedule.
     pub fn interval_of(&self) -> Option<Duration> {
         match self {
             Every::Interval(d) => Some(*d),
-            Every::Cron { .. } => None,
+            Every::Cron(_) => None,
         }
     }
 
@@ -82,10 +58,10 @@ impl Every {
                 let k = (at - offset).div_euclid(every_ms) + 1;
                 DateTime::from_timestamp_millis(k * every_ms + offset)
             }
-            Every::Cron { schedules, .. } => schedules
-                .iter()
-                .filter_map(|s| s.after(&after).next())
-                .min(),
+            Every::Cron(cron) => cron
+                .matches_after(after.naive_utc())
+                .next()
+                .map(|t| t.and_utc()),
         }
     }
 }
@@ -99,55 +75,6 @@ pub fn offset_ms(name: &str, every_ms: i64) -> i64 {
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
     }
     (hash % every_ms.max(1) as u64) as i64
-}
-
-/// A Unix 5-field expression as the `cron` crate's 6-field ones.
-fn unix_to_crate(fields: &[&str]) -> Result<Vec<String>, String> {
-    let [minute, hour, dom, month, dow] = fields else {
-        unreachable!("five fields")
-    };
-    let dow = unix_weekdays(dow)?;
-    let restricted = |f: &str| f != "*" && f != "?";
-    if restricted(dom) && restricted(&dow) {
-        // Unix runs when either matches.
-        return Ok(vec![
-            format!("0 {minute} {hour} {dom} {month} *"),
-            format!("0 {minute} {hour} * {month} {dow}"),
-        ]);
-    }
-    Ok(vec![format!("0 {minute} {hour} {dom} {month} {dow}")])
-}
-
-/// Unix day-of-week numbers (0-7, 0 and 7 Sunday) as names, which the
-/// crate reads the same way. `*/n` steps mean the same days in both.
-fn unix_weekdays(field: &str) -> Result<String, String> {
-    const NAMES: [&str; 8] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"];
-    let name = |n: &str| -> Result<String, String> {
-        match n.parse::<usize>() {
-            Ok(i) if i < NAMES.len() => Ok(NAMES[i].to_string()),
-            Ok(i) => Err(format!("cron: day of week {i} is not 0-7")),
-            Err(_) => Ok(n.to_string()), // a name already
-        }
-    };
-    let mut items = Vec::new();
-    for item in field.split(',') {
-        let (range, step) = match item.split_once('/') {
-            Some((r, s)) => (r, Some(s)),
-            None => (item, None),
-        };
-        let step = step.map(|s| format!("/{s}")).unwrap_or_default();
-        match range.split_once('-') {
-            _ if range == "*" || range == "?" => items.push(format!("{range}{step}")),
-            // `5-7` ends on Sunday, which the crate numbers first.
-            Some((a, "7")) if step.is_empty() && a != "0" => {
-                items.push(format!("{}-SAT", name(a)?));
-                items.push("SUN".into());
-            }
-            Some((a, b)) => items.push(format!("{}-{}{step}", name(a)?, name(b)?)),
-            None => items.push(format!("{}{step}", name(range)?)),
-        }
-    }
-    Ok(items.join(","))
 }
 
 #[cfg(test)]
