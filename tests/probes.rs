@@ -774,3 +774,15 @@ async fn scrape_a_running_prometheus() {
     assert!(outcome.values["process_resident_memory_bytes"] > 1e6);
     assert!(outcome.values["ready_le_inf"] >= 1.0, "{outcome:?}");
 }
+
+/// The README's `probes:` example is a config that loads.
+#[test]
+fn the_readme_probes_example_loads() {
+    let readme = include_str!("../README.md");
+    let section = &readme[readme.find("## Probes").expect("a Probes section")..];
+    let start = section.find("```yaml\n").unwrap() + "```yaml\n".len();
+    let example = &section[start..start + section[start..].find("```").unwrap()];
+    let config = Config::parse(example).unwrap_or_else(|e| panic!("{e}\n{example}"));
+    assert_eq!(config.probes.len(), 3);
+    assert_eq!(config.probe_concurrency, 32);
+}
