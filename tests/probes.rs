@@ -6,6 +6,8 @@
 //! waits are the servers' I/O (and a probe timeout against a server that
 //! never answers).
 
+mod support;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
@@ -785,4 +787,60 @@ fn the_readme_probes_example_loads() {
     let config = Config::parse(example).unwrap_or_else(|e| panic!("{e}\n{example}"));
     assert_eq!(config.probes.len(), 3);
     assert_eq!(config.probe_concurrency, 32);
+}
+
+/// `fenghuo serve` starts the probes of its config: a probe every second
+/// against a local service is stored, and shows in `/metrics`. Real time,
+/// at the edge: polled with a deadline.
+#[tokio::test]
+async fn fenghuo_serve_runs_the_configured_probes() {
+    let (addr, _server) = serve(services()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("fenghuo.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "probes:\n  - {{name: web, type: http, every: 1s, timeout: 1s, url: 'http://{addr}/healthz', labels: {{service: web}}}}\n"
+        ),
+    )
+    .unwrap();
+    let (_child, base) = support::binary::serve(&config, &dir.path().join("data")).await;
+    let client = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + StdDuration::from_secs(20);
+    let event = loop {
+        let page: serde_json::Value = client
+            .get(format!("{base}/api/v1/events?kind=probe.result"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if let Some(e) = page["events"].as_array().and_then(|a| a.first()) {
+            break e.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no probe.result in 20s"
+        );
+        tokio::time::sleep(StdDuration::from_millis(100)).await;
+    };
+    assert_eq!(event["source"], "probe");
+    assert_eq!(event["key"], "web");
+    assert_eq!(event["payload"]["ok"], true);
+    assert_eq!(event["payload"]["status"], 200);
+    assert_eq!(event["payload"]["labels"]["service"], "web");
+    assert_eq!(event["payload"]["summary"]["reason"], "first");
+    let metrics = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("fenghuo_probe_up{probe=\"web\"} 1"),
+        "{metrics}"
+    );
 }
