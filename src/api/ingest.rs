@@ -151,10 +151,7 @@ pub async fn heartbeat(
 ) -> Result<Response, AppError> {
     let result = async {
         let bytes = json_body(&state, &headers, body).await?;
-        let now = state.pipeline.clock.now();
-        let event = crate::ingest::heartbeat::parse(&name, &bytes, now)?;
-        let appended = state.pipeline.log.append(vec![event]).await?;
-        Ok::<_, AppError>(appended[0].seq)
+        record_heartbeat(&state, &name, &bytes).await
     }
     .await;
     count("heartbeat", result.as_ref().map(|_| 0));
@@ -173,16 +170,11 @@ pub async fn heartbeat_get(
     State(state): State<AppState>,
     axum::extract::Path(name): axum::extract::Path<String>,
 ) -> Result<Response, AppError> {
-    let result = async {
-        if state.shutting_down() {
-            return Err(AppError::Unavailable);
-        }
-        let now = state.pipeline.clock.now();
-        let event = crate::ingest::heartbeat::parse(&name, b"", now)?;
-        let appended = state.pipeline.log.append(vec![event]).await?;
-        Ok::<_, AppError>(appended[0].seq)
-    }
-    .await;
+    let result = if state.shutting_down() {
+        Err(AppError::Unavailable)
+    } else {
+        record_heartbeat(&state, &name, b"").await
+    };
     count("heartbeat", result.as_ref().map(|_| 0));
     let seq = result?;
     Ok((
@@ -191,4 +183,13 @@ pub async fn heartbeat_get(
         format!("heartbeat {name} recorded (seq {seq})\n"),
     )
         .into_response())
+}
+
+/// Records the heartbeat `name` with `body` (empty, or `{"labels": …}`);
+/// its `seq` once committed.
+async fn record_heartbeat(state: &AppState, name: &str, body: &[u8]) -> Result<u64, AppError> {
+    let now = state.pipeline.clock.now();
+    let event = crate::ingest::heartbeat::parse(name, body, now)?;
+    let appended = state.pipeline.log.append(vec![event]).await?;
+    Ok(appended[0].seq)
 }
