@@ -22,6 +22,8 @@ const PROBES: usize = 500;
 /// * probes 0–9 go down for 3 minutes every 2 hours (at their own phase);
 /// * probes 10–19 report a memory value that wobbles within 0.5% and
 ///   steps up 5% every 30 minutes;
+/// * probes 20–29 report a counter that grows 2% every run (stored at
+///   most once per `value_interval`, not every run);
 /// * every probe's latency varies from run to run;
 /// * the rest answer the same every time.
 fn outcome(i: usize, t: i64) -> Outcome {
@@ -38,6 +40,9 @@ fn outcome(i: usize, t: i64) -> Outcome {
         let wobble = 1.0 + 0.005 * (((t / 15) % 3) as f64 - 1.0);
         let mem = 1e9 * 1.05f64.powi(steps as i32) * wobble;
         o.values = BTreeMap::from([("memory_bytes".to_string(), mem)]);
+    } else if i < 30 {
+        let counter = 1.02f64.powi((t / 15) as i32);
+        o.values = BTreeMap::from([("requests_total".to_string(), counter)]);
     }
     o
 }
@@ -50,6 +55,7 @@ fn a_day_of_500_probes_every_15s_stores_changes_and_summaries_only() {
     let every = Every::interval(Duration::seconds(15)).unwrap();
     let how = Compaction {
         summary_every: Duration::minutes(10),
+        value_interval: Duration::minutes(1),
         tolerance: 0.01,
     };
     let names: Vec<String> = (0..PROBES).map(|i| format!("svc-{i}")).collect();
@@ -66,6 +72,7 @@ fn a_day_of_500_probes_every_15s_stores_changes_and_summaries_only() {
     let mut by_reason: BTreeMap<String, u64> = BTreeMap::new();
     let mut state_changes = 0u64;
     let mut value_changes = 0u64;
+    let mut counter_stores = 0u64;
     let mut runs_per_second = vec![0u32; 15];
 
     while let Some(Reverse((at, i))) = queue.pop() {
@@ -95,7 +102,11 @@ fn a_day_of_500_probes_every_15s_stores_changes_and_summaries_only() {
             continue;
         };
         if summary.reason == "values" {
-            value_changes += 1;
+            if i < 20 {
+                value_changes += 1;
+            } else {
+                counter_stores += 1;
+            }
         }
         *by_reason.entry(summary.reason.clone()).or_default() += 1;
         stored += 1;
@@ -116,9 +127,10 @@ fn a_day_of_500_probes_every_15s_stores_changes_and_summaries_only() {
     // The bound: per probe, its first result, its changes, and one summary
     // per 10 minutes.
     let summaries_a_day = 24 * 6;
-    let bound = PROBES as u64 * (1 + summaries_a_day) + state_changes + value_changes;
+    let bound =
+        PROBES as u64 * (1 + summaries_a_day) + state_changes + value_changes + counter_stores;
     eprintln!(
-        "{runs} runs, {stored} stored (bound {bound}; {state_changes} state changes, {value_changes} value moves): {by_reason:?}"
+        "{runs} runs, {stored} stored (bound {bound}; {state_changes} state changes, {value_changes} value moves, {counter_stores} counter stores): {by_reason:?}"
     );
     assert!(stored <= bound, "{stored} > {bound}");
     // 10 flapping probes, 12 outages each, down and up again; svc-0
@@ -127,10 +139,14 @@ fn a_day_of_500_probes_every_15s_stores_changes_and_summaries_only() {
     // 10 memory values, each stepping 47 times; the 0.5% wobble is not
     // stored.
     assert_eq!(value_changes, 10 * 47);
+    // Counters that move every run are stored once a minute, not 5,760
+    // times a day.
+    assert!(counter_stores <= 10 * 1440, "{counter_stores}");
+    assert!(counter_stores >= 10 * 1400, "{counter_stores}");
     assert_eq!(by_reason["state"], state_changes);
     // Summaries are what a stable fleet costs: about 72,000 a day.
     assert!(by_reason["summary"] <= PROBES as u64 * summaries_a_day);
-    assert!(stored < 80_000, "{stored}");
+    assert!(stored < 90_000, "{stored}");
 
     // Runs are spread over the 15 seconds: no second takes much more than
     // its share (500 / 15 ≈ 33 probes).

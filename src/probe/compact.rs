@@ -10,7 +10,7 @@
 //! | `state` | ok ↔ failing |
 //! | `status` | the HTTP status |
 //! | `error` | the error text (another cause of failure) |
-//! | `values` | a value appeared, vanished, or moved by more than `tolerance` of itself |
+//! | `values` | a value appeared, vanished, or moved by more than `tolerance` of itself, and `value_interval` (default 1m) passed since the last stored result |
 //! | `summary` | nothing of the above for `summary_every` (default 10m) |
 //!
 //! Each stored result carries a [`ProbeSummary`] of the runs it stands for
@@ -20,11 +20,14 @@
 //! # The bound
 //!
 //! The summary clock restarts at every stored result, so a probe stores at
-//! most `changes + 1 day / summary_every` results a day, whatever its
-//! interval: 500 probes every 15 s for 24 h run 2,880,000 times; a stable
-//! fleet stores 500 × 144 = 72,000 results (one per probe per 10 minutes),
-//! and each state change adds one. `tests/probe_day.rs` checks this over a
-//! simulated day.
+//! most `1 + changes + 1 day / summary_every` results a day, whatever its
+//! interval, where changes of values count at most once per
+//! `value_interval` (a counter that grows by more than `tolerance` each
+//! run is stored once a minute, not every run): 500 probes every 15 s for
+//! 24 h run 2,880,000 times; a stable fleet stores 500 × 144 = 72,000
+//! results (one per probe per 10 minutes), each state, status or error
+//! change adds one, and values at most 1,440 a probe a day.
+//! `tests/probe_day.rs` checks this over a simulated day.
 //!
 //! The last stored result per probe is a projection ([`ProbeStates`]), a
 //! fold of the log: a restart compares against what the log holds, so it
@@ -111,6 +114,8 @@ impl Window {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Compaction {
     pub summary_every: Duration,
+    /// The least time between two results stored because values moved.
+    pub value_interval: Duration,
     /// Relative change of a value that is stored; 0 stores any change.
     pub tolerance: f64,
 }
@@ -132,7 +137,9 @@ pub fn reason(
         Some("status")
     } else if last.error != outcome.error {
         Some("error")
-    } else if values_moved(&last.values, &outcome.values, how.tolerance) {
+    } else if at - last.at >= how.value_interval
+        && values_moved(&last.values, &outcome.values, how.tolerance)
+    {
         Some("values")
     } else if at - last.at >= how.summary_every {
         Some("summary")
@@ -250,6 +257,7 @@ mod tests {
     fn a_probe_stores_its_changes_and_a_summary_every_ten_minutes() {
         let how = Compaction {
             summary_every: Duration::minutes(10),
+            value_interval: Duration::seconds(30),
             tolerance: 0.01,
         };
         let t0: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
@@ -262,12 +270,14 @@ mod tests {
             (60, down("connect failed: refused"), None),
             (75, down("timed out"), Some("error")),
             (90, ok(5), Some("state")),
-            (105, with(&[("up", 1.0)]), Some("values")),
-            (120, with(&[("up", 1.0)]), None),
+            (105, with(&[("up", 1.0)]), None), // 15 s after the last: held
+            (120, with(&[("up", 1.0)]), Some("values")),
             (135, with(&[("up", 1.005)]), None), // within 1%
             (150, with(&[("up", 0.0)]), Some("values")),
-            (150 + 599, with(&[("up", 0.0)]), None),
-            (150 + 600, with(&[("up", 0.0)]), Some("summary")),
+            (165, with(&[("up", 5.0)]), None), // held until 30 s passed
+            (180, with(&[("up", 5.0)]), Some("values")),
+            (180 + 599, with(&[("up", 5.0)]), None),
+            (180 + 600, with(&[("up", 5.0)]), Some("summary")),
         ];
         let mut last: Option<Stored> = None;
         let mut window = Window::default();

@@ -22,6 +22,9 @@ pub const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 /// How often an unchanged probe stores a summary when `summary_every:` is
 /// not given (see `compact`).
 pub const DEFAULT_SUMMARY_EVERY: i64 = 600;
+/// The least time between two results stored because values moved, when
+/// `value_interval:` is not given (see `compact`).
+pub const DEFAULT_VALUE_INTERVAL: i64 = 60;
 /// How far a value must move, relative to the last stored one, to be
 /// stored again when `tolerance:` is not given.
 pub const DEFAULT_TOLERANCE: f64 = 0.01;
@@ -39,6 +42,8 @@ pub struct ProbeConfig {
     pub summary_every: Duration,
     /// Relative change of a value that is stored (0: any change).
     pub tolerance: f64,
+    /// At most one result stored for moved values per this period.
+    pub value_interval: Duration,
     pub check: Check,
 }
 
@@ -185,6 +190,7 @@ struct RawProbe {
     labels: LabelSet,
     summary_every: Option<PromDuration>,
     tolerance: Option<f64>,
+    value_interval: Option<PromDuration>,
     // http and scrape
     url: Option<String>,
     method: Option<String>,
@@ -247,6 +253,12 @@ impl TryFrom<RawProbe> for ProbeConfig {
             .map_or(Duration::seconds(DEFAULT_SUMMARY_EVERY), |d| d.0);
         if summary_every <= Duration::zero() {
             return Err(fail("summary_every: must be more than 0s".into()));
+        }
+        let value_interval = raw
+            .value_interval
+            .map_or(Duration::seconds(DEFAULT_VALUE_INTERVAL), |d| d.0);
+        if value_interval < Duration::zero() {
+            return Err(fail("value_interval: must be 0s or more".into()));
         }
         let tolerance = raw.tolerance.unwrap_or(DEFAULT_TOLERANCE);
         if !(0.0..=1.0).contains(&tolerance) {
@@ -390,6 +402,7 @@ impl TryFrom<RawProbe> for ProbeConfig {
             labels: raw.labels,
             summary_every,
             tolerance,
+            value_interval,
             check,
         })
     }

@@ -189,6 +189,7 @@ impl ProbeRunner {
         let last = self.states.get(&config.name);
         let how = Compaction {
             summary_every: config.summary_every,
+            value_interval: config.value_interval,
             tolerance: config.tolerance,
         };
         let summary = compact::consider(last.as_ref(), &mut probe.window.lock(), &outcome, at, how);
