@@ -277,6 +277,10 @@ impl Pipeline {
             Some(path) => Config::load(path).map_err(|e| vec![format!("config: {e}")])?,
             None => self.config.clone(),
         };
+        if next.probes != self.config.probes {
+            // The runner holds the probes it started with.
+            tracing::warn!("probes: changed in the config; they take effect at the next restart");
+        }
         let mut problems = Vec::new();
         let routing = next
             .routing()
