@@ -157,6 +157,7 @@ fn kind(rng: &mut Rng, pods: u64) -> (String, EventKind) {
                     values,
                     error: None,
                     labels: LabelSet::new(),
+                    summary: None,
                 })),
             )
         }

@@ -57,6 +57,12 @@ pub struct Config {
     /// On-call schedules over `people` (see `escalate::schedule`).
     pub schedules: Vec<ScheduleConfig>,
 
+    /// Services Fenghuo checks itself (see `probe`); a change needs a
+    /// restart.
+    pub probes: Vec<crate::probe::ProbeConfig>,
+    /// The most probe runs in flight at once.
+    pub probe_concurrency: usize,
+
     /// The directory of the config file: relative template and secret
     /// paths are resolved against it.
     #[serde(skip)]
@@ -100,6 +106,8 @@ impl Default for Config {
             rule_files: Vec::new(),
             people: Vec::new(),
             schedules: Vec::new(),
+            probes: Vec::new(),
+            probe_concurrency: 32,
             dir: None,
             path: None,
             source: None,
@@ -262,7 +270,14 @@ impl Config {
             match v {
                 serde_json::Value::Object(map) => {
                     for (k, v) in map.iter_mut() {
-                        if is_secret(k) && !v.is_null() && !v.is_object() {
+                        // Probe headers (`Authorization`, API keys): every value.
+                        if k == "headers"
+                            && let serde_json::Value::Object(headers) = v
+                        {
+                            for value in headers.values_mut() {
+                                *value = serde_json::Value::from("<secret>");
+                            }
+                        } else if is_secret(k) && !v.is_null() && !v.is_object() {
                             *v = serde_json::Value::from("<secret>");
                         } else {
                             walk(v);
@@ -291,6 +306,10 @@ impl Config {
         if self.ingest.resolve_timeout.0 <= chrono::Duration::zero() {
             return Err("ingest.resolve_timeout: must be more than 0s".into());
         }
+        if self.probe_concurrency == 0 {
+            return Err("probe_concurrency: must be at least 1".into());
+        }
+        crate::probe::config::check_names(&self.probes)?;
         if self.storage.max_batch == 0 {
             return Err("storage.max_batch: must be at least 1".into());
         }

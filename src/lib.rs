@@ -30,6 +30,8 @@
 //!   WeCom, Feishu, webhook, PagerDuty), tera templates, and the outbox that
 //!   delivers each `notification.due` and records `notification.sent` /
 //!   `notification.failed`, with retries, fallback and rate-limit digests.
+//! * [`probe`]: scheduled HTTP, TCP and Prometheus-scrape probes that record
+//!   `probe.result` events, compacted to changes and periodic summaries.
 //! * [`pipeline`]: the one place where the stages are assembled.
 //! * [`api`]: the HTTP router (`fn app(state) -> Router`); [`cli`]: the
 //!   `fenghuo` command.
@@ -46,3 +48,4 @@ pub mod ingest;
 pub mod metrics;
 pub mod notify;
 pub mod pipeline;
+pub mod probe;

@@ -30,6 +30,19 @@ pub const RULE_ERRORS: &str = "fenghuo_rule_evaluation_errors";
 /// Rule set loads. Labels: `outcome` (`loaded`, `refused`).
 pub const RULE_LOADS: &str = "fenghuo_rule_loads_total";
 
+/// Whether a probe's last run succeeded (1) or not (0). Labels: `probe`.
+pub const PROBE_UP: &str = "fenghuo_probe_up";
+/// How long a probe's last run took. Labels: `probe`.
+pub const PROBE_DURATION_SECONDS: &str = "fenghuo_probe_duration_seconds";
+/// Probe runs. Labels: `probe`, `result` (`ok`, `fail`).
+pub const PROBE_RUNS: &str = "fenghuo_probe_runs_total";
+/// Runs not started because the previous run was still going. Labels: `probe`.
+pub const PROBE_RUNS_SKIPPED: &str = "fenghuo_probe_runs_skipped_total";
+/// Probe runs stored as `probe.result`. Labels: `reason` (`first`, `state`,
+/// `status`, `error`, `values`, `summary`); runs minus stored is what
+/// compaction saved.
+pub const PROBE_RESULTS_STORED: &str = "fenghuo_probe_results_stored_total";
+
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// Installs the process-wide recorder once and returns its handle.

@@ -31,6 +31,7 @@ use crate::evaluate::silence::SilenceStore;
 use crate::eventlog::{Decider, Event, EventLog, LogOptions, NewEvent, Projection};
 use crate::ingest::{AlertIndex, Ingest};
 use crate::notify::outbox::{Outbox, OutboxState};
+use crate::probe::{ProbeRunner, ProbeStates};
 
 /// The running stages and the views they share.
 pub struct Pipeline {
@@ -61,6 +62,9 @@ pub struct Pipeline {
     reloading: tokio::sync::Mutex<()>,
     /// Delivers due notifications and records their outcomes.
     pub outbox: Arc<Outbox>,
+    /// What the log last holds of each probe: what its next run is
+    /// compared with.
+    pub probe_states: Arc<ProbeStates>,
     /// Held for the life of the process: one server per data directory.
     _lock: Option<File>,
 }
@@ -75,6 +79,7 @@ pub struct Views {
     pub outbox: Arc<OutboxState>,
     pub incidents: Arc<Incidents>,
     pub rules: Arc<RulesView>,
+    pub probe_states: Arc<ProbeStates>,
 }
 
 impl Views {
@@ -93,6 +98,7 @@ impl Views {
             groups: Arc::new(GroupStates::new()),
             outbox: Arc::new(OutboxState::new()),
             incidents: Arc::new(Incidents::new()),
+            probe_states: Arc::new(ProbeStates::new()),
         }
     }
 
@@ -106,6 +112,7 @@ impl Views {
             self.outbox.clone(),
             self.incidents.clone(),
             self.rules.clone(),
+            self.probe_states.clone(),
         ]
     }
 }
@@ -210,6 +217,7 @@ impl Pipeline {
         );
         record_rules_loaded(&log, &views.rules, &rules, clock.now(), "start-up")?;
         Ok(Pipeline {
+            probe_states: views.probe_states.clone(),
             rules: views.rules.clone(),
             outbox,
             incidents: views.incidents.clone(),
@@ -280,12 +288,18 @@ impl Pipeline {
             Some(path) => Config::load(path).map_err(|e| vec![format!("config: {e}")])?,
             None => (*running).clone(),
         };
+        if next.probes != running.probes {
+            // The runner holds the probes it started with.
+            tracing::warn!("probes: changed in the config; they take effect at the next restart");
+        }
         // What only a restart changes stays as the process started.
         next.listen = running.listen.clone();
         next.data_dir = running.data_dir.clone();
         next.storage = running.storage.clone();
         next.ingest = running.ingest.clone();
         next.notify = running.notify.clone();
+        next.probes = running.probes.clone();
+        next.probe_concurrency = running.probe_concurrency;
         let mut problems = Vec::new();
         let routing = next
             .routing()
@@ -377,8 +391,30 @@ impl Pipeline {
         })
     }
 
+    /// The configured probes, scheduled from the clock's `now`, storing
+    /// into this log.
+    pub fn probe_runner(&self) -> anyhow::Result<Arc<ProbeRunner>> {
+        let config = self.config();
+        ProbeRunner::new(
+            &config.probes,
+            config.probe_concurrency,
+            self.log.clone(),
+            self.clock.clone(),
+            self.probe_states.clone(),
+        )
+        .map_err(|e| anyhow::anyhow!("probes: {e}"))
+    }
+
     /// Starts the background stages; they stop when `shutdown` turns true.
     pub fn spawn_background(&self, shutdown: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+        let probing = match self.probe_runner() {
+            Ok(runner) if !runner.is_empty() => Some(tokio::spawn(runner.run(shutdown.clone()))),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::error!(error = %e, "probes not started");
+                None
+            }
+        };
         let ingest = self.ingest.clone();
         let stages = self.stages.clone();
         let log = self.log.clone();
@@ -392,6 +428,9 @@ impl Pipeline {
             lease_checkpoints(ingest, shutdown).await;
             let _ = dispatching.await;
             let _ = delivering.await;
+            if let Some(probing) = probing {
+                let _ = probing.await;
+            }
         })
     }
 

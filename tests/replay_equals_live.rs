@@ -233,6 +233,7 @@ async fn scenario(seed: u64) {
             outbox: pipeline.outbox.state().clone(),
             incidents: pipeline.incidents.clone(),
             rules: pipeline.rules.clone(),
+            probe_states: pipeline.probe_states.clone(),
         },
         now,
     );

@@ -151,10 +151,7 @@ pub async fn heartbeat(
 ) -> Result<Response, AppError> {
     let result = async {
         let bytes = json_body(&state, &headers, body).await?;
-        let now = state.pipeline.clock.now();
-        let event = crate::ingest::heartbeat::parse(&name, &bytes, now)?;
-        let appended = state.pipeline.log.append(vec![event]).await?;
-        Ok::<_, AppError>(appended[0].seq)
+        record_heartbeat(&state, &name, &bytes).await
     }
     .await;
     count("heartbeat", result.as_ref().map(|_| 0));
@@ -164,4 +161,35 @@ pub async fn heartbeat(
         Json(json!({"status": "success", "seq": seq})),
     )
         .into_response())
+}
+
+/// `GET /api/v1/heartbeats/{name}`: the same heartbeat for cron jobs that
+/// run `curl -fsS URL` (no body, no labels). It records, so it is not
+/// safe to prefetch; 200 with one line of text once committed.
+pub async fn heartbeat_get(
+    State(state): State<AppState>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> Result<Response, AppError> {
+    let result = if state.shutting_down() {
+        Err(AppError::Unavailable)
+    } else {
+        record_heartbeat(&state, &name, b"").await
+    };
+    count("heartbeat", result.as_ref().map(|_| 0));
+    let seq = result?;
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!("heartbeat {name} recorded (seq {seq})\n"),
+    )
+        .into_response())
+}
+
+/// Records the heartbeat `name` with `body` (empty, or `{"labels": …}`);
+/// its `seq` once committed.
+async fn record_heartbeat(state: &AppState, name: &str, body: &[u8]) -> Result<u64, AppError> {
+    let now = state.pipeline.clock.now();
+    let event = crate::ingest::heartbeat::parse(name, body, now)?;
+    let appended = state.pipeline.log.append(vec![event]).await?;
+    Ok(appended[0].seq)
 }

@@ -73,7 +73,10 @@ pub fn app(state: AppState) -> Router {
             post(ingest::pagerduty_event).get(events::list),
         )
         .route("/v2/enqueue", post(ingest::pagerduty_event))
-        .route("/api/v1/heartbeats/{name}", post(ingest::heartbeat))
+        .route(
+            "/api/v1/heartbeats/{name}",
+            post(ingest::heartbeat).get(ingest::heartbeat_get),
+        )
         // Reading the log.
         .route("/api/v1/events/stream", get(events::stream))
         // Alertmanager API v2, read side.

@@ -610,7 +610,10 @@ impl UnixCron {
 
     /// Local date-times after `local` at which the expression matches, in
     /// order.
-    fn matches_after(&self, local: NaiveDateTime) -> impl Iterator<Item = NaiveDateTime> + '_ {
+    pub(crate) fn matches_after(
+        &self,
+        local: NaiveDateTime,
+    ) -> impl Iterator<Item = NaiveDateTime> + '_ {
         // Each schedule is iterated on a zone without DST, so every local
         // date-time it matches is seen exactly once; the zone's gaps and
         // folds are resolved by the caller, as handoffs are.

@@ -729,6 +729,26 @@ pub struct ProbeResult {
     /// The probe's configured labels (`service`, `team`, …).
     #[serde(default, skip_serializing_if = "LabelSet::is_empty")]
     pub labels: LabelSet,
+    /// Why this run was stored and the runs it stands for: a probe stores
+    /// changes and a periodic summary, not every identical run (see
+    /// `probe::compact`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<ProbeSummary>,
+}
+
+/// The runs of a probe since its previous stored result, this one included.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProbeSummary {
+    /// `first`, `state`, `status`, `error`, `values` (a change) or
+    /// `summary` (nothing changed for `summary_every`).
+    pub reason: String,
+    /// When the first of these runs started.
+    pub since: DateTime<Utc>,
+    pub runs: u64,
+    pub failures: u64,
+    pub latency_min_ms: f64,
+    pub latency_max_ms: f64,
+    pub latency_mean_ms: f64,
 }
 
 /// A heartbeat: someone said they are alive.
@@ -958,6 +978,7 @@ mod tests {
                 values: [("up".to_string(), 1.0)].into(),
                 error: None,
                 labels: LabelSet::new(),
+                summary: None,
             })),
             EventKind::HeartbeatReceived(Heartbeat {
                 name: "backup".into(),

@@ -171,6 +171,7 @@ fn probe(name: &str, ok: bool, cpu: f64) -> EventKind {
         values: [("cpu".to_string(), cpu)].into(),
         error: None,
         labels: Default::default(),
+        summary: None,
     }))
 }
 
