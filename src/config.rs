@@ -57,6 +57,9 @@ pub struct Config {
     /// On-call schedules over `people` (see `escalate::schedule`).
     pub schedules: Vec<ScheduleConfig>,
 
+    /// Kubernetes API servers to watch for events.
+    pub kubernetes: crate::ingest::kubernetes::watch::KubernetesConfig,
+
     /// The directory of the config file: relative template and secret
     /// paths are resolved against it.
     #[serde(skip)]
@@ -100,6 +103,7 @@ impl Default for Config {
             rule_files: Vec::new(),
             people: Vec::new(),
             schedules: Vec::new(),
+            kubernetes: Default::default(),
             dir: None,
             path: None,
             source: None,
@@ -294,6 +298,7 @@ impl Config {
         if self.storage.max_batch == 0 {
             return Err("storage.max_batch: must be at least 1".into());
         }
+        self.kubernetes.check()?;
         let routing = self.routing()?;
         self.oncall()?;
         self.check_escalation(&routing)?;

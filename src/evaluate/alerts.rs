@@ -248,6 +248,7 @@ impl Projection for AlertStore {
             | EventKind::ProbeResult(_)
             | EventKind::HeartbeatReceived(_)
             | EventKind::RulesLoaded(_) => {}
+            EventKind::K8sWatchProgressed(_) => {}
         }
     }
 
