@@ -10,7 +10,8 @@
 //! * an `events.k8s.io/v1` `Event`: `regarding`, `note`, `series.count`,
 //!   `eventTime`, `reportingController`, `deprecated*` fields;
 //! * an `EventList` of either (its items carry no `kind`/`apiVersion`;
-//!   the list's `apiVersion` says which shape they are);
+//!   the list's `apiVersion` says which shape they are), or the `List`
+//!   that `kubectl get events -o json` prints (items typed one by one);
 //! * the body kubernetes-event-exporter's webhook sink posts: a core/v1
 //!   Event inline (no `kind`), plus `clusterName` and, on
 //!   `involvedObject`, the object's `labels`, `annotations`,
@@ -193,6 +194,30 @@ pub fn parse(body: &[u8], cluster: &str) -> Result<Vec<KeyedEvent>, IngestError>
                 .iter()
                 .enumerate()
                 .map(|(i, item)| one(item, shape, cluster, &format!("items[{i}].")))
+                .collect()
+        }
+        // `kubectl get events -o json`: a `List` whose items carry their
+        // own `kind` and `apiVersion`.
+        (Some("List"), _) => {
+            let items = doc
+                .get("items")
+                .and_then(serde_json::Value::as_array)
+                .ok_or_else(|| IngestError::new("items", "a List needs an items array"))?;
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| {
+                    let prefix = format!("items[{i}].");
+                    if text(item, "kind") != Some("Event") {
+                        return Err(IngestError::new(
+                            format!("{prefix}kind"),
+                            "a List may hold only Events",
+                        ));
+                    }
+                    let api = text(item, "apiVersion").unwrap_or("");
+                    let shape = shape_of(api, &format!("{prefix}apiVersion"))?;
+                    one(item, shape, cluster, &prefix)
+                })
                 .collect()
         }
         (Some("Event"), api) => {

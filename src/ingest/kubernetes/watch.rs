@@ -516,23 +516,33 @@ impl ClusterWatch {
         let mut pending: Vec<u8> = Vec::new();
         loop {
             // Everything that has arrived is one batch: one commit under
-            // load, one per event when events are rare.
-            let Some(chunk) = stream.next().await else {
-                return Ok(RoundEnd::Closed);
-            };
-            pending.extend_from_slice(&chunk.map_err(request_error)?);
-            while let Some(Some(more)) = futures::FutureExt::now_or_never(stream.next()) {
-                pending.extend_from_slice(&more.map_err(request_error)?);
-                if pending.len() > 4 << 20 {
-                    break;
+            // load, one per event when events are rare. The whole events
+            // that arrived before a cut are stored before it is reported.
+            let (mut failed, mut closed) = (None, false);
+            match stream.next().await {
+                None => return Ok(RoundEnd::Closed),
+                Some(Ok(chunk)) => pending.extend_from_slice(&chunk),
+                Some(Err(e)) => failed = Some(e),
+            }
+            while failed.is_none() && !closed && pending.len() < 4 << 20 {
+                match futures::FutureExt::now_or_never(stream.next()) {
+                    Some(Some(Ok(chunk))) => pending.extend_from_slice(&chunk),
+                    Some(Some(Err(e))) => failed = Some(e),
+                    Some(None) => closed = true,
+                    None => break,
                 }
             }
-            let Some(end) = pending.iter().rposition(|b| *b == b'\n') else {
-                continue;
-            };
-            let lines: Vec<u8> = pending.drain(..=end).collect();
-            if let Some(done) = self.apply_lines(&lines).await? {
-                return Ok(done);
+            if let Some(end) = pending.iter().rposition(|b| *b == b'\n') {
+                let lines: Vec<u8> = pending.drain(..=end).collect();
+                if let Some(done) = self.apply_lines(&lines).await? {
+                    return Ok(done);
+                }
+            }
+            if let Some(e) = failed {
+                return Err(request_error(e));
+            }
+            if closed {
+                return Ok(RoundEnd::Closed);
             }
         }
     }
