@@ -176,7 +176,8 @@ fn text<'a>(v: &'a serde_json::Value, field: &str) -> Option<&'a str> {
 /// Parses a `POST /ingest/kubernetes` body. `cluster` names the cluster
 /// when the body does not (`clusterName` of the exporter wins).
 pub fn parse(body: &[u8], cluster: &str) -> Result<Vec<KeyedEvent>, IngestError> {
-    let doc: serde_json::Value = super::super::error::parse_json(body)?;
+    let doc: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| IngestError::new("", e.to_string()))?;
     if !doc.is_object() {
         return Err(IngestError::new(
             "",
