@@ -371,3 +371,91 @@ async fn the_running_watch_reconnects_by_itself_after_a_cut() {
     );
     p.close();
 }
+
+/// A list too long for one page is read page by page (`continue`), and
+/// the watch starts from the first page's version; a service-account token
+/// rotated on disk is read again for the next request.
+#[tokio::test]
+async fn a_paged_list_and_a_rotated_token_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (api, url) = api_server().await;
+    let clock = ManualClock::new(t0());
+    let token = dir.path().join("token");
+    std::fs::write(&token, "first-token\n").unwrap();
+    let mut config = Config::parse(&format!(
+        "kubernetes:\n  list_page_size: 1\n  clusters:\n    - name: prod\n      api_server: {url}\n      token_file: {}\n",
+        token.display()
+    ))
+    .unwrap();
+    config.data_dir = dir.path().join("data");
+    let p = open(&config, &clock);
+    let mut seen = Seen(0);
+    // The list fixture, split into two pages as the API server does.
+    let list: serde_json::Value = serde_json::from_slice(&fixture("list.json")).unwrap();
+    let page = |i: usize, meta: serde_json::Value| {
+        let mut doc = list.clone();
+        doc["items"] = serde_json::json!([list["items"][i].clone()]);
+        doc["metadata"] = meta;
+        serde_json::to_vec(&doc).unwrap()
+    };
+    api.list(Reply::Json(
+        200,
+        page(
+            0,
+            serde_json::json!({"resourceVersion": "1000", "continue": "eyJ2IjoibWV0YS5rOHMuaW8vdjEiLCJydiI6MTAwMCwic3RhcnQiOiJzaG9wL3dlYiJ9", "remainingItemCount": 1}),
+        ),
+    ));
+    api.list(Reply::Json(
+        200,
+        page(1, serde_json::json!({"resourceVersion": "1000"})),
+    ));
+    api.watch(Reply::Stream(Vec::new()));
+    let mut w = watch_of(&p);
+    assert_eq!(w.round().await.unwrap(), RoundEnd::Closed);
+    // The token rotates; the next connection reads it again.
+    std::fs::write(&token, "second-token\n").unwrap();
+    api.watch(Reply::Stream(Vec::new()));
+    assert_eq!(w.round().await.unwrap(), RoundEnd::Closed);
+    assert_eq!(
+        api.take_seen(),
+        vec![
+            "/apis/events.k8s.io/v1/events?limit=1".to_string(),
+            "/apis/events.k8s.io/v1/events?limit=1&continue=eyJ2IjoibWV0YS5rOHMuaW8vdjEiLCJydiI6MTAwMCwic3RhcnQiOiJzaG9wL3dlYiJ9".to_string(),
+            watch_from("1000"),
+            watch_from("1000"),
+        ]
+    );
+    assert_eq!(
+        *api.auth.lock(),
+        vec![
+            "Bearer first-token",
+            "Bearer first-token",
+            "Bearer first-token",
+            "Bearer second-token"
+        ]
+    );
+    assert_eq!(
+        seen.news(&p).await,
+        lines(&[
+            "k8s.event prod shop/web-7d4b9c6f5-x2x9k BackOff x7",
+            "k8s.event prod jobs/batch-worker-0 FailedScheduling x4",
+            "k8s.watch.progressed prod at 1000 by list",
+        ])
+    );
+    p.close();
+}
+
+#[test]
+fn a_cluster_whose_ca_file_is_missing_is_refused_naming_it() {
+    let config = Config::parse(
+        "kubernetes:\n  clusters:\n    - name: staging\n      api_server: https://10.0.0.1:6443\n      ca_file: /nonexistent/ca.crt\n",
+    )
+    .unwrap();
+    let err = ApiServer::connect(&config.kubernetes.clusters[0], None)
+        .err()
+        .expect("refused");
+    assert!(
+        err.contains("\"staging\"") && err.contains("/nonexistent/ca.crt"),
+        "{err}"
+    );
+}

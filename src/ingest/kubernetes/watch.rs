@@ -337,6 +337,8 @@ pub struct ClusterWatch {
     resource_version: Option<String>,
     /// Failures in a row, for the backoff.
     failures: u32,
+    /// The current round read at least one watch event.
+    heard: bool,
 }
 
 impl ClusterWatch {
@@ -358,6 +360,7 @@ impl ClusterWatch {
             settings,
             resource_version,
             failures: 0,
+            heard: false,
         }
     }
 
@@ -403,6 +406,7 @@ impl ClusterWatch {
     /// One round: a list if there is no version to resume from, then one
     /// watch request read to its end.
     pub async fn round(&mut self) -> Result<RoundEnd, WatchError> {
+        self.heard = false;
         if self.resource_version.is_none() {
             self.list().await?;
         }
@@ -558,7 +562,10 @@ impl ClusterWatch {
                 continue;
             }
             let event: WatchEvent = match serde_json::from_slice(line) {
-                Ok(e) => e,
+                Ok(e) => {
+                    self.heard = true;
+                    e
+                }
                 Err(e) => {
                     tracing::warn!(cluster = %self.api.cluster, error = %e,
                         "skipping a watch line that is not a watch event");
@@ -632,8 +639,9 @@ impl ClusterWatch {
         )
     }
 
-    /// Rounds until `shutdown`: reconnects at once after a clean end or a
-    /// `410`, after a growing backoff after a failure.
+    /// Rounds until `shutdown`: reconnects at once after a `410` or a
+    /// watch the server ended after saying something, after a growing
+    /// backoff after a failure or an empty answer.
     pub async fn run(mut self, mut shutdown: signal::Receiver<bool>) {
         loop {
             let ended = tokio::select! {
@@ -651,7 +659,16 @@ impl ClusterWatch {
                 "reason" => reason)
             .increment(1);
             let wait = match ended {
-                Ok(_) => StdDuration::ZERO,
+                Ok(RoundEnd::Gone) => StdDuration::ZERO,
+                Ok(RoundEnd::Closed) if self.heard => StdDuration::ZERO,
+                // Closed without a word (a proxy that answers and hangs
+                // up): not a reason to hammer the API server.
+                Ok(RoundEnd::Closed) => {
+                    self.failures += 1;
+                    self.backoff(self.failures)
+                        .to_std()
+                        .unwrap_or(StdDuration::from_secs(1))
+                }
                 Err(e) => {
                     self.failures += 1;
                     let wait = self.backoff(self.failures);
