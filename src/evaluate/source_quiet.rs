@@ -125,7 +125,7 @@ impl SourceQuiet {
                              unreachable, refuses the token, or the watch is stuck. \
                              See fenghuo_kubernetes_watch_* in /metrics.",
                             s.cluster,
-                            heard.to_rfc3339()
+                            heard.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
                         ),
                     );
                     let report = AlertReport {

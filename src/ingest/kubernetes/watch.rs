@@ -275,8 +275,17 @@ impl WatchError {
 }
 
 fn request_error(e: reqwest::Error) -> WatchError {
-    // reqwest's message names the URL, never headers: no token in it.
-    WatchError::Request(e.without_url().to_string())
+    // reqwest's messages name the URL, never headers: no token in them.
+    // Its own says only "error sending request"; the causes say why.
+    let e = e.without_url();
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    WatchError::Request(message)
 }
 
 /// How a watch round ended without an error.
