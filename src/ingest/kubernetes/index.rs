@@ -209,3 +209,103 @@ impl Projection for WatchProgressView {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::eventlog::{InvolvedObject, K8sWatchProgress, LabelSet};
+
+    fn event(seq: u64, key: &str, at: &str, kind: EventKind) -> Event {
+        Event {
+            seq,
+            id: format!("e{seq}"),
+            occurred_at: at.parse().unwrap(),
+            recorded_at: at.parse().unwrap(),
+            source: "test".into(),
+            key: key.into(),
+            idempotency_key: None,
+            kind,
+        }
+    }
+
+    fn backoff(count: u64) -> EventKind {
+        EventKind::K8sEvent(Arc::new(K8sEvent {
+            cluster: "prod".into(),
+            namespace: "shop".into(),
+            involved_object: InvolvedObject {
+                kind: "Pod".into(),
+                name: "web-1".into(),
+                uid: "u1".into(),
+            },
+            reason: "BackOff".into(),
+            message: "Back-off restarting failed container".into(),
+            event_type: "Warning".into(),
+            count,
+            first_seen: None,
+            last_seen: None,
+            reporting_controller: "kubelet".into(),
+            labels: LabelSet::new(),
+        }))
+    }
+
+    fn progress(rv: &str) -> EventKind {
+        EventKind::K8sWatchProgressed(K8sWatchProgress {
+            cluster: "prod".into(),
+            namespace: String::new(),
+            resource_version: rv.into(),
+            by: "events".into(),
+        })
+    }
+
+    #[test]
+    fn a_snapshot_restores_what_the_fold_built() {
+        let (index, watches) = (K8sEventIndex::new(), WatchProgressView::new());
+        let log = [
+            event(
+                1,
+                "k8s/prod/shop/web-1.a",
+                "2026-01-01T00:00:00Z",
+                backoff(1),
+            ),
+            event(2, "k8s-watch/prod/", "2026-01-01T00:00:00Z", progress("10")),
+            event(
+                3,
+                "k8s/prod/shop/web-1.a",
+                "2026-01-01T00:02:00Z",
+                backoff(2),
+            ),
+            event(4, "k8s-watch/prod/", "2026-01-01T00:02:00Z", progress("12")),
+        ];
+        for e in &log {
+            index.apply(e);
+            watches.apply(e);
+        }
+        assert_eq!(index.version("k8s/prod/shop/web-1.a"), Some(3));
+        assert_eq!(index.version("k8s/prod/shop/other"), Some(0));
+        assert_eq!(
+            index.version("0123456789abcdef"),
+            None,
+            "not a Kubernetes key"
+        );
+        let (copy, back) = (K8sEventIndex::new(), WatchProgressView::new());
+        let mut text = Vec::new();
+        (index.snapshot_json().unwrap())(&mut text).unwrap();
+        copy.restore_json(std::str::from_utf8(&text).unwrap())
+            .unwrap();
+        let mut text = Vec::new();
+        (watches.snapshot_json().unwrap())(&mut text).unwrap();
+        back.restore_json(std::str::from_utf8(&text).unwrap())
+            .unwrap();
+        assert_eq!(
+            copy.get("k8s/prod/shop/web-1.a"),
+            index.get("k8s/prod/shop/web-1.a")
+        );
+        assert_eq!(back.position("prod", ""), watches.position("prod", ""));
+        assert_eq!(
+            back.last_heard("prod"),
+            Some("2026-01-01T00:02:00Z".parse().unwrap())
+        );
+    }
+}
