@@ -459,3 +459,40 @@ fn a_cluster_whose_ca_file_is_missing_is_refused_naming_it() {
         "{err}"
     );
 }
+
+/// With `namespaces:`, each namespace is its own watch with its own
+/// position in the log.
+#[tokio::test]
+async fn a_namespace_watch_lists_and_resumes_on_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let (api, url) = api_server().await;
+    let clock = ManualClock::new(t0());
+    let p = open(
+        &config(dir.path(), &url, "      namespaces: [shop]\n"),
+        &clock,
+    );
+    api.list(Reply::Json(200, fixture("list.json")));
+    api.watch(Reply::Stream(Vec::new()));
+    let server = ApiServer::connect(&p.config.kubernetes.clusters[0], None).unwrap();
+    let mut w = ClusterWatch::new(
+        server,
+        "shop",
+        p.kubernetes.clone(),
+        p.config.kubernetes.clone(),
+    );
+    assert_eq!(w.round().await.unwrap(), RoundEnd::Closed);
+    assert_eq!(
+        api.take_seen(),
+        vec![
+            "/apis/events.k8s.io/v1/namespaces/shop/events?limit=500".to_string(),
+            "/apis/events.k8s.io/v1/namespaces/shop/events?watch=1&allowWatchBookmarks=true&resourceVersion=1000&timeoutSeconds=300".to_string(),
+        ]
+    );
+    let watches = p.kubernetes.watches();
+    assert_eq!(
+        watches.position("prod", "shop").map(|w| w.resource_version),
+        Some("1000".to_string())
+    );
+    assert_eq!(watches.position("prod", ""), None);
+    p.close();
+}

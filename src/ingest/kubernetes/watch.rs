@@ -110,6 +110,18 @@ impl KubernetesConfig {
                     "{at}: at most one of token and token_file must be configured"
                 ));
             }
+            // Namespaces go into the URL: DNS labels only.
+            if let Some(ns) = c.namespaces.iter().find(|ns| {
+                ns.is_empty()
+                    || ns.len() > 63
+                    || !ns
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            }) {
+                return Err(format!(
+                    "{at}.namespaces: {ns:?} is not a namespace name (lower-case letters, digits, '-')"
+                ));
+            }
             if c.quiet_after.0 < Duration::zero() {
                 return Err(format!("{at}.quiet_after: must not be negative"));
             }
@@ -802,6 +814,10 @@ mod tests {
                 "api_server",
             ),
             ("clusters:\n  - name: a\n    tokn: x\n", "tokn"),
+            (
+                "clusters:\n  - name: a\n    namespaces: [shop, ../secrets]\n",
+                "namespaces",
+            ),
             (
                 "clusters:\n  - name: a\n    quiet_after: soon\n",
                 "invalid duration",
