@@ -28,7 +28,7 @@ use crate::evaluate::alerts::AlertStore;
 use crate::evaluate::dispatch::{Dispatcher, GroupStates};
 use crate::evaluate::rules::{RuleSet, RulesView};
 use crate::evaluate::silence::SilenceStore;
-use crate::eventlog::{Decider, Event, EventKind, EventLog, LogOptions, NewEvent, Projection};
+use crate::eventlog::{Decider, Event, EventLog, LogOptions, NewEvent, Projection};
 use crate::ingest::{AlertIndex, Ingest};
 use crate::notify::outbox::{Outbox, OutboxState};
 
@@ -684,11 +684,11 @@ impl Decider for Stages {
             Vec::new()
         };
         // Quiet sources: raised when their timer asks, resolved in the
-        // commit of the progress that ends the silence.
+        // commit of the watch's event or position that ends the silence.
         if asked
             || folded
                 .iter()
-                .any(|e| matches!(e.kind, EventKind::K8sWatchProgressed(_)))
+                .any(|e| crate::ingest::kubernetes::index::watched_cluster(e).is_some())
         {
             out.extend(self.quiet.decide(now));
         }

@@ -505,9 +505,9 @@ async fn a_crash_looping_pod_from_kubernetes_event_exporter_fires_the_shipped_ru
 
 /// `FenghuoSourceQuiet`: a configured cluster whose watch records nothing
 /// for `quiet_after` raises it, through the normal alert lifecycle; the
-/// next progress resolves it in the same commit. Seen in `/metrics`.
+/// watch's next event resolves it in the same commit. Seen in `/metrics`.
 #[tokio::test]
-async fn a_watch_gone_quiet_raises_fenghuo_source_quiet_and_progress_resolves_it() {
+async fn a_watch_gone_quiet_raises_fenghuo_source_quiet_and_its_next_event_resolves_it() {
     let dir = tempfile::tempdir().unwrap();
     let config = r#"
 kubernetes:
@@ -580,27 +580,47 @@ receivers:
     assert!(metrics.contains(
         "fenghuo_kubernetes_watch_last_progress_timestamp_seconds{cluster=\"edge-quiet\"}"
     ));
-    // A bookmark arrives: resolved in the commit that records it.
+    // The watch stores an event: resolved in the commit that records it.
     s.at(16 * 60);
+    let events =
+        fenghuo::ingest::kubernetes::parse(fixture("core-v1-event.json").as_bytes(), "edge-quiet")
+            .unwrap();
     s.pipeline
         .kubernetes
-        .store("kubernetes-watch/edge-quiet", vec![], Some(progress("180")))
+        .store("kubernetes-watch/edge-quiet", events, None)
         .await
         .unwrap();
     let news = s.news().await;
     assert_eq!(
         news[..2],
         lines(&[
-            "k8s.watch.progressed kubernetes-watch/edge-quiet edge-quiet at 180",
+            "k8s.event kubernetes-watch/edge-quiet edge-quiet shop/web-7d4b9c6f5-x2x9k BackOff x7",
             "alert.resolved fenghuo cluster edge-quiet heard from again",
         ])
     );
+    // An event posted over HTTP for that cluster is not the watch: it
+    // does not count as the watch being heard.
+    assert_eq!(
+        s.pipeline.kubernetes.watches().last_heard("edge-quiet"),
+        Some(t0() + Duration::minutes(16))
+    );
+    s.at(17 * 60);
+    let (status, _) = s
+        .post(
+            "/ingest/kubernetes?cluster=edge-quiet",
+            fixture("events-k8s-io-v1-event.json"),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        s.pipeline.kubernetes.watches().last_heard("edge-quiet"),
+        Some(t0() + Duration::minutes(16))
+    );
     let now = s.clock.now();
     assert_eq!(s.pipeline.alerts.firing_count(now), 0);
+    // Quiet for the minute since the watch's event, not since the post.
     assert_eq!(
-        s.pipeline
-            .next_due()
-            .map(|d| d >= now + Duration::minutes(10)),
-        Some(true)
+        s.pipeline.quiet_seconds(now),
+        vec![("edge-quiet".to_string(), 60.0)]
     );
 }

@@ -1,11 +1,11 @@
 //! `FenghuoSourceQuiet`: Fenghuo's own alert when a configured source goes
 //! quiet — a Kubernetes cluster whose watch has recorded nothing (no
-//! events, no bookmarks; an API server sends a bookmark about every
-//! minute on a healthy watch) for its `quiet_after`.
+//! events, no position; a healthy API server sends a bookmark about every
+//! minute, which is recorded) for its `quiet_after`.
 //!
 //! A deciding stage like the rules: it reads the watch progress view and
 //! the alert index, and its decisions (`alert.received` to raise,
-//! `alert.resolved` when the watch records progress again) are committed
+//! `alert.resolved` when the watch records anything again) are committed
 //! with their cause, or by the pass its timer asks for. The alert is then
 //! routed, grouped and paged like any other. It never reads the wall clock
 //! and never appends itself.

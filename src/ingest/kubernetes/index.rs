@@ -139,10 +139,25 @@ pub struct WatchPosition {
     pub at: DateTime<Utc>,
 }
 
-/// Per watch `(cluster, namespace)`, the last recorded progress.
+/// Per watch `(cluster, namespace)`, the last recorded progress; per
+/// cluster, when its watches last recorded anything (progress or events).
 #[derive(Default)]
 pub struct WatchProgressView {
     watches: RwLock<HashMap<(String, String), WatchPosition>>,
+    heard: RwLock<HashMap<String, DateTime<Utc>>>,
+}
+
+/// Sources of events a cluster's watch records: `kubernetes-watch/{cluster}`.
+pub const WATCH_SOURCE_PREFIX: &str = "kubernetes-watch/";
+
+/// The cluster whose watch `event` shows alive: its progress, or an event
+/// it stored.
+pub fn watched_cluster(event: &Event) -> Option<&str> {
+    match &event.kind {
+        EventKind::K8sWatchProgressed(p) => Some(&p.cluster),
+        EventKind::K8sEvent(k) if event.source.starts_with(WATCH_SOURCE_PREFIX) => Some(&k.cluster),
+        _ => None,
+    }
 }
 
 impl WatchProgressView {
@@ -158,14 +173,9 @@ impl WatchProgressView {
             .cloned()
     }
 
-    /// When any watch of `cluster` last showed life.
+    /// When any watch of `cluster` last recorded progress or an event.
     pub fn last_heard(&self, cluster: &str) -> Option<DateTime<Utc>> {
-        self.watches
-            .read()
-            .iter()
-            .filter(|((c, _), _)| c == cluster)
-            .map(|(_, p)| p.at)
-            .max()
+        self.heard.read().get(cluster).copied()
     }
 }
 
@@ -175,6 +185,15 @@ impl Projection for WatchProgressView {
     }
 
     fn apply(&self, event: &Event) {
+        if let Some(cluster) = watched_cluster(event) {
+            let mut heard = self.heard.write();
+            match heard.get_mut(cluster) {
+                Some(at) => *at = (*at).max(event.recorded_at),
+                None => {
+                    heard.insert(cluster.to_string(), event.recorded_at);
+                }
+            }
+        }
         if let EventKind::K8sWatchProgressed(p) = &event.kind {
             self.watches.write().insert(
                 (p.cluster.clone(), p.namespace.clone()),
@@ -188,6 +207,7 @@ impl Projection for WatchProgressView {
 
     fn reset(&self) {
         self.watches.write().clear();
+        self.heard.write().clear();
     }
 
     fn snapshot_json(&self) -> Option<crate::eventlog::projection::SnapshotWriter> {
@@ -197,15 +217,25 @@ impl Projection for WatchProgressView {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
+        let heard: Vec<(String, DateTime<Utc>)> = self
+            .heard
+            .read()
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
         Some(Box::new(move |out: &mut Vec<u8>| {
-            serde_json::to_writer(out, &copy)
+            serde_json::to_writer(out, &(copy, heard))
         }))
     }
 
     fn restore_json(&self, state: &str) -> Result<(), String> {
-        let copy: Vec<((String, String), WatchPosition)> =
-            serde_json::from_str(state).map_err(|e| e.to_string())?;
+        type State = (
+            Vec<((String, String), WatchPosition)>,
+            Vec<(String, DateTime<Utc>)>,
+        );
+        let (copy, heard): State = serde_json::from_str(state).map_err(|e| e.to_string())?;
         *self.watches.write() = copy.into_iter().collect();
+        *self.heard.write() = heard.into_iter().collect();
         Ok(())
     }
 }

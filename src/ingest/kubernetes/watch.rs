@@ -2,10 +2,11 @@
 //! `fenghuo.yaml`): list, then watch `events.k8s.io/v1` Events from the
 //! list's `resourceVersion`, with bookmarks.
 //!
-//! * Every batch of watch events is stored with a `k8s.watch.progressed`
-//!   carrying the last `resourceVersion`, in one commit; bookmarks are
-//!   recorded too. A restart resumes from the log: no gap, and nothing the
-//!   log holds is stored twice.
+//! * The position (`k8s.watch.progressed`, the last `resourceVersion`) is
+//!   committed with the events of a batch at bookmarks, after a list, and
+//!   otherwise at most every [`PROGRESS_EVERY`]. A restart resumes from the
+//!   log: no gap, and what the API server sends again is in the dedup
+//!   index, so nothing is stored twice.
 //! * `410 Gone` (as the response, or as an `ERROR` watch event with a
 //!   `Status` of code 410): the version is too old, so list again.
 //! * A dropped connection: watch again from the last version, after a
@@ -27,6 +28,9 @@ use super::{KeyedEvent, KubernetesIngest, body};
 use crate::config::PromDuration;
 use crate::eventlog::K8sWatchProgress;
 use crate::notify::secret::Secret;
+
+/// How often the position is written down between bookmarks.
+pub const PROGRESS_EVERY: Duration = Duration::seconds(30);
 
 /// Where a pod's service account puts its credentials.
 pub const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
@@ -360,6 +364,8 @@ pub struct ClusterWatch {
     failures: u32,
     /// The current round read at least one watch event.
     heard: bool,
+    /// When this watch last wrote its position down (by the clock).
+    recorded_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl ClusterWatch {
@@ -382,6 +388,7 @@ impl ClusterWatch {
             resource_version,
             failures: 0,
             heard: false,
+            recorded_at: None,
         }
     }
 
@@ -413,11 +420,11 @@ impl ClusterWatch {
     async fn store(
         &self,
         events: Vec<KeyedEvent>,
-        progress: K8sWatchProgress,
+        progress: Option<K8sWatchProgress>,
     ) -> Result<(), WatchError> {
         let n = events.len();
         self.sink
-            .store(&self.source(), events, Some(progress))
+            .store(&self.source(), events, progress)
             .await
             .map_err(|e| WatchError::Store(e.to_string()))?;
         metrics::counter!(crate::metrics::K8S_WATCH_EVENTS, &self.labels()).increment(n as u64);
@@ -474,15 +481,13 @@ impl ClusterWatch {
                 return Err(WatchError::Body("list: no metadata.resourceVersion".into()));
             };
             if continue_token.is_none() {
-                self.store(events, self.progress(&at, "list")).await?;
+                self.store(events, Some(self.progress(&at, "list"))).await?;
+                self.recorded_at = Some(self.sink.clock().now());
                 self.resource_version = Some(at);
                 return Ok(());
             }
             // A page before the last: its events, but no position yet.
-            self.sink
-                .store(&self.source(), events, None)
-                .await
-                .map_err(|e| WatchError::Store(e.to_string()))?;
+            self.store(events, None).await?;
         }
     }
 
@@ -577,6 +582,7 @@ impl ClusterWatch {
         let mut objects = Vec::new();
         let mut version = None;
         let mut by = "events";
+        let mut bookmarked = false;
         let mut end = None;
         for line in lines.split(|b| *b == b'\n') {
             if line.iter().all(u8::is_ascii_whitespace) {
@@ -611,6 +617,7 @@ impl ClusterWatch {
                 "BOOKMARK" => {
                     if object_version.is_some() {
                         version = object_version;
+                        bookmarked = true;
                         if objects.is_empty() {
                             by = "bookmark";
                         }
@@ -636,7 +643,18 @@ impl ClusterWatch {
         }
         let events = self.normalize(objects.iter());
         if let Some(at) = version {
-            self.store(events, self.progress(&at, by)).await?;
+            // The position is written down at bookmarks and at most every
+            // PROGRESS_EVERY otherwise: a restart that resumes a little
+            // early gets events the index already holds, which are not
+            // stored again, and a quiet cluster's events cost one entry
+            // each rather than two.
+            let now = self.sink.clock().now();
+            let due = bookmarked || self.recorded_at.is_none_or(|t| now - t >= PROGRESS_EVERY);
+            let progress = due.then(|| self.progress(&at, by));
+            self.store(events, progress).await?;
+            if due {
+                self.recorded_at = Some(now);
+            }
             self.resource_version = Some(at);
             // Something arrived: the connection works.
             self.failures = 0;
