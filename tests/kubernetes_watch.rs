@@ -467,9 +467,9 @@ fn a_cluster_whose_ca_file_is_missing_is_refused_naming_it() {
 }
 
 /// With `namespaces:`, each namespace is its own watch with its own
-/// position in the log.
+/// position in the log, written down at most every 30 s between bookmarks.
 #[tokio::test]
-async fn a_namespace_watch_lists_and_resumes_on_its_own() {
+async fn a_namespace_watch_keeps_its_own_position_written_down_every_30s() {
     let dir = tempfile::tempdir().unwrap();
     let (api, url) = api_server().await;
     let clock = ManualClock::new(t0());
@@ -500,5 +500,31 @@ async fn a_namespace_watch_lists_and_resumes_on_its_own() {
         Some("1000".to_string())
     );
     assert_eq!(watches.position("prod", ""), None);
+
+    // Between bookmarks, the position is written down at most every 30 s
+    // of the clock: not with an event 10 s after the list, but with one
+    // 40 s after it.
+    let stream = fixture("watch-added-modified-bookmark.jsonl");
+    let stream: Vec<&[u8]> = stream.split_inclusive(|b| *b == b'\n').collect();
+    let mut seen = Seen(p.log.last_seq());
+    clock.set(t0() + chrono::Duration::seconds(10));
+    api.watch(Reply::Stream(stream[0].to_vec()));
+    assert_eq!(w.round().await.unwrap(), RoundEnd::Closed);
+    clock.set(t0() + chrono::Duration::seconds(40));
+    api.watch(Reply::Stream(stream[1].to_vec()));
+    assert_eq!(w.round().await.unwrap(), RoundEnd::Closed);
+    assert_eq!(
+        seen.news(&p).await,
+        lines(&[
+            "k8s.event prod shop/api-5b6c7d8e9f-k4m2p Pulled x1",
+            "k8s.event prod shop/web-7d4b9c6f5-x2x9k BackOff x8",
+            "k8s.watch.progressed prod at 1002 by events",
+        ])
+    );
+    assert_eq!(
+        api.take_seen()[1],
+        "/apis/events.k8s.io/v1/namespaces/shop/events?watch=1&allowWatchBookmarks=true&resourceVersion=1001&timeoutSeconds=300",
+        "the second watch resumes after the first's event, written down or not"
+    );
     p.close();
 }
