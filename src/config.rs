@@ -62,6 +62,8 @@ pub struct Config {
     pub probes: Vec<crate::probe::ProbeConfig>,
     /// The most probe runs in flight at once.
     pub probe_concurrency: usize,
+    /// Kubernetes API servers to watch for events.
+    pub kubernetes: crate::ingest::kubernetes::watch::KubernetesConfig,
 
     /// The directory of the config file: relative template and secret
     /// paths are resolved against it.
@@ -108,6 +110,7 @@ impl Default for Config {
             schedules: Vec::new(),
             probes: Vec::new(),
             probe_concurrency: 32,
+            kubernetes: Default::default(),
             dir: None,
             path: None,
             source: None,
@@ -313,6 +316,7 @@ impl Config {
         if self.storage.max_batch == 0 {
             return Err("storage.max_batch: must be at least 1".into());
         }
+        self.kubernetes.check()?;
         let routing = self.routing()?;
         self.oncall()?;
         self.check_escalation(&routing)?;

@@ -15,7 +15,8 @@
 //! it decided are durable together before anything is sent.
 //!
 //! * [`ingest`]: outside payloads (Alertmanager API v2 and webhook, PagerDuty
-//!   Events v2) become events; re-sends that change nothing are not stored.
+//!   Events v2, Kubernetes events posted or watched from API servers)
+//!   become events; re-sends that change nothing are not stored.
 //! * [`eventlog`]: the envelope, the one enum of kinds, the SQLite store with
 //!   group commit, tails and replay through projections.
 //! * [`evaluate`]: what is an alert and who must hear of it — rule files

@@ -42,6 +42,23 @@ pub const PROBE_RUNS_SKIPPED: &str = "fenghuo_probe_runs_skipped_total";
 /// `status`, `error`, `values`, `summary`); runs minus stored is what
 /// compaction saved.
 pub const PROBE_RESULTS_STORED: &str = "fenghuo_probe_results_stored_total";
+/// Kubernetes watch events received. Labels: `cluster`, `namespace`.
+pub const K8S_WATCH_EVENTS: &str = "fenghuo_kubernetes_watch_events_total";
+/// Watch events or list items that could not be read and were skipped.
+pub const K8S_WATCH_SKIPPED: &str = "fenghuo_kubernetes_watch_skipped_total";
+/// 1 while a watch request is open. Labels: `cluster`, `namespace`.
+pub const K8S_WATCH_UP: &str = "fenghuo_kubernetes_watch_up";
+/// Watch rounds ended. Labels: `cluster`, `namespace`, `reason` (`closed`,
+/// `gone`, `disconnected`, `http_status`, `error_event`, `token`, …).
+pub const K8S_WATCH_RESTARTS: &str = "fenghuo_kubernetes_watch_restarts_total";
+/// Unix time of the last progress a cluster's watch recorded (events or a
+/// bookmark). Labels: `cluster`.
+pub const K8S_WATCH_LAST_PROGRESS: &str =
+    "fenghuo_kubernetes_watch_last_progress_timestamp_seconds";
+/// Seconds since a configured cluster's watch last recorded progress.
+pub const K8S_WATCH_QUIET_SECONDS: &str = "fenghuo_kubernetes_watch_quiet_seconds";
+/// Kubernetes Event objects the dedup index holds.
+pub const K8S_EVENTS_INDEXED: &str = "fenghuo_kubernetes_events_indexed";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 

@@ -58,6 +58,8 @@ pub struct Pipeline {
     /// The deciding stages as the writer runs them.
     stages: Arc<Stages>,
     pub ingest: Ingest,
+    /// Kubernetes events (HTTP and watch) into the log, each change once.
+    pub kubernetes: crate::ingest::kubernetes::KubernetesIngest,
     /// One reload at a time.
     reloading: tokio::sync::Mutex<()>,
     /// Delivers due notifications and records their outcomes.
@@ -80,6 +82,10 @@ pub struct Views {
     pub incidents: Arc<Incidents>,
     pub rules: Arc<RulesView>,
     pub probe_states: Arc<ProbeStates>,
+    /// Per Kubernetes Event object, what the log last stored.
+    pub k8s_events: Arc<crate::ingest::kubernetes::K8sEventIndex>,
+    /// Per Kubernetes watch, where it resumes and when it last progressed.
+    pub k8s_watches: Arc<crate::ingest::kubernetes::WatchProgressView>,
 }
 
 impl Views {
@@ -99,6 +105,8 @@ impl Views {
             outbox: Arc::new(OutboxState::new()),
             incidents: Arc::new(Incidents::new()),
             probe_states: Arc::new(ProbeStates::new()),
+            k8s_events: Default::default(),
+            k8s_watches: Default::default(),
         }
     }
 
@@ -113,6 +121,8 @@ impl Views {
             self.incidents.clone(),
             self.rules.clone(),
             self.probe_states.clone(),
+            self.k8s_events.clone(),
+            self.k8s_watches.clone(),
         ]
     }
 }
@@ -181,6 +191,12 @@ impl Pipeline {
         ));
         // Alerts and silences are decided on in the commit that brings them.
         let stages = Arc::new(Stages {
+            quiet: Arc::new(crate::evaluate::source_quiet::SourceQuiet::new(
+                crate::ingest::kubernetes::watch::quiet_after(&config.kubernetes),
+                views.k8s_watches.clone(),
+                views.alert_index.clone(),
+                clock.now(),
+            )),
             rules: views.rules.clone(),
             dispatcher: dispatcher.clone(),
             escalator: parking_lot::RwLock::new(escalator),
@@ -216,8 +232,14 @@ impl Pipeline {
             }),
         );
         record_rules_loaded(&log, &views.rules, &rules, clock.now(), "start-up")?;
+        let kubernetes = crate::ingest::kubernetes::KubernetesIngest::new(
+            ingest.clone(),
+            views.k8s_events.clone(),
+            views.k8s_watches.clone(),
+        );
         Ok(Pipeline {
             probe_states: views.probe_states.clone(),
+            kubernetes,
             rules: views.rules.clone(),
             outbox,
             incidents: views.incidents.clone(),
@@ -241,6 +263,11 @@ impl Pipeline {
     /// next runs a pass without an event.
     pub fn next_due(&self) -> Option<chrono::DateTime<chrono::Utc>> {
         self.stages.next_due()
+    }
+
+    /// Seconds since each watched source was last heard from.
+    pub fn quiet_seconds(&self, now: chrono::DateTime<chrono::Utc>) -> Vec<(String, f64)> {
+        self.stages.quiet.quiet_seconds(now)
     }
 
     /// Takes escalation steps of open incidents (swapped on reload).
@@ -300,6 +327,7 @@ impl Pipeline {
         next.notify = running.notify.clone();
         next.probes = running.probes.clone();
         next.probe_concurrency = running.probe_concurrency;
+        next.kubernetes = running.kubernetes.clone();
         let mut problems = Vec::new();
         let routing = next
             .routing()
@@ -675,6 +703,8 @@ pub struct Stages {
     pub dispatcher: Arc<Dispatcher>,
     /// Swapped on reload, between writer batches.
     escalator: parking_lot::RwLock<Arc<Escalator>>,
+    /// `FenghuoSourceQuiet` for watched sources gone silent.
+    pub quiet: Arc<crate::evaluate::source_quiet::SourceQuiet>,
 }
 
 impl Stages {
@@ -685,6 +715,7 @@ impl Stages {
     /// The earliest timer of any stage.
     pub fn next_due(&self) -> Option<chrono::DateTime<chrono::Utc>> {
         [
+            self.quiet.next_due(),
             self.rules.next_wake(),
             self.dispatcher.groups().next_due(),
             self.escalator().next_due(),
@@ -710,6 +741,15 @@ impl Decider for Stages {
         } else {
             Vec::new()
         };
+        // Quiet sources: raised when their timer asks, resolved in the
+        // commit of the watch's event or position that ends the silence.
+        if asked
+            || folded
+                .iter()
+                .any(|e| crate::ingest::kubernetes::index::watched_cluster(e).is_some())
+        {
+            out.extend(self.quiet.decide(now));
+        }
         out.extend(self.dispatcher.decide(now, seq, folded, asked));
         let escalator = self.escalator();
         out.extend(escalator.follow(folded, now));

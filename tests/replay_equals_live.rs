@@ -234,6 +234,8 @@ async fn scenario(seed: u64) {
             incidents: pipeline.incidents.clone(),
             rules: pipeline.rules.clone(),
             probe_states: pipeline.probe_states.clone(),
+            // Views `show` does not read.
+            ..Views::new()
         },
         now,
     );

@@ -44,7 +44,7 @@ pub(crate) async fn json_body(
         .map_err(|_| AppError::TooLarge { limit })
 }
 
-fn count(endpoint: &'static str, result: Result<usize, &AppError>) {
+pub(crate) fn count(endpoint: &'static str, result: Result<usize, &AppError>) {
     match result {
         Ok(alerts) => {
             metrics::counter!(crate::metrics::INGEST_REQUESTS, "endpoint" => endpoint, "outcome" => "accepted")

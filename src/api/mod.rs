@@ -9,6 +9,7 @@ mod error;
 mod events;
 mod incidents;
 mod ingest;
+mod kubernetes;
 mod oncall;
 mod silences;
 
@@ -77,6 +78,7 @@ pub fn app(state: AppState) -> Router {
             "/api/v1/heartbeats/{name}",
             post(ingest::heartbeat).get(ingest::heartbeat_get),
         )
+        .route("/ingest/kubernetes", post(kubernetes::ingest))
         // Reading the log.
         .route("/api/v1/events/stream", get(events::stream))
         // Alertmanager API v2, read side.
@@ -158,6 +160,7 @@ async fn render_metrics(State(state): State<AppState>) -> impl IntoResponse {
     metrics::gauge!(crate::metrics::ALERTS_INDEXED).set(state.pipeline.alerts.len() as f64);
     metrics::gauge!("fenghuo_alerts_firing").set(state.pipeline.alerts.firing_count(now) as f64);
     metrics::gauge!("fenghuo_log_last_seq").set(state.pipeline.log.last_seq() as f64);
+    kubernetes::export_metrics(&state, now);
     (
         [(
             header::CONTENT_TYPE,

@@ -225,6 +225,17 @@ pub fn describe(e: &Event) -> String {
             l.hash,
             l.by
         ),
+        EventKind::K8sWatchProgressed(w) => format!(
+            "watch of {}/{} at resourceVersion {} ({})",
+            w.cluster,
+            if w.namespace.is_empty() {
+                "*"
+            } else {
+                &w.namespace
+            },
+            w.resource_version,
+            w.by
+        ),
     };
     format!(
         "{:>8}  {}  {:<15} {:<16} {:<12} {}",

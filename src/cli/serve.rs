@@ -59,6 +59,16 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let background = pipeline.spawn_background(shutdown_rx.clone());
+    // Kubernetes watches end with the shutdown signal; a cluster that
+    // cannot be set up (no CA file, not in a pod) refuses the start.
+    let config = pipeline.config();
+    let _watches = crate::ingest::kubernetes::watch::spawn(
+        &config.kubernetes,
+        config.dir.as_deref(),
+        pipeline.kubernetes.clone(),
+        shutdown_rx.clone(),
+    )
+    .map_err(anyhow::Error::msg)?;
     reload_on_sighup(pipeline.clone(), shutdown_rx.clone())?;
     let listener = TcpListener::bind(&listen)
         .await

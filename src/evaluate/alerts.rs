@@ -361,6 +361,7 @@ impl Projection for AlertStore {
             | EventKind::ProbeResult(_)
             | EventKind::HeartbeatReceived(_)
             | EventKind::RulesLoaded(_) => {}
+            EventKind::K8sWatchProgressed(_) => {}
         }
     }
 

@@ -137,7 +137,8 @@ fn is_decision(event: &Event) -> bool {
         | K::SilenceExpired { .. }
         | K::K8sEvent(_)
         | K::ProbeResult(_)
-        | K::HeartbeatReceived(_) => false,
+        | K::HeartbeatReceived(_)
+        | K::K8sWatchProgressed(_) => false,
     }
 }
 

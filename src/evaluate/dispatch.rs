@@ -767,6 +767,7 @@ pub fn is_input(kind: &EventKind) -> bool {
         | K::K8sEvent(_)
         | K::ProbeResult(_)
         | K::HeartbeatReceived(_)
-        | K::RulesLoaded(_) => false,
+        | K::RulesLoaded(_)
+        | K::K8sWatchProgressed(_) => false,
     }
 }

@@ -15,6 +15,7 @@ pub mod matcher;
 pub mod route;
 pub mod rules;
 pub mod silence;
+pub mod source_quiet;
 pub mod time_interval;
 
 pub use fingerprint::{Fingerprint, Fnv64};

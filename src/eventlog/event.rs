@@ -187,8 +187,10 @@ pub enum EventKind {
     IncidentSnoozed(IncidentAction),
     /// A Kubernetes event, normalized from whichever shape it arrived in
     /// (core/v1, events.k8s.io/v1, kubernetes-event-exporter). Key: the
-    /// involved object's uid. A re-emitted event with a higher `count` is
-    /// stored as a new `k8s.event` carrying the new count.
+    /// Kubernetes Event object, `k8s/{cluster}/{namespace}/{name}`. A
+    /// re-emitted event with a higher `count` is stored as a new
+    /// `k8s.event` carrying the new count; a re-send that changes nothing
+    /// is not stored.
     #[serde(rename = "k8s.event")]
     K8sEvent(std::sync::Arc<K8sEvent>),
 
@@ -207,6 +209,13 @@ pub enum EventKind {
     /// rules decided what. Key: `rules`.
     #[serde(rename = "rules.loaded")]
     RulesLoaded(RulesLoaded),
+
+    /// A watch of a Kubernetes API server got this far: the
+    /// `resourceVersion` to resume from, recorded with the events of a
+    /// batch and at bookmarks, so a restart resumes without gaps or
+    /// duplicates. Key: `k8s-watch/{cluster}/{namespace}`.
+    #[serde(rename = "k8s.watch.progressed")]
+    K8sWatchProgressed(K8sWatchProgress),
 }
 
 impl EventKind {
@@ -236,6 +245,7 @@ impl EventKind {
             EventKind::ProbeResult(_) => "probe.result",
             EventKind::HeartbeatReceived(_) => "heartbeat.received",
             EventKind::RulesLoaded(_) => "rules.loaded",
+            EventKind::K8sWatchProgressed(_) => "k8s.watch.progressed",
         }
     }
 
@@ -264,6 +274,7 @@ impl EventKind {
         "probe.result",
         "heartbeat.received",
         "rules.loaded",
+        "k8s.watch.progressed",
     ];
 
     /// The payload column: the variant's fields, without the tag.
@@ -703,6 +714,20 @@ pub struct InvolvedObject {
     pub uid: String,
 }
 
+/// How far a Kubernetes watch got.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct K8sWatchProgress {
+    /// The cluster's name in `kubernetes.clusters`.
+    pub cluster: String,
+    /// The namespace watched; empty when the watch covers all namespaces.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub namespace: String,
+    /// Opaque to everyone but the API server: where to resume.
+    pub resource_version: String,
+    /// What brought it: `list`, `events` or `bookmark`.
+    pub by: String,
+}
+
 /// What one probe run found.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProbeResult {
@@ -989,6 +1014,12 @@ mod tests {
                 files: vec!["rules/pods.yaml".into()],
                 rules: 12,
                 by: "start-up".into(),
+            }),
+            EventKind::K8sWatchProgressed(K8sWatchProgress {
+                cluster: "prod".into(),
+                namespace: String::new(),
+                resource_version: "12746".into(),
+                by: "bookmark".into(),
             }),
         ];
         assert_eq!(kinds.len(), EventKind::NAMES.len());

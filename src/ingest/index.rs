@@ -247,7 +247,8 @@ impl Projection for AlertIndex {
             | EventKind::K8sEvent(_)
             | EventKind::ProbeResult(_)
             | EventKind::HeartbeatReceived(_)
-            | EventKind::RulesLoaded(_) => {}
+            | EventKind::RulesLoaded(_)
+            | EventKind::K8sWatchProgressed(_) => {}
         }
     }
 

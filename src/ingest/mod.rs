@@ -4,12 +4,15 @@
 //! PagerDuty Events v2) and the rule for what of it is worth a log entry: a
 //! new alert, changed labels or annotations, a resolve, or an `endsAt` that
 //! the log must hold before the stored one runs out — never a plain re-send.
+//! Kubernetes events (`POST /ingest/kubernetes` and the API watch) are in
+//! [`kubernetes`].
 //! Ingest decides nothing about alerting: no routing, silencing or paging.
 
 pub mod alertmanager;
 pub mod error;
 pub mod heartbeat;
 pub mod index;
+pub mod kubernetes;
 pub mod pagerduty;
 pub mod validate;
 
