@@ -34,7 +34,7 @@ use crate::evaluate::Fingerprint;
 use crate::eventlog::{AlertReport, AlertResolution, Event, EventKind, LabelSet, NewEvent};
 use crate::ingest::IncomingAlert;
 
-type GroupKey = Vec<String>;
+type GroupKey = Arc<[String]>;
 
 /// What the engine decided: an alert of a rule fires or resolves.
 #[derive(Debug, Clone, PartialEq)]
@@ -225,8 +225,8 @@ impl RuleEngine {
         self.started = at;
         for rule in &self.set.rules {
             if matches!(rule.mode, Mode::Absent { .. }) && rule.group_by.is_empty() {
-                self.dirty.insert((rule.index, Vec::new()));
-                let state = self.groups[rule.index].entry(Vec::new()).or_default();
+                self.dirty.insert((rule.index, GroupKey::from(Vec::new())));
+                let state = self.groups[rule.index].entry(GroupKey::from(Vec::new())).or_default();
                 if state.recovered.is_none() {
                     state.last_seen = Some(state.last_seen.map_or(at, |s| s.max(at)));
                 }
@@ -513,7 +513,7 @@ impl RuleEngine {
         at: DateTime<Utc>,
     ) -> Decision {
         let mut labels = LabelSet::new();
-        for (g, value) in rule.group_by.iter().zip(key) {
+        for (g, value) in rule.group_by.iter().zip(key.iter()) {
             if !value.is_empty() {
                 labels.insert(g.label().to_string(), value.clone());
             }
