@@ -57,6 +57,12 @@ pub struct Config {
     /// On-call schedules over `people` (see `escalate::schedule`).
     pub schedules: Vec<ScheduleConfig>,
 
+    /// Releases: labels naming the app, bake window, gate rules,
+    /// auto-rollback (see `act::config`).
+    pub releases: crate::act::config::ReleasesConfig,
+    /// Remediation hooks and their guards.
+    pub remediation: crate::act::config::RemediationConfig,
+
     /// The directory of the config file: relative template and secret
     /// paths are resolved against it.
     #[serde(skip)]
@@ -100,6 +106,8 @@ impl Default for Config {
             rule_files: Vec::new(),
             people: Vec::new(),
             schedules: Vec::new(),
+            releases: Default::default(),
+            remediation: Default::default(),
             dir: None,
             path: None,
             source: None,
@@ -297,6 +305,8 @@ impl Config {
         let routing = self.routing()?;
         self.oncall()?;
         self.check_escalation(&routing)?;
+        self.remediation.check()?;
+        self.releases.check(&routing.intervals, &self.remediation)?;
         Ok(())
     }
 

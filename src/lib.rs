@@ -30,11 +30,14 @@
 //!   WeCom, Feishu, webhook, PagerDuty), tera templates, and the outbox that
 //!   delivers each `notification.due` and records `notification.sent` /
 //!   `notification.failed`, with retries, fallback and rate-limit digests.
+//! * [`act`]: releases (history, rollback targets, the gate, bake-window
+//!   suspicion) and guarded remediation hooks with their executor.
 //! * [`pipeline`]: the one place where the stages are assembled.
 //! * [`api`]: the HTTP router (`fn app(state) -> Router`); [`cli`]: the
 //!   `fenghuo` command.
 //! * [`clock`]: time is an input; logic never reads the wall clock.
 
+pub mod act;
 pub mod api;
 pub mod cli;
 pub mod clock;

@@ -59,6 +59,10 @@ pub struct Pipeline {
     reloading: tokio::sync::Mutex<()>,
     /// Delivers due notifications and records their outcomes.
     pub outbox: Arc<Outbox>,
+    /// Releases, their history and bake windows.
+    pub releases: Arc<crate::act::release::Releases>,
+    /// Calls decided remediation hooks and records their outcomes.
+    pub remediator: Arc<crate::act::remediation::Remediator>,
     /// Held for the life of the process: one server per data directory.
     _lock: Option<File>,
 }
@@ -73,6 +77,8 @@ pub struct Views {
     pub outbox: Arc<OutboxState>,
     pub incidents: Arc<Incidents>,
     pub rules: Arc<RulesView>,
+    pub releases: Arc<crate::act::release::Releases>,
+    pub remediations: Arc<crate::act::remediation::Remediations>,
 }
 
 impl Views {
@@ -91,6 +97,8 @@ impl Views {
             groups: Arc::new(GroupStates::new()),
             outbox: Arc::new(OutboxState::new()),
             incidents: Arc::new(Incidents::new()),
+            releases: Default::default(),
+            remediations: Default::default(),
         }
     }
 
@@ -104,6 +112,8 @@ impl Views {
             self.outbox.clone(),
             self.incidents.clone(),
             self.rules.clone(),
+            self.releases.clone(),
+            self.remediations.clone(),
         ]
     }
 }
@@ -170,11 +180,21 @@ impl Pipeline {
             Arc::new(oncall),
             views.incidents.clone(),
         ));
+        let act = crate::act::stage::ActStage::new(
+            config.releases.clone(),
+            config.remediation.clone(),
+            views.releases.clone(),
+            views.remediations.clone(),
+            views.alerts.clone(),
+            views.incidents.clone(),
+        )
+        .map_err(|e| anyhow::anyhow!("config: {e}"))?;
         // Alerts and silences are decided on in the commit that brings them.
         let stages = Arc::new(Stages {
             rules: views.rules.clone(),
             dispatcher: dispatcher.clone(),
             escalator: parking_lot::RwLock::new(escalator),
+            act,
         });
         let decider: Arc<dyn Decider> = stages.clone();
         log.set_decider(&decider);
@@ -206,8 +226,16 @@ impl Pipeline {
                 incidents: views.incidents.clone(),
             }),
         );
+        let remediator = Arc::new(crate::act::remediation::Remediator::new(
+            log.clone(),
+            clock.clone(),
+            views.remediations.clone(),
+            config.remediation.clone(),
+        ));
         record_rules_loaded(&log, &views.rules, &rules, clock.now(), "start-up")?;
         Ok(Pipeline {
+            releases: views.releases.clone(),
+            remediator,
             rules: views.rules.clone(),
             outbox,
             incidents: views.incidents.clone(),
@@ -368,12 +396,18 @@ impl Pipeline {
         let dispatch_shutdown = shutdown.clone();
         let deliver_shutdown = shutdown.clone();
         let outbox = self.outbox.clone();
+        let remediating = tokio::spawn(remediate(
+            self.remediator.clone(),
+            clock.clone(),
+            shutdown.clone(),
+        ));
         tokio::spawn(async move {
             let delivering = tokio::spawn(deliver(outbox, clock.clone(), deliver_shutdown));
             let dispatching = tokio::spawn(dispatch(stages, log, clock, dispatch_shutdown));
             lease_checkpoints(ingest, shutdown).await;
             let _ = dispatching.await;
             let _ = delivering.await;
+            let _ = remediating.await;
         })
     }
 
@@ -489,6 +523,24 @@ async fn deliver(outbox: Arc<Outbox>, clock: SharedClock, mut shutdown: watch::R
         let wait = wait_until(outbox.next_wake(), clock.now());
         tokio::select! {
             _ = tokio::time::timeout(wait, outbox.state().changed()) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Calls remediation hooks whenever a decision, an approval or an outcome
+/// is committed, or a retry comes due.
+async fn remediate(
+    remediator: Arc<crate::act::remediation::Remediator>,
+    clock: SharedClock,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        // Detached: each records its outcome, which wakes this loop.
+        drop(remediator.start_ready());
+        let wait = wait_until(remediator.next_wake(), clock.now());
+        tokio::select! {
+            _ = tokio::time::timeout(wait, remediator.state().changed()) => {}
             _ = shutdown.changed() => return,
         }
     }
@@ -618,6 +670,8 @@ pub struct Stages {
     pub dispatcher: Arc<Dispatcher>,
     /// Swapped on reload, between writer batches.
     escalator: parking_lot::RwLock<Arc<Escalator>>,
+    /// Releases and remediation: suspicion, rollouts, hook runs.
+    act: crate::act::stage::ActStage,
 }
 
 impl Stages {
@@ -659,6 +713,7 @@ impl Decider for Stages {
         if asked || escalator.wants(folded) {
             out.extend(escalator.decide(now));
         }
+        out.extend(self.act.decide(now, folded));
         out
     }
 }

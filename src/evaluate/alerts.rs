@@ -248,6 +248,17 @@ impl Projection for AlertStore {
             | EventKind::ProbeResult(_)
             | EventKind::HeartbeatReceived(_)
             | EventKind::RulesLoaded(_) => {}
+            // Releases and remediation: the act stage's.
+            EventKind::ReleaseRecorded(_)
+            | EventKind::ReleaseStatusChanged(_)
+            | EventKind::ReleaseGateDecided(_)
+            | EventKind::ReleaseSuspected(_)
+            | EventKind::RemediationDue(_)
+            | EventKind::RemediationApproved(_)
+            | EventKind::RemediationDryRun(_)
+            | EventKind::RemediationRefused(_)
+            | EventKind::RemediationSucceeded(_)
+            | EventKind::RemediationFailed(_) => {}
         }
     }
 
