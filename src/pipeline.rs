@@ -224,7 +224,8 @@ impl Pipeline {
             .with_action_links(crate::notify::outbox::ActionLinks {
                 signer: links.clone(),
                 incidents: views.incidents.clone(),
-            }),
+            })
+            .with_release_notes(views.releases.clone()),
         );
         let remediator = Arc::new(crate::act::remediation::Remediator::new(
             log.clone(),

@@ -102,8 +102,8 @@ impl ActStage {
         let mut round = Round::default();
         for event in folded {
             match &event.kind {
-                EventKind::AlertFired { fingerprint } => {
-                    self.alert_fired(&mut round, now, event.seq, fingerprint)
+                EventKind::AlertReceived(report) => {
+                    self.alert_received(&mut round, now, event.seq, report)
                 }
                 EventKind::NotificationDue(due) if due.escalation.is_none() => {
                     for fp in &due.new {
@@ -131,7 +131,7 @@ impl ActStage {
                         );
                         self.suspect(
                             &mut round,
-                            now,
+                            (now, now),
                             event.seq,
                             app,
                             env,
@@ -154,7 +154,7 @@ impl ActStage {
     fn suspect(
         &self,
         round: &mut Round,
-        now: DateTime<Utc>,
+        (now, at): (DateTime<Utc>, DateTime<Utc>),
         seq: u64,
         app: &str,
         env: Option<&str>,
@@ -167,7 +167,7 @@ impl ActStage {
         let window = self.releases_config.bake_window.0;
         let release = self
             .releases
-            .baking(app, env, cluster, now, window)
+            .baking(app, env, cluster, at, window)
             .into_iter()
             .next()?;
         let id = &release.release.id;
@@ -202,11 +202,20 @@ impl ActStage {
         Some(s)
     }
 
-    fn alert_fired(&self, round: &mut Round, now: DateTime<Utc>, seq: u64, fingerprint: &str) {
-        let Some(alert) = Fingerprint::parse(fingerprint).and_then(|fp| self.alerts.get(fp)) else {
+    /// A new alert (or a new report of one) that started firing in the
+    /// bake window of a release of its app.
+    fn alert_received(
+        &self,
+        round: &mut Round,
+        now: DateTime<Utc>,
+        seq: u64,
+        report: &crate::eventlog::AlertReport,
+    ) {
+        if report.ends_at.is_some_and(|e| e <= now) {
             return;
-        };
-        let labels = &alert.report.labels;
+        }
+        let fingerprint = report.fingerprint.as_str();
+        let labels = &report.labels;
         let config = &self.releases_config;
         let Some(app) = config.app_of(labels) else {
             return;
@@ -221,9 +230,10 @@ impl ActStage {
                 format!(" severity={severity}")
             }
         );
+        // Linked by when it started firing, not when it was received.
         let Some(s) = self.suspect(
             round,
-            now,
+            (now, report.starts_at.min(now)),
             seq,
             app,
             config.env_of(labels),
@@ -274,7 +284,7 @@ impl ActStage {
             "release": release.release,
             "rollback_to": target.release.version,
             "rollback_release": target.release.id,
-            "alert": {"fingerprint": fingerprint, "labels": labels, "annotations": alert.report.annotations},
+            "alert": {"fingerprint": fingerprint, "labels": labels, "annotations": report.annotations},
         });
         self.run(
             round,
@@ -533,7 +543,7 @@ impl ActStage {
         let cluster = (!k.cluster.is_empty()).then_some(k.cluster.as_str());
         self.suspect(
             round,
-            now,
+            (now, now),
             seq,
             app,
             None,

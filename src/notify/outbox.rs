@@ -434,6 +434,23 @@ pub struct Outbox {
     permits: Arc<Semaphore>,
     /// Incidents and the link signer, for "Acknowledge" in every page.
     action_links: Option<ActionLinks>,
+    /// Releases, to say which one a firing alert is suspected of.
+    releases: Option<Arc<crate::act::release::Releases>>,
+}
+
+/// Firing alerts suspected of a release say so in their summary and in a
+/// `suspected_release` annotation: "started 3 min after checkout v1.4.2
+/// by alice".
+fn note_releases(msg: &mut Message, releases: &crate::act::release::Releases) {
+    for alert in msg.alerts.iter_mut().filter(|a| a.status == "firing") {
+        if let Some(s) = releases.suspicion_of(&alert.fingerprint) {
+            let note = crate::act::release::suspicion_note(&s);
+            alert.summary = format!("{} ({note})", alert.summary);
+            alert
+                .annotations
+                .insert("suspected_release".to_string(), note);
+        }
+    }
 }
 
 /// What a message needs to show its incident and carry action links.
@@ -492,6 +509,12 @@ impl Outbox {
         self
     }
 
+    /// Makes messages say which release a firing alert is suspected of.
+    pub fn with_release_notes(mut self, releases: Arc<crate::act::release::Releases>) -> Outbox {
+        self.releases = Some(releases);
+        self
+    }
+
     pub fn new(
         log: EventLog,
         clock: SharedClock,
@@ -514,6 +537,7 @@ impl Outbox {
             in_flight_per_integration: Mutex::new(BTreeMap::new()),
             permits,
             action_links: None,
+            releases: None,
         }
     }
 
@@ -977,6 +1001,9 @@ impl Outbox {
         msg.to = p.due.to.clone();
         if let Some(links) = &self.action_links {
             links.annotate(&mut msg, &p.due, now);
+        }
+        if let Some(releases) = &self.releases {
+            note_releases(&mut msg, releases);
         }
         msg
     }
