@@ -342,6 +342,20 @@ async fn a_storm_of_500_alerts_after_a_bad_release_rolls_back_once_to_the_last_g
     let listed = String::from_utf8_lossy(&listed);
     assert!(!listed.contains(SECRET));
     assert!(listed.contains("\"status\":\"succeeded\""), "{listed}");
+
+    // Replay folds the decisions and outcomes into the same state, and
+    // calls nothing.
+    let rebuilt = fenghuo::pipeline::Views::new();
+    fenghuo::eventlog::replay(&t.pipeline.log, &rebuilt.projections(), |_, _| {}).unwrap();
+    assert_eq!(
+        rebuilt.releases.history("checkout", "prod"),
+        t.pipeline.releases.history("checkout", "prod")
+    );
+    assert_eq!(
+        rebuilt.remediations.all(),
+        t.pipeline.remediator.state().all()
+    );
+    assert_eq!(platform.calls().len(), 1);
 }
 
 fn first_suspected(t: &Timeline) -> u64 {

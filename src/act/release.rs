@@ -106,7 +106,7 @@ impl Releases {
             })
             .cloned()
             .collect();
-        out.sort_by(|a, b| b.seq.cmp(&a.seq));
+        out.sort_by_key(|r| std::cmp::Reverse(r.seq));
         out
     }
 
@@ -155,7 +155,7 @@ impl Releases {
             .filter(|r| r.baking_at(at, window))
             .cloned()
             .collect();
-        out.sort_by(|a, b| b.seq.cmp(&a.seq));
+        out.sort_by_key(|r| std::cmp::Reverse(r.seq));
         out
     }
 

@@ -83,7 +83,7 @@ impl Remediations {
     /// Every run, newest decision first.
     pub fn all(&self) -> Vec<Run> {
         let mut v: Vec<Run> = self.inner.read().runs.values().cloned().collect();
-        v.sort_by(|a, b| b.seq.cmp(&a.seq));
+        v.sort_by_key(|r| std::cmp::Reverse(r.seq));
         v
     }
 
