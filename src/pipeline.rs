@@ -225,7 +225,8 @@ impl Pipeline {
                 signer: links.clone(),
                 incidents: views.incidents.clone(),
             })
-            .with_release_notes(views.releases.clone()),
+            .with_release_notes(views.releases.clone())
+            .with_approval_links(views.remediations.clone()),
         );
         let remediator = Arc::new(crate::act::remediation::Remediator::new(
             log.clone(),

@@ -626,3 +626,64 @@ fn a_config_naming_an_undefined_action_or_a_broken_template_is_refused() {
         .unwrap_err();
     assert!(err.contains("line 3") || err.contains("3:"), "{err}");
 }
+
+#[tokio::test]
+async fn require_ack_is_approved_from_the_pages_signed_link_once() {
+    let (platform, url) = Platform::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(t0());
+    let t = Timeline::open(&config(&url), dir.path(), &clock);
+    t.fire(&[json!({"alertname": "NodeBad", "app": "infra", "node": "node-<7>"})])
+        .await;
+
+    // The page of the alert carries "Approve drain".
+    let pending = t.pipeline.outbox.state().pending();
+    let msg = t.pipeline.outbox.message(&pending[0], clock.now());
+    let link = msg
+        .actions
+        .iter()
+        .find(|l| l.label == "Approve drain")
+        .expect("an approve link in the page");
+    let path = &link.url[link.url.find("/act/").unwrap()..];
+    let send = |method: &str| {
+        Request::builder()
+            .method(method)
+            .uri(path)
+            .body(Body::empty())
+            .unwrap()
+    };
+
+    // Opening it shows what would be called, escaped, and changes nothing.
+    let resp = t.router.clone().oneshot(send("GET")).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let page = resp.into_body().collect().await.unwrap().to_bytes();
+    let page = String::from_utf8_lossy(&page);
+    assert!(page.contains("/drain/node-&lt;7&gt;"), "{page}");
+    assert_eq!(t.step().await, 0);
+    assert!(t.kinds("remediation.approved").is_empty());
+
+    // Its POST approves, as the receiver the page went to; then the call.
+    let resp = t.router.clone().oneshot(send("POST")).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(t.step().await, 1);
+    assert_eq!(platform.calls().len(), 1);
+    let approved = t.kinds("remediation.approved");
+    let EventKind::RemediationApproved(a) = &approved[0].kind else {
+        unreachable!()
+    };
+    assert_eq!((a.by.as_str(), a.via.as_str()), ("team", "link"));
+
+    // The link works once; a forged one not at all.
+    let resp = t.router.clone().oneshot(send("POST")).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::CONFLICT);
+    let forged = format!("{}x", path);
+    let resp = t
+        .router
+        .clone()
+        .oneshot(Request::post(forged).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    assert_eq!(t.kinds("remediation.approved").len(), 1);
+    assert_eq!(t.step().await, 0);
+}

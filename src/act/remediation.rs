@@ -87,6 +87,20 @@ impl Remediations {
         v
     }
 
+    /// Runs waiting for a person's approval, oldest first.
+    pub fn waiting_approval(&self) -> Vec<Run> {
+        let mut v: Vec<Run> = self
+            .inner
+            .read()
+            .runs
+            .values()
+            .filter(|r| r.status == "waiting_approval")
+            .cloned()
+            .collect();
+        v.sort_by_key(|r| r.seq);
+        v
+    }
+
     /// Whether a run with this id was decided (due, dry run or refused).
     pub fn decided(&self, id: &str) -> bool {
         self.inner.read().decided.contains(id)

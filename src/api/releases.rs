@@ -476,3 +476,87 @@ pub async fn approve(
     .await?;
     remediation(State(state), Path(id)).await
 }
+
+/// `GET /act/{token}` of an "Approve" link: what would be called, and a
+/// button that POSTs it. Changes nothing.
+pub(super) fn confirm_approval(
+    state: &AppState,
+    claims: &crate::escalate::link::Claims,
+) -> axum::response::Response {
+    use super::incidents::{esc, page};
+    let Some(run) = state.pipeline.remediator.state().get(&claims.i) else {
+        return page(
+            StatusCode::NOT_FOUND,
+            "Remediation not found",
+            "<p>It may be long gone.</p>",
+        );
+    };
+    if run.status != "waiting_approval" {
+        return page(
+            StatusCode::CONFLICT,
+            "Nothing to approve",
+            &format!(
+                "<p>{} is {}{}.</p>",
+                esc(&run.due.id),
+                esc(&run.status),
+                run.approved_by
+                    .as_ref()
+                    .map(|b| format!(" (approved by {})", esc(b)))
+                    .unwrap_or_default()
+            ),
+        );
+    }
+    page(
+        StatusCode::OK,
+        &format!("Approve {}?", run.due.action),
+        &format!(
+            "<p>{}</p><p><code>{} {}</code></p><p>As <b>{}</b>.</p>\
+             <form method=\"post\"><button type=\"submit\" style=\"padding:10px 20px;font-size:16px;\
+             background:#1f6feb;color:#fff;border:0;border-radius:6px\">Approve</button></form>",
+            esc(&run.due.reason),
+            esc(&run.due.request.method),
+            esc(&run.due.request.url),
+            esc(&claims.p),
+        ),
+    )
+}
+
+/// `POST /act/{token}` of an "Approve" link: approves the run as the person
+/// the page was sent to. A run is approved once.
+pub(super) async fn approve_by_link(
+    state: &AppState,
+    claims: &crate::escalate::link::Claims,
+) -> axum::response::Response {
+    use super::incidents::{esc, page};
+    let now = state.pipeline.clock.now();
+    match crate::act::remediation::approve(
+        &state.pipeline.log,
+        state.pipeline.remediator.state(),
+        &claims.i,
+        &claims.p,
+        "link",
+        Some(claims.n.clone()),
+        now,
+    )
+    .await
+    {
+        Ok(_) => page(
+            StatusCode::OK,
+            &format!("Approved: {}", claims.i),
+            &format!(
+                "<p>Recorded as <b>{}</b>. The call follows.</p>",
+                esc(&claims.p)
+            ),
+        ),
+        Err(ApproveError::Log(_)) => page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Not recorded",
+            "<p>Fenghuo could not record this right now; nothing changed. Try again.</p>",
+        ),
+        Err(e) => page(
+            StatusCode::CONFLICT,
+            "Nothing to approve",
+            &format!("<p>{}.</p>", esc(&e.to_string())),
+        ),
+    }
+}

@@ -436,6 +436,42 @@ pub struct Outbox {
     action_links: Option<ActionLinks>,
     /// Releases, to say which one a firing alert is suspected of.
     releases: Option<Arc<crate::act::release::Releases>>,
+    /// Remediation runs, for "Approve" links of those waiting for a person.
+    remediations: Option<Arc<crate::act::remediation::Remediations>>,
+}
+
+/// A signed "Approve {action}" link for every remediation run that waits
+/// for approval and was triggered by an alert of the message.
+fn approval_links(
+    msg: &mut Message,
+    signer: &crate::escalate::link::LinkSigner,
+    runs: &crate::act::remediation::Remediations,
+    now: DateTime<Utc>,
+) {
+    let person = match msg.to.as_slice() {
+        [one] => one.name.clone(),
+        _ => msg.receiver.clone(),
+    };
+    let waiting = runs.waiting_approval();
+    for run in waiting {
+        let ours = msg
+            .alerts
+            .iter()
+            .any(|a| a.status == "firing" && a.fingerprint == run.due.trigger)
+            || msg.incident.as_ref().is_some_and(|i| i.id == run.due.scope);
+        if ours {
+            let token = signer.token(
+                &run.due.id,
+                crate::escalate::actions::Action::Approve,
+                &person,
+                now,
+            );
+            msg.actions.push(crate::notify::ActionLink {
+                label: format!("Approve {}", run.due.action),
+                url: signer.url(&token),
+            });
+        }
+    }
 }
 
 /// Firing alerts suspected of a release say so in their summary and in a
@@ -515,6 +551,16 @@ impl Outbox {
         self
     }
 
+    /// Makes messages carry "Approve" links of remediation runs waiting
+    /// for a person (with action links on).
+    pub fn with_approval_links(
+        mut self,
+        runs: Arc<crate::act::remediation::Remediations>,
+    ) -> Outbox {
+        self.remediations = Some(runs);
+        self
+    }
+
     pub fn new(
         log: EventLog,
         clock: SharedClock,
@@ -538,6 +584,7 @@ impl Outbox {
             permits,
             action_links: None,
             releases: None,
+            remediations: None,
         }
     }
 
@@ -1004,6 +1051,9 @@ impl Outbox {
         }
         if let Some(releases) = &self.releases {
             note_releases(&mut msg, releases);
+        }
+        if let (Some(links), Some(runs)) = (&self.action_links, &self.remediations) {
+            approval_links(&mut msg, &links.signer, runs, now);
         }
         msg
     }
