@@ -267,6 +267,26 @@ async fn a_storm_of_500_alerts_after_a_bad_release_rolls_back_once_to_the_last_g
     t.at_min(4);
     calls += t.step().await;
     assert_eq!(calls, 1);
+    // Meanwhile the gate holds the next release back.
+    let resp = t
+        .router
+        .clone()
+        .oneshot(
+            Request::get("/api/v1/releases/gate?app=checkout&env=prod")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let gate: Value =
+        serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert!(
+        gate["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("deny: 500 critical alerts firing for checkout in prod"),
+        "{gate}"
+    );
 
     // Exactly one rollback call, to the last good version, with the key
     // and the secret header.

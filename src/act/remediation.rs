@@ -474,6 +474,9 @@ impl Remediator {
                 )
             }
         };
+        let outcome = if ok { "succeeded" } else { "failed" };
+        metrics::counter!(crate::metrics::REMEDIATION_CALLS, "action" => due.action.clone(), "outcome" => outcome)
+            .increment(1);
         self.log
             .append(vec![NewEvent::new(now, "fenghuo", due.id.clone(), kind)])
             .await?;
