@@ -194,7 +194,7 @@ impl Pipeline {
             rules: views.rules.clone(),
             dispatcher: dispatcher.clone(),
             escalator: parking_lot::RwLock::new(escalator),
-            act,
+            act: parking_lot::RwLock::new(Arc::new(act)),
         });
         let decider: Arc<dyn Decider> = stages.clone();
         log.set_decider(&decider);
@@ -261,6 +261,11 @@ impl Pipeline {
     /// next runs a pass without an event.
     pub fn next_due(&self) -> Option<chrono::DateTime<chrono::Utc>> {
         self.stages.next_due()
+    }
+
+    /// Decides release suspicion and remediation runs (swapped on reload).
+    pub fn act(&self) -> Arc<crate::act::stage::ActStage> {
+        self.stages.act()
     }
 
     /// Takes escalation steps of open incidents (swapped on reload).
@@ -331,6 +336,12 @@ impl Pipeline {
             Arc::new(oncall),
             self.incidents.clone(),
         ));
+        let act = Arc::new(
+            self.stages
+                .act()
+                .with_config(next.releases.clone(), next.remediation.clone())
+                .map_err(|e| vec![format!("config: {e}")])?,
+        );
         let failed = |e: Arc<crate::eventlog::LogError>| vec![format!("event log: {e}")];
 
         // Everything through `through` is committed; what is folded after
@@ -357,18 +368,22 @@ impl Pipeline {
                 return Err(vec![format!("folding the log into the new rules: {e}")]);
             }
         };
-        let (view, dispatcher, stages, outbox) = (
+        let (view, dispatcher, stages, outbox, remediator) = (
             self.rules.clone(),
             self.dispatcher.clone(),
             self.stages.clone(),
             self.outbox.clone(),
+            self.remediator.clone(),
         );
+        let remediation = next.remediation.clone();
         self.log
             .between_batches(move || {
                 view.adopt(fresh, through);
                 dispatcher.set_routing(routing);
                 *stages.escalator.write() = escalator;
+                *stages.act.write() = act;
                 outbox.set_receivers(Arc::new(receivers));
+                remediator.set_config(remediation);
             })
             .await
             .map_err(failed)?;
@@ -672,13 +687,18 @@ pub struct Stages {
     pub dispatcher: Arc<Dispatcher>,
     /// Swapped on reload, between writer batches.
     escalator: parking_lot::RwLock<Arc<Escalator>>,
-    /// Releases and remediation: suspicion, rollouts, hook runs.
-    act: crate::act::stage::ActStage,
+    /// Releases and remediation: suspicion, rollouts, hook runs (swapped
+    /// on reload, between writer batches).
+    act: parking_lot::RwLock<Arc<crate::act::stage::ActStage>>,
 }
 
 impl Stages {
     pub fn escalator(&self) -> Arc<Escalator> {
         self.escalator.read().clone()
+    }
+
+    pub fn act(&self) -> Arc<crate::act::stage::ActStage> {
+        self.act.read().clone()
     }
 
     /// The earliest timer of any stage.
@@ -715,7 +735,7 @@ impl Decider for Stages {
         if asked || escalator.wants(folded) {
             out.extend(escalator.decide(now));
         }
-        out.extend(self.act.decide(now, folded));
+        out.extend(self.act().decide(now, folded));
         out
     }
 }

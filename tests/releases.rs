@@ -700,3 +700,58 @@ async fn a_deployments_new_replica_set_is_recorded_as_a_release_once() {
         .unwrap();
     assert_eq!(s.pipeline.releases.history("checkout", "prod").len(), 2);
 }
+
+#[tokio::test]
+async fn a_reload_puts_new_gate_rules_in_force_and_a_bad_one_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("fenghuo.yaml");
+    std::fs::write(&file, CONFIG).unwrap();
+    let mut config = Config::load(&file).unwrap();
+    config.data_dir = dir.path().join("data");
+    let clock = ManualClock::new(t0());
+    let pipeline = Arc::new(Pipeline::open(config, Arc::new(clock.clone())).unwrap());
+    let (_tx, rx) = watch::channel(false);
+    let router = app(AppState::new(pipeline.clone(), rx));
+    let gate = || async {
+        let resp = router
+            .clone()
+            .oneshot(
+                Request::get("/api/v1/releases/gate?app=checkout&env=prod")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        serde_json::from_slice::<Value>(&body).unwrap()["message"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(gate().await, "allow");
+
+    // Thursdays are frozen from now on.
+    let frozen = CONFIG.replace(
+        "        - {name: new-year, cron: \"0 0 1 1 *\", duration: 24h}",
+        "        - {name: thursday, cron: \"0 0 * * 4\", duration: 24h}",
+    );
+    assert_ne!(frozen, CONFIG);
+    std::fs::write(&file, &frozen).unwrap();
+    pipeline.reload("test").await.unwrap();
+    assert!(gate().await.starts_with("deny: freeze window \"thursday\""));
+
+    // A broken section is refused; the thursday freeze stays.
+    std::fs::write(
+        &file,
+        format!("{frozen}  auto_rollback: {{action: nope}}\n"),
+    )
+    .unwrap();
+    let problems = pipeline.reload("test").await.unwrap_err();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("undefined remediation action")),
+        "{problems:?}"
+    );
+    assert!(gate().await.starts_with("deny: freeze window \"thursday\""));
+}

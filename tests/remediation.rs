@@ -63,8 +63,30 @@ impl Platform {
                         authorization: h("authorization"),
                         body: String::from_utf8_lossy(&body).into_owned(),
                     });
+                    // `/moved` sends the caller to another host (same
+                    // port, by name instead of address).
+                    if uri.path() == "/moved" {
+                        let port = headers
+                            .get("host")
+                            .and_then(|h| h.to_str().ok())
+                            .and_then(|h| h.rsplit_once(':'))
+                            .map(|(_, p)| p.to_string())
+                            .unwrap_or_default();
+                        let mut out = HeaderMap::new();
+                        out.insert(
+                            header::LOCATION,
+                            format!("http://localhost:{port}/elsewhere")
+                                .parse()
+                                .unwrap(),
+                        );
+                        return (StatusCode::FOUND, out, "");
+                    }
                     let status = me.script.lock().pop_front().unwrap_or(200);
-                    (StatusCode::from_u16(status).unwrap(), "{\"ok\":true}")
+                    (
+                        StatusCode::from_u16(status).unwrap(),
+                        HeaderMap::new(),
+                        "{\"ok\":true}",
+                    )
                 }
             },
         );
@@ -115,6 +137,8 @@ remediation:
     - name: drain
       url: "URL/drain/{{ alert.labels.node }}"
       require_ack: true
+    - name: moved
+      url: "URL/moved"
   routes:
     - matchers: ['alertname="PodCrashLooping"']
       actions: [restart-pod]
@@ -124,6 +148,8 @@ remediation:
       actions: [flush-cache]
     - matchers: ['alertname="NodeBad"']
       actions: [drain]
+    - matchers: ['alertname="Moved"']
+      actions: [moved]
 "#
     .replace("HOST", host)
     .replace("URL", url)
@@ -706,4 +732,24 @@ async fn require_ack_is_approved_from_the_pages_signed_link_once() {
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     assert_eq!(t.kinds("remediation.approved").len(), 1);
     assert_eq!(t.step().await, 0);
+}
+
+#[tokio::test]
+async fn a_redirect_to_another_host_is_not_followed() {
+    let (platform, url) = Platform::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(t0());
+    let t = Timeline::open(&config(&url), dir.path(), &clock);
+    t.fire(&[json!({"alertname": "Moved", "app": "web"})]).await;
+    assert_eq!(t.step().await, 1);
+    clock.advance(Duration::minutes(5));
+    assert_eq!(t.step().await, 0);
+    // One request, to the allowed host; none to where it pointed.
+    let paths: Vec<String> = platform.calls().into_iter().map(|c| c.path).collect();
+    assert_eq!(paths, vec!["/moved"]);
+    let failed = t.kinds("remediation.failed");
+    let EventKind::RemediationFailed(c) = &failed[0].kind else {
+        unreachable!()
+    };
+    assert_eq!((c.status, c.gave_up), (Some(302), true));
 }

@@ -305,9 +305,24 @@ pub struct Remediator {
     log: EventLog,
     clock: SharedClock,
     state: Arc<Remediations>,
+    /// Swapped on reload: the allow-list, actions and their secrets,
+    /// timeouts; calls under way finish with the ones they started with.
+    settings: RwLock<Arc<Settings>>,
+    in_flight: Mutex<HashSet<String>>,
+}
+
+struct Settings {
     config: RemediationConfig,
     client: reqwest::Client,
-    in_flight: Mutex<HashSet<String>>,
+}
+
+impl Settings {
+    fn new(config: RemediationConfig) -> Arc<Settings> {
+        Arc::new(Settings {
+            client: hook::client(config.allowed_hosts.clone()),
+            config,
+        })
+    }
 }
 
 impl Remediator {
@@ -318,13 +333,18 @@ impl Remediator {
         config: RemediationConfig,
     ) -> Remediator {
         Remediator {
-            client: hook::client(config.allowed_hosts.clone()),
+            settings: RwLock::new(Settings::new(config)),
             log,
             clock,
             state,
-            config,
             in_flight: Mutex::new(HashSet::new()),
         }
+    }
+
+    /// Puts a reloaded `remediation:` section in force for the calls
+    /// started from now on.
+    pub fn set_config(&self, config: RemediationConfig) {
+        *self.settings.write() = Settings::new(config);
     }
 
     pub fn state(&self) -> &Arc<Remediations> {
@@ -398,7 +418,9 @@ impl Remediator {
     async fn call(&self, run: &Run) -> Result<bool, Arc<LogError>> {
         let attempt = run.attempts + 1;
         let due = &run.due;
-        let outcome = match self.config.action(&due.action) {
+        let settings = self.settings.read().clone();
+        let (config, client) = (&settings.config, &settings.client);
+        let outcome = match config.action(&due.action) {
             None => Err((
                 "the action is no longer configured".to_string(),
                 None,
@@ -406,13 +428,13 @@ impl Remediator {
                 String::new(),
                 false,
             )),
-            Some(action) => match hook::check_host(&due.request.url, &self.config.allowed_hosts) {
+            Some(action) => match hook::check_host(&due.request.url, &config.allowed_hosts) {
                 // The allow-list may have shrunk since the decision.
                 Err(why) => Err((why, None, 0, String::new(), false)),
                 Ok(()) => {
-                    let timeout = action.timeout.unwrap_or(self.config.timeout).0;
+                    let timeout = action.timeout.unwrap_or(config.timeout).0;
                     let answer = hook::call(
-                        &self.client,
+                        client,
                         action,
                         &due.request,
                         &due.idempotency_key,
@@ -454,9 +476,8 @@ impl Remediator {
                 )
             }
             Err((error, status, latency_ms, body, retryable)) => {
-                let backoff = self.backoff(attempt);
-                let retry_at = (retryable
-                    && now + backoff < run.decided_at + self.config.retry_for.0)
+                let backoff = backoff(config, attempt);
+                let retry_at = (retryable && now + backoff < run.decided_at + config.retry_for.0)
                     .then_some(now + backoff);
                 tracing::warn!(remediation = %due.id, attempt, %error, "remediation call failed");
                 (
@@ -482,10 +503,12 @@ impl Remediator {
             .await?;
         Ok(ok)
     }
+}
 
-    fn backoff(&self, attempt: u32) -> Duration {
-        let base = self.config.initial_backoff.0;
-        let factor = 1i32 << attempt.saturating_sub(1).min(16);
-        (base * factor).min(self.config.max_backoff.0)
-    }
+/// The wait before attempt `attempt + 1`: doubling from `initial_backoff`,
+/// at most `max_backoff`.
+fn backoff(config: &RemediationConfig, attempt: u32) -> Duration {
+    let base = config.initial_backoff.0;
+    let factor = 1i32 << attempt.saturating_sub(1).min(16);
+    (base * factor).min(config.max_backoff.0)
 }

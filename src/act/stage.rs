@@ -98,6 +98,28 @@ impl ActStage {
         })
     }
 
+    /// The `releases:` section this stage runs with (the gate reads it, so
+    /// a reload changes both at once).
+    pub fn releases_config(&self) -> &ReleasesConfig {
+        &self.releases_config
+    }
+
+    /// The same stage over the same views with another config (a reload).
+    pub fn with_config(
+        &self,
+        releases_config: ReleasesConfig,
+        remediation: RemediationConfig,
+    ) -> Result<ActStage, String> {
+        ActStage::new(
+            releases_config,
+            remediation,
+            self.releases.clone(),
+            self.remediations.clone(),
+            self.alerts.clone(),
+            self.incidents.clone(),
+        )
+    }
+
     pub fn decide(&self, now: DateTime<Utc>, folded: &[Arc<Event>]) -> Vec<NewEvent> {
         let mut round = Round::default();
         for event in folded {

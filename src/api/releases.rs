@@ -346,9 +346,10 @@ pub async fn gate(
     let pipeline = &state.pipeline;
     let now = pipeline.clock.now();
     let routing = pipeline.routing();
+    let act = pipeline.act();
     let mut decision = crate::act::gate::decide(
         &crate::act::gate::GateViews {
-            config: &pipeline.config.releases,
+            config: act.releases_config(),
             intervals: &routing.intervals,
             alerts: &pipeline.store,
             incidents: &pipeline.incidents,
