@@ -21,6 +21,8 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 use tower::ServiceExt;
 
+mod support;
+
 const SECRET: &str = "s3cret-deploy-token";
 
 /// One request the platform received.
@@ -39,6 +41,8 @@ struct Call {
 struct Platform {
     calls: Arc<Mutex<Vec<Call>>>,
     script: Arc<Mutex<VecDeque<u16>>>,
+    /// Woken at each request, for tests against the real process.
+    arrived: Arc<tokio::sync::Notify>,
 }
 
 impl Platform {
@@ -81,6 +85,7 @@ impl Platform {
                         );
                         return (StatusCode::FOUND, out, "");
                     }
+                    me.arrived.notify_one();
                     let status = me.script.lock().pop_front().unwrap_or(200);
                     (
                         StatusCode::from_u16(status).unwrap(),
@@ -752,4 +757,106 @@ async fn a_redirect_to_another_host_is_not_followed() {
         unreachable!()
     };
     assert_eq!((c.status, c.gave_up), (Some(302), true));
+}
+
+/// The real `fenghuo serve`, its background executor and a config file
+/// with the token in a secret file: a bad release is rolled back once,
+/// and the secret shows in no API answer.
+#[tokio::test]
+async fn the_served_process_rolls_back_a_bad_release_on_its_own() {
+    let (platform, url) = Platform::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token"), format!("Bearer {SECRET}\n")).unwrap();
+    let yaml = config(&url).replace(
+        &format!("headers: {{Authorization: \"Bearer {SECRET}\"}}"),
+        &format!(
+            "headers: {{Authorization: {{file: {}}}}}",
+            dir.path().join("token").display()
+        ),
+    );
+    assert!(yaml.contains("{file: "));
+    let file = dir.path().join("fenghuo.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    let (_child, base) = support::binary::serve(&file, &dir.path().join("data")).await;
+    let client = reqwest::Client::new();
+    let post = |path: &str, body: Value| client.post(format!("{base}{path}")).json(&body).send();
+    let good: Value = post(
+        "/api/v1/releases",
+        json!({"app": "checkout", "env": "prod", "version": "v1", "status": "started"}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let r = post(
+        &format!("/api/v1/releases/{}/status", good["id"].as_str().unwrap()),
+        json!({"status": "succeeded"}),
+    )
+    .await
+    .unwrap();
+    assert!(r.status().is_success());
+    let bad: Value = post("/api/v1/releases", json!({"app": "checkout", "env": "prod", "version": "v2", "by": "alice", "status": "started"}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let alerts: Vec<Value> = (0..50)
+        .map(|i| json!({"labels": checkout_critical(i)}))
+        .collect();
+    let r = post("/api/v2/alerts", Value::Array(alerts)).await.unwrap();
+    assert!(r.status().is_success());
+
+    // The executor calls on its own; wait for the request (real I/O).
+    tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        platform.arrived.notified(),
+    )
+    .await
+    .expect("the rollback is called");
+    let calls = platform.calls();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].authorization, format!("Bearer {SECRET}"));
+    assert!(
+        calls[0].body.contains("\"to\": \"v1\""),
+        "{}",
+        calls[0].body
+    );
+    assert_eq!(
+        calls[0].idempotency_key,
+        format!("fenghuo-rollback:{}", bad["id"].as_str().unwrap())
+    );
+
+    // The outcome is recorded; nothing secret is shown.
+    // The outcome commits right after the answer: ask until it shows.
+    let runs = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        loop {
+            let runs: Value = client
+                .get(format!("{base}/api/v1/remediations"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if runs[0]["status"] == "succeeded" {
+                break runs;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the outcome is recorded");
+    assert!(!runs.to_string().contains(SECRET));
+    let status = client
+        .get(format!("{base}/api/v2/status"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!status.contains(SECRET));
+    assert_eq!(platform.calls().len(), 1);
 }
