@@ -18,6 +18,10 @@ use crate::eventlog::{Event, EventKind, Projection};
 
 /// Evidence kept per release for the API (the count goes on).
 const EVIDENCE_KEPT: usize = 50;
+/// Which release a subject is suspected of is remembered this long (log
+/// time) for notifications, once more than `SUSPECTS_KEPT` are known.
+const KEEP_SUSPECTS_HOURS: i64 = 48;
+const SUSPECTS_KEPT: usize = 10_000;
 /// Statuses a release can be moved to.
 pub const STATUSES: &[&str] = &["started", "succeeded", "failed", "rolled_back"];
 
@@ -55,6 +59,8 @@ struct Inner {
     rollouts: BTreeSet<String>,
     /// Subject (fingerprint, uid, probe) → release id → the suspicion.
     suspects: BTreeMap<String, BTreeMap<String, ReleaseSuspicion>>,
+    /// When each subject was last suspected, oldest first by time.
+    suspected_at: BTreeMap<String, DateTime<Utc>>,
 }
 
 #[derive(Default)]
@@ -251,6 +257,21 @@ impl Projection for Releases {
                     .entry(s.subject.clone())
                     .or_default()
                     .insert(s.release.clone(), s.clone());
+                inner.suspected_at.insert(s.subject.clone(), at);
+                if inner.suspects.len() > SUSPECTS_KEPT {
+                    // Log time, so a replay forgets the same ones.
+                    let horizon = at - Duration::hours(KEEP_SUSPECTS_HOURS);
+                    let old: Vec<String> = inner
+                        .suspected_at
+                        .iter()
+                        .filter(|(_, t)| **t < horizon)
+                        .map(|(k, _)| k.clone())
+                        .collect();
+                    for k in old {
+                        inner.suspected_at.remove(&k);
+                        inner.suspects.remove(&k);
+                    }
+                }
             }
             _ => {}
         }

@@ -29,6 +29,11 @@ use crate::eventlog::{Event, EventKind, EventLog, LogError, NewEvent, Projection
 
 /// Runs remembered per action and app for the hourly limit.
 const RECENT_KEPT: usize = 256;
+/// Finished runs (and the ids of refused ones) are remembered this long
+/// (log time) once more than `RUNS_KEPT` are known. Scopes are releases in
+/// their bake window and open incidents, which do not come back after it.
+const KEEP_DONE_HOURS: i64 = 48;
+const RUNS_KEPT: usize = 1024;
 
 /// One remediation run and where it stands.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,8 +61,9 @@ impl Run {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Inner {
     runs: BTreeMap<String, Run>,
-    /// Ids decided in any way (due, dry run, refused): one run each.
-    decided: HashSet<String>,
+    /// Ids decided in any way (due, dry run, refused) and when: one run
+    /// each.
+    decided: BTreeMap<String, DateTime<Utc>>,
     /// `{action}/{app}` → when runs were decided, for the hourly limit.
     recent: BTreeMap<String, VecDeque<DateTime<Utc>>>,
 }
@@ -103,7 +109,7 @@ impl Remediations {
 
     /// Whether a run with this id was decided (due, dry run or refused).
     pub fn decided(&self, id: &str) -> bool {
-        self.inner.read().decided.contains(id)
+        self.inner.read().decided.contains_key(id)
     }
 
     /// Runs of `action` for `app` decided in the hour before `now`.
@@ -119,6 +125,18 @@ impl Remediations {
     /// Resolves when a decision or an outcome was committed.
     pub async fn changed(&self) {
         self.changed.notified().await
+    }
+
+    /// Forgets finished runs and refusals decided long ago (log time, so a
+    /// replay forgets the same ones), once there are many.
+    fn forget_old(inner: &mut Inner, now: DateTime<Utc>) {
+        if inner.decided.len() <= RUNS_KEPT {
+            return;
+        }
+        let horizon = now - Duration::hours(KEEP_DONE_HOURS);
+        let Inner { runs, decided, .. } = inner;
+        decided.retain(|id, at| *at >= horizon || runs.get(id).is_some_and(|r| !r.done()));
+        runs.retain(|id, _| decided.contains_key(id));
     }
 
     fn count(inner: &mut Inner, due: &RemediationDue, at: DateTime<Utc>) {
@@ -143,7 +161,7 @@ impl Projection for Remediations {
         match &event.kind {
             EventKind::RemediationDue(due) => {
                 let mut inner = self.inner.write();
-                inner.decided.insert(due.id.clone());
+                inner.decided.insert(due.id.clone(), at);
                 Remediations::count(&mut inner, due, at);
                 inner.runs.insert(
                     due.id.clone(),
@@ -163,10 +181,11 @@ impl Projection for Remediations {
                         last_error: String::new(),
                     },
                 );
+                Remediations::forget_old(&mut inner, at);
             }
             EventKind::RemediationDryRun(due) => {
                 let mut inner = self.inner.write();
-                inner.decided.insert(due.id.clone());
+                inner.decided.insert(due.id.clone(), at);
                 Remediations::count(&mut inner, due, at);
                 inner.runs.insert(
                     due.id.clone(),
@@ -182,10 +201,13 @@ impl Projection for Remediations {
                         last_error: String::new(),
                     },
                 );
+                Remediations::forget_old(&mut inner, at);
                 return;
             }
             EventKind::RemediationRefused(r) => {
-                self.inner.write().decided.insert(r.id.clone());
+                let mut inner = self.inner.write();
+                inner.decided.insert(r.id.clone(), at);
+                Remediations::forget_old(&mut inner, at);
                 return;
             }
             EventKind::RemediationApproved(a) => {
@@ -511,4 +533,74 @@ fn backoff(config: &RemediationConfig, attempt: u32) -> Duration {
     let base = config.initial_backoff.0;
     let factor = 1i32 << attempt.saturating_sub(1).min(16);
     (base * factor).min(config.max_backoff.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eventlog::event::{RemediationRefusal, RemediationRequest};
+
+    fn event(seq: u64, at: DateTime<Utc>, kind: EventKind) -> Event {
+        Event {
+            seq,
+            id: seq.to_string(),
+            occurred_at: at,
+            recorded_at: at,
+            source: "fenghuo".into(),
+            key: String::new(),
+            idempotency_key: None,
+            kind,
+        }
+    }
+
+    /// Runs decided long ago are forgotten once there are many; a run
+    /// still waiting is kept however old.
+    #[test]
+    fn old_finished_runs_are_forgotten_and_waiting_ones_kept() {
+        let t0: DateTime<Utc> = "2026-11-26T00:00:00Z".parse().unwrap();
+        let view = Remediations::new();
+        let due = RemediationDue {
+            id: "drain:inc-1".into(),
+            action: "drain".into(),
+            app: "infra".into(),
+            env: String::new(),
+            scope: "inc-1".into(),
+            reason: String::new(),
+            trigger: String::new(),
+            release: None,
+            rollback_to: None,
+            request: RemediationRequest {
+                method: "POST".into(),
+                url: "http://h/".into(),
+                header_names: vec![],
+                body: String::new(),
+            },
+            idempotency_key: "k".into(),
+            require_ack: true,
+        };
+        view.apply(&event(1, t0, EventKind::RemediationDue(due)));
+        for n in 0..RUNS_KEPT as u64 + 10 {
+            let refused = EventKind::RemediationRefused(RemediationRefusal {
+                id: format!("restart:inc-{n}"),
+                action: "restart".into(),
+                app: "web".into(),
+                reason: "rate limit".into(),
+                request: None,
+            });
+            view.apply(&event(n + 2, t0, refused));
+        }
+        assert!(view.decided("restart:inc-0"));
+        let later = EventKind::RemediationRefused(RemediationRefusal {
+            id: "restart:inc-new".into(),
+            action: "restart".into(),
+            app: "web".into(),
+            reason: "rate limit".into(),
+            request: None,
+        });
+        view.apply(&event(5000, t0 + Duration::hours(49), later));
+        assert!(!view.decided("restart:inc-0"));
+        assert!(view.decided("restart:inc-new"));
+        assert_eq!(view.get("drain:inc-1").unwrap().status, "waiting_approval");
+        assert!(view.decided("drain:inc-1"));
+    }
 }
