@@ -204,7 +204,10 @@ impl Config {
             path: path.to_path_buf(),
             message,
         };
-        let mut config = Self::parse(&text).map_err(invalid)?;
+        // Relative `{ file: … }` secrets (hook headers, the link key) are
+        // read relative to the config file, as receivers' are.
+        let mut config = crate::notify::secret::with_base_dir(path.parent(), || Self::parse(&text))
+            .map_err(invalid)?;
         config.dir = path.parent().map(Path::to_path_buf);
         config.path = Some(path.to_path_buf());
         // Secrets and receiver templates are read now, so a config whose

@@ -769,10 +769,7 @@ async fn the_served_process_rolls_back_a_bad_release_on_its_own() {
     std::fs::write(dir.path().join("token"), format!("Bearer {SECRET}\n")).unwrap();
     let yaml = config(&url).replace(
         &format!("headers: {{Authorization: \"Bearer {SECRET}\"}}"),
-        &format!(
-            "headers: {{Authorization: {{file: {}}}}}",
-            dir.path().join("token").display()
-        ),
+        "headers: {Authorization: {file: token}}",
     );
     assert!(yaml.contains("{file: "));
     let file = dir.path().join("fenghuo.yaml");
