@@ -64,6 +64,11 @@ pub struct Config {
     pub probe_concurrency: usize,
     /// Kubernetes API servers to watch for events.
     pub kubernetes: crate::ingest::kubernetes::watch::KubernetesConfig,
+    /// Releases: labels naming the app, bake window, gate rules,
+    /// auto-rollback (see `act::config`).
+    pub releases: crate::act::config::ReleasesConfig,
+    /// Remediation hooks and their guards.
+    pub remediation: crate::act::config::RemediationConfig,
 
     /// The directory of the config file: relative template and secret
     /// paths are resolved against it.
@@ -111,6 +116,8 @@ impl Default for Config {
             probes: Vec::new(),
             probe_concurrency: 32,
             kubernetes: Default::default(),
+            releases: Default::default(),
+            remediation: Default::default(),
             dir: None,
             path: None,
             source: None,
@@ -207,7 +214,10 @@ impl Config {
             path: path.to_path_buf(),
             message,
         };
-        let mut config = Self::parse(&text).map_err(invalid)?;
+        // Relative `{ file: … }` secrets (hook headers, the link key) are
+        // read relative to the config file, as receivers' are.
+        let mut config = crate::notify::secret::with_base_dir(path.parent(), || Self::parse(&text))
+            .map_err(invalid)?;
         config.dir = path.parent().map(Path::to_path_buf);
         config.path = Some(path.to_path_buf());
         // Secrets and receiver templates are read now, so a config whose
@@ -320,6 +330,8 @@ impl Config {
         let routing = self.routing()?;
         self.oncall()?;
         self.check_escalation(&routing)?;
+        self.remediation.check()?;
+        self.releases.check(&routing.intervals, &self.remediation)?;
         Ok(())
     }
 

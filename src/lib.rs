@@ -33,11 +33,14 @@
 //!   `notification.failed`, with retries, fallback and rate-limit digests.
 //! * [`probe`]: scheduled HTTP, TCP and Prometheus-scrape probes that record
 //!   `probe.result` events, compacted to changes and periodic summaries.
+//! * [`act`]: releases (history, rollback targets, the gate, bake-window
+//!   suspicion) and guarded remediation hooks with their executor.
 //! * [`pipeline`]: the one place where the stages are assembled.
 //! * [`api`]: the HTTP router (`fn app(state) -> Router`); [`cli`]: the
 //!   `fenghuo` command.
 //! * [`clock`]: time is an input; logic never reads the wall clock.
 
+pub mod act;
 pub mod api;
 pub mod cli;
 pub mod clock;

@@ -29,6 +29,9 @@ pub const NOTIFY_QUEUE_DEPTH: &str = "fenghuo_notification_queue_depth";
 pub const RULE_ERRORS: &str = "fenghuo_rule_evaluation_errors";
 /// Rule set loads. Labels: `outcome` (`loaded`, `refused`).
 pub const RULE_LOADS: &str = "fenghuo_rule_loads_total";
+/// Remediation hook attempts. Labels: `action`, `outcome` (`succeeded`,
+/// `failed`).
+pub const REMEDIATION_CALLS: &str = "fenghuo_remediation_calls_total";
 
 /// Whether a probe's last run succeeded (1) or not (0). Labels: `probe`.
 pub const PROBE_UP: &str = "fenghuo_probe_up";

@@ -67,6 +67,10 @@ pub struct Pipeline {
     /// What the log last holds of each probe: what its next run is
     /// compared with.
     pub probe_states: Arc<ProbeStates>,
+    /// Releases, their history and bake windows.
+    pub releases: Arc<crate::act::release::Releases>,
+    /// Calls decided remediation hooks and records their outcomes.
+    pub remediator: Arc<crate::act::remediation::Remediator>,
     /// Held for the life of the process: one server per data directory.
     _lock: Option<File>,
 }
@@ -86,6 +90,8 @@ pub struct Views {
     pub k8s_events: Arc<crate::ingest::kubernetes::K8sEventIndex>,
     /// Per Kubernetes watch, where it resumes and when it last progressed.
     pub k8s_watches: Arc<crate::ingest::kubernetes::WatchProgressView>,
+    pub releases: Arc<crate::act::release::Releases>,
+    pub remediations: Arc<crate::act::remediation::Remediations>,
 }
 
 impl Views {
@@ -107,6 +113,8 @@ impl Views {
             probe_states: Arc::new(ProbeStates::new()),
             k8s_events: Default::default(),
             k8s_watches: Default::default(),
+            releases: Default::default(),
+            remediations: Default::default(),
         }
     }
 
@@ -123,6 +131,8 @@ impl Views {
             self.probe_states.clone(),
             self.k8s_events.clone(),
             self.k8s_watches.clone(),
+            self.releases.clone(),
+            self.remediations.clone(),
         ]
     }
 }
@@ -189,6 +199,15 @@ impl Pipeline {
             Arc::new(oncall),
             views.incidents.clone(),
         ));
+        let act = crate::act::stage::ActStage::new(
+            config.releases.clone(),
+            config.remediation.clone(),
+            views.releases.clone(),
+            views.remediations.clone(),
+            views.alerts.clone(),
+            views.incidents.clone(),
+        )
+        .map_err(|e| anyhow::anyhow!("config: {e}"))?;
         // Alerts and silences are decided on in the commit that brings them.
         let stages = Arc::new(Stages {
             quiet: Arc::new(crate::evaluate::source_quiet::SourceQuiet::new(
@@ -200,6 +219,7 @@ impl Pipeline {
             rules: views.rules.clone(),
             dispatcher: dispatcher.clone(),
             escalator: parking_lot::RwLock::new(escalator),
+            act: parking_lot::RwLock::new(Arc::new(act)),
         });
         let decider: Arc<dyn Decider> = stages.clone();
         log.set_decider(&decider);
@@ -229,8 +249,16 @@ impl Pipeline {
             .with_action_links(crate::notify::outbox::ActionLinks {
                 signer: links.clone(),
                 incidents: views.incidents.clone(),
-            }),
+            })
+            .with_release_notes(views.releases.clone())
+            .with_approval_links(views.remediations.clone()),
         );
+        let remediator = Arc::new(crate::act::remediation::Remediator::new(
+            log.clone(),
+            clock.clone(),
+            views.remediations.clone(),
+            config.remediation.clone(),
+        ));
         record_rules_loaded(&log, &views.rules, &rules, clock.now(), "start-up")?;
         let kubernetes = crate::ingest::kubernetes::KubernetesIngest::new(
             ingest.clone(),
@@ -240,6 +268,8 @@ impl Pipeline {
         Ok(Pipeline {
             probe_states: views.probe_states.clone(),
             kubernetes,
+            releases: views.releases.clone(),
+            remediator,
             rules: views.rules.clone(),
             outbox,
             incidents: views.incidents.clone(),
@@ -268,6 +298,11 @@ impl Pipeline {
     /// Seconds since each watched source was last heard from.
     pub fn quiet_seconds(&self, now: chrono::DateTime<chrono::Utc>) -> Vec<(String, f64)> {
         self.stages.quiet.quiet_seconds(now)
+    }
+
+    /// Decides release suspicion and remediation runs (swapped on reload).
+    pub fn act(&self) -> Arc<crate::act::stage::ActStage> {
+        self.stages.act()
     }
 
     /// Takes escalation steps of open incidents (swapped on reload).
@@ -360,6 +395,12 @@ impl Pipeline {
             Arc::new(oncall),
             self.incidents.clone(),
         ));
+        let act = Arc::new(
+            self.stages
+                .act()
+                .with_config(next.releases.clone(), next.remediation.clone())
+                .map_err(|e| vec![format!("config: {e}")])?,
+        );
         let failed = |e: Arc<crate::eventlog::LogError>| vec![format!("event log: {e}")];
 
         // Everything through `through` is committed; what is folded after
@@ -386,18 +427,22 @@ impl Pipeline {
                 return Err(vec![format!("folding the log into the new rules: {e}")]);
             }
         };
-        let (view, dispatcher, stages, outbox) = (
+        let (view, dispatcher, stages, outbox, remediator) = (
             self.rules.clone(),
             self.dispatcher.clone(),
             self.stages.clone(),
             self.outbox.clone(),
+            self.remediator.clone(),
         );
+        let remediation = next.remediation.clone();
         self.log
             .between_batches(move || {
                 view.adopt(fresh, through);
                 dispatcher.set_routing(routing);
                 *stages.escalator.write() = escalator;
+                *stages.act.write() = act;
                 outbox.set_receivers(Arc::new(receivers));
+                remediator.set_config(remediation);
             })
             .await
             .map_err(failed)?;
@@ -450,6 +495,11 @@ impl Pipeline {
         let dispatch_shutdown = shutdown.clone();
         let deliver_shutdown = shutdown.clone();
         let outbox = self.outbox.clone();
+        let remediating = tokio::spawn(remediate(
+            self.remediator.clone(),
+            clock.clone(),
+            shutdown.clone(),
+        ));
         tokio::spawn(async move {
             let delivering = tokio::spawn(deliver(outbox, clock.clone(), deliver_shutdown));
             let dispatching = tokio::spawn(dispatch(stages, log, clock, dispatch_shutdown));
@@ -459,6 +509,7 @@ impl Pipeline {
             if let Some(probing) = probing {
                 let _ = probing.await;
             }
+            let _ = remediating.await;
         })
     }
 
@@ -574,6 +625,24 @@ async fn deliver(outbox: Arc<Outbox>, clock: SharedClock, mut shutdown: watch::R
         let wait = wait_until(outbox.next_wake(), clock.now());
         tokio::select! {
             _ = tokio::time::timeout(wait, outbox.state().changed()) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Calls remediation hooks whenever a decision, an approval or an outcome
+/// is committed, or a retry comes due.
+async fn remediate(
+    remediator: Arc<crate::act::remediation::Remediator>,
+    clock: SharedClock,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        // Detached: each records its outcome, which wakes this loop.
+        drop(remediator.start_ready());
+        let wait = wait_until(remediator.next_wake(), clock.now());
+        tokio::select! {
+            _ = tokio::time::timeout(wait, remediator.state().changed()) => {}
             _ = shutdown.changed() => return,
         }
     }
@@ -705,11 +774,18 @@ pub struct Stages {
     escalator: parking_lot::RwLock<Arc<Escalator>>,
     /// `FenghuoSourceQuiet` for watched sources gone silent.
     pub quiet: Arc<crate::evaluate::source_quiet::SourceQuiet>,
+    /// Releases and remediation: suspicion, rollouts, hook runs (swapped
+    /// on reload, between writer batches).
+    act: parking_lot::RwLock<Arc<crate::act::stage::ActStage>>,
 }
 
 impl Stages {
     pub fn escalator(&self) -> Arc<Escalator> {
         self.escalator.read().clone()
+    }
+
+    pub fn act(&self) -> Arc<crate::act::stage::ActStage> {
+        self.act.read().clone()
     }
 
     /// The earliest timer of any stage.
@@ -756,6 +832,7 @@ impl Decider for Stages {
         if asked || escalator.wants(folded) {
             out.extend(escalator.decide(now));
         }
+        out.extend(self.act().decide(now, folded));
         out
     }
 }

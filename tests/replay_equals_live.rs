@@ -233,6 +233,8 @@ async fn scenario(seed: u64) {
             outbox: pipeline.outbox.state().clone(),
             incidents: pipeline.incidents.clone(),
             rules: pipeline.rules.clone(),
+            releases: pipeline.releases.clone(),
+            remediations: pipeline.remediator.state().clone(),
             probe_states: pipeline.probe_states.clone(),
             // Views `show` does not read.
             ..Views::new()

@@ -162,7 +162,7 @@ pub async fn act(
 }
 
 /// A small page, everything escaped.
-fn page(status: StatusCode, title: &str, body_html: &str) -> Response {
+pub(super) fn page(status: StatusCode, title: &str, body_html: &str) -> Response {
     let html = format!(
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
@@ -176,7 +176,7 @@ fn page(status: StatusCode, title: &str, body_html: &str) -> Response {
     (status, Html(html)).into_response()
 }
 
-fn esc(s: &str) -> String {
+pub(super) fn esc(s: &str) -> String {
     let mut out = Vec::with_capacity(s.len());
     let _ = tera::escape_html(s, &mut out);
     String::from_utf8_lossy(&out).into_owned()
@@ -218,6 +218,9 @@ pub async fn confirm(State(state): State<AppState>, Path(token): Path<String>) -
         Ok(c) => c,
         Err(e) => return link_refused(&e),
     };
+    if claims.a == Action::Approve {
+        return super::releases::confirm_approval(&state, &claims);
+    }
     let Some(incident) = state.pipeline.incidents.get(&claims.i) else {
         return page(
             StatusCode::NOT_FOUND,
@@ -259,6 +262,9 @@ pub async fn perform(State(state): State<AppState>, Path(token): Path<String>) -
         Ok(c) => c,
         Err(e) => return link_refused(&e),
     };
+    if claims.a == Action::Approve {
+        return super::releases::approve_by_link(&state, &claims).await;
+    }
     let req = Request {
         incident: claims.i.clone(),
         action: claims.a,

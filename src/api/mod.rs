@@ -11,6 +11,7 @@ mod incidents;
 mod ingest;
 mod kubernetes;
 mod oncall;
+mod releases;
 mod silences;
 
 use std::sync::Arc;
@@ -105,6 +106,17 @@ pub fn app(state: AppState) -> Router {
         )
         // Escalation.
         .route("/api/v1/oncall", get(oncall::get))
+        // Releases and remediation.
+        .route(
+            "/api/v1/releases",
+            get(releases::history).post(releases::record),
+        )
+        .route("/api/v1/releases/gate", get(releases::gate))
+        .route("/api/v1/releases/{id}", get(releases::get))
+        .route("/api/v1/releases/{id}/status", post(releases::set_status))
+        .route("/api/v1/remediations", get(releases::remediations))
+        .route("/api/v1/remediations/{id}", get(releases::remediation))
+        .route("/api/v1/remediations/{id}/approve", post(releases::approve))
         .route(
             "/api/v2/silence/{id}",
             get(silences::get).delete(silences::expire),

@@ -236,6 +236,64 @@ pub fn describe(e: &Event) -> String {
             w.resource_version,
             w.by
         ),
+        EventKind::ReleaseRecorded(r) => format!(
+            "release {} of {} {} {} version {} by {}",
+            r.id, r.app, r.env, r.cluster, r.version, r.by
+        ),
+        EventKind::ReleaseStatusChanged(s) => format!("release {} {}", s.id, s.status),
+        EventKind::ReleaseGateDecided(g) => format!(
+            "gate {} {} {}: {}{}",
+            g.app,
+            g.env,
+            g.cluster,
+            if g.allowed { "allow" } else { "deny" },
+            if g.reasons.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", g.reasons.join("; "))
+            }
+        ),
+        EventKind::ReleaseSuspected(s) => format!(
+            "suspected of release {}: {}",
+            s.release,
+            crate::act::release::suspicion_note(s)
+        ),
+        EventKind::RemediationDue(d) => format!(
+            "remediation {} due: {} {}{} ({})",
+            d.id,
+            d.request.method,
+            d.request.url,
+            if d.require_ack {
+                ", waits for approval"
+            } else {
+                ""
+            },
+            d.reason
+        ),
+        EventKind::RemediationApproved(a) => {
+            format!("remediation {} approved by {} via {}", a.id, a.by, a.via)
+        }
+        EventKind::RemediationDryRun(d) => format!(
+            "remediation {} dry run: would call {} {}",
+            d.id, d.request.method, d.request.url
+        ),
+        EventKind::RemediationRefused(r) => {
+            format!("remediation {} refused: {}", r.id, r.reason)
+        }
+        EventKind::RemediationSucceeded(c) => format!(
+            "remediation {} attempt {} answered {} in {} ms",
+            c.id,
+            c.attempt,
+            c.status.unwrap_or(0),
+            c.latency_ms
+        ),
+        EventKind::RemediationFailed(c) => format!(
+            "remediation {} attempt {} failed: {}{}",
+            c.id,
+            c.attempt,
+            c.error,
+            if c.gave_up { " (gave up)" } else { "" }
+        ),
     };
     format!(
         "{:>8}  {}  {:<15} {:<16} {:<12} {}",

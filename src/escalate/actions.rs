@@ -17,6 +17,9 @@ pub enum Action {
     Unack,
     Resolve,
     Snooze,
+    /// Approve a remediation run that waits for a person (its link names
+    /// the run, not an incident; see `act::remediation`).
+    Approve,
 }
 
 impl Action {
@@ -36,6 +39,7 @@ impl Action {
             Action::Unack => "unack",
             Action::Resolve => "resolve",
             Action::Snooze => "snooze",
+            Action::Approve => "approve",
         }
     }
 
@@ -46,6 +50,7 @@ impl Action {
             Action::Unack => "Unacknowledge",
             Action::Resolve => "Resolve",
             Action::Snooze => "Snooze 1h",
+            Action::Approve => "Approve",
         }
     }
 }
@@ -128,6 +133,11 @@ pub async fn act(
             }
         },
         Action::Resolve => {}
+        Action::Approve => {
+            return Err(ActError::Invalid(
+                "approve applies to remediation runs, not incidents".into(),
+            ));
+        }
     }
     if req.by.trim().is_empty() {
         return Err(ActError::Invalid("`by` (who acts) is required".into()));
@@ -145,6 +155,7 @@ pub async fn act(
         Action::Unack => EventKind::IncidentUnacknowledged(action.clone()),
         Action::Resolve => EventKind::IncidentResolved(action.clone()),
         Action::Snooze => EventKind::IncidentSnoozed(action.clone()),
+        Action::Approve => unreachable!("refused above"),
     };
     // A token is spent once: the idempotency key makes a racing second
     // click store nothing.

@@ -593,7 +593,7 @@ impl UnixCron {
 
     /// Local date-times at or before `local` at which the expression
     /// matches, latest first.
-    fn matches_at_or_before(
+    pub(crate) fn matches_at_or_before(
         &self,
         local: NaiveDateTime,
     ) -> impl Iterator<Item = NaiveDateTime> + '_ {

@@ -362,6 +362,17 @@ impl Projection for AlertStore {
             | EventKind::HeartbeatReceived(_)
             | EventKind::RulesLoaded(_) => {}
             EventKind::K8sWatchProgressed(_) => {}
+            // Releases and remediation: the act stage's.
+            EventKind::ReleaseRecorded(_)
+            | EventKind::ReleaseStatusChanged(_)
+            | EventKind::ReleaseGateDecided(_)
+            | EventKind::ReleaseSuspected(_)
+            | EventKind::RemediationDue(_)
+            | EventKind::RemediationApproved(_)
+            | EventKind::RemediationDryRun(_)
+            | EventKind::RemediationRefused(_)
+            | EventKind::RemediationSucceeded(_)
+            | EventKind::RemediationFailed(_) => {}
         }
     }
 

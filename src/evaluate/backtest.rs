@@ -139,6 +139,17 @@ fn is_decision(event: &Event) -> bool {
         | K::ProbeResult(_)
         | K::HeartbeatReceived(_)
         | K::K8sWatchProgressed(_) => false,
+        // Releases a platform records and people's approvals are inputs;
+        // what the act stage decides (a rollout seen in Kubernetes,
+        // suspicion, hook runs and their outcomes) is decided again.
+        K::ReleaseRecorded(_) | K::ReleaseStatusChanged(_) => event.source == "kubernetes",
+        K::ReleaseGateDecided(_) | K::RemediationApproved(_) => false,
+        K::ReleaseSuspected(_)
+        | K::RemediationDue(_)
+        | K::RemediationDryRun(_)
+        | K::RemediationRefused(_)
+        | K::RemediationSucceeded(_)
+        | K::RemediationFailed(_) => true,
     }
 }
 

@@ -768,6 +768,17 @@ pub fn is_input(kind: &EventKind) -> bool {
         | K::ProbeResult(_)
         | K::HeartbeatReceived(_)
         | K::RulesLoaded(_)
-        | K::K8sWatchProgressed(_) => false,
+        | K::K8sWatchProgressed(_)
+        // Releases and remediation: the act stage's.
+        | K::ReleaseRecorded(_)
+        | K::ReleaseStatusChanged(_)
+        | K::ReleaseGateDecided(_)
+        | K::ReleaseSuspected(_)
+        | K::RemediationDue(_)
+        | K::RemediationApproved(_)
+        | K::RemediationDryRun(_)
+        | K::RemediationRefused(_)
+        | K::RemediationSucceeded(_)
+        | K::RemediationFailed(_) => false,
     }
 }

@@ -216,6 +216,53 @@ pub enum EventKind {
     /// duplicates. Key: `k8s-watch/{cluster}/{namespace}`.
     #[serde(rename = "k8s.watch.progressed")]
     K8sWatchProgressed(K8sWatchProgress),
+    /// A release of one app was recorded (API, or a Kubernetes rollout seen
+    /// by the watch). Key: the release id.
+    #[serde(rename = "release.recorded")]
+    ReleaseRecorded(Release),
+
+    /// A release started, succeeded, failed or was rolled back. Key: the
+    /// release id.
+    #[serde(rename = "release.status_changed")]
+    ReleaseStatusChanged(ReleaseStatusChange),
+
+    /// The release gate answered allow or deny, with its reasons. Key:
+    /// `gate:{app}/{env}/{cluster}`.
+    #[serde(rename = "release.gate_decided")]
+    ReleaseGateDecided(GateDecision),
+
+    /// Something that went wrong in a release's bake window was linked to
+    /// the release (an alert, a Warning Kubernetes event, a failed probe).
+    /// Key: what is suspected of it (an alert's fingerprint, an object's
+    /// uid, a probe's name), so the history of an alert shows its release.
+    #[serde(rename = "release.suspected")]
+    ReleaseSuspected(ReleaseSuspicion),
+
+    /// A remediation hook is to be called: the rendered request, committed
+    /// before the call. Key: the remediation id (`{action}:{scope}`).
+    #[serde(rename = "remediation.due")]
+    RemediationDue(RemediationDue),
+
+    /// Someone approved a remediation that waits for a person.
+    #[serde(rename = "remediation.approved")]
+    RemediationApproved(RemediationApproval),
+
+    /// A remediation in `dry_run` mode: what would have been called.
+    #[serde(rename = "remediation.dry_run")]
+    RemediationDryRun(RemediationDue),
+
+    /// A remediation was not run: a guard refused it (host not allowed,
+    /// too many runs this hour).
+    #[serde(rename = "remediation.refused")]
+    RemediationRefused(RemediationRefusal),
+
+    /// The hook's target answered 2xx.
+    #[serde(rename = "remediation.succeeded")]
+    RemediationSucceeded(RemediationCall),
+
+    /// A call of the hook failed: retried at `retry_at`, or given up.
+    #[serde(rename = "remediation.failed")]
+    RemediationFailed(RemediationCall),
 }
 
 impl EventKind {
@@ -246,6 +293,16 @@ impl EventKind {
             EventKind::HeartbeatReceived(_) => "heartbeat.received",
             EventKind::RulesLoaded(_) => "rules.loaded",
             EventKind::K8sWatchProgressed(_) => "k8s.watch.progressed",
+            EventKind::ReleaseRecorded(_) => "release.recorded",
+            EventKind::ReleaseStatusChanged(_) => "release.status_changed",
+            EventKind::ReleaseGateDecided(_) => "release.gate_decided",
+            EventKind::ReleaseSuspected(_) => "release.suspected",
+            EventKind::RemediationDue(_) => "remediation.due",
+            EventKind::RemediationApproved(_) => "remediation.approved",
+            EventKind::RemediationDryRun(_) => "remediation.dry_run",
+            EventKind::RemediationRefused(_) => "remediation.refused",
+            EventKind::RemediationSucceeded(_) => "remediation.succeeded",
+            EventKind::RemediationFailed(_) => "remediation.failed",
         }
     }
 
@@ -275,6 +332,16 @@ impl EventKind {
         "heartbeat.received",
         "rules.loaded",
         "k8s.watch.progressed",
+        "release.recorded",
+        "release.status_changed",
+        "release.gate_decided",
+        "release.suspected",
+        "remediation.due",
+        "remediation.approved",
+        "remediation.dry_run",
+        "remediation.refused",
+        "remediation.succeeded",
+        "remediation.failed",
     ];
 
     /// The payload column: the variant's fields, without the tag.
@@ -797,6 +864,163 @@ pub struct RulesLoaded {
     pub by: String,
 }
 
+/// One release of one app: the four-tuple (app, environment, cluster,
+/// version) and who made it how.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Release {
+    pub id: String,
+    pub app: String,
+    pub env: String,
+    #[serde(default)]
+    pub cluster: String,
+    /// An image tag or a commit; for a Kubernetes rollout, the new
+    /// ReplicaSet's pod-template hash.
+    pub version: String,
+    #[serde(default)]
+    pub by: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub change_url: String,
+    /// `rolling`, `canary`, `blue-green`, … as the platform names it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub strategy: String,
+    /// `api` or `kubernetes`.
+    pub via: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseStatusChange {
+    pub id: String,
+    /// `started`, `succeeded`, `failed` or `rolled_back`.
+    pub status: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub by: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GateDecision {
+    pub app: String,
+    pub env: String,
+    #[serde(default)]
+    pub cluster: String,
+    pub allowed: bool,
+    /// Why not, one line each (empty when allowed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<String>,
+    /// Who asked (the caller's `by`), if they said.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub asked_by: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseSuspicion {
+    pub release: String,
+    pub app: String,
+    pub env: String,
+    pub version: String,
+    /// Who released it.
+    #[serde(default)]
+    pub released_by: String,
+    /// `alert`, `k8s.event` or `probe.result`.
+    pub evidence_kind: String,
+    /// The alert's fingerprint, the object's uid, the probe's name.
+    pub subject: String,
+    /// What happened, in words (`HighErrorRate severity=critical`).
+    pub evidence: String,
+    /// `seq` of the event that is the evidence.
+    pub evidence_seq: u64,
+    /// Seconds between the release's start and the evidence.
+    pub after_secs: i64,
+    /// The evidence's severity (`labels.severity`; `warning` for
+    /// Kubernetes Warning events and failed probes).
+    #[serde(default)]
+    pub severity: String,
+}
+
+/// An outbound HTTP call as rendered: header names only, never values.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemediationRequest {
+    pub method: String,
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub header_names: Vec<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub body: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemediationDue {
+    /// `{action}:{scope}`: one run per incident or release.
+    pub id: String,
+    pub action: String,
+    pub app: String,
+    #[serde(default)]
+    pub env: String,
+    /// The release or incident the run is for.
+    pub scope: String,
+    /// Why, in words (`auto-rollback: HighErrorRate critical 3m after …`).
+    pub reason: String,
+    /// The alert fingerprint (or other subject) that triggered it.
+    #[serde(default)]
+    pub trigger: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<String>,
+    /// For a rollback: the version rolled back to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_to: Option<String>,
+    pub request: RemediationRequest,
+    /// Sent as the `Idempotency-Key` header on every attempt.
+    pub idempotency_key: String,
+    /// Waits for `remediation.approved` before the call.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub require_ack: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemediationApproval {
+    pub id: String,
+    pub by: String,
+    /// `api` or `link`.
+    pub via: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemediationRefusal {
+    pub id: String,
+    pub action: String,
+    pub app: String,
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<RemediationRequest>,
+}
+
+/// One attempt of a remediation call and what came back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemediationCall {
+    pub id: String,
+    pub attempt: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    pub latency_ms: u64,
+    /// The start of the response body (at most 1 KiB).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub body: String,
+    /// What went wrong, free of secrets.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub error: String,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "stored_time::optional"
+    )]
+    pub retry_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub gave_up: bool,
+}
+
 /// The end of an alert.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertResolution {
@@ -880,6 +1104,41 @@ mod tests {
             ends_at: "2026-01-01T02:00:00Z".parse().unwrap(),
             created_by: "alice".into(),
             comment: "maintenance".into(),
+        }
+    }
+
+    fn remediation_due() -> RemediationDue {
+        RemediationDue {
+            id: "rollback:rel-1".into(),
+            action: "rollback".into(),
+            app: "checkout".into(),
+            env: "prod".into(),
+            scope: "rel-1".into(),
+            reason: "auto-rollback".into(),
+            trigger: "0123456789abcdef".into(),
+            release: Some("rel-1".into()),
+            rollback_to: Some("v1.4.1".into()),
+            request: RemediationRequest {
+                method: "POST".into(),
+                url: "http://deploy.example.com/rollback".into(),
+                header_names: vec!["Authorization".into()],
+                body: "{}".into(),
+            },
+            idempotency_key: "fenghuo-rollback-rel-1".into(),
+            require_ack: true,
+        }
+    }
+
+    fn remediation_call() -> RemediationCall {
+        RemediationCall {
+            id: "rollback:rel-1".into(),
+            attempt: 1,
+            status: Some(200),
+            latency_ms: 12,
+            body: "ok".into(),
+            error: String::new(),
+            retry_at: None,
+            gave_up: false,
         }
     }
 
@@ -1020,6 +1279,64 @@ mod tests {
                 namespace: String::new(),
                 resource_version: "12746".into(),
                 by: "bookmark".into(),
+            }),
+            EventKind::ReleaseRecorded(Release {
+                id: "rel-1".into(),
+                app: "checkout".into(),
+                env: "prod".into(),
+                cluster: "bj-1".into(),
+                version: "v1.4.2".into(),
+                by: "alice".into(),
+                change_url: "https://git.example.com/c/1".into(),
+                strategy: "rolling".into(),
+                via: "api".into(),
+            }),
+            EventKind::ReleaseStatusChanged(ReleaseStatusChange {
+                id: "rel-1".into(),
+                status: "started".into(),
+                by: "alice".into(),
+                reason: String::new(),
+            }),
+            EventKind::ReleaseGateDecided(GateDecision {
+                app: "checkout".into(),
+                env: "prod".into(),
+                cluster: String::new(),
+                allowed: false,
+                reasons: vec!["2 critical alerts firing for checkout in prod".into()],
+                asked_by: "deployer".into(),
+            }),
+            EventKind::ReleaseSuspected(ReleaseSuspicion {
+                release: "rel-1".into(),
+                app: "checkout".into(),
+                env: "prod".into(),
+                version: "v1.4.2".into(),
+                released_by: "alice".into(),
+                evidence_kind: "alert".into(),
+                subject: "0123456789abcdef".into(),
+                evidence: "HighErrorRate".into(),
+                evidence_seq: 9,
+                after_secs: 180,
+                severity: "critical".into(),
+            }),
+            EventKind::RemediationDue(remediation_due()),
+            EventKind::RemediationApproved(RemediationApproval {
+                id: "rollback:rel-1".into(),
+                by: "bob".into(),
+                via: "link".into(),
+                token: Some("t".into()),
+            }),
+            EventKind::RemediationDryRun(remediation_due()),
+            EventKind::RemediationRefused(RemediationRefusal {
+                id: "rollback:rel-1".into(),
+                action: "rollback".into(),
+                app: "checkout".into(),
+                reason: "host evil.example.com is not in remediation.allowed_hosts".into(),
+                request: Some(remediation_due().request),
+            }),
+            EventKind::RemediationSucceeded(remediation_call()),
+            EventKind::RemediationFailed(RemediationCall {
+                retry_at: Some("2026-01-01T00:00:02Z".parse().unwrap()),
+                ..remediation_call()
             }),
         ];
         assert_eq!(kinds.len(), EventKind::NAMES.len());

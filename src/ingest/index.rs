@@ -248,7 +248,17 @@ impl Projection for AlertIndex {
             | EventKind::ProbeResult(_)
             | EventKind::HeartbeatReceived(_)
             | EventKind::RulesLoaded(_)
-            | EventKind::K8sWatchProgressed(_) => {}
+            | EventKind::K8sWatchProgressed(_)
+            | EventKind::ReleaseRecorded(_)
+            | EventKind::ReleaseStatusChanged(_)
+            | EventKind::ReleaseGateDecided(_)
+            | EventKind::ReleaseSuspected(_)
+            | EventKind::RemediationDue(_)
+            | EventKind::RemediationApproved(_)
+            | EventKind::RemediationDryRun(_)
+            | EventKind::RemediationRefused(_)
+            | EventKind::RemediationSucceeded(_)
+            | EventKind::RemediationFailed(_) => {}
         }
     }
 

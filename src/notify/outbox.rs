@@ -434,6 +434,59 @@ pub struct Outbox {
     permits: Arc<Semaphore>,
     /// Incidents and the link signer, for "Acknowledge" in every page.
     action_links: Option<ActionLinks>,
+    /// Releases, to say which one a firing alert is suspected of.
+    releases: Option<Arc<crate::act::release::Releases>>,
+    /// Remediation runs, for "Approve" links of those waiting for a person.
+    remediations: Option<Arc<crate::act::remediation::Remediations>>,
+}
+
+/// A signed "Approve {action}" link for every remediation run that waits
+/// for approval and was triggered by an alert of the message.
+fn approval_links(
+    msg: &mut Message,
+    signer: &crate::escalate::link::LinkSigner,
+    runs: &crate::act::remediation::Remediations,
+    now: DateTime<Utc>,
+) {
+    let person = match msg.to.as_slice() {
+        [one] => one.name.clone(),
+        _ => msg.receiver.clone(),
+    };
+    let waiting = runs.waiting_approval();
+    for run in waiting {
+        let ours = msg
+            .alerts
+            .iter()
+            .any(|a| a.status == "firing" && a.fingerprint == run.due.trigger)
+            || msg.incident.as_ref().is_some_and(|i| i.id == run.due.scope);
+        if ours {
+            let token = signer.token(
+                &run.due.id,
+                crate::escalate::actions::Action::Approve,
+                &person,
+                now,
+            );
+            msg.actions.push(crate::notify::ActionLink {
+                label: format!("Approve {}", run.due.action),
+                url: signer.url(&token),
+            });
+        }
+    }
+}
+
+/// Firing alerts suspected of a release say so in their summary and in a
+/// `suspected_release` annotation: "started 3 min after checkout v1.4.2
+/// by alice".
+fn note_releases(msg: &mut Message, releases: &crate::act::release::Releases) {
+    for alert in msg.alerts.iter_mut().filter(|a| a.status == "firing") {
+        if let Some(s) = releases.suspicion_of(&alert.fingerprint) {
+            let note = crate::act::release::suspicion_note(&s);
+            alert.summary = format!("{} ({note})", alert.summary);
+            alert
+                .annotations
+                .insert("suspected_release".to_string(), note);
+        }
+    }
 }
 
 /// What a message needs to show its incident and carry action links.
@@ -492,6 +545,22 @@ impl Outbox {
         self
     }
 
+    /// Makes messages say which release a firing alert is suspected of.
+    pub fn with_release_notes(mut self, releases: Arc<crate::act::release::Releases>) -> Outbox {
+        self.releases = Some(releases);
+        self
+    }
+
+    /// Makes messages carry "Approve" links of remediation runs waiting
+    /// for a person (with action links on).
+    pub fn with_approval_links(
+        mut self,
+        runs: Arc<crate::act::remediation::Remediations>,
+    ) -> Outbox {
+        self.remediations = Some(runs);
+        self
+    }
+
     pub fn new(
         log: EventLog,
         clock: SharedClock,
@@ -514,6 +583,8 @@ impl Outbox {
             in_flight_per_integration: Mutex::new(BTreeMap::new()),
             permits,
             action_links: None,
+            releases: None,
+            remediations: None,
         }
     }
 
@@ -977,6 +1048,12 @@ impl Outbox {
         msg.to = p.due.to.clone();
         if let Some(links) = &self.action_links {
             links.annotate(&mut msg, &p.due, now);
+        }
+        if let Some(releases) = &self.releases {
+            note_releases(&mut msg, releases);
+        }
+        if let (Some(links), Some(runs)) = (&self.action_links, &self.remediations) {
+            approval_links(&mut msg, &links.signer, runs, now);
         }
         msg
     }

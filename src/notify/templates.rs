@@ -77,7 +77,7 @@ const MAX_REASON: usize = 400;
 
 /// How a template's output is escaped, from its name's extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Format {
+pub(crate) enum Format {
     Html,
     Json,
     Text,
@@ -470,7 +470,7 @@ impl Templates {
     }
 }
 
-fn engine(format: Format) -> Tera {
+pub(crate) fn engine(format: Format) -> Tera {
     let mut tera = Tera::new();
     match format {
         // An empty suffix matches every name: escaping follows the engine,
@@ -495,7 +495,7 @@ fn engine(format: Format) -> Tera {
 
 /// `PATH:LINE:COL: message` for a tera error (tera's own report draws the
 /// source with arrows, which does not fit a log line or a config error).
-fn describe(name: &str, e: &tera::Error) -> String {
+pub(crate) fn describe(name: &str, e: &tera::Error) -> String {
     match e.kind() {
         ErrorKind::SyntaxError(report) | ErrorKind::RenderingError(report) => {
             let span = report.span();

@@ -226,7 +226,9 @@ impl RuleEngine {
         for rule in &self.set.rules {
             if matches!(rule.mode, Mode::Absent { .. }) && rule.group_by.is_empty() {
                 self.dirty.insert((rule.index, GroupKey::from(Vec::new())));
-                let state = self.groups[rule.index].entry(GroupKey::from(Vec::new())).or_default();
+                let state = self.groups[rule.index]
+                    .entry(GroupKey::from(Vec::new()))
+                    .or_default();
                 if state.recovered.is_none() {
                     state.last_seen = Some(state.last_seen.map_or(at, |s| s.max(at)));
                 }
