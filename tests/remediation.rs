@@ -86,7 +86,13 @@ impl Platform {
                         return (StatusCode::FOUND, out, "");
                     }
                     me.arrived.notify_one();
-                    let status = me.script.lock().pop_front().unwrap_or(200);
+                    let mut status = me.script.lock().pop_front().unwrap_or(200);
+                    if status == 0 {
+                        // Scripted as 0: a platform that hangs, then
+                        // answers 200 long after any caller gave up.
+                        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                        status = 200;
+                    }
                     (
                         StatusCode::from_u16(status).unwrap(),
                         HeaderMap::new(),
@@ -498,6 +504,61 @@ async fn a_failed_call_is_retried_with_the_same_idempotency_key_until_it_succeed
             "succeeded 3 Some(200) body={\"ok\":true}",
         ]
     );
+}
+
+/// A platform that hangs must not hold the executor: the call is given up
+/// at `remediation.timeout`, recorded as a timeout, and retried.
+#[tokio::test]
+async fn a_call_to_a_platform_that_hangs_times_out_and_is_retried() {
+    let (platform, url) = Platform::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(t0());
+    let yaml = config(&url).replace(
+        "  initial_backoff: 1s\n",
+        "  initial_backoff: 1s\n  timeout: 300ms\n",
+    );
+    assert!(yaml.contains("timeout: 300ms"));
+    let t = Timeline::open(&yaml, dir.path(), &clock);
+    let (_, bad) = bad_release(&t).await;
+    platform.answer(&[0]);
+    t.at_min(3);
+    t.fire(&[checkout_critical(1)]).await;
+    let started = std::time::Instant::now();
+    assert_eq!(t.step().await, 1); // hangs: given up
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(4),
+        "the call waited for the platform instead of timing out"
+    );
+    clock.advance(Duration::seconds(1));
+    assert_eq!(t.step().await, 1); // answered at once this time
+    let outcomes: Vec<String> = t
+        .events()
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::RemediationFailed(c) => Some(format!(
+                "failed {} {} retry={}",
+                c.attempt,
+                c.error,
+                c.retry_at.is_some()
+            )),
+            EventKind::RemediationSucceeded(c) => Some(format!("succeeded {}", c.attempt)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(outcomes.len(), 2, "{outcomes:?}");
+    assert!(
+        outcomes[0].starts_with("failed 1 ")
+            && outcomes[0].contains("tim")
+            && outcomes[0].ends_with("retry=true"),
+        "{outcomes:?}"
+    );
+    assert_eq!(outcomes[1], "succeeded 2");
+    let keys: Vec<String> = platform
+        .calls()
+        .into_iter()
+        .map(|c| c.idempotency_key)
+        .collect();
+    assert_eq!(keys, vec![format!("fenghuo-rollback:{bad}"); 2]);
 }
 
 #[tokio::test]
