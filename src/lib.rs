@@ -6,10 +6,11 @@
 //! over it. The folders follow the pipeline:
 //!
 //! ```text
-//! ingest ──► eventlog ──► evaluate ──► escalate ──► notify / (act)
+//! ingest, probe ──► eventlog ──► evaluate ──► escalate ──► notify / act
 //! ```
 //!
-//! The deciding stages (rules, the dispatcher, the escalator) decide inside
+//! The deciding stages (rules, the dispatcher, quiet sources, the
+//! escalator, the act stage) decide inside
 //! the log writer's commit of the events that cause their decisions
 //! ([`eventlog::Decider`], assembled in [`pipeline`]), so a cause and what
 //! it decided are durable together before anything is sent.
