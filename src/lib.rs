@@ -54,3 +54,4 @@ pub mod metrics;
 pub mod notify;
 pub mod pipeline;
 pub mod probe;
+pub mod simulate;

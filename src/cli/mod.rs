@@ -8,6 +8,7 @@ pub use incident::period as incident_period;
 mod oncall;
 mod replay;
 mod serve;
+mod simulate;
 mod template;
 mod test;
 mod why;
@@ -91,6 +92,10 @@ pub enum Command {
     Stats(incident::StatsArgs),
     /// List incidents, or acknowledge, unacknowledge, resolve or snooze one.
     Incident(incident::IncidentArgs),
+    /// Run scenarios (timelines of alerts and events) through the real
+    /// pipeline on a manual clock and report pages, incidents missed and
+    /// time to first page (exit 1 when over the scenario's bounds).
+    Simulate(simulate::SimulateArgs),
 }
 
 /// Sets up logging on stderr, in text or JSON.
@@ -122,5 +127,6 @@ pub fn main() -> anyhow::Result<()> {
         Command::Oncall(args) => oncall::run(args),
         Command::Stats(args) => incident::run_stats(args),
         Command::Incident(args) => incident::run_incident(args),
+        Command::Simulate(args) => simulate::run_args(args),
     }
 }
