@@ -5,7 +5,7 @@
 //! `endsAt` passes or a source resolves it. The store only folds; deciding
 //! (routing, silencing, notifying) happens elsewhere, and reads it.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -56,60 +56,107 @@ pub struct AlertStore {
 #[derive(Default)]
 struct Alerts {
     by_fp: HashMap<u64, StoredAlert>,
+    /// Brought up to date when read, not at every fold: a replay folds a
+    /// million events and reads them once (keeping them current cost a
+    /// third of replay time in B-tree updates for lease extensions).
+    order: parking_lot::Mutex<Order>,
+}
+
+/// The dispatcher's two orders over the alerts.
+#[derive(Default)]
+struct Order {
     /// Not resolved, and `alert.fired` not recorded for this episode.
     unfired: BTreeSet<u64>,
     /// Not resolved, by `endsAt`.
     ends: BTreeSet<(DateTime<Utc>, u64)>,
+    /// The `endsAt` each alert is filed under in `ends`.
+    filed_end: HashMap<u64, DateTime<Utc>>,
+    /// Alerts changed since the orders were last brought up to date.
+    stale: HashSet<u64>,
+    /// So many changed (a replay, a restore) that filing everything again
+    /// is cheaper: done at the next read.
+    rebuild: bool,
+}
+
+/// Beyond this many changed alerts between two reads, rebuild instead.
+const STALE_KEPT: usize = 50_000;
+
+impl Order {
+    fn touch(&mut self, fp: u64) {
+        if self.rebuild {
+            return;
+        }
+        self.stale.insert(fp);
+        if self.stale.len() > STALE_KEPT {
+            self.stale = HashSet::new();
+            self.rebuild = true;
+        }
+    }
+
+    fn unfile(&mut self, fp: u64) {
+        self.unfired.remove(&fp);
+        if let Some(e) = self.filed_end.remove(&fp) {
+            self.ends.remove(&(e, fp));
+        }
+    }
+
+    fn file(&mut self, fp: u64, a: &StoredAlert) {
+        if !a.fired && !a.resolved {
+            self.unfired.insert(fp);
+        }
+        if let (false, Some(e)) = (a.resolved, a.ends_at) {
+            self.ends.insert((e, fp));
+            self.filed_end.insert(fp, e);
+        }
+    }
+
+    /// Files what changed since the last read.
+    fn refresh(&mut self, by_fp: &HashMap<u64, StoredAlert>) {
+        if self.rebuild {
+            *self = Order::default();
+            for (fp, a) in by_fp {
+                self.file(*fp, a);
+            }
+            return;
+        }
+        for fp in std::mem::take(&mut self.stale) {
+            self.unfile(fp);
+            if let Some(a) = by_fp.get(&fp) {
+                self.file(fp, a);
+            }
+        }
+    }
 }
 
 impl Alerts {
-    fn unindex(&mut self, fp: u64) {
-        if let Some(a) = self.by_fp.get(&fp) {
-            self.unfired.remove(&fp);
-            if let Some(e) = a.ends_at {
-                self.ends.remove(&(e, fp));
-            }
-        }
-    }
-
-    fn reindex(&mut self, fp: u64) {
-        if let Some(a) = self.by_fp.get(&fp) {
-            if !a.fired && !a.resolved {
-                self.unfired.insert(fp);
-            }
-            if let (false, Some(e)) = (a.resolved, a.ends_at) {
-                self.ends.insert((e, fp));
-            }
-        }
-    }
-
     fn insert(&mut self, fp: u64, alert: StoredAlert) {
-        self.unindex(fp);
         self.by_fp.insert(fp, alert);
-        self.reindex(fp);
+        self.order.get_mut().touch(fp);
     }
 
     /// Changes the alert at `fp`, if there is one, keeping the orders.
     fn update(&mut self, fp: u64, f: impl FnOnce(&mut StoredAlert)) {
-        if self.by_fp.contains_key(&fp) {
-            self.unindex(fp);
-            if let Some(a) = self.by_fp.get_mut(&fp) {
-                f(a);
-            }
-            self.reindex(fp);
+        if let Some(a) = self.by_fp.get_mut(&fp) {
+            f(a);
+            self.order.get_mut().touch(fp);
         }
     }
 
     fn from_map(by_fp: HashMap<u64, StoredAlert>) -> Alerts {
-        let fps: Vec<u64> = by_fp.keys().copied().collect();
-        let mut all = Alerts {
+        Alerts {
             by_fp,
-            ..Alerts::default()
-        };
-        for fp in fps {
-            all.reindex(fp);
+            order: parking_lot::Mutex::new(Order {
+                rebuild: true,
+                ..Order::default()
+            }),
         }
-        all
+    }
+
+    /// The orders, up to date.
+    fn order(&self) -> parking_lot::MutexGuard<'_, Order> {
+        let mut order = self.order.lock();
+        order.refresh(&self.by_fp);
+        order
     }
 
     fn cloned(&self, fps: impl IntoIterator<Item = u64>) -> Vec<(Fingerprint, StoredAlert)> {
@@ -162,6 +209,7 @@ impl AlertStore {
     pub fn unfired_firing(&self, now: DateTime<Utc>) -> Vec<(Fingerprint, StoredAlert)> {
         let alerts = self.alerts.read();
         let fps: Vec<u64> = alerts
+            .order()
             .unfired
             .iter()
             .copied()
@@ -188,6 +236,7 @@ impl AlertStore {
             None => Unbounded,
         };
         let fps: Vec<u64> = alerts
+            .order()
             .ends
             .range((from, Included((until, u64::MAX))))
             .map(|(_, fp)| *fp)
@@ -482,8 +531,7 @@ mod tests {
         let names = |v: Vec<(Fingerprint, StoredAlert)>| -> Vec<Fingerprint> {
             v.into_iter().map(|(f, _)| f).collect()
         };
-        for (i, kind) in steps.into_iter().enumerate() {
-            store.apply(&event(i as u64 + 1, kind));
+        let check = |store: &AlertStore, i: usize| {
             for now in [0, 45, 55, 150, 250, 400] {
                 let now = t(now);
                 assert_eq!(
@@ -505,6 +553,23 @@ mod tests {
                     "step {i}"
                 );
             }
+        };
+        let unread = AlertStore::new();
+        for (i, kind) in steps.into_iter().enumerate() {
+            unread.apply(&event(i as u64 + 1, kind.clone()));
+            store.apply(&event(i as u64 + 1, kind));
+            // Read after every change, and (below) only at the end: the
+            // orders are brought up to date when read.
+            check(&store, i);
         }
+        check(&unread, 98);
+        // A restored store files everything again at its first read.
+        let mut text = Vec::new();
+        store.snapshot_json().unwrap()(&mut text).unwrap();
+        let restored = AlertStore::new();
+        restored
+            .restore_json(std::str::from_utf8(&text).unwrap())
+            .unwrap();
+        check(&restored, 99);
     }
 }
