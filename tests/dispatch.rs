@@ -88,8 +88,19 @@ impl Timeline {
 
     /// An alert `name` of team x, firing until `until` seconds after start.
     async fn fire(&self, name: &str, until: i64) {
+        self.fire_labelled(name, "", until).await
+    }
+
+    /// An alert `name` of team x with more labels (`"severity":"critical"`,
+    /// JSON members), firing until `until` seconds after start.
+    async fn fire_labelled(&self, name: &str, labels: &str, until: i64) {
+        let more = if labels.is_empty() {
+            String::new()
+        } else {
+            format!(",{labels}")
+        };
         let body = format!(
-            r#"[{{"labels":{{"alertname":"{name}","team":"x"}},"startsAt":"{}","endsAt":"{}"}}]"#,
+            r#"[{{"labels":{{"alertname":"{name}","team":"x"{more}}},"startsAt":"{}","endsAt":"{}"}}]"#,
             self.t0.to_rfc3339(),
             (self.t0 + Duration::seconds(until)).to_rfc3339()
         );
@@ -125,7 +136,7 @@ impl Timeline {
                     "flush {} at {}s ({})",
                     t.group.group_key,
                     (t.due_at - self.t0).num_seconds(),
-                    t.reason
+                    self.named(&t.reason)
                 ),
                 EventKind::NotificationDue(n) => format!(
                     "notify {} firing=[{}] new=[{}] resolved=[{}]{}",
@@ -144,6 +155,19 @@ impl Timeline {
                 other => format!("{other:?}"),
             })
             .collect()
+    }
+}
+
+impl Timeline {
+    /// `text` with each fingerprint of a stored alert replaced by its name.
+    fn named(&self, text: &str) -> String {
+        self.pipeline
+            .store
+            .all()
+            .iter()
+            .fold(text.to_string(), |text, (fp, a)| {
+                text.replace(&fp.to_string(), &a.report.labels["alertname"])
+            })
     }
 }
 
@@ -660,4 +684,163 @@ async fn group_wait_zero_is_decided_in_the_commit_of_the_post() {
     );
     // The loop's pass finds nothing left to decide.
     assert_eq!(t.pipeline.dispatcher.step().await.unwrap(), vec![]);
+}
+
+/// Runs a timeline of alerts with labels: (second, alert to fire (name,
+/// labels, until second), the decisions wanted then).
+async fn run(t: &Timeline, timeline: Vec<(i64, Option<(&str, &str, i64)>, Vec<String>)>) {
+    for (second, fire, want) in timeline {
+        t.at(second);
+        if let Some((name, labels, until)) = fire {
+            t.fire_labelled(name, labels, until).await;
+        }
+        assert_eq!(t.step().await, want, "at {second}s");
+    }
+}
+
+const CRITICAL: &str = r#""severity":"critical""#;
+const WARNING: &str = r#""severity":"warning""#;
+
+/// Late joiners (`late_joiners: severity`, the default): a critical alert
+/// joining a group that paged a warning is notified within group_wait of
+/// joining, not at the group's next group_interval flush; a joiner no more
+/// severe than what was paged waits for that flush, as in Alertmanager.
+#[tokio::test]
+async fn a_more_severe_late_joiner_is_notified_within_group_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = "2026-11-25T19:00:00Z".parse().unwrap();
+    let clock = ManualClock::new(t0);
+    let t = Timeline::open(dir.path(), &clock, t0);
+    let notify =
+        |firing: &str, new: &str| format!("notify team firing=[{firing}] new=[{new}] resolved=[]");
+    run(
+        &t,
+        vec![
+            (
+                0,
+                Some(("Slow", WARNING, 7200)),
+                vec![flush(30, "group_wait")],
+            ),
+            (
+                30,
+                None,
+                vec![notify("Slow", "Slow"), flush(330, "group_interval")],
+            ),
+            // Another warning at 60s: no more severe, waits for 330s.
+            (60, Some(("Slower", WARNING, 7200)), vec![]),
+            // A critical at 100s: the flush moves from 330s to 130s.
+            (
+                100,
+                Some(("Down", CRITICAL, 7200)),
+                vec![flush(
+                    130,
+                    "late joiner Down: severity critical above warning",
+                )],
+            ),
+            // Another pass before it decides nothing more.
+            (110, None, vec![]),
+            (
+                130,
+                None,
+                vec![
+                    notify("Down,Slow,Slower", "Down,Slower"),
+                    flush(430, "group_interval"),
+                ],
+            ),
+            // Now a critical was paged: another critical waits.
+            (200, Some(("Gone", CRITICAL, 7200)), vec![]),
+            (
+                430,
+                None,
+                vec![
+                    notify("Down,Gone,Slow,Slower", "Gone"),
+                    flush(730, "group_interval"),
+                ],
+            ),
+        ],
+    )
+    .await;
+}
+
+/// The route option: `wait` is Alertmanager's behaviour (the critical waits
+/// for the next flush), `always` brings any joiner forward, and an alert
+/// without a listed severity never counts as more severe.
+#[tokio::test]
+async fn late_joiners_follow_the_route_option() {
+    // (late_joiners, joiner's labels, when the flush after it is: the
+    // reason wanted, or none for the group_interval flush at 330s)
+    let cases: Vec<(&str, &str, Option<&str>)> = vec![
+        // Alertmanager's behaviour, asked for.
+        ("wait", CRITICAL, None),
+        // Any joiner, whatever its severity.
+        ("always", "", Some("late joiner B (late_joiners: always)")),
+        // Default: no severity label is not more severe than a warning.
+        ("severity", "", None),
+        // Default: a value not in the order ranks below every listed one.
+        ("severity", r#""severity":"page""#, None),
+        // Default: more severe.
+        (
+            "severity",
+            r#""severity":"error""#,
+            Some("late joiner B: severity error above warning"),
+        ),
+    ];
+    for (late, labels, want) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let t0 = "2026-11-25T19:00:00Z".parse().unwrap();
+        let clock = ManualClock::new(t0);
+        let yaml = CONFIG.replace("  group_by", &format!("  late_joiners: {late}\n  group_by"));
+        let t = Timeline::open_with(&yaml, dir.path(), &clock, t0);
+        t.fire_labelled("A", WARNING, 7200).await;
+        t.step().await;
+        t.at(30);
+        t.step().await;
+        t.at(100);
+        t.fire_labelled("B", labels, 7200).await;
+        let want: Vec<String> = want.map(|r| flush(130, r)).into_iter().collect();
+        assert_eq!(
+            t.step().await,
+            want,
+            "late_joiners: {late}, labels {labels}"
+        );
+    }
+}
+
+/// The severity label and order are route options too.
+#[tokio::test]
+async fn the_severity_order_is_configurable() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = "2026-11-25T19:00:00Z".parse().unwrap();
+    let clock = ManualClock::new(t0);
+    let yaml = CONFIG.replace(
+        "  group_by",
+        "  severity_label: priority\n  severity_order: [P1, P2, P3]\n  group_by",
+    );
+    let t = Timeline::open_with(&yaml, dir.path(), &clock, t0);
+    run(
+        &t,
+        vec![
+            (
+                0,
+                Some(("A", r#""priority":"P3""#, 7200)),
+                vec![flush(30, "group_wait")],
+            ),
+            (
+                30,
+                None,
+                vec![
+                    "notify team firing=[A] new=[A] resolved=[]".into(),
+                    flush(330, "group_interval"),
+                ],
+            ),
+            // `severity` is not the label here.
+            (60, Some(("B", CRITICAL, 7200)), vec![]),
+            (
+                100,
+                Some(("C", r#""priority":"P1""#, 7200)),
+                vec![flush(130, "late joiner C: priority P1 above P3")],
+            ),
+        ],
+    )
+    .await;
 }

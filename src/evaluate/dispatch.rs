@@ -10,6 +10,14 @@
 //! inhibited alerts are left out and said so; a route's mute time intervals
 //! skip its flushes, active time intervals limit them.
 //!
+//! Where Fenghuo deliberately differs: an alert joining a group that has
+//! already notified waits for the next `group_interval` flush only under
+//! `late_joiners: wait`. Under the default `severity`, a joiner more severe
+//! than everything the last notification listed as firing brings the flush
+//! forward to `group_wait` after the pass that saw it join; under `always`,
+//! any joiner does. The timer says why (`late joiner <fp>: severity
+//! critical above warning`).
+//!
 //! Every decision is an event: `group.scheduled` (the timer, so a restart
 //! neither drops nor repeats a due flush and a waiting group keeps waiting
 //! only the time left) and `notification.due`. [`GroupStates`] folds them;
@@ -26,7 +34,7 @@ use chrono::{DateTime, Utc};
 use parking_lot::RwLock;
 
 use super::alerts::{AlertStore, StoredAlert};
-use super::route::{group_key, group_labels, label_set_string};
+use super::route::{LateJoiners, group_key, group_labels, label_set_string};
 use super::silence::SilenceStore;
 use crate::config::Routing;
 use crate::eventlog::{
@@ -564,8 +572,28 @@ impl Dispatcher {
             };
             let opts = route.opts();
             let state = groups.get(id).unwrap_or(&no_state);
-            if matches!(state.next_due, Some(due) if due > now) {
-                continue; // a timer is pending: nothing to decide before it
+            if let Some(due) = state.next_due
+                && due > now
+            {
+                // A timer is pending: nothing to decide before it, unless a
+                // late joiner brings it forward to within `group_wait`.
+                if let Some(reason) = self.late_joiner(opts, m, state) {
+                    let early = now + opts.group_wait;
+                    if early <= now {
+                        let group = GroupRef::clone(state_group);
+                        decisions.extend(self.flush(routing, group, m, state, now, opts));
+                    } else if early < due {
+                        decisions.push(EventKind::GroupScheduled(GroupTimer {
+                            group: GroupRef::clone(state_group),
+                            due_at: early,
+                            reason,
+                            // Still what the last flush muted: those coming
+                            // back stay news.
+                            muted: state.last_muted.iter().cloned().collect(),
+                        }));
+                    }
+                }
+                continue;
             }
             let group = GroupRef::clone(state_group);
             match state.next_due {
@@ -579,10 +607,18 @@ impl Dispatcher {
                     if !news {
                         continue;
                     }
-                    let (due_at, reason) = match state.last_notified_at {
-                        None => (now + opts.group_wait, "group_wait"),
-                        Some(last) => ((last + opts.group_interval).max(now), "group_interval"),
+                    let (mut due_at, mut reason) = match state.last_notified_at {
+                        None => (now + opts.group_wait, "group_wait".to_string()),
+                        Some(last) => (
+                            (last + opts.group_interval).max(now),
+                            "group_interval".to_string(),
+                        ),
                     };
+                    if let Some(late) = self.late_joiner(opts, m, state)
+                        && now + opts.group_wait < due_at
+                    {
+                        (due_at, reason) = (now + opts.group_wait, late);
+                    }
                     if due_at <= now {
                         // `group_wait: 0s`, or the interval passed long ago:
                         // flush in this pass. A timer due now would cost a
@@ -593,7 +629,7 @@ impl Dispatcher {
                     decisions.push(EventKind::GroupScheduled(GroupTimer {
                         group,
                         due_at,
-                        reason: reason.into(),
+                        reason,
                         muted: m.muted.keys().cloned().collect(),
                     }));
                 }
@@ -652,6 +688,51 @@ impl Dispatcher {
             }));
         }
         decisions
+    }
+
+    /// Why a group that has notified should flush within `group_wait`
+    /// rather than at its next `group_interval` flush: an alert firing that
+    /// its last notification did not list qualifies under the route's
+    /// `late_joiners` (see [`LateJoiners`]). `None` for a group that has
+    /// not notified yet: it is in `group_wait` already.
+    fn late_joiner(
+        &self,
+        opts: &super::route::RouteOpts,
+        m: &Members,
+        state: &GroupState,
+    ) -> Option<String> {
+        state.last_notified_at?;
+        let mut joiners = m
+            .firing
+            .iter()
+            .filter(|fp| !state.last_firing.contains(*fp));
+        match opts.late_joiners {
+            LateJoiners::Wait => None,
+            LateJoiners::Always => joiners
+                .next()
+                .map(|fp| format!("late joiner {fp} (late_joiners: always)")),
+            LateJoiners::Severity => {
+                let rank = |fp: &str| {
+                    Fingerprint::parse(fp)
+                        .and_then(|f| self.alerts.get(f))
+                        .and_then(|a| opts.severity.rank(&a.report.labels))
+                };
+                // The most severe the group has paged; `None` when nothing
+                // it paged has a listed severity.
+                let paged = state.last_firing.iter().filter_map(|fp| rank(fp)).min();
+                let (joined, fp) = joiners
+                    .filter_map(|fp| rank(fp).map(|r| (r, fp)))
+                    .filter(|(r, _)| paged.is_none_or(|p| *r < p))
+                    .min()?;
+                let order = &opts.severity.order;
+                Some(format!(
+                    "late joiner {fp}: {} {} above {}",
+                    opts.severity.label,
+                    order[joined],
+                    paged.map_or("none listed", |p| order[p].as_str())
+                ))
+            }
+        }
     }
 
     /// A due flush: notify if something changed or the repeat is due, then

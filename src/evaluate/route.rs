@@ -55,6 +55,13 @@
 //!   `model.LabelSet.String()` does: `{a="b", c="d"}`, sorted by name, values
 //!   quoted as Go's `strconv.Quote`.
 //!
+//! Fenghuo's own route options, all optional and inherited, so an
+//! Alertmanager config reads unchanged: `escalation` (a policy name),
+//! `late_joiners` (`wait` | `severity` | `always`, default `severity`: see
+//! the dispatcher), `severity_label` (default `severity`) and
+//! `severity_order` (default `[critical, error, warning, info]`, the most
+//! severe first).
+//!
 //! Validation is Alertmanager's, with the same messages, each prefixed with
 //! the path of the offending node (`route.routes[1].routes[0]: …`): the root
 //! needs a receiver and may have no matchers, no time intervals and no
@@ -161,6 +168,22 @@ pub struct RouteConfig {
     /// (inherited by child routes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub escalation: Option<String>,
+    /// Fenghuo: when a new alert joining a group that has already notified
+    /// is notified: at the next `group_interval` flush (`wait`, as
+    /// Alertmanager), within `group_wait` when it is more severe than what
+    /// the group paged (`severity`, the default), or always within
+    /// `group_wait` (`always`). Inherited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub late_joiners: Option<LateJoiners>,
+    /// Fenghuo: the label holding an alert's severity (default `severity`).
+    /// Inherited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity_label: Option<String>,
+    /// Fenghuo: severities from the most severe down (default `[critical,
+    /// error, warning, info]`); a value not listed ranks below all of them.
+    /// Inherited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity_order: Option<Vec<String>>,
     /// Child routes, tried in order.
     #[serde(
         default,
@@ -383,6 +406,54 @@ pub struct RouteOpts {
     pub active_time_intervals: Vec<String>,
     /// The escalation policy (inherited).
     pub escalation: Option<String>,
+    /// When a new alert joining a group that has notified is notified
+    /// (inherited; default [`LateJoiners::Severity`]).
+    pub late_joiners: LateJoiners,
+    /// How severities rank (inherited).
+    pub severity: SeverityOrder,
+}
+
+/// When an alert joining a group that has already notified is notified.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LateJoiners {
+    /// At the group's next flush, up to a whole `group_interval` later
+    /// (Alertmanager).
+    Wait,
+    /// Within `group_wait` of joining when more severe than every alert the
+    /// group's last notification listed as firing; else as `wait`.
+    #[default]
+    Severity,
+    /// Always within `group_wait` of joining.
+    Always,
+}
+
+/// The label that holds a severity and its values from the most severe
+/// down.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeverityOrder {
+    pub label: String,
+    pub order: Vec<String>,
+}
+
+impl Default for SeverityOrder {
+    fn default() -> Self {
+        SeverityOrder {
+            label: "severity".into(),
+            order: ["critical", "error", "warning", "info"]
+                .map(String::from)
+                .to_vec(),
+        }
+    }
+}
+
+impl SeverityOrder {
+    /// The rank of an alert's severity, 0 the most severe; `None` when it
+    /// has none or one not listed (below every listed one).
+    pub fn rank(&self, labels: &LabelSet) -> Option<usize> {
+        let value = labels.get(self.label.as_str())?;
+        self.order.iter().position(|s| s == value)
+    }
 }
 
 impl Default for RouteOpts {
@@ -397,6 +468,8 @@ impl Default for RouteOpts {
             mute_time_intervals: Vec::new(),
             active_time_intervals: Vec::new(),
             escalation: None,
+            late_joiners: LateJoiners::default(),
+            severity: SeverityOrder::default(),
         }
     }
 }
@@ -628,6 +701,18 @@ impl RouteTree {
         if let Some(policy) = &cfg.escalation {
             opts.escalation = Some(policy.clone());
         }
+        if let Some(late) = cfg.late_joiners {
+            opts.late_joiners = late;
+        }
+        if let Some(label) = &cfg.severity_label {
+            if label.is_empty() {
+                return Err(fail("severity_label cannot be empty".into()));
+            }
+            opts.severity.label = label.clone();
+        }
+        if let Some(order) = &cfg.severity_order {
+            opts.severity.order = order.clone();
+        }
         if let Some(d) = cfg.group_interval {
             if d.0.is_zero() {
                 return Err(fail("group_interval cannot be zero".into()));
@@ -827,6 +912,8 @@ mod tests {
             mute_time_intervals: vec![],
             active_time_intervals: vec![],
             escalation: None,
+            late_joiners: LateJoiners::default(),
+            severity: SeverityOrder::default(),
         }
     }
 
