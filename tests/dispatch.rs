@@ -686,9 +686,11 @@ async fn group_wait_zero_is_decided_in_the_commit_of_the_post() {
     assert_eq!(t.pipeline.dispatcher.step().await.unwrap(), vec![]);
 }
 
-/// Runs a timeline of alerts with labels: (second, alert to fire (name,
-/// labels, until second), the decisions wanted then).
-async fn run(t: &Timeline, timeline: Vec<(i64, Option<(&str, &str, i64)>, Vec<String>)>) {
+/// One instant of a timeline of alerts with labels: (second, alert to fire
+/// (name, labels, until second), the decisions wanted then).
+type LabelledStep<'a> = (i64, Option<(&'a str, &'a str, i64)>, Vec<String>);
+
+async fn run(t: &Timeline, timeline: Vec<LabelledStep<'_>>) {
     for (second, fire, want) in timeline {
         t.at(second);
         if let Some((name, labels, until)) = fire {
