@@ -397,6 +397,58 @@ async fn inhibit_rules_suppress_targets_while_the_source_fires() {
     );
 }
 
+/// Flap damping shows in "why": the history says since when an alert is
+/// flapping and with which numbers, and the decision is in its events.
+#[tokio::test]
+async fn history_says_an_alert_is_flapping() {
+    let s = Server::new("route:\n  receiver: team\nreceivers:\n  - name: team\n");
+    // Fired, resolved, fired, resolved: four changes within 10 minutes.
+    for i in 0..4 {
+        s.clock.advance(Duration::seconds(10));
+        let ends = if i % 2 == 0 {
+            s.clock.now() + Duration::hours(1)
+        } else {
+            s.clock.now()
+        };
+        s.post(json!([{"labels": {"alertname": "A"}, "endsAt": ends.to_rfc3339()}]))
+            .await;
+    }
+    s.pipeline.dispatcher.step().await.unwrap();
+    let fp = s.pipeline.store.all()[0].0.to_string();
+    let (status, why) = s.get(&format!("/api/v1/alerts/{fp}/history")).await;
+    assert_eq!(status, StatusCode::OK, "{why}");
+    assert_eq!(why["flapping"]["changes"], 4, "{why}");
+    assert_eq!(why["flapping"]["window_secs"], 600, "{why}");
+    assert_eq!(why["flapping"]["stable_secs"], 600, "{why}");
+    let kinds: Vec<&str> = why["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    // The decision, then (group_wait over) the one notice.
+    assert_eq!(
+        kinds[kinds.len() - 2..],
+        ["alert.flapping_started", "notification.due"],
+        "{kinds:?}"
+    );
+    assert_eq!(
+        why["events"][kinds.len() - 1]["payload"]["flapping"],
+        json!([fp])
+    );
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fenghuo"))
+        .args(["why", &fp, "--data-dir"])
+        .arg(&s.pipeline.config().data_dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("flapping: 4 state changes within 600s; paged again after 600s stable"),
+        "{text}"
+    );
+}
+
 /// "Why was I (not) paged?": an alert's state, its mutes and its history,
 /// over HTTP and from `fenghuo why` on the data directory.
 #[tokio::test]

@@ -139,12 +139,29 @@ impl Timeline {
                     self.named(&t.reason)
                 ),
                 EventKind::NotificationDue(n) => format!(
-                    "notify {} firing=[{}] new=[{}] resolved=[{}]{}",
+                    "notify {} firing=[{}] new=[{}] resolved=[{}]{}{}",
                     n.group.receiver,
                     names(&n.firing),
                     names(&n.new),
                     names(&n.resolved),
-                    if n.repeat { " repeat" } else { "" }
+                    if n.repeat { " repeat" } else { "" },
+                    if n.flapping.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" flapping=[{}]", names(&n.flapping))
+                    }
+                ),
+                EventKind::AlertFlappingStarted(f) => format!(
+                    "flapping {} ({} changes in {}s)",
+                    names(std::slice::from_ref(&f.fingerprint)),
+                    f.changes,
+                    f.window_secs
+                ),
+                EventKind::AlertFlappingStopped(f) => format!(
+                    "stable {} ({} for {}s)",
+                    names(std::slice::from_ref(&f.fingerprint)),
+                    if f.firing { "firing" } else { "resolved" },
+                    f.stable_secs
                 ),
                 EventKind::GroupClosed(g) => format!("close {}", g.group_key),
                 EventKind::AlertResolved(r) => format!(
@@ -159,6 +176,35 @@ impl Timeline {
 }
 
 impl Timeline {
+    /// The source resolves alert `name` of team x now.
+    async fn resolve(&self, name: &str) {
+        let body = format!(
+            r#"[{{"labels":{{"alertname":"{name}","team":"x"}},"startsAt":"{}","endsAt":"{}"}}]"#,
+            self.t0.to_rfc3339(),
+            self.clock.now().to_rfc3339()
+        );
+        let alerts = parse_v2(body.as_bytes(), self.clock.now(), Duration::minutes(5)).unwrap();
+        self.pipeline
+            .ingest
+            .alerts("prometheus", alerts)
+            .await
+            .unwrap();
+    }
+
+    /// Runs a timeline of fires and resolves: (second, what the source
+    /// says then (`+A` fires A, `-A` resolves it), the decisions wanted).
+    async fn flips(&self, timeline: Vec<(i64, &str, Vec<String>)>) {
+        for (second, say, want) in timeline {
+            self.at(second);
+            match say.split_at(say.len().min(1)) {
+                ("+", name) => self.fire(name, 7200).await,
+                ("-", name) => self.resolve(name).await,
+                _ => {}
+            }
+            assert_eq!(self.step().await, want, "at {second}s ({say})");
+        }
+    }
+
     /// `text` with each fingerprint of a stored alert replaced by its name.
     fn named(&self, text: &str) -> String {
         self.pipeline
@@ -844,5 +890,205 @@ async fn the_severity_order_is_configurable() {
             ),
         ],
     )
+    .await;
+}
+
+fn notify(firing: &str, new: &str, resolved: &str) -> String {
+    format!("notify team firing=[{firing}] new=[{new}] resolved=[{resolved}]")
+}
+
+/// Flap damping with the defaults (4 changes in 10m, stable 10m): the
+/// flips up to the fourth change are handled as usual; then one notice
+/// lists the alert as flapping, its later flips page nothing, and after 10
+/// minutes without a change it pages as any alert again.
+#[tokio::test]
+async fn a_flapping_alert_pages_once_then_not_until_stable() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = "2026-11-25T19:00:00Z".parse().unwrap();
+    let clock = ManualClock::new(t0);
+    let t = Timeline::open(dir.path(), &clock, t0);
+    t.flips(vec![
+        (0, "+A", vec![flush(30, "group_wait")]),
+        (
+            30,
+            "",
+            vec![notify("A", "A", ""), flush(330, "group_interval")],
+        ),
+        (60, "-A", vec![]),
+        (90, "+A", vec![]),
+        // The fourth change within 10 minutes: flapping from here.
+        (120, "-A", vec!["flapping A (4 changes in 600s)".into()]),
+        (150, "+A", vec![]),
+        // The notice: A listed once, marked flapping.
+        (
+            330,
+            "",
+            vec![
+                format!("{} flapping=[A]", notify("A", "", "")),
+                flush(630, "group_interval"),
+            ],
+        ),
+        (400, "-A", vec![]),
+        (420, "+A", vec![]),
+        // Still flapping: muted, nothing sent.
+        (630, "", vec![flush(930, "group_interval")]),
+        (930, "", vec![flush(1230, "group_interval")]),
+        (1019, "", vec![]),
+        // 10 minutes firing since the last change at 420s.
+        (1020, "", vec!["stable A (firing for 600s)".into()]),
+        // Back from muted: paged as new.
+        (
+            1230,
+            "",
+            vec![notify("A", "A", ""), flush(1530, "group_interval")],
+        ),
+    ])
+    .await;
+}
+
+/// A flapping alert that settles resolved: its resolve is sent once it
+/// has been stable, not at each flip.
+#[tokio::test]
+async fn a_flapping_alert_that_settles_resolved_is_resolved_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = "2026-11-25T19:00:00Z".parse().unwrap();
+    let clock = ManualClock::new(t0);
+    let t = Timeline::open(dir.path(), &clock, t0);
+    t.flips(vec![
+        (0, "+A", vec![flush(30, "group_wait")]),
+        (
+            30,
+            "",
+            vec![notify("A", "A", ""), flush(330, "group_interval")],
+        ),
+        (60, "-A", vec![]),
+        (90, "+A", vec![]),
+        (120, "-A", vec!["flapping A (4 changes in 600s)".into()]),
+        (
+            330,
+            "",
+            vec![
+                format!("{} flapping=[A]", notify("A", "", "")),
+                flush(630, "group_interval"),
+            ],
+        ),
+        (400, "+A", vec![]),
+        (420, "-A", vec![]),
+        (630, "", vec![flush(930, "group_interval")]),
+        (930, "", vec![flush(1230, "group_interval")]),
+        (1020, "", vec!["stable A (resolved for 600s)".into()]),
+        // The group's last word on A was the notice: now it resolves, and
+        // the group, empty, closes.
+        (1230, "", vec![notify("", "", "A"), format!("close {KEY}")]),
+    ])
+    .await;
+}
+
+/// (route option, flips as (second, `+A` / `-A`), second of the flapping
+/// decision).
+type FlapCase<'a> = (&'a str, Vec<(i64, &'a str)>, Option<i64>);
+
+/// Regression guard: a hold-off that is too eager would swallow real
+/// pages. Which flips count, per route options: (flap option, flips, the
+/// second of the flapping decision or none).
+#[tokio::test]
+async fn flapping_needs_its_changes_within_the_window() {
+    let cases: Vec<FlapCase> = vec![
+        // Fired, resolved, fired again: three changes are not flapping.
+        ("", vec![(0, "+A"), (60, "-A"), (120, "+A")], None),
+        // Four changes, but spread over more than the window.
+        (
+            "",
+            vec![(0, "+A"), (200, "-A"), (400, "+A"), (700, "-A")],
+            None,
+        ),
+        // Four changes within it.
+        (
+            "",
+            vec![(0, "+A"), (200, "-A"), (400, "+A"), (590, "-A")],
+            Some(590),
+        ),
+        // `changes: 0` turns damping off.
+        (
+            "flap: {changes: 0}",
+            vec![(0, "+A"), (10, "-A"), (20, "+A"), (30, "-A"), (40, "+A")],
+            None,
+        ),
+        // A lower threshold and a shorter window of the route's own.
+        (
+            "flap: {changes: 3, window: 1m}",
+            vec![(0, "+A"), (100, "-A"), (120, "+A"), (150, "-A")],
+            Some(150),
+        ),
+    ];
+    for (option, flips, want) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let t0 = "2026-11-25T19:00:00Z".parse().unwrap();
+        let clock = ManualClock::new(t0);
+        let yaml = CONFIG.replace("  group_by", &format!("  {option}\n  group_by"));
+        let t = Timeline::open_with(&yaml, dir.path(), &clock, t0);
+        let mut started = None;
+        for (second, say) in &flips {
+            t.at(*second);
+            match say.split_at(1) {
+                ("+", name) => t.fire(name, 7200).await,
+                (_, name) => t.resolve(name).await,
+            }
+            if t.step().await.iter().any(|d| d.starts_with("flapping")) {
+                started = Some(*second);
+            }
+        }
+        assert_eq!(started, want, "{option:?} {flips:?}");
+    }
+}
+
+/// Regression guard for the flap timer: a restart while an alert flaps
+/// keeps it flapping (the view is a fold), and the stop comes on time from
+/// the log alone.
+#[tokio::test]
+async fn a_restart_keeps_an_alert_flapping_until_stable() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = "2026-11-25T19:00:00Z".parse().unwrap();
+    let clock = ManualClock::new(t0);
+    let t = Timeline::open(dir.path(), &clock, t0);
+    t.flips(vec![
+        (0, "+A", vec![flush(30, "group_wait")]),
+        (10, "-A", vec![]),
+        (20, "+A", vec![]),
+        (25, "-A", vec!["flapping A (4 changes in 600s)".into()]),
+        (28, "+A", vec![]),
+    ])
+    .await;
+    t.close();
+    clock.set(t0 + Duration::seconds(29));
+    let t = Timeline::open(dir.path(), &clock, t0);
+    // The stop is the stages' next timer: 10 minutes after the last flip.
+    assert_eq!(
+        t.pipeline.next_due(),
+        Some(t0 + Duration::seconds(30)),
+        "the group's flush comes first"
+    );
+    t.flips(vec![
+        (
+            30,
+            "",
+            vec![
+                format!("{} flapping=[A]", notify("A", "A", "")),
+                flush(330, "group_interval"),
+            ],
+        ),
+        (330, "", vec![flush(630, "group_interval")]),
+    ])
+    .await;
+    assert_eq!(t.pipeline.next_due(), Some(t0 + Duration::seconds(628)));
+    t.flips(vec![
+        (627, "", vec![]),
+        (628, "", vec!["stable A (firing for 600s)".into()]),
+        (
+            630,
+            "",
+            vec![notify("A", "A", ""), flush(930, "group_interval")],
+        ),
+    ])
     .await;
 }

@@ -303,6 +303,13 @@ pub async fn history(
         "receivers": receivers_of(&state, &alert),
         "silencedBy": state.pipeline.silences.muting(&alert.report.labels, now),
         "inhibitedBy": inhibited_by,
+        // Flapping alerts are muted (reason `flapping`) after one notice.
+        "flapping": state
+            .pipeline
+            .dispatcher
+            .flaps()
+            .get(&fp.to_string())
+            .and_then(|s| s.flapping),
         "events": events,
     })))
 }

@@ -362,6 +362,8 @@ impl Projection for AlertStore {
             | EventKind::HeartbeatReceived(_)
             | EventKind::RulesLoaded(_) => {}
             EventKind::K8sWatchProgressed(_) => {}
+            // Flapping is the flap view's; the alert itself is unchanged.
+            EventKind::AlertFlappingStarted(_) | EventKind::AlertFlappingStopped(_) => {}
         }
     }
 

@@ -60,7 +60,8 @@
 //! `late_joiners` (`wait` | `severity` | `always`, default `severity`: see
 //! the dispatcher), `severity_label` (default `severity`) and
 //! `severity_order` (default `[critical, error, warning, info]`, the most
-//! severe first).
+//! severe first), `flap` (`changes: 4`, `window: 10m`, `stable: 10m`; see
+//! [`crate::evaluate::flap`]).
 //!
 //! Validation is Alertmanager's, with the same messages, each prefixed with
 //! the path of the offending node (`route.routes[1].routes[0]: …`): the root
@@ -184,6 +185,10 @@ pub struct RouteConfig {
     /// Inherited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub severity_order: Option<Vec<String>>,
+    /// Fenghuo: flap damping for the alerts this route is the first match
+    /// of. Each field inherited on its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flap: Option<FlapConfig>,
     /// Child routes, tried in order.
     #[serde(
         default,
@@ -191,6 +196,28 @@ pub struct RouteConfig {
         skip_serializing_if = "Vec::is_empty"
     )]
     pub routes: Vec<RouteConfig>,
+}
+
+/// `flap:` as written: an alert that changes state (fires, resolves)
+/// `changes` times within `window` is flapping until it keeps one state for
+/// `stable`. `changes: 0` turns damping off.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlapConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changes: Option<u32>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "serialize_duration"
+    )]
+    pub window: Option<PromDuration>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "serialize_duration"
+    )]
+    pub stable: Option<PromDuration>,
 }
 
 /// One entry of `receivers:`: a name and its integrations, kept as written
@@ -411,6 +438,32 @@ pub struct RouteOpts {
     pub late_joiners: LateJoiners,
     /// How severities rank (inherited).
     pub severity: SeverityOrder,
+    /// Flap damping (inherited).
+    pub flap: FlapOpts,
+}
+
+/// Flap damping in force: an alert with `changes` state changes within
+/// `window` is flapping until it keeps one state for `stable`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlapOpts {
+    /// 0: no damping.
+    pub changes: u32,
+    pub window: Duration,
+    pub stable: Duration,
+}
+
+/// Fire, resolve, fire, resolve within ten minutes: flapping; quiet again
+/// after ten minutes in one state. Most real problems change state once or
+/// twice in that time; four changes is a sensor, not an outage, and paging
+/// each is noise.
+impl Default for FlapOpts {
+    fn default() -> Self {
+        FlapOpts {
+            changes: 4,
+            window: Duration::minutes(10),
+            stable: Duration::minutes(10),
+        }
+    }
 }
 
 /// When an alert joining a group that has already notified is notified.
@@ -470,6 +523,7 @@ impl Default for RouteOpts {
             escalation: None,
             late_joiners: LateJoiners::default(),
             severity: SeverityOrder::default(),
+            flap: FlapOpts::default(),
         }
     }
 }
@@ -713,6 +767,31 @@ impl RouteTree {
         if let Some(order) = &cfg.severity_order {
             opts.severity.order = order.clone();
         }
+        if let Some(flap) = &cfg.flap {
+            if let Some(n) = flap.changes {
+                if n == 1 || n as usize > super::flap::CHANGES_KEPT {
+                    return Err(fail(format!(
+                        "flap.changes must be 0 (off) or from 2 to {}",
+                        super::flap::CHANGES_KEPT
+                    )));
+                }
+                opts.flap.changes = n;
+            }
+            if let Some(d) = flap.window {
+                if d.0 <= Duration::zero()
+                    || d.0 > Duration::seconds(super::flap::LONGEST_WINDOW_SECS)
+                {
+                    return Err(fail("flap.window must be positive and at most 1d".into()));
+                }
+                opts.flap.window = d.0;
+            }
+            if let Some(d) = flap.stable {
+                if d.0 <= Duration::zero() {
+                    return Err(fail("flap.stable must be positive".into()));
+                }
+                opts.flap.stable = d.0;
+            }
+        }
         if let Some(d) = cfg.group_interval {
             if d.0.is_zero() {
                 return Err(fail("group_interval cannot be zero".into()));
@@ -914,6 +993,7 @@ mod tests {
             escalation: None,
             late_joiners: LateJoiners::default(),
             severity: SeverityOrder::default(),
+            flap: FlapOpts::default(),
         }
     }
 
@@ -1791,6 +1871,28 @@ routes:
                 &["r"],
                 "route: repeat_interval cannot be zero",
             ),
+            // Fenghuo's flap option: one change is just firing; more
+            // changes than are kept could never be counted.
+            (
+                "receiver: r\nflap: {changes: 1}",
+                &["r"],
+                "route: flap.changes must be 0 (off) or from 2 to 64",
+            ),
+            (
+                "receiver: r\nroutes:\n- flap: {changes: 65}\n",
+                &["r"],
+                "route.routes[0]: flap.changes must be 0 (off) or from 2 to 64",
+            ),
+            (
+                "receiver: r\nflap: {window: 2d}",
+                &["r"],
+                "route: flap.window must be positive and at most 1d",
+            ),
+            (
+                "receiver: r\nflap: {stable: 0s}",
+                &["r"],
+                "route: flap.stable must be positive",
+            ),
             // match / match_re keys are classic label names.
             (
                 "receiver: r\nroutes:\n- match: {'a-b': x}\n",
@@ -1847,6 +1949,20 @@ routes:
             ),
             // `matchers` must be a list.
             ("receiver: r\nroutes:\n  - matchers: 'a=b'\n", &["line 3"]),
+            // Fenghuo's options: an unknown late_joiners value, a misspelt
+            // flap field.
+            (
+                "receiver: r\nlate_joiners: sometimes\n",
+                &[
+                    "unknown variant `sometimes`",
+                    "`wait`, `severity`, `always`",
+                    "line 2",
+                ],
+            ),
+            (
+                "receiver: r\nflap: {changez: 3}\n",
+                &["unknown field `changez`"],
+            ),
         ];
         for (yaml, wants) in rows {
             let err = yaml_serde::from_str::<RouteConfig>(yaml)

@@ -248,6 +248,8 @@ impl Projection for AlertIndex {
             | EventKind::ProbeResult(_)
             | EventKind::HeartbeatReceived(_)
             | EventKind::RulesLoaded(_)
+            | EventKind::AlertFlappingStarted(_)
+            | EventKind::AlertFlappingStopped(_)
             | EventKind::K8sWatchProgressed(_) => {}
         }
     }
