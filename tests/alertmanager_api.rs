@@ -347,7 +347,8 @@ async fn bad_silences_are_refused_by_field_and_store_nothing() {
 
 /// Inhibition as Alertmanager applies it: a critical alert of a cluster
 /// mutes that cluster's warnings with the same alertname, not other
-/// clusters'; it stops when the source ends.
+/// clusters'; it stops when the source ends and the rule's grace (default
+/// 10m, a Fenghuo addition) is over.
 #[tokio::test]
 async fn inhibit_rules_suppress_targets_while_the_source_fires() {
     let s = Server::new(
@@ -388,8 +389,19 @@ async fn inhibit_rules_suppress_targets_while_the_source_fires() {
     let (_, visible) = s.get("/api/v2/alerts?inhibited=false").await;
     assert_eq!(visible.as_array().unwrap().len(), 2);
 
-    // t+11m: the critical ended; its warning is active again.
+    // t+11m: the critical ended at 10m; its warning stays suppressed by
+    // it through the grace, until 20m.
     s.clock.advance(Duration::minutes(11));
+    let (_, later) = s.get("/api/v2/alerts").await;
+    let target = by_cluster_severity(&later, "a", "warning");
+    assert_eq!(target["status"]["state"], "suppressed");
+    assert_eq!(
+        target["status"]["inhibitedBy"],
+        json!([source["fingerprint"]])
+    );
+
+    // t+21m: the grace is over; the warning is active again.
+    s.clock.advance(Duration::minutes(10));
     let (_, later) = s.get("/api/v2/alerts").await;
     assert_eq!(
         by_cluster_severity(&later, "a", "warning")["status"]["state"],

@@ -139,7 +139,7 @@ impl Timeline {
                     self.named(&t.reason)
                 ),
                 EventKind::NotificationDue(n) => format!(
-                    "notify {} firing=[{}] new=[{}] resolved=[{}]{}{}",
+                    "notify {} firing=[{}] new=[{}] resolved=[{}]{}{}{}",
                     n.group.receiver,
                     names(&n.firing),
                     names(&n.new),
@@ -149,6 +149,18 @@ impl Timeline {
                         String::new()
                     } else {
                         format!(" flapping=[{}]", names(&n.flapping))
+                    },
+                    if n.muted.is_empty() {
+                        String::new()
+                    } else {
+                        let mut muted: Vec<String> = n
+                            .muted
+                            .iter()
+                            .map(|(fp, why)| self.named(&format!("{fp}: {}", why.join(", "))))
+                            .collect();
+                        // By name, not fingerprint.
+                        muted.sort();
+                        format!(" muted=[{}]", muted.join("; "))
                     }
                 ),
                 EventKind::AlertFlappingStarted(f) => format!(
@@ -178,8 +190,18 @@ impl Timeline {
 impl Timeline {
     /// The source resolves alert `name` of team x now.
     async fn resolve(&self, name: &str) {
+        self.resolve_labelled(name, "").await
+    }
+
+    /// The source resolves alert `name` of team x with more labels now.
+    async fn resolve_labelled(&self, name: &str, labels: &str) {
+        let more = if labels.is_empty() {
+            String::new()
+        } else {
+            format!(",{labels}")
+        };
         let body = format!(
-            r#"[{{"labels":{{"alertname":"{name}","team":"x"}},"startsAt":"{}","endsAt":"{}"}}]"#,
+            r#"[{{"labels":{{"alertname":"{name}","team":"x"{more}}},"startsAt":"{}","endsAt":"{}"}}]"#,
             self.t0.to_rfc3339(),
             self.clock.now().to_rfc3339()
         );
@@ -524,7 +546,8 @@ async fn an_alert_a_silence_hid_is_notified_again_when_the_silence_ends() {
 
 /// Inhibition in the dispatcher: while a critical alert of team x fires, the
 /// team's warning is left out of its notification (with the inhibitor named),
-/// and it is notified at the first flush after the critical resolves.
+/// and with `grace: 0s` (Alertmanager's behaviour; the default grace is
+/// below) it is notified at the first flush after the critical resolves.
 #[tokio::test]
 async fn inhibited_alerts_wait_for_their_inhibitor_to_end() {
     let dir = tempfile::tempdir().unwrap();
@@ -533,7 +556,7 @@ async fn inhibited_alerts_wait_for_their_inhibitor_to_end() {
     let mut config = Config::parse(
         "route:\n  receiver: team\n  group_by: [team]\n  group_wait: 30s\n  group_interval: 5m\n\
          receivers:\n  - name: team\n\
-         inhibit_rules:\n  - source_matchers: ['severity=\"critical\"']\n    target_matchers: ['severity=\"warning\"']\n    equal: [team]\n",
+         inhibit_rules:\n  - source_matchers: ['severity=\"critical\"']\n    target_matchers: ['severity=\"warning\"']\n    equal: [team]\n    grace: 0s\n",
     )
     .unwrap();
     config.data_dir = dir.path().to_path_buf();
@@ -1091,4 +1114,134 @@ async fn a_restart_keeps_an_alert_flapping_until_stable() {
         ),
     ])
     .await;
+}
+
+/// Inhibition with memory (default grace 10m): when the cause resolves, its
+/// symptoms stay muted, with the reason saying until when; a symptom that
+/// recovers inside the grace never pages, one still firing after it pages
+/// once.
+#[tokio::test]
+async fn symptoms_wait_out_the_grace_after_their_cause_resolves() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0: chrono::DateTime<chrono::Utc> = "2026-11-25T19:00:00Z".parse().unwrap();
+    let clock = ManualClock::new(t0);
+    let yaml = format!(
+        "{CONFIG}inhibit_rules:\n  - source_matchers: ['severity=\"critical\"']\n    target_matchers: ['severity=\"warning\"']\n    equal: [team]\n"
+    );
+    let t = Timeline::open_with(&yaml, dir.path(), &clock, t0);
+    let at = |s: i64| {
+        (t0 + Duration::seconds(s))
+            .format("%Y-%m-%dT%H:%M:%SZ")
+            .to_string()
+    };
+    let firing = |whom: &str| format!("{whom}: Down");
+    let graced = |whom: &str| {
+        format!(
+            "{whom}: Down (cause resolved at {}, grace until {})",
+            at(200),
+            at(800)
+        )
+    };
+    t.at(0);
+    t.fire_labelled("Down", CRITICAL, 7200).await;
+    t.fire_labelled("Slow", WARNING, 7200).await;
+    t.fire_labelled("Lag", WARNING, 7200).await;
+    assert_eq!(t.step().await, vec![flush(30, "group_wait")]);
+    // (second, what happens then, decisions wanted)
+    let timeline: Vec<(i64, &str, Vec<String>)> = vec![
+        // The cause pages; its symptoms are muted by it.
+        (
+            30,
+            "",
+            vec![
+                format!(
+                    "{} muted=[{}; {}]",
+                    notify("Down", "Down", ""),
+                    firing("Lag"),
+                    firing("Slow")
+                ),
+                flush(330, "group_interval"),
+            ],
+        ),
+        // The cause resolves at 200s: grace until 800s.
+        (200, "-Down", vec![]),
+        // Its resolve is sent; the symptoms stay muted, saying until when.
+        (
+            330,
+            "",
+            vec![
+                format!(
+                    "{} muted=[{}; {}]",
+                    notify("", "", "Down"),
+                    graced("Lag"),
+                    graced("Slow")
+                ),
+                flush(630, "group_interval"),
+            ],
+        ),
+        // Lag recovers inside the grace: it never pages.
+        (400, "-Lag", vec![]),
+        (630, "", vec![flush(930, "group_interval")]),
+        // The grace is over and Slow still fires: it pages, once.
+        (
+            930,
+            "",
+            vec![notify("Slow", "Slow", ""), flush(1230, "group_interval")],
+        ),
+        (1230, "", vec![flush(1530, "group_interval")]),
+    ];
+    for (second, what, want) in timeline {
+        t.at(second);
+        match what {
+            "-Down" => t.resolve_labelled("Down", CRITICAL).await,
+            "-Lag" => t.resolve_labelled("Lag", WARNING).await,
+            _ => {}
+        }
+        assert_eq!(t.step().await, want, "at {second}s {what}");
+    }
+}
+
+/// The grace is the rule's own: (grace, second by which the symptom is
+/// paged after its cause resolved at 200s).
+#[tokio::test]
+async fn the_grace_is_an_inhibit_rule_option() {
+    let cases = [
+        // Alertmanager's behaviour: released at once, paged at the next
+        // flush (330s).
+        ("0s", 330),
+        // Shorter than a group_interval: released at 260s, paged at 330s.
+        ("1m", 330),
+        // Released at 1400s, paged at the flush after (1530s).
+        ("20m", 1530),
+    ];
+    for (grace, want) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let t0 = "2026-11-25T19:00:00Z".parse().unwrap();
+        let clock = ManualClock::new(t0);
+        let yaml = format!(
+            "{CONFIG}inhibit_rules:\n  - source_matchers: ['severity=\"critical\"']\n    target_matchers: ['severity=\"warning\"']\n    equal: [team]\n    grace: {grace}\n"
+        );
+        let t = Timeline::open_with(&yaml, dir.path(), &clock, t0);
+        t.fire_labelled("Down", CRITICAL, 7200).await;
+        t.fire_labelled("Slow", WARNING, 7200).await;
+        t.step().await;
+        let mut paged = None;
+        for second in (30..=1530).step_by(300) {
+            t.at(second);
+            if second == 330 {
+                t.at(200);
+                t.resolve_labelled("Down", CRITICAL).await;
+                t.step().await;
+                t.at(second);
+            }
+            if t.step()
+                .await
+                .iter()
+                .any(|d| d.starts_with("notify team firing=[Slow]"))
+            {
+                paged = paged.or(Some(second));
+            }
+        }
+        assert_eq!(paged, Some(want), "grace {grace}");
+    }
 }

@@ -425,12 +425,23 @@ impl Dispatcher {
         let Some(tree) = &routing.tree else {
             return out;
         };
-        let firing: Vec<(Fingerprint, String, StoredAlert)> = self
+        // Sources that resolved within the longest grace still inhibit (see
+        // `inhibit`): taken in the same walk over the alerts.
+        let remembered = match routing.inhibit_rules.is_empty() {
+            true => None,
+            false => Some(now - super::inhibit::longest_grace(&routing.inhibit_rules)),
+        };
+        let (firing, resolved): (Vec<_>, Vec<_>) = self
             .alerts
-            .filtered(|a| a.firing_at(now))
+            .filtered(|a| {
+                a.firing_at(now)
+                    || remembered
+                        .is_some_and(|since| a.ends_at.is_some_and(|e| e > since && e <= now))
+            })
             .into_iter()
             .map(|(fp, a)| (fp, fp.to_string(), a))
-            .collect();
+            .partition(|(_, _, a)| a.firing_at(now));
+        let firing: Vec<(Fingerprint, String, StoredAlert)> = firing;
         {
             let mut cache = self.routes.lock();
             if cache.by_alert.len() > 2 * firing.len() + 1024 {
@@ -443,12 +454,23 @@ impl Dispatcher {
             let labels = &alert.report.labels;
             let mut mutes = self.silences.muting(labels, now);
             if !routing.inhibit_rules.is_empty() {
-                mutes.extend(super::inhibit::inhibitors(
+                let sources = firing
+                    .iter()
+                    .map(|(_, f, a)| super::inhibit::Source {
+                        fingerprint: f,
+                        labels: &a.report.labels,
+                        resolved_at: None,
+                    })
+                    .chain(resolved.iter().map(|(_, f, a)| super::inhibit::Source {
+                        fingerprint: f,
+                        labels: &a.report.labels,
+                        resolved_at: a.ends_at,
+                    }));
+                mutes.extend(super::inhibit::inhibitors_at(
                     &routing.inhibit_rules,
                     labels,
-                    firing
-                        .iter()
-                        .map(|(_, f, a)| (f.as_str(), &a.report.labels)),
+                    sources,
+                    now,
                 ));
             }
             if self.flaps.is_flapping(fp) {
