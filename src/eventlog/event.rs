@@ -1054,6 +1054,20 @@ mod tests {
                 resource_version: "12746".into(),
                 by: "bookmark".into(),
             }),
+            EventKind::AlertFlappingStarted(FlapChange {
+                fingerprint: "a".into(),
+                changes: 4,
+                window_secs: 600,
+                stable_secs: 600,
+                firing: true,
+            }),
+            EventKind::AlertFlappingStopped(FlapChange {
+                fingerprint: "a".into(),
+                changes: 0,
+                window_secs: 600,
+                stable_secs: 600,
+                firing: false,
+            }),
         ];
         assert_eq!(kinds.len(), EventKind::NAMES.len());
         for kind in kinds {
