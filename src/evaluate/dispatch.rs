@@ -800,10 +800,17 @@ impl Dispatcher {
         state: &GroupState,
     ) -> Option<String> {
         state.last_notified_at?;
+        if opts.late_joiners == LateJoiners::Wait {
+            return None;
+        }
+        // Checked at every pass for every group with a timer: most have no
+        // joiner, and must cost no more than this scan.
         let mut joiners = m
             .firing
             .iter()
-            .filter(|fp| !state.last_firing.contains(*fp));
+            .filter(|fp| !state.last_firing.contains(*fp))
+            .peekable();
+        joiners.peek()?;
         match opts.late_joiners {
             LateJoiners::Wait => None,
             LateJoiners::Always => joiners
