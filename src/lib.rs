@@ -22,9 +22,9 @@
 //!   group commit, tails and replay through projections.
 //! * [`evaluate`]: what is an alert and who must hear of it — rule files
 //!   (CEL conditions over events, windows, `for`, `absent`), fingerprints,
-//!   matchers, silences, inhibition, the routing tree, time intervals, and
-//!   the dispatcher that turns groups into `notification.due` decisions on
-//!   durable timers.
+//!   matchers, silences, inhibition (with a grace after the cause resolves),
+//!   flap damping, the routing tree, time intervals, and the dispatcher that
+//!   turns groups into `notification.due` decisions on durable timers.
 //! * [`escalate`]: what happens when nobody reacts — incidents, escalation
 //!   policies and their steps, acknowledgements (API, CLI, signed action
 //!   links, PagerDuty events), people and on-call schedules, statistics.

@@ -82,6 +82,8 @@ pub struct Views {
     pub alerts: Arc<AlertStore>,
     pub silences: Arc<SilenceStore>,
     pub groups: Arc<GroupStates>,
+    /// Alert state changes and flapping.
+    pub flaps: Arc<crate::evaluate::flap::FlapView>,
     pub outbox: Arc<OutboxState>,
     pub incidents: Arc<Incidents>,
     pub rules: Arc<RulesView>,
@@ -108,6 +110,7 @@ impl Views {
             alerts: Arc::new(AlertStore::new()),
             silences: Arc::new(SilenceStore::new()),
             groups: Arc::new(GroupStates::new()),
+            flaps: Default::default(),
             outbox: Arc::new(OutboxState::new()),
             incidents: Arc::new(Incidents::new()),
             probe_states: Arc::new(ProbeStates::new()),
@@ -125,6 +128,7 @@ impl Views {
             self.alerts.clone(),
             self.silences.clone(),
             self.groups.clone(),
+            self.flaps.clone(),
             self.outbox.clone(),
             self.incidents.clone(),
             self.rules.clone(),
@@ -189,6 +193,7 @@ impl Pipeline {
             views.alerts.clone(),
             views.silences.clone(),
             views.groups.clone(),
+            views.flaps.clone(),
         ));
         let oncall = config
             .oncall()
@@ -794,6 +799,7 @@ impl Stages {
             self.quiet.next_due(),
             self.rules.next_wake(),
             self.dispatcher.groups().next_due(),
+            self.dispatcher.flaps().next_due(),
             self.escalator().next_due(),
         ]
         .into_iter()

@@ -124,8 +124,9 @@ pub struct Report {
     pub resolved_pages: u64,
     /// Firing alerts listed, summed over firing pages.
     pub alerts_carried: u64,
-    /// Pages whose firing and resolved alerts repeat the group's previous
-    /// page, with no `repeat_interval` passed.
+    /// Pages that repeat the group's previous page (the same firing and
+    /// resolved alerts) with nothing new, no flapping notice, and no
+    /// `repeat_interval` passed.
     pub duplicates: u64,
     /// Per declared incident: seconds from its start to the first page
     /// listing its root alert firing, or `None` if none came by its deadline.
@@ -428,7 +429,11 @@ fn measure(scenario: &Scenario, t0: DateTime<Utc>, events: &[Event]) -> Report {
                 content.0.sort();
                 content.1.sort();
                 if n.escalation.is_none() {
-                    if !n.repeat && last.get(&n.group.group) == Some(&content) {
+                    // Says nothing the group's last page did not: no new
+                    // alert, no flapping notice, not a `repeat_interval`
+                    // reminder.
+                    let says_nothing_new = !n.repeat && n.new.is_empty() && n.flapping.is_empty();
+                    if says_nothing_new && last.get(&n.group.group) == Some(&content) {
                         report.duplicates += 1;
                     }
                     last.insert(n.group.group.clone(), content);

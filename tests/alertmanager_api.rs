@@ -347,7 +347,8 @@ async fn bad_silences_are_refused_by_field_and_store_nothing() {
 
 /// Inhibition as Alertmanager applies it: a critical alert of a cluster
 /// mutes that cluster's warnings with the same alertname, not other
-/// clusters'; it stops when the source ends.
+/// clusters'; it stops when the source ends and the rule's grace (default
+/// 10m, a Fenghuo addition) is over.
 #[tokio::test]
 async fn inhibit_rules_suppress_targets_while_the_source_fires() {
     let s = Server::new(
@@ -388,12 +389,75 @@ async fn inhibit_rules_suppress_targets_while_the_source_fires() {
     let (_, visible) = s.get("/api/v2/alerts?inhibited=false").await;
     assert_eq!(visible.as_array().unwrap().len(), 2);
 
-    // t+11m: the critical ended; its warning is active again.
+    // t+11m: the critical ended at 10m; its warning stays suppressed by
+    // it through the grace, until 20m.
     s.clock.advance(Duration::minutes(11));
+    let (_, later) = s.get("/api/v2/alerts").await;
+    let target = by_cluster_severity(&later, "a", "warning");
+    assert_eq!(target["status"]["state"], "suppressed");
+    assert_eq!(
+        target["status"]["inhibitedBy"],
+        json!([source["fingerprint"]])
+    );
+
+    // t+21m: the grace is over; the warning is active again.
+    s.clock.advance(Duration::minutes(10));
     let (_, later) = s.get("/api/v2/alerts").await;
     assert_eq!(
         by_cluster_severity(&later, "a", "warning")["status"]["state"],
         "active"
+    );
+}
+
+/// Flap damping shows in "why": the history says since when an alert is
+/// flapping and with which numbers, and the decision is in its events.
+#[tokio::test]
+async fn history_says_an_alert_is_flapping() {
+    let s = Server::new("route:\n  receiver: team\nreceivers:\n  - name: team\n");
+    // Fired, resolved, fired, resolved: four changes within 10 minutes.
+    for i in 0..4 {
+        s.clock.advance(Duration::seconds(10));
+        let ends = if i % 2 == 0 {
+            s.clock.now() + Duration::hours(1)
+        } else {
+            s.clock.now()
+        };
+        s.post(json!([{"labels": {"alertname": "A"}, "endsAt": ends.to_rfc3339()}]))
+            .await;
+    }
+    s.pipeline.dispatcher.step().await.unwrap();
+    let fp = s.pipeline.store.all()[0].0.to_string();
+    let (status, why) = s.get(&format!("/api/v1/alerts/{fp}/history")).await;
+    assert_eq!(status, StatusCode::OK, "{why}");
+    assert_eq!(why["flapping"]["changes"], 4, "{why}");
+    assert_eq!(why["flapping"]["window_secs"], 600, "{why}");
+    assert_eq!(why["flapping"]["stable_secs"], 600, "{why}");
+    let kinds: Vec<&str> = why["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    // The decision, then (group_wait over) the one notice.
+    assert_eq!(
+        kinds[kinds.len() - 2..],
+        ["alert.flapping_started", "notification.due"],
+        "{kinds:?}"
+    );
+    assert_eq!(
+        why["events"][kinds.len() - 1]["payload"]["flapping"],
+        json!([fp])
+    );
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fenghuo"))
+        .args(["why", &fp, "--data-dir"])
+        .arg(&s.pipeline.config().data_dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("flapping: 4 state changes within 600s; paged again after 600s stable"),
+        "{text}"
     );
 }
 

@@ -88,8 +88,19 @@ impl Timeline {
 
     /// An alert `name` of team x, firing until `until` seconds after start.
     async fn fire(&self, name: &str, until: i64) {
+        self.fire_labelled(name, "", until).await
+    }
+
+    /// An alert `name` of team x with more labels (`"severity":"critical"`,
+    /// JSON members), firing until `until` seconds after start.
+    async fn fire_labelled(&self, name: &str, labels: &str, until: i64) {
+        let more = if labels.is_empty() {
+            String::new()
+        } else {
+            format!(",{labels}")
+        };
         let body = format!(
-            r#"[{{"labels":{{"alertname":"{name}","team":"x"}},"startsAt":"{}","endsAt":"{}"}}]"#,
+            r#"[{{"labels":{{"alertname":"{name}","team":"x"{more}}},"startsAt":"{}","endsAt":"{}"}}]"#,
             self.t0.to_rfc3339(),
             (self.t0 + Duration::seconds(until)).to_rfc3339()
         );
@@ -125,15 +136,44 @@ impl Timeline {
                     "flush {} at {}s ({})",
                     t.group.group_key,
                     (t.due_at - self.t0).num_seconds(),
-                    t.reason
+                    self.named(&t.reason)
                 ),
                 EventKind::NotificationDue(n) => format!(
-                    "notify {} firing=[{}] new=[{}] resolved=[{}]{}",
+                    "notify {} firing=[{}] new=[{}] resolved=[{}]{}{}{}",
                     n.group.receiver,
                     names(&n.firing),
                     names(&n.new),
                     names(&n.resolved),
-                    if n.repeat { " repeat" } else { "" }
+                    if n.repeat { " repeat" } else { "" },
+                    if n.flapping.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" flapping=[{}]", names(&n.flapping))
+                    },
+                    if n.muted.is_empty() {
+                        String::new()
+                    } else {
+                        let mut muted: Vec<String> = n
+                            .muted
+                            .iter()
+                            .map(|(fp, why)| self.named(&format!("{fp}: {}", why.join(", "))))
+                            .collect();
+                        // By name, not fingerprint.
+                        muted.sort();
+                        format!(" muted=[{}]", muted.join("; "))
+                    }
+                ),
+                EventKind::AlertFlappingStarted(f) => format!(
+                    "flapping {} ({} changes in {}s)",
+                    names(std::slice::from_ref(&f.fingerprint)),
+                    f.changes,
+                    f.window_secs
+                ),
+                EventKind::AlertFlappingStopped(f) => format!(
+                    "stable {} ({} for {}s)",
+                    names(std::slice::from_ref(&f.fingerprint)),
+                    if f.firing { "firing" } else { "resolved" },
+                    f.stable_secs
                 ),
                 EventKind::GroupClosed(g) => format!("close {}", g.group_key),
                 EventKind::AlertResolved(r) => format!(
@@ -144,6 +184,58 @@ impl Timeline {
                 other => format!("{other:?}"),
             })
             .collect()
+    }
+}
+
+impl Timeline {
+    /// The source resolves alert `name` of team x now.
+    async fn resolve(&self, name: &str) {
+        self.resolve_labelled(name, "").await
+    }
+
+    /// The source resolves alert `name` of team x with more labels now.
+    async fn resolve_labelled(&self, name: &str, labels: &str) {
+        let more = if labels.is_empty() {
+            String::new()
+        } else {
+            format!(",{labels}")
+        };
+        let body = format!(
+            r#"[{{"labels":{{"alertname":"{name}","team":"x"{more}}},"startsAt":"{}","endsAt":"{}"}}]"#,
+            self.t0.to_rfc3339(),
+            self.clock.now().to_rfc3339()
+        );
+        let alerts = parse_v2(body.as_bytes(), self.clock.now(), Duration::minutes(5)).unwrap();
+        self.pipeline
+            .ingest
+            .alerts("prometheus", alerts)
+            .await
+            .unwrap();
+    }
+
+    /// Runs a timeline of fires and resolves: (second, what the source
+    /// says then (`+A` fires A, `-A` resolves it), the decisions wanted).
+    async fn flips(&self, timeline: Vec<(i64, &str, Vec<String>)>) {
+        for (second, say, want) in timeline {
+            self.at(second);
+            match say.split_at(say.len().min(1)) {
+                ("+", name) => self.fire(name, 7200).await,
+                ("-", name) => self.resolve(name).await,
+                _ => {}
+            }
+            assert_eq!(self.step().await, want, "at {second}s ({say})");
+        }
+    }
+
+    /// `text` with each fingerprint of a stored alert replaced by its name.
+    fn named(&self, text: &str) -> String {
+        self.pipeline
+            .store
+            .all()
+            .iter()
+            .fold(text.to_string(), |text, (fp, a)| {
+                text.replace(&fp.to_string(), &a.report.labels["alertname"])
+            })
     }
 }
 
@@ -454,7 +546,8 @@ async fn an_alert_a_silence_hid_is_notified_again_when_the_silence_ends() {
 
 /// Inhibition in the dispatcher: while a critical alert of team x fires, the
 /// team's warning is left out of its notification (with the inhibitor named),
-/// and it is notified at the first flush after the critical resolves.
+/// and with `grace: 0s` (Alertmanager's behaviour; the default grace is
+/// below) it is notified at the first flush after the critical resolves.
 #[tokio::test]
 async fn inhibited_alerts_wait_for_their_inhibitor_to_end() {
     let dir = tempfile::tempdir().unwrap();
@@ -463,7 +556,7 @@ async fn inhibited_alerts_wait_for_their_inhibitor_to_end() {
     let mut config = Config::parse(
         "route:\n  receiver: team\n  group_by: [team]\n  group_wait: 30s\n  group_interval: 5m\n\
          receivers:\n  - name: team\n\
-         inhibit_rules:\n  - source_matchers: ['severity=\"critical\"']\n    target_matchers: ['severity=\"warning\"']\n    equal: [team]\n",
+         inhibit_rules:\n  - source_matchers: ['severity=\"critical\"']\n    target_matchers: ['severity=\"warning\"']\n    equal: [team]\n    grace: 0s\n",
     )
     .unwrap();
     config.data_dir = dir.path().to_path_buf();
@@ -660,4 +753,495 @@ async fn group_wait_zero_is_decided_in_the_commit_of_the_post() {
     );
     // The loop's pass finds nothing left to decide.
     assert_eq!(t.pipeline.dispatcher.step().await.unwrap(), vec![]);
+}
+
+/// One instant of a timeline of alerts with labels: (second, alert to fire
+/// (name, labels, until second), the decisions wanted then).
+type LabelledStep<'a> = (i64, Option<(&'a str, &'a str, i64)>, Vec<String>);
+
+async fn run(t: &Timeline, timeline: Vec<LabelledStep<'_>>) {
+    for (second, fire, want) in timeline {
+        t.at(second);
+        if let Some((name, labels, until)) = fire {
+            t.fire_labelled(name, labels, until).await;
+        }
+        assert_eq!(t.step().await, want, "at {second}s");
+    }
+}
+
+const CRITICAL: &str = r#""severity":"critical""#;
+const WARNING: &str = r#""severity":"warning""#;
+
+/// Late joiners (`late_joiners: severity`, the default): a critical alert
+/// joining a group that paged a warning is notified within group_wait of
+/// joining, not at the group's next group_interval flush; a joiner no more
+/// severe than what was paged waits for that flush, as in Alertmanager.
+#[tokio::test]
+async fn a_more_severe_late_joiner_is_notified_within_group_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = "2026-11-25T19:00:00Z".parse().unwrap();
+    let clock = ManualClock::new(t0);
+    let t = Timeline::open(dir.path(), &clock, t0);
+    let notify =
+        |firing: &str, new: &str| format!("notify team firing=[{firing}] new=[{new}] resolved=[]");
+    run(
+        &t,
+        vec![
+            (
+                0,
+                Some(("Slow", WARNING, 7200)),
+                vec![flush(30, "group_wait")],
+            ),
+            (
+                30,
+                None,
+                vec![notify("Slow", "Slow"), flush(330, "group_interval")],
+            ),
+            // Another warning at 60s: no more severe, waits for 330s.
+            (60, Some(("Slower", WARNING, 7200)), vec![]),
+            // A critical at 100s: the flush moves from 330s to 130s.
+            (
+                100,
+                Some(("Down", CRITICAL, 7200)),
+                vec![flush(
+                    130,
+                    "late joiner Down: severity critical above warning",
+                )],
+            ),
+            // Another pass before it decides nothing more.
+            (110, None, vec![]),
+            (
+                130,
+                None,
+                vec![
+                    notify("Down,Slow,Slower", "Down,Slower"),
+                    flush(430, "group_interval"),
+                ],
+            ),
+            // Now a critical was paged: another critical waits.
+            (200, Some(("Gone", CRITICAL, 7200)), vec![]),
+            (
+                430,
+                None,
+                vec![
+                    notify("Down,Gone,Slow,Slower", "Gone"),
+                    flush(730, "group_interval"),
+                ],
+            ),
+        ],
+    )
+    .await;
+}
+
+/// The route option: `wait` is Alertmanager's behaviour (the critical waits
+/// for the next flush), `always` brings any joiner forward, and an alert
+/// without a listed severity never counts as more severe.
+#[tokio::test]
+async fn late_joiners_follow_the_route_option() {
+    // (late_joiners, joiner's labels, when the flush after it is: the
+    // reason wanted, or none for the group_interval flush at 330s)
+    let cases: Vec<(&str, &str, Option<&str>)> = vec![
+        // Alertmanager's behaviour, asked for.
+        ("wait", CRITICAL, None),
+        // Any joiner, whatever its severity.
+        ("always", "", Some("late joiner B (late_joiners: always)")),
+        // Default: no severity label is not more severe than a warning.
+        ("severity", "", None),
+        // Default: a value not in the order ranks below every listed one.
+        ("severity", r#""severity":"page""#, None),
+        // Default: more severe.
+        (
+            "severity",
+            r#""severity":"error""#,
+            Some("late joiner B: severity error above warning"),
+        ),
+    ];
+    for (late, labels, want) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let t0 = "2026-11-25T19:00:00Z".parse().unwrap();
+        let clock = ManualClock::new(t0);
+        let yaml = CONFIG.replace("  group_by", &format!("  late_joiners: {late}\n  group_by"));
+        let t = Timeline::open_with(&yaml, dir.path(), &clock, t0);
+        t.fire_labelled("A", WARNING, 7200).await;
+        t.step().await;
+        t.at(30);
+        t.step().await;
+        t.at(100);
+        t.fire_labelled("B", labels, 7200).await;
+        let want: Vec<String> = want.map(|r| flush(130, r)).into_iter().collect();
+        assert_eq!(
+            t.step().await,
+            want,
+            "late_joiners: {late}, labels {labels}"
+        );
+    }
+}
+
+/// The severity label and order are route options too.
+#[tokio::test]
+async fn the_severity_order_is_configurable() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = "2026-11-25T19:00:00Z".parse().unwrap();
+    let clock = ManualClock::new(t0);
+    let yaml = CONFIG.replace(
+        "  group_by",
+        "  severity_label: priority\n  severity_order: [P1, P2, P3]\n  group_by",
+    );
+    let t = Timeline::open_with(&yaml, dir.path(), &clock, t0);
+    run(
+        &t,
+        vec![
+            (
+                0,
+                Some(("A", r#""priority":"P3""#, 7200)),
+                vec![flush(30, "group_wait")],
+            ),
+            (
+                30,
+                None,
+                vec![
+                    "notify team firing=[A] new=[A] resolved=[]".into(),
+                    flush(330, "group_interval"),
+                ],
+            ),
+            // `severity` is not the label here.
+            (60, Some(("B", CRITICAL, 7200)), vec![]),
+            (
+                100,
+                Some(("C", r#""priority":"P1""#, 7200)),
+                vec![flush(130, "late joiner C: priority P1 above P3")],
+            ),
+        ],
+    )
+    .await;
+}
+
+fn notify(firing: &str, new: &str, resolved: &str) -> String {
+    format!("notify team firing=[{firing}] new=[{new}] resolved=[{resolved}]")
+}
+
+/// Flap damping with the defaults (4 changes in 10m, stable 10m): the
+/// flips up to the fourth change are handled as usual; then one notice
+/// lists the alert as flapping, its later flips page nothing, and after 10
+/// minutes without a change it pages as any alert again.
+#[tokio::test]
+async fn a_flapping_alert_pages_once_then_not_until_stable() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = "2026-11-25T19:00:00Z".parse().unwrap();
+    let clock = ManualClock::new(t0);
+    let t = Timeline::open(dir.path(), &clock, t0);
+    t.flips(vec![
+        (0, "+A", vec![flush(30, "group_wait")]),
+        (
+            30,
+            "",
+            vec![notify("A", "A", ""), flush(330, "group_interval")],
+        ),
+        (60, "-A", vec![]),
+        (90, "+A", vec![]),
+        // The fourth change within 10 minutes: flapping from here.
+        (120, "-A", vec!["flapping A (4 changes in 600s)".into()]),
+        (150, "+A", vec![]),
+        // The notice: A listed once, marked flapping.
+        (
+            330,
+            "",
+            vec![
+                format!("{} flapping=[A]", notify("A", "", "")),
+                flush(630, "group_interval"),
+            ],
+        ),
+        (400, "-A", vec![]),
+        (420, "+A", vec![]),
+        // Still flapping: muted, nothing sent.
+        (630, "", vec![flush(930, "group_interval")]),
+        (930, "", vec![flush(1230, "group_interval")]),
+        (1019, "", vec![]),
+        // 10 minutes firing since the last change at 420s.
+        (1020, "", vec!["stable A (firing for 600s)".into()]),
+        // Back from muted: paged as new.
+        (
+            1230,
+            "",
+            vec![notify("A", "A", ""), flush(1530, "group_interval")],
+        ),
+    ])
+    .await;
+}
+
+/// A flapping alert that settles resolved: its resolve is sent once it
+/// has been stable, not at each flip.
+#[tokio::test]
+async fn a_flapping_alert_that_settles_resolved_is_resolved_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = "2026-11-25T19:00:00Z".parse().unwrap();
+    let clock = ManualClock::new(t0);
+    let t = Timeline::open(dir.path(), &clock, t0);
+    t.flips(vec![
+        (0, "+A", vec![flush(30, "group_wait")]),
+        (
+            30,
+            "",
+            vec![notify("A", "A", ""), flush(330, "group_interval")],
+        ),
+        (60, "-A", vec![]),
+        (90, "+A", vec![]),
+        (120, "-A", vec!["flapping A (4 changes in 600s)".into()]),
+        (
+            330,
+            "",
+            vec![
+                format!("{} flapping=[A]", notify("A", "", "")),
+                flush(630, "group_interval"),
+            ],
+        ),
+        (400, "+A", vec![]),
+        (420, "-A", vec![]),
+        (630, "", vec![flush(930, "group_interval")]),
+        (930, "", vec![flush(1230, "group_interval")]),
+        (1020, "", vec!["stable A (resolved for 600s)".into()]),
+        // The group's last word on A was the notice: now it resolves, and
+        // the group, empty, closes.
+        (1230, "", vec![notify("", "", "A"), format!("close {KEY}")]),
+    ])
+    .await;
+}
+
+/// (route option, flips as (second, `+A` / `-A`), second of the flapping
+/// decision).
+type FlapCase<'a> = (&'a str, Vec<(i64, &'a str)>, Option<i64>);
+
+/// Regression guard: a hold-off that is too eager would swallow real
+/// pages. Which flips count, per route options: (flap option, flips, the
+/// second of the flapping decision or none).
+#[tokio::test]
+async fn flapping_needs_its_changes_within_the_window() {
+    let cases: Vec<FlapCase> = vec![
+        // Fired, resolved, fired again: three changes are not flapping.
+        ("", vec![(0, "+A"), (60, "-A"), (120, "+A")], None),
+        // Four changes, but spread over more than the window.
+        (
+            "",
+            vec![(0, "+A"), (200, "-A"), (400, "+A"), (700, "-A")],
+            None,
+        ),
+        // Four changes within it.
+        (
+            "",
+            vec![(0, "+A"), (200, "-A"), (400, "+A"), (590, "-A")],
+            Some(590),
+        ),
+        // `changes: 0` turns damping off.
+        (
+            "flap: {changes: 0}",
+            vec![(0, "+A"), (10, "-A"), (20, "+A"), (30, "-A"), (40, "+A")],
+            None,
+        ),
+        // A lower threshold and a shorter window of the route's own.
+        (
+            "flap: {changes: 3, window: 1m}",
+            vec![(0, "+A"), (100, "-A"), (120, "+A"), (150, "-A")],
+            Some(150),
+        ),
+    ];
+    for (option, flips, want) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let t0 = "2026-11-25T19:00:00Z".parse().unwrap();
+        let clock = ManualClock::new(t0);
+        let yaml = CONFIG.replace("  group_by", &format!("  {option}\n  group_by"));
+        let t = Timeline::open_with(&yaml, dir.path(), &clock, t0);
+        let mut started = None;
+        for (second, say) in &flips {
+            t.at(*second);
+            match say.split_at(1) {
+                ("+", name) => t.fire(name, 7200).await,
+                (_, name) => t.resolve(name).await,
+            }
+            if t.step().await.iter().any(|d| d.starts_with("flapping")) {
+                started = Some(*second);
+            }
+        }
+        assert_eq!(started, want, "{option:?} {flips:?}");
+    }
+}
+
+/// Regression guard for the flap timer: a restart while an alert flaps
+/// keeps it flapping (the view is a fold), and the stop comes on time from
+/// the log alone.
+#[tokio::test]
+async fn a_restart_keeps_an_alert_flapping_until_stable() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = "2026-11-25T19:00:00Z".parse().unwrap();
+    let clock = ManualClock::new(t0);
+    let t = Timeline::open(dir.path(), &clock, t0);
+    t.flips(vec![
+        (0, "+A", vec![flush(30, "group_wait")]),
+        (10, "-A", vec![]),
+        (20, "+A", vec![]),
+        (25, "-A", vec!["flapping A (4 changes in 600s)".into()]),
+        (28, "+A", vec![]),
+    ])
+    .await;
+    t.close();
+    clock.set(t0 + Duration::seconds(29));
+    let t = Timeline::open(dir.path(), &clock, t0);
+    // The stop is the stages' next timer: 10 minutes after the last flip.
+    assert_eq!(
+        t.pipeline.next_due(),
+        Some(t0 + Duration::seconds(30)),
+        "the group's flush comes first"
+    );
+    t.flips(vec![
+        (
+            30,
+            "",
+            vec![
+                format!("{} flapping=[A]", notify("A", "A", "")),
+                flush(330, "group_interval"),
+            ],
+        ),
+        (330, "", vec![flush(630, "group_interval")]),
+    ])
+    .await;
+    assert_eq!(t.pipeline.next_due(), Some(t0 + Duration::seconds(628)));
+    t.flips(vec![
+        (627, "", vec![]),
+        (628, "", vec!["stable A (firing for 600s)".into()]),
+        (
+            630,
+            "",
+            vec![notify("A", "A", ""), flush(930, "group_interval")],
+        ),
+    ])
+    .await;
+}
+
+/// Inhibition with memory (default grace 10m): when the cause resolves, its
+/// symptoms stay muted, with the reason saying until when; a symptom that
+/// recovers inside the grace never pages, one still firing after it pages
+/// once.
+#[tokio::test]
+async fn symptoms_wait_out_the_grace_after_their_cause_resolves() {
+    let dir = tempfile::tempdir().unwrap();
+    let t0: chrono::DateTime<chrono::Utc> = "2026-11-25T19:00:00Z".parse().unwrap();
+    let clock = ManualClock::new(t0);
+    let yaml = format!(
+        "{CONFIG}inhibit_rules:\n  - source_matchers: ['severity=\"critical\"']\n    target_matchers: ['severity=\"warning\"']\n    equal: [team]\n"
+    );
+    let t = Timeline::open_with(&yaml, dir.path(), &clock, t0);
+    let at = |s: i64| {
+        (t0 + Duration::seconds(s))
+            .format("%Y-%m-%dT%H:%M:%SZ")
+            .to_string()
+    };
+    let firing = |whom: &str| format!("{whom}: Down");
+    let graced = |whom: &str| {
+        format!(
+            "{whom}: Down (cause resolved at {}, grace until {})",
+            at(200),
+            at(800)
+        )
+    };
+    t.at(0);
+    t.fire_labelled("Down", CRITICAL, 7200).await;
+    t.fire_labelled("Slow", WARNING, 7200).await;
+    t.fire_labelled("Lag", WARNING, 7200).await;
+    assert_eq!(t.step().await, vec![flush(30, "group_wait")]);
+    // (second, what happens then, decisions wanted)
+    let timeline: Vec<(i64, &str, Vec<String>)> = vec![
+        // The cause pages; its symptoms are muted by it.
+        (
+            30,
+            "",
+            vec![
+                format!(
+                    "{} muted=[{}; {}]",
+                    notify("Down", "Down", ""),
+                    firing("Lag"),
+                    firing("Slow")
+                ),
+                flush(330, "group_interval"),
+            ],
+        ),
+        // The cause resolves at 200s: grace until 800s.
+        (200, "-Down", vec![]),
+        // Its resolve is sent; the symptoms stay muted, saying until when.
+        (
+            330,
+            "",
+            vec![
+                format!(
+                    "{} muted=[{}; {}]",
+                    notify("", "", "Down"),
+                    graced("Lag"),
+                    graced("Slow")
+                ),
+                flush(630, "group_interval"),
+            ],
+        ),
+        // Lag recovers inside the grace: it never pages.
+        (400, "-Lag", vec![]),
+        (630, "", vec![flush(930, "group_interval")]),
+        // The grace is over and Slow still fires: it pages, once.
+        (
+            930,
+            "",
+            vec![notify("Slow", "Slow", ""), flush(1230, "group_interval")],
+        ),
+        (1230, "", vec![flush(1530, "group_interval")]),
+    ];
+    for (second, what, want) in timeline {
+        t.at(second);
+        match what {
+            "-Down" => t.resolve_labelled("Down", CRITICAL).await,
+            "-Lag" => t.resolve_labelled("Lag", WARNING).await,
+            _ => {}
+        }
+        assert_eq!(t.step().await, want, "at {second}s {what}");
+    }
+}
+
+/// The grace is the rule's own: (grace, second by which the symptom is
+/// paged after its cause resolved at 200s).
+#[tokio::test]
+async fn the_grace_is_an_inhibit_rule_option() {
+    let cases = [
+        // Alertmanager's behaviour: released at once, paged at the next
+        // flush (330s).
+        ("0s", 330),
+        // Shorter than a group_interval: released at 260s, paged at 330s.
+        ("1m", 330),
+        // Released at 1400s, paged at the flush after (1530s).
+        ("20m", 1530),
+    ];
+    for (grace, want) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let t0 = "2026-11-25T19:00:00Z".parse().unwrap();
+        let clock = ManualClock::new(t0);
+        let yaml = format!(
+            "{CONFIG}inhibit_rules:\n  - source_matchers: ['severity=\"critical\"']\n    target_matchers: ['severity=\"warning\"']\n    equal: [team]\n    grace: {grace}\n"
+        );
+        let t = Timeline::open_with(&yaml, dir.path(), &clock, t0);
+        t.fire_labelled("Down", CRITICAL, 7200).await;
+        t.fire_labelled("Slow", WARNING, 7200).await;
+        t.step().await;
+        let mut paged = None;
+        for second in (30..=1530).step_by(300) {
+            t.at(second);
+            if second == 330 {
+                t.at(200);
+                t.resolve_labelled("Down", CRITICAL).await;
+                t.step().await;
+                t.at(second);
+            }
+            if t.step()
+                .await
+                .iter()
+                .any(|d| d.starts_with("notify team firing=[Slow]"))
+            {
+                paged = paged.or(Some(second));
+            }
+        }
+        assert_eq!(paged, Some(want), "grace {grace}");
+    }
 }

@@ -709,8 +709,15 @@ async fn replay_rebuilds_the_index_the_writer_kept_live() {
         EventKind::NAMES
             .iter()
             .copied()
-            // alert.fired is the dispatcher's decision; the index ignores it.
-            .filter(|k| k.starts_with("alert.") && *k != "alert.fired")
+            // alert.fired and flapping are the dispatcher's decisions; the
+            // index ignores them.
+            .filter(|k| {
+                k.starts_with("alert.")
+                    && !matches!(
+                        *k,
+                        "alert.fired" | "alert.flapping_started" | "alert.flapping_stopped"
+                    )
+            })
             .collect(),
         "the history covers every alert kind the index folds"
     );

@@ -39,10 +39,25 @@ async fn serve(router: Router) -> (SocketAddr, tokio::task::JoinHandle<()>) {
     (addr, task)
 }
 
-/// A port nothing listens on.
-async fn closed_port() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    listener.local_addr().unwrap()
+/// A port nothing listens on, held (bound, not listening) for as long as
+/// the socket lives: a port merely left free can be handed to another
+/// test's server running in parallel, which then answers the probe.
+fn closed_port() -> (SocketAddr, tokio::net::TcpSocket) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    (socket.local_addr().unwrap(), socket)
+}
+
+/// Holds `addr` (bound, not listening) after its server stopped, so
+/// connections to it are refused rather than answered by whatever test
+/// server is given the port next.
+fn hold_port(addr: SocketAddr) -> tokio::net::TcpSocket {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_reuseaddr(true).unwrap();
+    socket
+        .bind(addr)
+        .unwrap_or_else(|e| panic!("holding {addr} after its server stopped: {e}"));
+    socket
 }
 
 fn services() -> Router {
@@ -112,7 +127,7 @@ async fn run_once(config: &fenghuo::probe::ProbeConfig) -> Outcome {
 #[tokio::test]
 async fn http_probes_tell_up_from_down_slow_and_wrong() {
     let (addr, _server) = serve(services()).await;
-    let closed = closed_port().await;
+    let (closed, _held) = closed_port();
     let table: Vec<(String, bool, Option<u16>, &str)> = vec![
         (
             format!(
@@ -292,7 +307,7 @@ async fn pong_server() -> SocketAddr {
 #[tokio::test]
 async fn tcp_probes_connect_and_optionally_talk() {
     let pong = pong_server().await;
-    let closed = closed_port().await;
+    let (closed, _held) = closed_port();
     let table: Vec<(String, bool, &str)> = vec![
         (
             format!("{{name: connect, type: tcp, every: 30s, address: '{pong}'}}"),
@@ -552,6 +567,7 @@ async fn an_unreachable_service_and_a_stopped_heartbeat_fire_the_shipped_rules()
     // not stored again.
     server.abort();
     let _ = server.await;
+    let _held = hold_port(addr);
     until(8 * 60).await;
     let down = news(&pipeline, &mut seen).await;
     assert_eq!(down.len(), 2, "{down:?}");
@@ -730,7 +746,7 @@ async fn scrape_a_running_prometheus() {
         }
     }
     let dir = tempfile::tempdir().unwrap();
-    let port = closed_port().await.port();
+    let port = closed_port().0.port();
     std::fs::write(dir.path().join("prometheus.yml"), "global: {}\n").unwrap();
     let _prom = Proc(
         std::process::Command::new(PROMETHEUS)

@@ -53,16 +53,50 @@ fn firing_at(state: &AppState, now: DateTime<Utc>) -> Vec<(String, StoredAlert)>
         .collect()
 }
 
-/// The firing alerts that inhibit `alert` under the configured rules.
+/// Alerts resolved recently enough to still inhibit under some rule's
+/// `grace`, with their fingerprints as text.
+fn remembered_at(state: &AppState, now: DateTime<Utc>) -> Vec<(String, StoredAlert)> {
+    let rules = &state.pipeline.routing().inhibit_rules;
+    if rules.is_empty() {
+        return Vec::new();
+    }
+    let since = now - crate::evaluate::inhibit::longest_grace(rules);
+    state
+        .pipeline
+        .store
+        .filtered(|a| !a.firing_at(now) && a.ends_at.is_some_and(|e| e > since))
+        .into_iter()
+        .map(|(fp, a)| (fp.to_string(), a))
+        .collect()
+}
+
+/// What inhibits `alert` under the configured rules, as the dispatcher
+/// sees it: firing sources by fingerprint, sources resolved within their
+/// grace with when and until when.
 fn inhibited_by(
     state: &AppState,
     alert: &StoredAlert,
     firing: &[(String, StoredAlert)],
+    remembered: &[(String, StoredAlert)],
+    now: DateTime<Utc>,
 ) -> Vec<String> {
-    crate::evaluate::inhibit::inhibitors(
+    use crate::evaluate::inhibit::Source;
+    crate::evaluate::inhibit::inhibitors_at(
         &state.pipeline.routing().inhibit_rules,
         &alert.report.labels,
-        firing.iter().map(|(f, a)| (f.as_str(), &a.report.labels)),
+        firing
+            .iter()
+            .map(|(f, a)| Source {
+                fingerprint: f,
+                labels: &a.report.labels,
+                resolved_at: None,
+            })
+            .chain(remembered.iter().map(|(f, a)| Source {
+                fingerprint: f,
+                labels: &a.report.labels,
+                resolved_at: a.ends_at,
+            })),
+        now,
     )
 }
 
@@ -122,13 +156,19 @@ fn listed_alerts(state: &AppState, params: &[(String, String)]) -> Result<Vec<Li
     let now = state.pipeline.clock.now();
     // Alertmanager lists what has not ended.
     let firing = firing_at(state, now);
+    let remembered = remembered_at(state, now);
     let mut out = Vec::new();
     for (fp, alert) in &firing {
         if !filter.matches(&alert.report.labels) {
             continue;
         }
         let silenced_by = state.pipeline.silences.muting(&alert.report.labels, now);
-        let inhibited_by = inhibited_by(state, alert, &firing);
+        // Alertmanager's shape: fingerprints only, also of causes resolved
+        // within their grace.
+        let inhibited_by: Vec<String> = inhibited_by(state, alert, &firing, &remembered, now)
+            .into_iter()
+            .map(|why| why.split(' ').next().unwrap_or_default().to_string())
+            .collect();
         let suppressed = !silenced_by.is_empty() || !inhibited_by.is_empty();
         if (!silenced_by.is_empty() && !silenced)
             || (!inhibited_by.is_empty() && !inhibited)
@@ -291,7 +331,13 @@ pub async fn history(
     };
     let now = state.pipeline.clock.now();
     let inhibited_by = if alert.firing_at(now) {
-        inhibited_by(&state, &alert, &firing_at(&state, now))
+        inhibited_by(
+            &state,
+            &alert,
+            &firing_at(&state, now),
+            &remembered_at(&state, now),
+            now,
+        )
     } else {
         Vec::new()
     };
@@ -303,6 +349,13 @@ pub async fn history(
         "receivers": receivers_of(&state, &alert),
         "silencedBy": state.pipeline.silences.muting(&alert.report.labels, now),
         "inhibitedBy": inhibited_by,
+        // Flapping alerts are muted (reason `flapping`) after one notice.
+        "flapping": state
+            .pipeline
+            .dispatcher
+            .flaps()
+            .get(&fp.to_string())
+            .and_then(|s| s.flapping),
         "events": events,
     })))
 }

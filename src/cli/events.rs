@@ -78,6 +78,15 @@ pub fn describe(e: &Event) -> String {
             format!("{n} alerts' endsAt extended")
         }
         EventKind::AlertAcked { by, .. } => format!("acknowledged by {by}"),
+        EventKind::AlertFlappingStarted(f) => format!(
+            "flapping: {} state changes within {}s; paged again after {}s stable",
+            f.changes, f.window_secs, f.stable_secs
+        ),
+        EventKind::AlertFlappingStopped(f) => format!(
+            "stopped flapping: {} for {}s",
+            if f.firing { "firing" } else { "resolved" },
+            f.stable_secs
+        ),
         EventKind::EscalationStepped(st) => {
             let mut line = format!(
                 "incident {} {} {} step {}: {}",
@@ -151,7 +160,7 @@ pub fn describe(e: &Event) -> String {
             format!("{} to {}: closed, no alerts left", g.group_key, g.receiver)
         }
         EventKind::NotificationDue(n) => format!(
-            "{} to {}: {} firing ({} new), {} resolved{}{}",
+            "{} to {}: {} firing ({} new), {} resolved{}{}{}",
             n.group.group_key,
             n.group.receiver,
             n.firing.len(),
@@ -161,7 +170,20 @@ pub fn describe(e: &Event) -> String {
             if n.muted.is_empty() {
                 String::new()
             } else {
-                format!(", {} muted", n.muted.len())
+                let flapping = n
+                    .muted
+                    .values()
+                    .filter(|why| why.iter().any(|w| w == crate::evaluate::flap::FLAPPING))
+                    .count();
+                match flapping {
+                    0 => format!(", {} muted", n.muted.len()),
+                    f => format!(", {} muted ({f} flapping)", n.muted.len()),
+                }
+            },
+            if n.flapping.is_empty() {
+                String::new()
+            } else {
+                format!(", flapping notice for {}", n.flapping.join(", "))
             }
         ),
         EventKind::NotificationSent(d) => format!(

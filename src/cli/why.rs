@@ -76,6 +76,18 @@ fn from_server(server: &str, fingerprint: &str) -> anyhow::Result<()> {
     );
     println!("  silenced by:  {}", list(&body["silencedBy"]));
     println!("  inhibited by: {}", list(&body["inhibitedBy"]));
+    let flapping = &body["flapping"];
+    if flapping.is_object() {
+        println!(
+            "  flapping:     since {} ({} state changes within {}s); paged again after {}s without a change",
+            flapping["since"].as_str().unwrap_or("?"),
+            flapping["changes"],
+            flapping["window_secs"],
+            flapping["stable_secs"]
+        );
+    } else {
+        println!("  flapping:     no");
+    }
     println!("  history:");
     let events: Vec<Event> = serde_json::from_value(body["events"].clone())?;
     for e in &events {

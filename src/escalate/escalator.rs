@@ -435,6 +435,7 @@ impl Escalator {
                     step,
                 }),
                 to: to.to_vec(),
+                flapping: Vec::new(),
             }),
         )
     }

@@ -422,6 +422,8 @@ impl Projection for AlertStore {
             | EventKind::RemediationRefused(_)
             | EventKind::RemediationSucceeded(_)
             | EventKind::RemediationFailed(_) => {}
+            // Flapping is the flap view's; the alert itself is unchanged.
+            EventKind::AlertFlappingStarted(_) | EventKind::AlertFlappingStopped(_) => {}
         }
     }
 

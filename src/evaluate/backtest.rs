@@ -115,6 +115,8 @@ fn is_decision(event: &Event) -> bool {
         // Rules' resolves, and the dispatcher's expiries (`endsAt` passed).
         K::AlertResolved(_) => is_rule_decision(event) || event.source == "fenghuo",
         K::AlertFired { .. }
+        | K::AlertFlappingStarted(_)
+        | K::AlertFlappingStopped(_)
         | K::GroupScheduled(_)
         | K::GroupClosed(_)
         | K::NotificationDue(_)
@@ -311,6 +313,7 @@ pub fn run(
         views.alerts.clone(),
         views.silences.clone(),
         views.groups.clone(),
+        views.flaps.clone(),
     );
     let escalator = Escalator::new(
         &config.escalation_policies,

@@ -10,6 +10,23 @@
 //! inhibited alerts are left out and said so; a route's mute time intervals
 //! skip its flushes, active time intervals limit them.
 //!
+//! Where Fenghuo deliberately differs: an alert joining a group that has
+//! already notified waits for the next `group_interval` flush only under
+//! `late_joiners: wait`. Under the default `severity`, a joiner more severe
+//! than everything the last notification listed as firing brings the flush
+//! forward to `group_wait` after the pass that saw it join; under `always`,
+//! any joiner does. The timer says why (`late joiner <fp>: severity
+//! critical above warning`).
+//!
+//! Flapping alerts (see [`super::flap`]) are muted with the reason
+//! `flapping`, whether firing or resolved between flips, so neither their
+//! fires nor their resolves page. The group's first notification after one
+//! starts flapping is its one notice: the alert is listed as firing and
+//! named in `flapping`. When it stops flapping it is notified as any alert
+//! coming back from a mute: as new if firing, as resolved if it settled
+//! resolved. The flapping decisions are made first, alone in their round,
+//! so the change that makes an alert flapping never pages.
+//!
 //! Every decision is an event: `group.scheduled` (the timer, so a restart
 //! neither drops nor repeats a due flush and a waiting group keeps waiting
 //! only the time left) and `notification.due`. [`GroupStates`] folds them;
@@ -26,7 +43,8 @@ use chrono::{DateTime, Utc};
 use parking_lot::RwLock;
 
 use super::alerts::{AlertStore, StoredAlert};
-use super::route::{group_key, group_labels, label_set_string};
+use super::flap::{FLAPPING, FlapView};
+use super::route::{LateJoiners, group_key, group_labels, label_set_string};
 use super::silence::SilenceStore;
 use crate::config::Routing;
 use crate::eventlog::{
@@ -46,6 +64,11 @@ pub struct GroupState {
     /// Fingerprints muted at the last flush: when they come back while
     /// still firing, they are notified again (Alertmanager stays silent).
     pub last_muted: BTreeSet<String>,
+    /// Flapping alerts the group has had its one notice about and still
+    /// mutes as flapping: when one stops flapping resolved, the resolve is
+    /// sent.
+    #[serde(default)]
+    pub flapping_noticed: BTreeSet<String>,
 }
 
 /// Fold of `group.scheduled` and `notification.due`.
@@ -104,6 +127,18 @@ impl Projection for GroupStates {
                 g.last_notified_at = Some(event.occurred_at);
                 g.last_firing = n.firing.iter().cloned().collect();
                 g.last_muted = n.muted.keys().cloned().collect();
+                let still: BTreeSet<String> = g
+                    .flapping_noticed
+                    .iter()
+                    .filter(|fp| {
+                        n.muted
+                            .get(*fp)
+                            .is_some_and(|w| w.iter().any(|w| w == FLAPPING))
+                    })
+                    .cloned()
+                    .collect();
+                g.flapping_noticed = still;
+                g.flapping_noticed.extend(n.flapping.iter().cloned());
             }
             EventKind::GroupClosed(g) => {
                 self.groups.write().remove(&g.group);
@@ -149,6 +184,11 @@ pub struct Dispatcher {
     alerts: Arc<AlertStore>,
     silences: Arc<SilenceStore>,
     groups: Arc<GroupStates>,
+    /// Which alerts are flapping (muted after one notice).
+    flaps: Arc<FlapView>,
+    /// Flapping decisions went out alone in the last round: the group
+    /// decisions are owed to the next, whatever the budget.
+    owed: std::sync::atomic::AtomicBool,
     /// The groups each alert belongs to, by fingerprint. A fingerprint
     /// fixes the labels and the config fixes the tree, so an entry never
     /// goes stale; it only spares walking the tree and building group keys
@@ -180,6 +220,7 @@ struct Memo {
     /// The last pass that rebuilt everything.
     rebuilt_at: DateTime<Utc>,
     silences_version: u64,
+    flaps_version: u64,
 }
 
 /// A pass that took longer than this is not run inside a commit: every
@@ -200,6 +241,7 @@ impl Dispatcher {
         alerts: Arc<AlertStore>,
         silences: Arc<SilenceStore>,
         groups: Arc<GroupStates>,
+        flaps: Arc<FlapView>,
     ) -> Self {
         Dispatcher {
             log,
@@ -207,6 +249,8 @@ impl Dispatcher {
             alerts,
             silences,
             groups,
+            flaps,
+            owed: std::sync::atomic::AtomicBool::new(false),
             routes: parking_lot::Mutex::new(RouteCache::default()),
             last_decide: parking_lot::Mutex::new(std::time::Duration::ZERO),
             memo: parking_lot::Mutex::new(None),
@@ -236,6 +280,10 @@ impl Dispatcher {
 
     pub fn groups(&self) -> &GroupStates {
         &self.groups
+    }
+
+    pub fn flaps(&self) -> &Arc<FlapView> {
+        &self.flaps
     }
 
     /// The groups an alert belongs to (cached: they never change for a
@@ -288,11 +336,16 @@ impl Dispatcher {
     ) -> R {
         let changes = self.alerts.take_changes();
         let silences_version = self.silences.version();
+        let flaps_version = self.flaps.version();
         let mut memo = self.memo.lock();
         let incremental = memo.as_ref().is_some_and(|m| {
             !changes.everything
                 && routing.inhibit_rules.is_empty()
                 && m.silences_version == silences_version
+                // Flapping alerts are muted whether firing or not: rebuilt
+                // while any flap, which is rare.
+                && m.flaps_version == flaps_version
+                && self.flaps.flapping().is_empty()
                 && now >= m.at
                 && now - m.rebuilt_at < chrono::Duration::seconds(REBUILD_EVERY_SECS)
                 && !self.silences.boundary_between(m.at, now)
@@ -359,6 +412,7 @@ impl Dispatcher {
                     at: now,
                     rebuilt_at: now,
                     silences_version,
+                    flaps_version,
                 });
             }
         }
@@ -371,12 +425,23 @@ impl Dispatcher {
         let Some(tree) = &routing.tree else {
             return out;
         };
-        let firing: Vec<(Fingerprint, String, StoredAlert)> = self
+        // Sources that resolved within the longest grace still inhibit (see
+        // `inhibit`): taken in the same walk over the alerts.
+        let remembered = match routing.inhibit_rules.is_empty() {
+            true => None,
+            false => Some(now - super::inhibit::longest_grace(&routing.inhibit_rules)),
+        };
+        let (firing, resolved): (Vec<_>, Vec<_>) = self
             .alerts
-            .filtered(|a| a.firing_at(now))
+            .filtered(|a| {
+                a.firing_at(now)
+                    || remembered
+                        .is_some_and(|since| a.ends_at.is_some_and(|e| e > since && e <= now))
+            })
             .into_iter()
             .map(|(fp, a)| (fp, fp.to_string(), a))
-            .collect();
+            .partition(|(_, _, a)| a.firing_at(now));
+        let firing: Vec<(Fingerprint, String, StoredAlert)> = firing;
         {
             let mut cache = self.routes.lock();
             if cache.by_alert.len() > 2 * firing.len() + 1024 {
@@ -389,13 +454,27 @@ impl Dispatcher {
             let labels = &alert.report.labels;
             let mut mutes = self.silences.muting(labels, now);
             if !routing.inhibit_rules.is_empty() {
-                mutes.extend(super::inhibit::inhibitors(
+                let sources = firing
+                    .iter()
+                    .map(|(_, f, a)| super::inhibit::Source {
+                        fingerprint: f,
+                        labels: &a.report.labels,
+                        resolved_at: None,
+                    })
+                    .chain(resolved.iter().map(|(_, f, a)| super::inhibit::Source {
+                        fingerprint: f,
+                        labels: &a.report.labels,
+                        resolved_at: a.ends_at,
+                    }));
+                mutes.extend(super::inhibit::inhibitors_at(
                     &routing.inhibit_rules,
                     labels,
-                    firing
-                        .iter()
-                        .map(|(_, f, a)| (f.as_str(), &a.report.labels)),
+                    sources,
+                    now,
                 ));
+            }
+            if self.flaps.is_flapping(fp) {
+                mutes.push(FLAPPING.to_string());
             }
             let groups = self.groups_of(tree, *fingerprint, labels);
             for group in groups.iter() {
@@ -411,6 +490,29 @@ impl Dispatcher {
                 } else {
                     m.muted.insert(fp.clone(), mutes.clone());
                 }
+            }
+        }
+        // Flapping alerts between flips stay members, muted: their resolve
+        // is a flip like any other, not news.
+        for fp in self.flaps.flapping() {
+            let Some(fingerprint) = Fingerprint::parse(&fp) else {
+                continue;
+            };
+            let Some(alert) = self.alerts.get(fingerprint) else {
+                continue;
+            };
+            if alert.firing_at(now) {
+                continue; // done above
+            }
+            for group in self
+                .groups_of(tree, fingerprint, &alert.report.labels)
+                .iter()
+            {
+                let m = out.entry(group.group.clone()).or_default();
+                if m.group.is_none() {
+                    m.group = Some(group.clone());
+                }
+                m.muted.insert(fp.clone(), vec![FLAPPING.to_string()]);
             }
         }
         out
@@ -564,8 +666,28 @@ impl Dispatcher {
             };
             let opts = route.opts();
             let state = groups.get(id).unwrap_or(&no_state);
-            if matches!(state.next_due, Some(due) if due > now) {
-                continue; // a timer is pending: nothing to decide before it
+            if let Some(due) = state.next_due
+                && due > now
+            {
+                // A timer is pending: nothing to decide before it, unless a
+                // late joiner brings it forward to within `group_wait`.
+                if let Some(reason) = self.late_joiner(opts, m, state) {
+                    let early = now + opts.group_wait;
+                    if early <= now {
+                        let group = GroupRef::clone(state_group);
+                        decisions.extend(self.flush(routing, group, m, state, now, opts));
+                    } else if early < due {
+                        decisions.push(EventKind::GroupScheduled(GroupTimer {
+                            group: GroupRef::clone(state_group),
+                            due_at: early,
+                            reason,
+                            // Still what the last flush muted: those coming
+                            // back stay news.
+                            muted: state.last_muted.iter().cloned().collect(),
+                        }));
+                    }
+                }
+                continue;
             }
             let group = GroupRef::clone(state_group);
             match state.next_due {
@@ -575,14 +697,24 @@ impl Dispatcher {
                         || state
                             .last_firing
                             .iter()
-                            .any(|fp| !m.firing.contains(fp) && !m.muted.contains_key(fp));
+                            .chain(&state.flapping_noticed)
+                            .any(|fp| !m.firing.contains(fp) && !m.muted.contains_key(fp))
+                        || !flapping_notice(m, state).is_empty();
                     if !news {
                         continue;
                     }
-                    let (due_at, reason) = match state.last_notified_at {
-                        None => (now + opts.group_wait, "group_wait"),
-                        Some(last) => ((last + opts.group_interval).max(now), "group_interval"),
+                    let (mut due_at, mut reason) = match state.last_notified_at {
+                        None => (now + opts.group_wait, "group_wait".to_string()),
+                        Some(last) => (
+                            (last + opts.group_interval).max(now),
+                            "group_interval".to_string(),
+                        ),
                     };
+                    if let Some(late) = self.late_joiner(opts, m, state)
+                        && now + opts.group_wait < due_at
+                    {
+                        (due_at, reason) = (now + opts.group_wait, late);
+                    }
                     if due_at <= now {
                         // `group_wait: 0s`, or the interval passed long ago:
                         // flush in this pass. A timer due now would cost a
@@ -593,7 +725,7 @@ impl Dispatcher {
                     decisions.push(EventKind::GroupScheduled(GroupTimer {
                         group,
                         due_at,
-                        reason: reason.into(),
+                        reason,
                         muted: m.muted.keys().cloned().collect(),
                     }));
                 }
@@ -618,7 +750,7 @@ impl Dispatcher {
                 continue;
             };
             if let Some(route) = tree.get(&group.route)
-                && !state.last_firing.is_empty()
+                && !(state.last_firing.is_empty() && state.flapping_noticed.is_empty())
             {
                 decisions.extend(self.flush(
                     routing,
@@ -634,7 +766,9 @@ impl Dispatcher {
         // A group that was notified as firing and lost all its alerts with no
         // timer pending gets one, so the resolve is sent.
         for &(_, state) in &unseen {
-            if state.last_firing.is_empty() || state.next_due.is_some() {
+            if (state.last_firing.is_empty() && state.flapping_noticed.is_empty())
+                || state.next_due.is_some()
+            {
                 continue;
             }
             let Some(group) = state.group.clone() else {
@@ -652,6 +786,58 @@ impl Dispatcher {
             }));
         }
         decisions
+    }
+
+    /// Why a group that has notified should flush within `group_wait`
+    /// rather than at its next `group_interval` flush: an alert firing that
+    /// its last notification did not list qualifies under the route's
+    /// `late_joiners` (see [`LateJoiners`]). `None` for a group that has
+    /// not notified yet: it is in `group_wait` already.
+    fn late_joiner(
+        &self,
+        opts: &super::route::RouteOpts,
+        m: &Members,
+        state: &GroupState,
+    ) -> Option<String> {
+        state.last_notified_at?;
+        if opts.late_joiners == LateJoiners::Wait {
+            return None;
+        }
+        // Checked at every pass for every group with a timer: most have no
+        // joiner, and must cost no more than this scan.
+        let mut joiners = m
+            .firing
+            .iter()
+            .filter(|fp| !state.last_firing.contains(*fp))
+            .peekable();
+        joiners.peek()?;
+        match opts.late_joiners {
+            LateJoiners::Wait => None,
+            LateJoiners::Always => joiners
+                .next()
+                .map(|fp| format!("late joiner {fp} (late_joiners: always)")),
+            LateJoiners::Severity => {
+                let rank = |fp: &str| {
+                    Fingerprint::parse(fp)
+                        .and_then(|f| self.alerts.get(f))
+                        .and_then(|a| opts.severity.rank(&a.report.labels))
+                };
+                // The most severe the group has paged; `None` when nothing
+                // it paged has a listed severity.
+                let paged = state.last_firing.iter().filter_map(|fp| rank(fp)).min();
+                let (joined, fp) = joiners
+                    .filter_map(|fp| rank(fp).map(|r| (r, fp)))
+                    .filter(|(r, _)| paged.is_none_or(|p| *r < p))
+                    .min()?;
+                let order = &opts.severity.order;
+                Some(format!(
+                    "late joiner {fp}: {} {} above {}",
+                    opts.severity.label,
+                    order[joined],
+                    paged.map_or("none listed", |p| order[p].as_str())
+                ))
+            }
+        }
     }
 
     /// A due flush: notify if something changed or the repeat is due, then
@@ -679,25 +865,36 @@ impl Dispatcher {
                 .containing(opts.active_time_intervals.iter().map(String::as_str), now)
                 .unwrap_or_default()
                 .is_empty();
-        let firing: Vec<String> = m.firing.iter().cloned().collect();
+        // The one notice of alerts that started flapping: listed as firing
+        // (a flapping alert is a problem, whichever state it is in now)
+        // this once, muted from then on.
+        let notice = flapping_notice(m, state);
+        let mut muted = m.muted.clone();
+        let mut listed = m.firing.clone();
+        for fp in &notice {
+            muted.remove(fp);
+            listed.insert(fp.clone());
+        }
+        let firing: Vec<String> = listed.iter().cloned().collect();
         // New: not in the last notification, or back from being muted (a
         // silence that hid it ended, its inhibitor resolved).
-        let new: Vec<String> = m
-            .firing
+        let new: Vec<String> = listed
             .iter()
             .filter(|fp| !state.last_firing.contains(*fp) || state.last_muted.contains(*fp))
             .cloned()
             .collect();
+        // A flapping alert the group had its notice about and that settled
+        // resolved is resolved like any other.
         let resolved: Vec<String> = state
             .last_firing
-            .iter()
-            .filter(|fp| !m.firing.contains(*fp) && !m.muted.contains_key(*fp))
+            .union(&state.flapping_noticed)
+            .filter(|fp| !listed.contains(*fp) && !muted.contains_key(*fp))
             .cloned()
             .collect();
         let repeat_due = state
             .last_notified_at
             .is_none_or(|last| now >= last + opts.repeat_interval);
-        let changed = !new.is_empty() || !resolved.is_empty();
+        let changed = !new.is_empty() || !resolved.is_empty() || !notice.is_empty();
         if !muted_by_time && !outside_active && (changed || (!firing.is_empty() && repeat_due)) {
             out.push(EventKind::NotificationDue(NotificationDue {
                 escalation: None,
@@ -707,7 +904,8 @@ impl Dispatcher {
                 resolved,
                 repeat: !changed,
                 new,
-                muted: m.muted.clone(),
+                muted,
+                flapping: notice,
             }));
         }
         if !m.firing.is_empty() || !m.muted.is_empty() {
@@ -722,6 +920,18 @@ impl Dispatcher {
     }
 }
 
+/// Alerts of the group muted only for flapping that it has not had its one
+/// notice about.
+fn flapping_notice(m: &Members, state: &GroupState) -> Vec<String> {
+    m.muted
+        .iter()
+        .filter(|(fp, why)| {
+            why.len() == 1 && why[0] == FLAPPING && !state.flapping_noticed.contains(*fp)
+        })
+        .map(|(fp, _)| fp.clone())
+        .collect()
+}
+
 impl Decider for Dispatcher {
     fn decide(
         &self,
@@ -730,7 +940,20 @@ impl Decider for Dispatcher {
         folded: &[Arc<Event>],
         asked: bool,
     ) -> Vec<NewEvent> {
-        if !(asked || self.wants(folded)) {
+        use std::sync::atomic::Ordering;
+        // Flapping first, and alone: the flip that makes an alert flapping
+        // must not page in the pass that sees it. The group decisions follow
+        // in the next round, with these folded.
+        if let Some(tree) = &self.routing().tree {
+            let flaps = super::flap::decide(&self.flaps, &self.alerts, tree, now, folded);
+            if !flaps.is_empty() {
+                self.owed
+                    .fetch_or(asked || self.wants(folded), Ordering::AcqRel);
+                return flaps;
+            }
+        }
+        let owed = self.owed.swap(false, Ordering::AcqRel);
+        if !(asked || owed || self.wants(folded)) {
             return Vec::new();
         }
         let decisions = self.decisions(now);
@@ -751,6 +974,8 @@ pub fn is_input(kind: &EventKind) -> bool {
         | K::SilenceCreated(_)
         | K::SilenceUpdated(_)
         | K::SilenceExpired { .. } => true,
+        // Flapping changes who is muted: inputs to the group decisions.
+        K::AlertFlappingStarted(_) | K::AlertFlappingStopped(_) => true,
         K::AlertFired { .. }
         | K::GroupScheduled(_)
         | K::GroupClosed(_)

@@ -27,6 +27,18 @@
 //! silenced or inhibited: Alertmanager's source cache holds every alert that
 //! matches the source side until it resolves.
 //!
+//! Fenghuo's addition, **inhibition with memory** (a deliberate difference):
+//! when a source resolves while its targets still fire, Alertmanager
+//! releases them at once, so a symptom that would have recovered with its
+//! cause pages anyway. Here a rule's `grace` (default 10m, twice
+//! Alertmanager's default `group_interval`; `grace: 0s` is Alertmanager's
+//! behaviour) keeps a resolved source inhibiting for that long after it
+//! resolved: its targets stay muted with the reason `<fp> (cause resolved at
+//! T, grace until T+g)`, page only if they still fire after it, and never
+//! page if they recover inside it. The resolve time is the source's `endsAt`
+//! as the log holds it, so this is state derived from the log and replay
+//! decides nothing.
+//!
 //! One deliberate difference: [`inhibitors`] returns every inhibiting alert,
 //! over all rules, sorted. Alertmanager stops at the first rule that has one
 //! and records a single, arbitrary one (its cache is a Go map). The decision
@@ -37,8 +49,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use chrono::{DateTime, Duration, Utc};
+
 use super::matcher::Matchers;
 use super::route::{legacy_matchers, nullable};
+use crate::config::PromDuration;
 use crate::eventlog::LabelSet;
 
 /// One entry of `inhibit_rules:`, as written.
@@ -90,7 +105,30 @@ pub struct InhibitRuleConfig {
         skip_serializing_if = "BTreeMap::is_empty"
     )]
     pub target_match_re: BTreeMap<String, String>,
+    /// Fenghuo: how long a resolved source keeps inhibiting (default 10m;
+    /// `0s` releases the targets at once, as Alertmanager does).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "serialize_grace"
+    )]
+    pub grace: Option<PromDuration>,
 }
+
+fn serialize_grace<S: serde::Serializer>(
+    d: &Option<PromDuration>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.collect_str(d),
+        None => s.serialize_none(),
+    }
+}
+
+/// How long a resolved source keeps inhibiting when a rule does not say:
+/// twice Alertmanager's default `group_interval`, so a symptom gets two
+/// flushes to recover with its cause.
+pub const DEFAULT_GRACE_SECS: i64 = 600;
 
 /// An inhibit rule that Alertmanager would refuse; `path` is
 /// `inhibit_rules[i]`.
@@ -108,6 +146,7 @@ pub struct InhibitRule {
     source_matchers: Matchers,
     target_matchers: Matchers,
     equal: BTreeSet<String>,
+    grace: Duration,
 }
 
 impl InhibitRule {
@@ -134,11 +173,17 @@ impl InhibitRule {
             }
             equal.insert(name.clone());
         }
+        let grace = match cfg.grace {
+            Some(d) if d.0 < Duration::zero() => return Err("grace cannot be negative".into()),
+            Some(d) => d.0,
+            None => Duration::seconds(DEFAULT_GRACE_SECS),
+        };
         Ok(InhibitRule {
             name: cfg.name.clone(),
             source_matchers,
             target_matchers,
             equal,
+            grace,
         })
     }
 
@@ -172,6 +217,11 @@ impl InhibitRule {
 
     pub fn equal(&self) -> &BTreeSet<String> {
         &self.equal
+    }
+
+    /// How long a resolved source keeps inhibiting.
+    pub fn grace(&self) -> Duration {
+        self.grace
     }
 
     /// Whether a firing alert with labels `source` inhibits `target` through
@@ -231,6 +281,79 @@ pub fn inhibitors<'a>(
         .map(|(fingerprint, _)| fingerprint)
         .collect();
     found.into_iter().map(str::to_owned).collect()
+}
+
+/// A possible source: firing (`resolved_at` is `None`), or resolved at a
+/// time.
+#[derive(Debug, Clone, Copy)]
+pub struct Source<'a> {
+    pub fingerprint: &'a str,
+    pub labels: &'a LabelSet,
+    pub resolved_at: Option<DateTime<Utc>>,
+}
+
+/// The longest grace of `rules`: sources resolved longer ago than this
+/// inhibit nothing.
+pub fn longest_grace(rules: &[InhibitRule]) -> Duration {
+    rules
+        .iter()
+        .map(|r| r.grace)
+        .max()
+        .unwrap_or(Duration::zero())
+}
+
+/// Why `target` is inhibited at `now`, over all rules, sorted and without
+/// duplicates; empty when it is not. A firing source is named by its
+/// fingerprint (as [`inhibitors`] does); a source resolved within a rule's
+/// grace by `<fp> (cause resolved at T, grace until T+g)`, with the longest
+/// grace of the rules it inhibits the target through.
+pub fn inhibitors_at<'a>(
+    rules: &[InhibitRule],
+    target: &LabelSet,
+    sources: impl Iterator<Item = Source<'a>>,
+    now: DateTime<Utc>,
+) -> Vec<String> {
+    let applicable: Vec<(&InhibitRule, bool)> = rules
+        .iter()
+        .filter(|r| r.target_matchers.matches(target))
+        .map(|r| (r, r.source_matchers.matches(target)))
+        .collect();
+    if applicable.is_empty() {
+        return Vec::new();
+    }
+    let mut found: BTreeSet<String> = BTreeSet::new();
+    for source in sources {
+        let inhibiting = |rule: &InhibitRule, exclude: bool| {
+            rule.source_matchers.matches(source.labels)
+                && rule.has_equal(target, source.labels, exclude)
+        };
+        match source.resolved_at {
+            None => {
+                if applicable.iter().any(|(r, x)| inhibiting(r, *x)) {
+                    found.insert(source.fingerprint.to_string());
+                }
+            }
+            Some(at) => {
+                // The longest grace among the rules it inhibits through.
+                let until = applicable
+                    .iter()
+                    .filter(|(r, x)| inhibiting(r, *x))
+                    .map(|(r, _)| at + r.grace)
+                    .max();
+                if let Some(until) = until
+                    && now < until
+                {
+                    found.insert(format!(
+                        "{} (cause resolved at {}, grace until {})",
+                        source.fingerprint,
+                        at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+                        until.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+                    ));
+                }
+            }
+        }
+    }
+    found.into_iter().collect()
 }
 
 #[cfg(test)]
@@ -301,6 +424,7 @@ mod tests {
                 source_matchers: Matchers::new(),
                 target_matchers: Matchers::new(),
                 equal: equal.iter().map(|s| s.to_string()).collect(),
+                grace: Duration::zero(),
             };
             let target = labels(target);
             let got = sources
@@ -631,5 +755,73 @@ mod tests {
         assert_eq!(rules[0].name(), "critical-mutes-warning");
         assert_eq!(rules[0].equal().len(), 3);
         assert_eq!(rules[1].target_matchers().len(), 1);
+    }
+
+    /// Inhibition with memory: a resolved source inhibits for its rules'
+    /// longest grace after it resolved, and says so; a firing one is named
+    /// by its fingerprint alone.
+    #[test]
+    fn resolved_sources_inhibit_within_their_grace() {
+        let rules = rules(
+            "- source_matchers: ['severity=critical']\n  target_matchers: ['severity=warning']\n  grace: 10m\n\
+             - source_matchers: ['severity=critical']\n  target_matchers: ['team=db']\n  grace: 30m\n",
+        );
+        let t0: DateTime<Utc> = "2026-11-25T19:00:00Z".parse().unwrap();
+        let source = labels(&[("severity", "critical")]);
+        let src = fp(&source);
+        let at = |m: i64| t0 + Duration::minutes(m);
+        // (target, source resolved at (minutes, None = firing), now
+        // (minutes), why it is inhibited)
+        let rows: Vec<(LabelSet, Option<i64>, i64, Vec<String>)> = vec![
+            // A firing source: its fingerprint.
+            (
+                labels(&[("severity", "warning")]),
+                None,
+                5,
+                vec![src.clone()],
+            ),
+            // Resolved 5 minutes ago, grace 10m: still inhibiting.
+            (
+                labels(&[("severity", "warning")]),
+                Some(0),
+                5,
+                vec![format!(
+                    "{src} (cause resolved at 2026-11-25T19:00:00Z, grace until 2026-11-25T19:10:00Z)"
+                )],
+            ),
+            // The grace is over at 10m exactly.
+            (labels(&[("severity", "warning")]), Some(0), 10, vec![]),
+            // Through both rules: the longer grace counts.
+            (
+                labels(&[("severity", "warning"), ("team", "db")]),
+                Some(0),
+                20,
+                vec![format!(
+                    "{src} (cause resolved at 2026-11-25T19:00:00Z, grace until 2026-11-25T19:30:00Z)"
+                )],
+            ),
+            // Not a target of either rule.
+            (labels(&[("severity", "info")]), Some(0), 1, vec![]),
+        ];
+        for (target, resolved, now, want) in rows {
+            let got = inhibitors_at(
+                &rules,
+                &target,
+                std::iter::once(Source {
+                    fingerprint: &src,
+                    labels: &source,
+                    resolved_at: resolved.map(at),
+                }),
+                at(now),
+            );
+            assert_eq!(got, want, "{target:?} resolved {resolved:?} now {now}m");
+        }
+        // Without `grace`, 10 minutes.
+        let plain = rules_default();
+        assert_eq!(plain[0].grace(), Duration::minutes(10));
+    }
+
+    fn rules_default() -> Vec<InhibitRule> {
+        rules("- source_matchers: ['a=b']\n  target_matchers: ['c=d']\n")
     }
 }

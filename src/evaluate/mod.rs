@@ -1,15 +1,16 @@
 //! Evaluate: deciding what is an alert and who must hear of it.
 //!
-//! Owns fingerprints, the matcher language, silences, inhibition, the
-//! routing tree and time intervals, the alert store, and the dispatcher that
-//! groups alerts and decides when a group is due a notification. It reads
-//! the log and appends decisions; it never sends anything and never reads
-//! HTTP requests.
+//! Owns fingerprints, the matcher language, silences, inhibition, flap
+//! damping, the routing tree and time intervals, the alert store, and the
+//! dispatcher that groups alerts and decides when a group is due a
+//! notification. It reads the log and appends decisions; it never sends
+//! anything and never reads HTTP requests.
 
 pub mod alerts;
 pub mod backtest;
 pub mod dispatch;
 pub mod fingerprint;
+pub mod flap;
 pub mod inhibit;
 pub mod matcher;
 pub mod route;

@@ -55,6 +55,14 @@
 //!   `model.LabelSet.String()` does: `{a="b", c="d"}`, sorted by name, values
 //!   quoted as Go's `strconv.Quote`.
 //!
+//! Fenghuo's own route options, all optional and inherited, so an
+//! Alertmanager config reads unchanged: `escalation` (a policy name),
+//! `late_joiners` (`wait` | `severity` | `always`, default `severity`: see
+//! the dispatcher), `severity_label` (default `severity`) and
+//! `severity_order` (default `[critical, error, warning, info]`, the most
+//! severe first), `flap` (`changes: 4`, `window: 10m`, `stable: 10m`; see
+//! [`crate::evaluate::flap`]).
+//!
 //! Validation is Alertmanager's, with the same messages, each prefixed with
 //! the path of the offending node (`route.routes[1].routes[0]: …`): the root
 //! needs a receiver and may have no matchers, no time intervals and no
@@ -161,6 +169,26 @@ pub struct RouteConfig {
     /// (inherited by child routes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub escalation: Option<String>,
+    /// Fenghuo: when a new alert joining a group that has already notified
+    /// is notified: at the next `group_interval` flush (`wait`, as
+    /// Alertmanager), within `group_wait` when it is more severe than what
+    /// the group paged (`severity`, the default), or always within
+    /// `group_wait` (`always`). Inherited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub late_joiners: Option<LateJoiners>,
+    /// Fenghuo: the label holding an alert's severity (default `severity`).
+    /// Inherited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity_label: Option<String>,
+    /// Fenghuo: severities from the most severe down (default `[critical,
+    /// error, warning, info]`); a value not listed ranks below all of them.
+    /// Inherited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity_order: Option<Vec<String>>,
+    /// Fenghuo: flap damping for the alerts this route is the first match
+    /// of. Each field inherited on its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flap: Option<FlapConfig>,
     /// Child routes, tried in order.
     #[serde(
         default,
@@ -168,6 +196,28 @@ pub struct RouteConfig {
         skip_serializing_if = "Vec::is_empty"
     )]
     pub routes: Vec<RouteConfig>,
+}
+
+/// `flap:` as written: an alert that changes state (fires, resolves)
+/// `changes` times within `window` is flapping until it keeps one state for
+/// `stable`. `changes: 0` turns damping off.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlapConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changes: Option<u32>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "serialize_duration"
+    )]
+    pub window: Option<PromDuration>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "serialize_duration"
+    )]
+    pub stable: Option<PromDuration>,
 }
 
 /// One entry of `receivers:`: a name and its integrations, kept as written
@@ -383,6 +433,80 @@ pub struct RouteOpts {
     pub active_time_intervals: Vec<String>,
     /// The escalation policy (inherited).
     pub escalation: Option<String>,
+    /// When a new alert joining a group that has notified is notified
+    /// (inherited; default [`LateJoiners::Severity`]).
+    pub late_joiners: LateJoiners,
+    /// How severities rank (inherited).
+    pub severity: SeverityOrder,
+    /// Flap damping (inherited).
+    pub flap: FlapOpts,
+}
+
+/// Flap damping in force: an alert with `changes` state changes within
+/// `window` is flapping until it keeps one state for `stable`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlapOpts {
+    /// 0: no damping.
+    pub changes: u32,
+    pub window: Duration,
+    pub stable: Duration,
+}
+
+/// Fire, resolve, fire, resolve within ten minutes: flapping; quiet again
+/// after ten minutes in one state. Most real problems change state once or
+/// twice in that time; four changes is a sensor, not an outage, and paging
+/// each is noise.
+impl Default for FlapOpts {
+    fn default() -> Self {
+        FlapOpts {
+            changes: 4,
+            window: Duration::minutes(10),
+            stable: Duration::minutes(10),
+        }
+    }
+}
+
+/// When an alert joining a group that has already notified is notified.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LateJoiners {
+    /// At the group's next flush, up to a whole `group_interval` later
+    /// (Alertmanager).
+    Wait,
+    /// Within `group_wait` of joining when more severe than every alert the
+    /// group's last notification listed as firing; else as `wait`.
+    #[default]
+    Severity,
+    /// Always within `group_wait` of joining.
+    Always,
+}
+
+/// The label that holds a severity and its values from the most severe
+/// down.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeverityOrder {
+    pub label: String,
+    pub order: Vec<String>,
+}
+
+impl Default for SeverityOrder {
+    fn default() -> Self {
+        SeverityOrder {
+            label: "severity".into(),
+            order: ["critical", "error", "warning", "info"]
+                .map(String::from)
+                .to_vec(),
+        }
+    }
+}
+
+impl SeverityOrder {
+    /// The rank of an alert's severity, 0 the most severe; `None` when it
+    /// has none or one not listed (below every listed one).
+    pub fn rank(&self, labels: &LabelSet) -> Option<usize> {
+        let value = labels.get(self.label.as_str())?;
+        self.order.iter().position(|s| s == value)
+    }
 }
 
 impl Default for RouteOpts {
@@ -397,6 +521,9 @@ impl Default for RouteOpts {
             mute_time_intervals: Vec::new(),
             active_time_intervals: Vec::new(),
             escalation: None,
+            late_joiners: LateJoiners::default(),
+            severity: SeverityOrder::default(),
+            flap: FlapOpts::default(),
         }
     }
 }
@@ -628,6 +755,43 @@ impl RouteTree {
         if let Some(policy) = &cfg.escalation {
             opts.escalation = Some(policy.clone());
         }
+        if let Some(late) = cfg.late_joiners {
+            opts.late_joiners = late;
+        }
+        if let Some(label) = &cfg.severity_label {
+            if label.is_empty() {
+                return Err(fail("severity_label cannot be empty".into()));
+            }
+            opts.severity.label = label.clone();
+        }
+        if let Some(order) = &cfg.severity_order {
+            opts.severity.order = order.clone();
+        }
+        if let Some(flap) = &cfg.flap {
+            if let Some(n) = flap.changes {
+                if n == 1 || n as usize > super::flap::CHANGES_KEPT {
+                    return Err(fail(format!(
+                        "flap.changes must be 0 (off) or from 2 to {}",
+                        super::flap::CHANGES_KEPT
+                    )));
+                }
+                opts.flap.changes = n;
+            }
+            if let Some(d) = flap.window {
+                if d.0 <= Duration::zero()
+                    || d.0 > Duration::seconds(super::flap::LONGEST_WINDOW_SECS)
+                {
+                    return Err(fail("flap.window must be positive and at most 1d".into()));
+                }
+                opts.flap.window = d.0;
+            }
+            if let Some(d) = flap.stable {
+                if d.0 <= Duration::zero() {
+                    return Err(fail("flap.stable must be positive".into()));
+                }
+                opts.flap.stable = d.0;
+            }
+        }
         if let Some(d) = cfg.group_interval {
             if d.0.is_zero() {
                 return Err(fail("group_interval cannot be zero".into()));
@@ -827,6 +991,9 @@ mod tests {
             mute_time_intervals: vec![],
             active_time_intervals: vec![],
             escalation: None,
+            late_joiners: LateJoiners::default(),
+            severity: SeverityOrder::default(),
+            flap: FlapOpts::default(),
         }
     }
 
@@ -1704,6 +1871,28 @@ routes:
                 &["r"],
                 "route: repeat_interval cannot be zero",
             ),
+            // Fenghuo's flap option: one change is just firing; more
+            // changes than are kept could never be counted.
+            (
+                "receiver: r\nflap: {changes: 1}",
+                &["r"],
+                "route: flap.changes must be 0 (off) or from 2 to 64",
+            ),
+            (
+                "receiver: r\nroutes:\n- flap: {changes: 65}\n",
+                &["r"],
+                "route.routes[0]: flap.changes must be 0 (off) or from 2 to 64",
+            ),
+            (
+                "receiver: r\nflap: {window: 2d}",
+                &["r"],
+                "route: flap.window must be positive and at most 1d",
+            ),
+            (
+                "receiver: r\nflap: {stable: 0s}",
+                &["r"],
+                "route: flap.stable must be positive",
+            ),
             // match / match_re keys are classic label names.
             (
                 "receiver: r\nroutes:\n- match: {'a-b': x}\n",
@@ -1760,6 +1949,20 @@ routes:
             ),
             // `matchers` must be a list.
             ("receiver: r\nroutes:\n  - matchers: 'a=b'\n", &["line 3"]),
+            // Fenghuo's options: an unknown late_joiners value, a misspelt
+            // flap field.
+            (
+                "receiver: r\nlate_joiners: sometimes\n",
+                &[
+                    "unknown variant `sometimes`",
+                    "`wait`, `severity`, `always`",
+                    "line 2",
+                ],
+            ),
+            (
+                "receiver: r\nflap: {changez: 3}\n",
+                &["unknown field `changez`"],
+            ),
         ];
         for (yaml, wants) in rows {
             let err = yaml_serde::from_str::<RouteConfig>(yaml)

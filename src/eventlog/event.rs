@@ -107,6 +107,17 @@ pub enum EventKind {
     #[serde(rename = "alert.resolved")]
     AlertResolved(AlertResolution),
 
+    /// The alert changed state (fired, resolved) so often that it is taken
+    /// as flapping: one notice, then its flips are recorded but not paged
+    /// until it has been stable for the period the payload names.
+    #[serde(rename = "alert.flapping_started")]
+    AlertFlappingStarted(FlapChange),
+
+    /// A flapping alert has kept its state (firing or resolved) for the
+    /// stable period: it pages as any other alert again.
+    #[serde(rename = "alert.flapping_stopped")]
+    AlertFlappingStopped(FlapChange),
+
     /// A silence was created (Alertmanager API v2 `POST /api/v2/silences`).
     #[serde(rename = "silence.created")]
     SilenceCreated(SilenceSpec),
@@ -274,6 +285,8 @@ impl EventKind {
             EventKind::AlertRefreshed { .. } => "alert.refreshed",
             EventKind::AlertResolved(_) => "alert.resolved",
             EventKind::AlertAcked { .. } => "alert.acked",
+            EventKind::AlertFlappingStarted(_) => "alert.flapping_started",
+            EventKind::AlertFlappingStopped(_) => "alert.flapping_stopped",
             EventKind::SilenceCreated(_) => "silence.created",
             EventKind::SilenceUpdated(_) => "silence.updated",
             EventKind::SilenceExpired { .. } => "silence.expired",
@@ -313,6 +326,8 @@ impl EventKind {
         "alert.refreshed",
         "alert.resolved",
         "alert.acked",
+        "alert.flapping_started",
+        "alert.flapping_stopped",
         "silence.created",
         "silence.updated",
         "silence.expired",
@@ -541,6 +556,10 @@ pub struct NotificationDue {
     /// Whom the page is for: mentioned in IM, the recipients of an email.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub to: Vec<Recipient>,
+    /// Alerts this notification lists as firing because they started
+    /// flapping: the one notice; their later flips are muted (`flapping`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flapping: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -1035,6 +1054,19 @@ pub struct AlertResolution {
     pub report: Option<AlertReport>,
 }
 
+/// An alert going into or out of flapping, and the numbers that decided it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlapChange {
+    pub fingerprint: String,
+    /// State changes counted within `window_secs` (started), or 0 (stopped).
+    pub changes: u32,
+    pub window_secs: i64,
+    /// How long the alert must keep its state to stop flapping.
+    pub stable_secs: i64,
+    /// Whether the alert was firing at the decision.
+    pub firing: bool,
+}
+
 /// A new `endsAt` for stored alerts. Alerts evaluated together share their
 /// `endsAt`, so grouping by it keeps a refresh of 10,000 alerts small.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -1196,6 +1228,7 @@ mod tests {
                     email: Some("alice@example.com".into()),
                     mentions: [("dingtalk_mobile".to_string(), "13800000000".to_string())].into(),
                 }],
+                flapping: Vec::new(),
             }),
             EventKind::NotificationSent(DeliverySent {
                 target: target(),
@@ -1337,6 +1370,20 @@ mod tests {
             EventKind::RemediationFailed(RemediationCall {
                 retry_at: Some("2026-01-01T00:00:02Z".parse().unwrap()),
                 ..remediation_call()
+            }),
+            EventKind::AlertFlappingStarted(FlapChange {
+                fingerprint: "a".into(),
+                changes: 4,
+                window_secs: 600,
+                stable_secs: 600,
+                firing: true,
+            }),
+            EventKind::AlertFlappingStopped(FlapChange {
+                fingerprint: "a".into(),
+                changes: 0,
+                window_secs: 600,
+                stable_secs: 600,
+                firing: false,
             }),
         ];
         assert_eq!(kinds.len(), EventKind::NAMES.len());

@@ -15,7 +15,7 @@ pub mod tail;
 
 pub use decider::Decider;
 pub use event::{
-    AlertReport, AlertResolution, Event, EventKind, GroupRef, GroupTimer, Heartbeat,
+    AlertReport, AlertResolution, Event, EventKind, FlapChange, GroupRef, GroupTimer, Heartbeat,
     InvolvedObject, K8sEvent, K8sWatchProgress, LabelSet, Lease, NewEvent, NotificationDue,
     ProbeResult, ProbeSummary, RulesLoaded, SilenceSpec,
 };

@@ -258,7 +258,9 @@ impl Projection for AlertIndex {
             | EventKind::RemediationDryRun(_)
             | EventKind::RemediationRefused(_)
             | EventKind::RemediationSucceeded(_)
-            | EventKind::RemediationFailed(_) => {}
+            | EventKind::RemediationFailed(_)
+            | EventKind::AlertFlappingStarted(_)
+            | EventKind::AlertFlappingStopped(_) => {}
         }
     }
 
