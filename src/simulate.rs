@@ -29,7 +29,10 @@
 //! expect: {firing_pages: 2, missed: 0, duplicates: 0}
 //! ```
 //!
-//! A label value `name-{1..40}` stands for 40 label sets.
+//! A label value `name-{1..40}` stands for 40 label sets. A step's
+//! `release: [{id, app, env, version, by, status: started}]` records a
+//! release as a release platform would (`{id, status}` alone changes one);
+//! hooks it leads to are decided, never called.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -89,6 +92,31 @@ pub struct Step {
     /// Heartbeats by name.
     #[serde(default)]
     pub heartbeat: Vec<String>,
+    /// Releases recorded, or a recorded one changing status, as a release
+    /// platform does through `/api/v1/releases`.
+    #[serde(default)]
+    pub release: Vec<ReleaseStep>,
+}
+
+/// A release platform's call: a new release (with `app`, `env`,
+/// `version`), or a status for the release `id` names.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseStep {
+    pub id: String,
+    #[serde(default)]
+    pub app: String,
+    #[serde(default)]
+    pub env: String,
+    #[serde(default)]
+    pub cluster: String,
+    #[serde(default)]
+    pub version: String,
+    #[serde(default)]
+    pub by: String,
+    /// `started`, `succeeded`, `failed`, `rolled_back`.
+    #[serde(default)]
+    pub status: Option<String>,
 }
 
 /// An incident the scenario contains: the alert that names its cause, and
@@ -137,6 +165,10 @@ pub struct Report {
     /// Every page, one line each: when (from the start), receiver, group,
     /// and how many alerts it listed.
     pub pages: Vec<String>,
+    /// Remediation hooks decided (`remediation.due`), one line each.
+    pub remediations: Vec<String>,
+    /// Alerts and events linked to a release in its bake window.
+    pub suspected: u64,
 }
 
 impl Report {
@@ -375,6 +407,39 @@ impl World<'_> {
                 }),
             ));
         }
+        for r in &step.release {
+            if !r.app.is_empty() {
+                events.push(NewEvent::new(
+                    now,
+                    "api",
+                    r.id.clone(),
+                    EventKind::ReleaseRecorded(crate::eventlog::event::Release {
+                        id: r.id.clone(),
+                        app: r.app.clone(),
+                        env: r.env.clone(),
+                        cluster: r.cluster.clone(),
+                        version: r.version.clone(),
+                        by: r.by.clone(),
+                        change_url: String::new(),
+                        strategy: String::new(),
+                        via: "api".into(),
+                    }),
+                ));
+            }
+            if let Some(status) = &r.status {
+                events.push(NewEvent::new(
+                    now,
+                    "api",
+                    r.id.clone(),
+                    EventKind::ReleaseStatusChanged(crate::eventlog::event::ReleaseStatusChange {
+                        id: r.id.clone(),
+                        status: status.clone(),
+                        by: r.by.clone(),
+                        reason: String::new(),
+                    }),
+                ));
+            }
+        }
         if !events.is_empty() {
             self.pipeline.log.append(events).await?;
         }
@@ -405,6 +470,14 @@ fn measure(scenario: &Scenario, t0: DateTime<Utc>, events: &[Event]) -> Report {
             EventKind::AlertReceived(r) => {
                 labels.insert(r.fingerprint.clone(), r.labels.clone());
             }
+            EventKind::ReleaseSuspected(_) => report.suspected += 1,
+            EventKind::RemediationDue(d) => report.remediations.push(format!(
+                "+{}s {} {} {}",
+                (event.recorded_at - t0).num_seconds(),
+                d.id,
+                d.request.method,
+                d.request.url
+            )),
             EventKind::NotificationDue(n) => {
                 report.pages.push(format!(
                     "{:>8} {} {}: {} firing, {} resolved, {} muted",

@@ -74,6 +74,18 @@ async fn pods_that_recover_within_the_grace_after_their_node_never_page() {
     assert_eq!(pods.len(), 1, "{:#?}", naive.pages);
 }
 
+/// The bad release: its 201 alerts are linked to it, and the critical
+/// one decides the rollback once, whatever the storm.
+#[tokio::test]
+async fn a_bad_release_is_linked_to_its_alerts_and_rolled_back_once() {
+    let r = report("bad-release.yaml", None).await;
+    assert_eq!(r.suspected, 201, "{r:#?}");
+    assert_eq!(
+        r.remediations,
+        vec!["+60s rollback:rel-142 POST https://deploy.example.com/api/apps/checkout/rollback"]
+    );
+}
+
 #[test]
 fn the_command_exits_1_when_a_scenario_is_over_its_bounds() {
     let dir = tempfile::tempdir().unwrap();

@@ -38,6 +38,15 @@ pub fn run_args(args: SimulateArgs) -> anyhow::Result<()> {
                 println!("  {page}");
             }
         }
+        if report.suspected > 0 {
+            println!(
+                "  linked to a release in its bake window: {}",
+                report.suspected
+            );
+        }
+        for r in &report.remediations {
+            println!("  remediation decided: {r}");
+        }
         for (receiver, n) in &report.by_receiver {
             println!("  receiver {receiver}: {n} pages");
         }
