@@ -1072,6 +1072,11 @@ pub enum Outcome {
     Skipped,
 }
 
+/// What the one notice of a flapping alert adds to its summary and to a
+/// `flapping` annotation.
+pub const FLAPPING_NOTE: &str =
+    "flapping: further changes are recorded, not paged, until it is stable";
+
 /// Build the message templates see from a due notification.
 pub fn build_message(
     due: &NotificationDue,
@@ -1101,6 +1106,16 @@ pub fn build_message(
                 now,
             ));
         }
+    }
+    // The one notice of an alert that started flapping says so: its later
+    // flips are not paged, and the reader must not wait for them.
+    for alert in alerts
+        .iter_mut()
+        .filter(|a| a.status == "firing" && due.flapping.contains(&a.fingerprint))
+    {
+        let note = FLAPPING_NOTE.to_string();
+        alert.summary = format!("{} ({note})", alert.summary);
+        alert.annotations.insert("flapping".to_string(), note);
     }
     alerts.sort_by(reading_order);
     finish_message(
@@ -1298,5 +1313,80 @@ pub fn digest_message(messages: &[Message]) -> Message {
         // A digest is for the receiver, not a person or one incident.
         to: Vec::new(),
         incident: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eventlog::event::GroupRef;
+
+    /// The one notice of a flapping alert tells the reader why no more
+    /// pages follow its flips; its other alerts are as they are.
+    #[test]
+    fn the_notice_of_a_flapping_alert_says_so() {
+        let at: DateTime<Utc> = "2026-11-26T06:00:00Z".parse().unwrap();
+        let store = AlertStore::new();
+        let mut fps = Vec::new();
+        for (seq, name) in [(1, "Flappy"), (2, "Steady")] {
+            let labels: LabelSet = [("alertname", name)].into();
+            let alert = IncomingAlert::new(
+                labels,
+                [("summary", format!("{name} is down"))].into(),
+                at,
+                None,
+                String::new(),
+                Default::default(),
+                false,
+            );
+            fps.push(alert.fingerprint.to_string());
+            store.apply(&Event {
+                seq,
+                id: seq.to_string(),
+                occurred_at: at,
+                recorded_at: at,
+                source: "test".into(),
+                key: alert.fingerprint.to_string(),
+                idempotency_key: None,
+                kind: EventKind::AlertReceived(Arc::new(alert.report)),
+            });
+        }
+        let due = NotificationDue {
+            group: GroupRef {
+                group: "g".into(),
+                route: "r".into(),
+                receiver: "team".into(),
+                group_key: "{}:{}".into(),
+                group_labels: LabelSet::new(),
+            },
+            firing: fps.clone(),
+            resolved: Vec::new(),
+            new: Vec::new(),
+            repeat: false,
+            muted: Default::default(),
+            escalation: None,
+            to: Vec::new(),
+            flapping: vec![fps[0].clone()],
+        };
+        let msg = build_message(&due, "team", &store, "", vec![3], at);
+        let summary = |name: &str| {
+            let a = msg
+                .alerts
+                .iter()
+                .find(|a| a.labels.get("alertname") == Some(name))
+                .unwrap();
+            (
+                a.summary.clone(),
+                a.annotations.get("flapping").map(str::to_string),
+            )
+        };
+        assert_eq!(
+            summary("Flappy"),
+            (
+                format!("Flappy is down ({FLAPPING_NOTE})"),
+                Some(FLAPPING_NOTE.to_string())
+            )
+        );
+        assert_eq!(summary("Steady"), ("Steady is down".to_string(), None));
     }
 }
