@@ -357,7 +357,7 @@ async fn the_running_watch_reconnects_by_itself_after_a_cut() {
     let running = tokio::spawn(watch_of(&p).run(stopped));
     // Real I/O at the edge: wait, with a deadline, for the bookmark after
     // the reconnection to be recorded.
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
     while p
         .kubernetes
         .watches()

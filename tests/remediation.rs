@@ -868,7 +868,7 @@ async fn the_served_process_rolls_back_a_bad_release_on_its_own() {
 
     // The executor calls on its own; wait for the request (real I/O).
     tokio::time::timeout(
-        std::time::Duration::from_secs(20),
+        std::time::Duration::from_secs(60),
         platform.arrived.notified(),
     )
     .await
@@ -888,7 +888,7 @@ async fn the_served_process_rolls_back_a_bad_release_on_its_own() {
 
     // The outcome is recorded; nothing secret is shown.
     // The outcome commits right after the answer: ask until it shows.
-    let runs = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+    let runs = tokio::time::timeout(std::time::Duration::from_secs(60), async {
         loop {
             let runs: Value = client
                 .get(format!("{base}/api/v1/remediations"))
