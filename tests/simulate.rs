@@ -32,6 +32,7 @@ async fn shipped_scenarios_stay_within_their_bounds() {
         "bad-release.yaml",
         "flapping-check.yaml",
         "quiet-day.yaml",
+        "late-joiner.yaml",
     ] {
         let r = report(name, None).await;
         assert_eq!(r.missed, 0, "{name}");
@@ -83,6 +84,23 @@ async fn a_bad_release_is_linked_to_its_alerts_and_rolled_back_once() {
     assert_eq!(
         r.remediations,
         vec!["+60s rollback:rel-142 POST https://deploy.example.com/api/apps/checkout/rollback"]
+    );
+}
+
+/// A critical alert joining a group already paged for a warning is paged
+/// within group_wait; with Alertmanager's behaviour it waits for the
+/// group's next flush, 3 minutes past the incident's deadline.
+#[tokio::test]
+async fn a_more_severe_late_joiner_is_paged_within_group_wait_not_group_interval() {
+    let tuned = report("late-joiner.yaml", None).await;
+    assert_eq!(tuned.incidents[1], ("api-2 down".to_string(), Some(30.0)));
+    let naive = report("late-joiner.yaml", Some("naive.yaml")).await;
+    assert_eq!(naive.incidents[1], ("api-2 down".to_string(), None));
+    assert_eq!(naive.missed, 1);
+    assert!(
+        naive.pages[1].trim_start().starts_with("+330s"),
+        "{:#?}",
+        naive.pages
     );
 }
 
