@@ -334,14 +334,11 @@ impl Projection for Incidents {
     }
 
     fn snapshot(&self) -> Option<crate::eventlog::projection::SnapshotFn> {
-        let copy = self.inner.read().clone();
-        Some(Box::new(move || {
-            serde_json::to_value(copy).unwrap_or_default()
-        }))
+        crate::eventlog::projection::snapshot_of(self.inner.read().clone())
     }
 
     fn restore(&self, state: serde_json::Value) -> Result<(), String> {
-        *self.inner.write() = serde_json::from_value(state).map_err(|e| e.to_string())?;
+        *self.inner.write() = crate::eventlog::projection::restored(state)?;
         Ok(())
     }
 }

@@ -210,14 +210,11 @@ impl Projection for SilenceStore {
             .values()
             .map(|s| (s.spec.clone(), s.updated_at))
             .collect();
-        Some(Box::new(move || {
-            serde_json::to_value(all).unwrap_or_default()
-        }))
+        crate::eventlog::projection::snapshot_of(all)
     }
 
     fn restore(&self, state: serde_json::Value) -> Result<(), String> {
-        let all: Vec<(SilenceSpec, DateTime<Utc>)> =
-            serde_json::from_value(state).map_err(|e| e.to_string())?;
+        let all: Vec<(SilenceSpec, DateTime<Utc>)> = crate::eventlog::projection::restored(state)?;
         let mut silences = HashMap::new();
         for (spec, updated_at) in all {
             let id = spec.id.clone();

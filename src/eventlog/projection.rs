@@ -15,6 +15,19 @@ pub type SnapshotFn = Box<dyn FnOnce() -> serde_json::Value + Send>;
 /// off the writer thread.
 pub type SnapshotWriter = Box<dyn FnOnce(&mut Vec<u8>) -> serde_json::Result<()> + Send>;
 
+/// The snapshot of a view whose state is one serialisable value: `copy`,
+/// taken under the view's lock, is serialised later, off the writer thread.
+pub fn snapshot_of<T: serde::Serialize + Send + 'static>(copy: T) -> Option<SnapshotFn> {
+    Some(Box::new(move || {
+        serde_json::to_value(copy).unwrap_or_default()
+    }))
+}
+
+/// A view's state read back from what [`snapshot_of`] wrote.
+pub fn restored<T: serde::de::DeserializeOwned>(state: serde_json::Value) -> Result<T, String> {
+    serde_json::from_value(state).map_err(|e| e.to_string())
+}
+
 /// A fold over the log. Implementations keep their state behind interior
 /// mutability so handlers can read them while the writer applies events.
 ///

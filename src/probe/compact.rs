@@ -220,16 +220,11 @@ impl Projection for ProbeStates {
     }
 
     fn snapshot(&self) -> Option<SnapshotFn> {
-        let copy = self.by_probe.read().clone();
-        Some(Box::new(move || {
-            serde_json::to_value(copy).expect("probe states serialise")
-        }))
+        crate::eventlog::projection::snapshot_of(self.by_probe.read().clone())
     }
 
     fn restore(&self, state: serde_json::Value) -> Result<(), String> {
-        let map: HashMap<String, Stored> =
-            serde_json::from_value(state).map_err(|e| e.to_string())?;
-        *self.by_probe.write() = map;
+        *self.by_probe.write() = crate::eventlog::projection::restored(state)?;
         Ok(())
     }
 }

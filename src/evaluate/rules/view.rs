@@ -252,7 +252,7 @@ impl Projection for RulesView {
     /// whole log is replayed through the loaded one (see
     /// [`RuleEngine::from_state`]).
     fn restore(&self, state: serde_json::Value) -> Result<(), String> {
-        let state: ViewState = serde_json::from_value(state).map_err(|e| e.to_string())?;
+        let state: ViewState = crate::eventlog::projection::restored(state)?;
         let mut inner = self.inner.lock();
         let set = inner.engine.rules().clone();
         inner.engine = RuleEngine::from_state(set, state.engine)?;
