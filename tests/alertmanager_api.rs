@@ -1,64 +1,24 @@
 //! Alertmanager API v2, read side, through the router: what `amtool` and
 //! karma read. A manual clock decides what is still firing.
 
-use std::sync::Arc;
-
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use chrono::Duration;
-use fenghuo::api::{AppState, app};
-use fenghuo::clock::{Clock, ManualClock};
-use fenghuo::config::Config;
-use fenghuo::pipeline::Pipeline;
-use http_body_util::BodyExt;
+use fenghuo::clock::Clock;
 use serde_json::{Value, json};
-use tokio::sync::watch;
-use tower::ServiceExt;
 
-struct Server {
-    clock: ManualClock,
-    pipeline: Arc<Pipeline>,
-    router: axum::Router,
-    _shutdown: watch::Sender<bool>,
-    _dir: tempfile::TempDir,
+mod support;
+
+use support::router::Server;
+
+/// Alerts as Prometheus posts them; they must be accepted.
+async fn post(s: &Server, body: Value) {
+    let (status, answer) = s.post_json("/api/v2/alerts", &body.to_string()).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
 }
 
-impl Server {
-    fn new(yaml: &str) -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let mut config = Config::parse(yaml).unwrap();
-        config.data_dir = dir.path().to_path_buf();
-        let clock = ManualClock::new("2026-11-25T19:00:00Z".parse().unwrap());
-        let pipeline = Arc::new(Pipeline::open(config, Arc::new(clock.clone())).unwrap());
-        let (tx, rx) = watch::channel(false);
-        Server {
-            clock,
-            router: app(AppState::new(pipeline.clone(), rx)),
-            pipeline,
-            _shutdown: tx,
-            _dir: dir,
-        }
-    }
-
-    async fn send(&self, req: Request<Body>) -> (StatusCode, Value) {
-        let resp = self.router.clone().oneshot(req).await.unwrap();
-        let status = resp.status();
-        let body = resp.into_body().collect().await.unwrap().to_bytes();
-        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
-    }
-
-    async fn post(&self, body: Value) {
-        let req = Request::post("/api/v2/alerts")
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(body.to_string()))
-            .unwrap();
-        assert_eq!(self.send(req).await.0, StatusCode::OK);
-    }
-
-    async fn get(&self, uri: &str) -> (StatusCode, Value) {
-        self.send(Request::get(uri).body(Body::empty()).unwrap())
-            .await
-    }
+fn new_server(yaml: &str) -> Server {
+    Server::new(yaml, "2026-11-25T19:00:00Z".parse().unwrap())
 }
 
 fn names(list: &Value) -> Vec<String> {
@@ -77,14 +37,17 @@ receivers:\n  - name: oncall\n  - name: db\n  - name: pager\n";
 
 #[tokio::test]
 async fn alerts_are_listed_in_alertmanager_shape_until_they_end() {
-    let s = Server::new(ROUTES);
+    let s = new_server(ROUTES);
     let now = s.clock.now();
     // t=0: three alerts; C ends at t+2m.
-    s.post(json!([
-        {"labels": {"alertname": "A", "team": "db", "severity": "critical"}},
-        {"labels": {"alertname": "B", "team": "web"}, "annotations": {"summary": "b"}},
-        {"labels": {"alertname": "C"}, "endsAt": (now + Duration::minutes(2)).to_rfc3339()},
-    ]))
+    post(
+        &s,
+        json!([
+            {"labels": {"alertname": "A", "team": "db", "severity": "critical"}},
+            {"labels": {"alertname": "B", "team": "web"}, "annotations": {"summary": "b"}},
+            {"labels": {"alertname": "C"}, "endsAt": (now + Duration::minutes(2)).to_rfc3339()},
+        ]),
+    )
     .await;
 
     let (status, all) = s.get("/api/v2/alerts").await;
@@ -129,7 +92,7 @@ async fn alerts_are_listed_in_alertmanager_shape_until_they_end() {
 
 #[tokio::test]
 async fn bad_filters_are_refused_by_name() {
-    let s = Server::new("");
+    let s = new_server("");
     // (query, param named in the answer)
     let table = [
         ("filter=team%3D~%22%28%22", "filter"), // a regex that does not compile
@@ -149,7 +112,7 @@ async fn status_and_receivers_show_the_config_without_secrets() {
         "{ROUTES}  - name: hook\n    webhook_configs:\n      - url: http://hooks.invalid/s3cr3t-token\n"
     );
     let yaml = yaml.replace("receiver: oncall\n  routes", "receiver: hook\n  routes");
-    let s = Server::new(&yaml);
+    let s = new_server(&yaml);
     let (status, receivers) = s.get("/api/v2/receivers").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
@@ -193,13 +156,16 @@ fn silence(s: &Server, from_min: i64, to_min: i64) -> Value {
 /// expired; each step as Alertmanager's API answers it.
 #[tokio::test]
 async fn a_silence_mutes_while_active_and_follows_alertmanagers_update_rules() {
-    let s = Server::new("");
+    let s = new_server("");
     // Without an endsAt they would end at t+5m (resolve_timeout).
     let ends = (s.clock.now() + Duration::hours(2)).to_rfc3339();
-    s.post(json!([
-        {"labels": {"alertname": "A"}, "endsAt": ends},
-        {"labels": {"alertname": "B"}, "endsAt": ends},
-    ]))
+    post(
+        &s,
+        json!([
+            {"labels": {"alertname": "A"}, "endsAt": ends},
+            {"labels": {"alertname": "B"}, "endsAt": ends},
+        ]),
+    )
     .await;
 
     // t=0: a silence for t+10m..t+60m is pending; A is not muted yet.
@@ -281,7 +247,7 @@ async fn a_silence_mutes_while_active_and_follows_alertmanagers_update_rules() {
 
 #[tokio::test]
 async fn bad_silences_are_refused_by_field_and_store_nothing() {
-    let s = Server::new("");
+    let s = new_server("");
     // (what is wrong, the change, the field named)
     type Change = Box<dyn Fn(&mut Value)>;
     let table: Vec<(&str, Change, &str)> = vec![
@@ -351,19 +317,22 @@ async fn bad_silences_are_refused_by_field_and_store_nothing() {
 /// 10m, a Fenghuo addition) is over.
 #[tokio::test]
 async fn inhibit_rules_suppress_targets_while_the_source_fires() {
-    let s = Server::new(
+    let s = new_server(
         "route:\n  receiver: r\nreceivers:\n  - name: r\n\
          inhibit_rules:\n  - source_matchers: ['severity=\"critical\"']\n    target_matchers: ['severity=\"warning\"']\n    equal: [alertname, cluster]\n",
     );
     let now = s.clock.now();
-    s.post(json!([
-        {"labels": {"alertname": "Down", "cluster": "a", "severity": "critical"},
-         "endsAt": (now + Duration::minutes(10)).to_rfc3339()},
-        {"labels": {"alertname": "Down", "cluster": "a", "severity": "warning", "x": "1"},
-         "endsAt": (now + Duration::hours(1)).to_rfc3339()},
-        {"labels": {"alertname": "Down", "cluster": "b", "severity": "warning"},
-         "endsAt": (now + Duration::hours(1)).to_rfc3339()},
-    ]))
+    post(
+        &s,
+        json!([
+            {"labels": {"alertname": "Down", "cluster": "a", "severity": "critical"},
+             "endsAt": (now + Duration::minutes(10)).to_rfc3339()},
+            {"labels": {"alertname": "Down", "cluster": "a", "severity": "warning", "x": "1"},
+             "endsAt": (now + Duration::hours(1)).to_rfc3339()},
+            {"labels": {"alertname": "Down", "cluster": "b", "severity": "warning"},
+             "endsAt": (now + Duration::hours(1)).to_rfc3339()},
+        ]),
+    )
     .await;
     let (_, all) = s.get("/api/v2/alerts").await;
     let by_cluster_severity = |list: &Value, c: &str, sev: &str| -> Value {
@@ -413,7 +382,7 @@ async fn inhibit_rules_suppress_targets_while_the_source_fires() {
 /// flapping and with which numbers, and the decision is in its events.
 #[tokio::test]
 async fn history_says_an_alert_is_flapping() {
-    let s = Server::new("route:\n  receiver: team\nreceivers:\n  - name: team\n");
+    let s = new_server("route:\n  receiver: team\nreceivers:\n  - name: team\n");
     // Fired, resolved, fired, resolved: four changes within 10 minutes.
     for i in 0..4 {
         s.clock.advance(Duration::seconds(10));
@@ -422,8 +391,11 @@ async fn history_says_an_alert_is_flapping() {
         } else {
             s.clock.now()
         };
-        s.post(json!([{"labels": {"alertname": "A"}, "endsAt": ends.to_rfc3339()}]))
-            .await;
+        post(
+            &s,
+            json!([{"labels": {"alertname": "A"}, "endsAt": ends.to_rfc3339()}]),
+        )
+        .await;
     }
     s.pipeline.dispatcher.step().await.unwrap();
     let fp = s.pipeline.store.all()[0].0.to_string();
@@ -465,13 +437,15 @@ async fn history_says_an_alert_is_flapping() {
 /// over HTTP and from `fenghuo why` on the data directory.
 #[tokio::test]
 async fn history_explains_an_alert() {
-    let s = Server::new("route:\n  receiver: team\nreceivers:\n  - name: team\n");
+    let s = new_server("route:\n  receiver: team\nreceivers:\n  - name: team\n");
     let ends = (s.clock.now() + Duration::hours(1)).to_rfc3339();
-    s.post(
+    post(
+        &s,
         json!([{"labels": {"alertname": "A"}, "annotations": {"summary": "one"}, "endsAt": ends}]),
     )
     .await;
-    s.post(
+    post(
+        &s,
         json!([{"labels": {"alertname": "A"}, "annotations": {"summary": "two"}, "endsAt": ends}]),
     )
     .await;
@@ -538,24 +512,33 @@ async fn history_explains_an_alert() {
 /// recorded by then — over HTTP and with `fenghuo replay --at`.
 #[tokio::test]
 async fn state_at_a_past_time_is_rebuilt_from_the_log() {
-    let s = Server::new("");
+    let s = new_server("");
     let t0 = s.clock.now();
     let at = |m: i64| (t0 + Duration::minutes(m)).to_rfc3339();
     // t0: A fires (until t0+1h).
-    s.post(json!([{"labels": {"alertname": "A"}, "endsAt": at(60)}]))
-        .await;
+    post(
+        &s,
+        json!([{"labels": {"alertname": "A"}, "endsAt": at(60)}]),
+    )
+    .await;
     // t0+10m: A is silenced for 30 minutes.
     s.clock.advance(Duration::minutes(10));
     let (_, created) = s.post_silence(silence(&s, 0, 30)).await;
     let sid = created["silenceID"].clone();
     // t0+20m: B fires.
     s.clock.advance(Duration::minutes(10));
-    s.post(json!([{"labels": {"alertname": "B"}, "endsAt": at(80)}]))
-        .await;
+    post(
+        &s,
+        json!([{"labels": {"alertname": "B"}, "endsAt": at(80)}]),
+    )
+    .await;
     // t0+30m: A resolves.
     s.clock.advance(Duration::minutes(10));
-    s.post(json!([{"labels": {"alertname": "A"}, "endsAt": at(30)}]))
-        .await;
+    post(
+        &s,
+        json!([{"labels": {"alertname": "A"}, "endsAt": at(30)}]),
+    )
+    .await;
     s.clock.advance(Duration::minutes(5));
 
     // (minute, alerts firing then, A silenced then?)
@@ -610,16 +593,19 @@ async fn state_at_a_past_time_is_rebuilt_from_the_log() {
 /// the db alerts are not also in the root's group (Alertmanager's Match).
 #[tokio::test]
 async fn alert_groups_follow_the_routing_tree() {
-    let s = Server::new(
+    let s = new_server(
         "route:\n  receiver: oncall\n  group_by: [cluster]\n  routes:\n    - matchers: ['team=\"db\"']\n      receiver: db\n      group_by: [alertname]\n      continue: true\n\
          receivers:\n  - name: oncall\n  - name: db\n",
     );
     let ends = (s.clock.now() + Duration::hours(1)).to_rfc3339();
-    s.post(json!([
-        {"labels": {"alertname": "Slow", "cluster": "a", "team": "db"}, "endsAt": ends},
-        {"labels": {"alertname": "Slow", "cluster": "b", "team": "db"}, "endsAt": ends},
-        {"labels": {"alertname": "Down", "cluster": "a"}, "endsAt": ends},
-    ]))
+    post(
+        &s,
+        json!([
+            {"labels": {"alertname": "Slow", "cluster": "a", "team": "db"}, "endsAt": ends},
+            {"labels": {"alertname": "Slow", "cluster": "b", "team": "db"}, "endsAt": ends},
+            {"labels": {"alertname": "Down", "cluster": "a"}, "endsAt": ends},
+        ]),
+    )
     .await;
     let (status, groups) = s.get("/api/v2/alerts/groups").await;
     assert_eq!(status, StatusCode::OK);

@@ -51,61 +51,19 @@ releases:
       checks: [critical_alerts]
 "#;
 
-struct Server {
-    clock: ManualClock,
-    pipeline: Arc<Pipeline>,
-    router: axum::Router,
-    _shutdown: watch::Sender<bool>,
-    _dir: tempfile::TempDir,
-}
+mod support;
+
+use support::router::Server;
 
 impl Server {
-    fn new(yaml: &str) -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let mut config = Config::parse(yaml).unwrap();
-        config.data_dir = dir.path().to_path_buf();
-        let clock = ManualClock::new(t0());
-        let pipeline = Arc::new(Pipeline::open(config, Arc::new(clock.clone())).unwrap());
-        let (tx, rx) = watch::channel(false);
-        Server {
-            clock,
-            router: app(AppState::new(pipeline.clone(), rx)),
-            pipeline,
-            _shutdown: tx,
-            _dir: dir,
-        }
-    }
-
     fn at_min(&self, minutes: i64) {
         self.clock.set(t0() + Duration::minutes(minutes));
-    }
-
-    async fn send(&self, req: Request<Body>) -> (StatusCode, Value) {
-        let resp = self.router.clone().oneshot(req).await.unwrap();
-        let status = resp.status();
-        let body = resp.into_body().collect().await.unwrap().to_bytes();
-        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
-    }
-
-    async fn post(&self, uri: &str, body: &str) -> (StatusCode, Value) {
-        self.send(
-            Request::post(uri)
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(Body::from(body.to_string()))
-                .unwrap(),
-        )
-        .await
-    }
-
-    async fn get(&self, uri: &str) -> (StatusCode, Value) {
-        self.send(Request::get(uri).body(Body::empty()).unwrap())
-            .await
     }
 
     /// Records a release of checkout in prod and moves it to `statuses`.
     async fn release(&self, version: &str, by: &str, statuses: &[&str]) -> String {
         let (status, body) = self
-            .post(
+            .post_json(
                 "/api/v1/releases",
                 &json!({"app": "checkout", "env": "prod", "cluster": "bj-1",
                         "version": version, "by": by, "strategy": "rolling",
@@ -117,7 +75,7 @@ impl Server {
         let id = body["id"].as_str().unwrap().to_string();
         for s in statuses {
             let (status, body) = self
-                .post(
+                .post_json(
                     &format!("/api/v1/releases/{id}/status"),
                     &json!({"status": s, "by": by}).to_string(),
                 )
@@ -138,7 +96,7 @@ impl Server {
             })
             .collect();
         let (status, body) = self
-            .post("/api/v2/alerts", &Value::Array(body).to_string())
+            .post_json("/api/v2/alerts", &Value::Array(body).to_string())
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
     }
@@ -148,7 +106,7 @@ impl Server {
                                        "severity": severity},
                            "startsAt": (t0() - Duration::hours(1)).to_rfc3339(),
                            "endsAt": self.clock.now().to_rfc3339()}]);
-        let (status, _) = self.post("/api/v2/alerts", &body.to_string()).await;
+        let (status, _) = self.post_json("/api/v2/alerts", &body.to_string()).await;
         assert_eq!(status, StatusCode::OK);
     }
 
@@ -175,7 +133,7 @@ impl Server {
 
 #[tokio::test]
 async fn history_lists_releases_newest_first_with_the_last_succeeded_as_rollback_target() {
-    let s = Server::new(CONFIG);
+    let s = Server::new(CONFIG, t0());
     s.at_min(-300);
     let v1 = s
         .release("v1.4.0", "alice", &["started", "succeeded"])
@@ -236,7 +194,7 @@ async fn history_lists_releases_newest_first_with_the_last_succeeded_as_rollback
 
 #[tokio::test]
 async fn bad_release_requests_get_a_4xx_naming_the_field_and_store_nothing() {
-    let s = Server::new(CONFIG);
+    let s = Server::new(CONFIG, t0());
     let id = s.release("v1", "alice", &["started"]).await;
     let before = s.pipeline.log.last_seq();
     let cases: &[(&str, &str, &str, StatusCode, &str)] = &[
@@ -307,7 +265,7 @@ async fn bad_release_requests_get_a_4xx_naming_the_field_and_store_nothing() {
     ];
     for (uri, body, names, want, field) in cases {
         let uri = uri.replace("{id}", &id);
-        let (status, answer) = s.post(&uri, body).await;
+        let (status, answer) = s.post_json(&uri, body).await;
         assert_eq!(status, *want, "{uri} {body}: {answer}");
         let message = answer["error"].as_str().unwrap_or("");
         assert!(message.contains(names), "{uri} {body}: {message}");
@@ -319,14 +277,14 @@ async fn bad_release_requests_get_a_4xx_naming_the_field_and_store_nothing() {
     s.release("v0", "bob", &[]).await;
     let before_conflict = s.pipeline.log.last_seq();
     let (status, answer) = s
-        .post(
+        .post_json(
             &format!("/api/v1/releases/{id}/status"),
             r#"{"status":"succeeded"}"#,
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     let (status, answer) = s
-        .post(
+        .post_json(
             &format!("/api/v1/releases/{id}/status"),
             r#"{"status":"started"}"#,
         )
@@ -340,21 +298,21 @@ async fn bad_release_requests_get_a_4xx_naming_the_field_and_store_nothing() {
         r#"{{"app":"checkout","env":"prod","version":"{}"}}"#,
         "x".repeat(300)
     );
-    let (status, answer) = s.post("/api/v1/releases", &long).await;
+    let (status, answer) = s.post_json("/api/v1/releases", &long).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(answer["field"], "version");
     let huge = format!(
         r#"{{"app":"checkout","env":"prod","version":"{}"}}"#,
         "x".repeat(5 << 20)
     );
-    let (status, _) = s.post("/api/v1/releases", &huge).await;
+    let (status, _) = s.post_json("/api/v1/releases", &huge).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(s.pipeline.log.last_seq(), before_conflict + 1);
 }
 
 #[tokio::test]
 async fn a_release_resent_with_its_idempotency_key_is_stored_once() {
-    let s = Server::new(CONFIG);
+    let s = Server::new(CONFIG, t0());
     let post = || {
         Request::post("/api/v1/releases")
             .header(header::CONTENT_TYPE, "application/json")
@@ -374,7 +332,7 @@ async fn a_release_resent_with_its_idempotency_key_is_stored_once() {
 
 #[tokio::test]
 async fn the_gate_denies_while_critical_alerts_fire_during_a_freeze_and_while_baking() {
-    let s = Server::new(CONFIG);
+    let s = Server::new(CONFIG, t0());
     let q = "app=checkout&env=prod&cluster=bj-1&by=deployer";
 
     // Thursday 10:00, nothing wrong: allow.
@@ -421,7 +379,7 @@ async fn the_gate_denies_while_critical_alerts_fire_during_a_freeze_and_while_ba
         )
     );
     let (status, _) = s
-        .post(
+        .post_json(
             &format!("/api/v1/incidents/{}/ack", incident.id),
             r#"{"by":"oncall"}"#,
         )
@@ -475,7 +433,7 @@ async fn the_gate_denies_while_critical_alerts_fire_during_a_freeze_and_while_ba
 
 #[tokio::test]
 async fn a_gate_question_without_app_or_env_is_refused_and_not_recorded() {
-    let s = Server::new(CONFIG);
+    let s = Server::new(CONFIG, t0());
     for (query, field) in [
         ("env=prod", "app"),
         ("app=checkout", "env"),
@@ -490,7 +448,7 @@ async fn a_gate_question_without_app_or_env_is_refused_and_not_recorded() {
 
 #[tokio::test]
 async fn trouble_in_the_bake_window_is_linked_to_the_release_and_said_in_why() {
-    let s = Server::new(CONFIG);
+    let s = Server::new(CONFIG, t0());
     s.at_min(0);
     let id = s.release("v1.4.2", "alice", &["started"]).await;
 
@@ -630,7 +588,7 @@ async fn trouble_in_the_bake_window_is_linked_to_the_release_and_said_in_why() {
     s.pipeline.close();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_fenghuo"))
         .args(["why", &fp, "--data-dir"])
-        .arg(s._dir.path())
+        .arg(&s.pipeline.config().data_dir)
         .env_remove("FENGHUO_CONFIG")
         .env_remove("FENGHUO_SERVER")
         .output()
@@ -651,7 +609,7 @@ async fn trouble_in_the_bake_window_is_linked_to_the_release_and_said_in_why() {
 
 #[tokio::test]
 async fn a_deployments_new_replica_set_is_recorded_as_a_release_once() {
-    let s = Server::new(CONFIG);
+    let s = Server::new(CONFIG, t0());
     let scaled = |rs: &str, n: u32| {
         NewEvent::new(
             s.clock.now(),

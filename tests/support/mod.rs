@@ -1,4 +1,5 @@
 //! Shared by the integration tests that need it (`mod support;`).
 
 pub mod binary;
+pub mod router;
 pub mod smtp;
