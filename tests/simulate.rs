@@ -135,3 +135,27 @@ fn the_command_exits_1_when_a_scenario_is_over_its_bounds() {
         .unwrap();
     assert_eq!(ok.status.code(), Some(0));
 }
+
+/// A scenario with a misspelt field, or a bad duration, is refused with
+/// the file and what is wrong; nothing runs.
+#[test]
+fn a_bad_scenario_is_refused_naming_the_file_and_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "timeline: []\nname: x\nconfig: c.yaml\nduration: 1h\nincidnets: []\n",
+            "incidnets",
+        ),
+        (
+            "timeline: []\nname: x\nconfig: c.yaml\nduration: soon\n",
+            "soon",
+        ),
+    ];
+    for (text, named) in cases {
+        let path = dir.path().join("bad.yaml");
+        std::fs::write(&path, text).unwrap();
+        let err = Scenario::load(&path).unwrap_err().to_string();
+        assert!(err.contains("bad.yaml"), "{err}");
+        assert!(err.contains(named), "{named}: {err}");
+    }
+}
