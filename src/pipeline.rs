@@ -85,6 +85,8 @@ pub struct Views {
     /// Alert state changes and flapping.
     pub flaps: Arc<crate::evaluate::flap::FlapView>,
     pub outbox: Arc<OutboxState>,
+    /// Per group and integration, the message updates in place edit.
+    pub threads: Arc<crate::notify::threads::MessageThreads>,
     pub incidents: Arc<Incidents>,
     pub rules: Arc<RulesView>,
     pub probe_states: Arc<ProbeStates>,
@@ -112,6 +114,7 @@ impl Views {
             groups: Arc::new(GroupStates::new()),
             flaps: Default::default(),
             outbox: Arc::new(OutboxState::new()),
+            threads: Default::default(),
             incidents: Arc::new(Incidents::new()),
             probe_states: Arc::new(ProbeStates::new()),
             k8s_events: Default::default(),
@@ -130,6 +133,7 @@ impl Views {
             self.groups.clone(),
             self.flaps.clone(),
             self.outbox.clone(),
+            self.threads.clone(),
             self.incidents.clone(),
             self.rules.clone(),
             self.probe_states.clone(),
@@ -256,6 +260,7 @@ impl Pipeline {
                 incidents: views.incidents.clone(),
             })
             .with_release_notes(views.releases.clone())
+            .with_threads(views.threads.clone())
             .with_approval_links(views.remediations.clone()),
         );
         let remediator = Arc::new(crate::act::remediation::Remediator::new(

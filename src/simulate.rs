@@ -150,6 +150,9 @@ pub struct Report {
     pub firing_pages: u64,
     /// `notification.due` with only resolved alerts.
     pub resolved_pages: u64,
+    /// `notification.due` that edit the group's last message in place
+    /// (`update_in_place`): not pages, counted apart.
+    pub updates_in_place: u64,
     /// Firing alerts listed, summed over firing pages.
     pub alerts_carried: u64,
     /// Pages that repeat the group's previous page (the same firing and
@@ -480,14 +483,29 @@ fn measure(scenario: &Scenario, t0: DateTime<Utc>, events: &[Event]) -> Report {
             )),
             EventKind::NotificationDue(n) => {
                 report.pages.push(format!(
-                    "{:>8} {} {}: {} firing, {} resolved, {} muted",
+                    "{:>8} {} {}: {} firing, {} resolved, {} muted{}",
                     format!("+{}s", (event.recorded_at - t0).num_seconds()),
                     n.group.receiver,
                     n.group.group,
                     n.firing.len(),
                     n.resolved.len(),
-                    n.muted.len()
+                    n.muted.len(),
+                    if n.update_in_place {
+                        " (update in place)"
+                    } else {
+                        ""
+                    }
                 ));
+                if n.update_in_place {
+                    // Edits the group's last message: not a page, nor a
+                    // duplicate of one; what it shows is the group's state.
+                    report.updates_in_place += 1;
+                    let mut content = (n.firing.clone(), n.resolved.clone());
+                    content.0.sort();
+                    content.1.sort();
+                    last.insert(n.group.group.clone(), content);
+                    continue;
+                }
                 *report
                     .by_receiver
                     .entry(n.group.receiver.clone())

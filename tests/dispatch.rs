@@ -139,12 +139,13 @@ impl Timeline {
                     self.named(&t.reason)
                 ),
                 EventKind::NotificationDue(n) => format!(
-                    "notify {} firing=[{}] new=[{}] resolved=[{}]{}{}{}",
+                    "notify {} firing=[{}] new=[{}] resolved=[{}]{}{}{}{}",
                     n.group.receiver,
                     names(&n.firing),
                     names(&n.new),
                     names(&n.resolved),
                     if n.repeat { " repeat" } else { "" },
+                    if n.update_in_place { " in place" } else { "" },
                     if n.flapping.is_empty() {
                         String::new()
                     } else {
@@ -283,7 +284,7 @@ async fn group_wait_then_group_interval_then_repeat() {
             None,
             vec![
                 "resolve B (endsAt passed)".into(),
-                "notify team firing=[A] new=[] resolved=[B]".into(),
+                "notify team firing=[A] new=[] resolved=[B] in place".into(),
                 flush(930, "group_interval"),
             ],
         ),
@@ -457,7 +458,7 @@ async fn groups_close_when_their_alerts_end() {
             None,
             vec![
                 "resolve B (endsAt passed)".into(),
-                "notify team firing=[] new=[] resolved=[B]".into(),
+                "notify team firing=[] new=[] resolved=[B] in place".into(),
                 close.clone(),
             ],
         ),
@@ -947,7 +948,7 @@ async fn a_flapping_alert_pages_once_then_not_until_stable() {
             330,
             "",
             vec![
-                format!("{} flapping=[A]", notify("A", "", "")),
+                format!("{} in place flapping=[A]", notify("A", "", "")),
                 flush(630, "group_interval"),
             ],
         ),
@@ -959,11 +960,15 @@ async fn a_flapping_alert_pages_once_then_not_until_stable() {
         (1019, "", vec![]),
         // 10 minutes firing since the last change at 420s.
         (1020, "", vec!["stable A (firing for 600s)".into()]),
-        // Back from muted: paged as new.
+        // Settled firing, as the notice said it was: the group's message is
+        // updated in place (it was paged as new before updates in place).
         (
             1230,
             "",
-            vec![notify("A", "A", ""), flush(1530, "group_interval")],
+            vec![
+                format!("{} in place", notify("A", "", "")),
+                flush(1530, "group_interval"),
+            ],
         ),
     ])
     .await;
@@ -991,7 +996,7 @@ async fn a_flapping_alert_that_settles_resolved_is_resolved_once() {
             330,
             "",
             vec![
-                format!("{} flapping=[A]", notify("A", "", "")),
+                format!("{} in place flapping=[A]", notify("A", "", "")),
                 flush(630, "group_interval"),
             ],
         ),
@@ -1002,7 +1007,14 @@ async fn a_flapping_alert_that_settles_resolved_is_resolved_once() {
         (1020, "", vec!["stable A (resolved for 600s)".into()]),
         // The group's last word on A was the notice: now it resolves, and
         // the group, empty, closes.
-        (1230, "", vec![notify("", "", "A"), format!("close {KEY}")]),
+        (
+            1230,
+            "",
+            vec![
+                format!("{} in place", notify("", "", "A")),
+                format!("close {KEY}"),
+            ],
+        ),
     ])
     .await;
 }
@@ -1110,7 +1122,10 @@ async fn a_restart_keeps_an_alert_flapping_until_stable() {
         (
             630,
             "",
-            vec![notify("A", "A", ""), flush(930, "group_interval")],
+            vec![
+                format!("{} in place", notify("A", "", "")),
+                flush(930, "group_interval"),
+            ],
         ),
     ])
     .await;
@@ -1171,7 +1186,7 @@ async fn symptoms_wait_out_the_grace_after_their_cause_resolves() {
             "",
             vec![
                 format!(
-                    "{} muted=[{}; {}]",
+                    "{} in place muted=[{}; {}]",
                     notify("", "", "Down"),
                     graced("Lag"),
                     graced("Slow")

@@ -227,6 +227,7 @@ fn message(status: &str, alerts: Vec<AlertData>) -> Message {
         due_seqs: vec![7],
         to: Vec::new(),
         incident: None,
+        follow_up: Default::default(),
     }
 }
 
@@ -250,6 +251,7 @@ fn alert(status: &str, instance: &str, severity: &str, summary: &str) -> AlertDa
         runbook_url: None,
         summary: summary.into(),
         duration: "10m".into(),
+        unchanged: false,
     }
 }
 
@@ -958,6 +960,7 @@ fn message_from_am(body: &WebhookBody) -> Message {
                 .map(str::to_string)
                 .unwrap_or_default(),
             duration: "1s".into(),
+            unchanged: false,
         })
         .collect();
     let firing = alerts.iter().filter(|a| a.status == "firing").count();
@@ -982,6 +985,7 @@ fn message_from_am(body: &WebhookBody) -> Message {
         due_seqs: Vec::new(),
         to: Vec::new(),
         incident: None,
+        follow_up: Default::default(),
     }
 }
 

@@ -30,8 +30,12 @@ pub fn run_args(args: SimulateArgs) -> anyhow::Result<()> {
         let report = runtime.block_on(run(&scenario, args.config.as_deref()))?;
         println!("scenario: {}", report.name);
         println!(
-            "  pages: {} firing, {} resolved; alerts carried: {}; duplicates: {}",
-            report.firing_pages, report.resolved_pages, report.alerts_carried, report.duplicates
+            "  pages: {} firing, {} resolved, {} updates in place; alerts carried: {}; duplicates: {}",
+            report.firing_pages,
+            report.resolved_pages,
+            report.updates_in_place,
+            report.alerts_carried,
+            report.duplicates
         );
         if args.pages {
             for page in &report.pages {

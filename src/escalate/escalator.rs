@@ -436,6 +436,8 @@ impl Escalator {
                 }),
                 to: to.to_vec(),
                 flapping: Vec::new(),
+                changes_only: false,
+                update_in_place: false,
             }),
         )
     }

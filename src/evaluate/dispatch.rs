@@ -876,11 +876,19 @@ impl Dispatcher {
             listed.insert(fp.clone());
         }
         let firing: Vec<String> = listed.iter().cloned().collect();
+        // Noticed as flapping and now firing, no longer muted: they settled
+        // in the state the notice already said they were in (firing). Not
+        // news worth a page; with updates in place, the message says so.
+        let settled: Vec<&String> = listed
+            .iter()
+            .filter(|fp| state.flapping_noticed.contains(*fp))
+            .collect();
         // New: not in the last notification, or back from being muted (a
         // silence that hid it ended, its inhibitor resolved).
         let new: Vec<String> = listed
             .iter()
             .filter(|fp| !state.last_firing.contains(*fp) || state.last_muted.contains(*fp))
+            .filter(|fp| !state.flapping_noticed.contains(*fp))
             .cloned()
             .collect();
         // A flapping alert the group had its notice about and that settled
@@ -895,17 +903,39 @@ impl Dispatcher {
             .last_notified_at
             .is_none_or(|last| now >= last + opts.repeat_interval);
         let changed = !new.is_empty() || !resolved.is_empty() || !notice.is_empty();
-        if !muted_by_time && !outside_active && (changed || (!firing.is_empty() && repeat_due)) {
+        let reminder = !firing.is_empty() && repeat_due;
+        // News only about alerts the group has paged (what resolved, the
+        // flapping notice of one it listed firing, one settling) edits the
+        // group's last message instead of paging; a new alert, or a
+        // `repeat_interval` reminder, is a page.
+        let pages = opts.pages;
+        let update = pages.update_in_place
+            && state.last_notified_at.is_some()
+            && new.is_empty()
+            && notice.iter().all(|fp| state.last_firing.contains(fp))
+            && (changed || !settled.is_empty())
+            && !reminder;
+        // Only resolves while the group still fires: under `resolved:
+        // fold` they wait for the group's next page (they stay owed: the
+        // group's state changes only with a notification).
+        let folded = pages.resolved == super::route::ResolvedPages::Fold
+            && new.is_empty()
+            && notice.is_empty()
+            && !firing.is_empty();
+        if !muted_by_time && !outside_active && (update || (changed && !folded) || reminder) {
+            let follow_up = state.last_notified_at.is_some() && !update && changed;
             out.push(EventKind::NotificationDue(NotificationDue {
                 escalation: None,
                 to: Vec::new(),
                 group: group.clone(),
                 firing: firing.clone(),
                 resolved,
-                repeat: !changed,
+                repeat: !changed && !update,
                 new,
                 muted,
                 flapping: notice,
+                changes_only: follow_up && pages.follow_ups == super::route::FollowUps::Changes,
+                update_in_place: update,
             }));
         }
         if !m.firing.is_empty() || !m.muted.is_empty() {

@@ -61,7 +61,8 @@
 //! the dispatcher), `severity_label` (default `severity`) and
 //! `severity_order` (default `[critical, error, warning, info]`, the most
 //! severe first), `flap` (`changes: 4`, `window: 10m`, `stable: 10m`; see
-//! [`crate::evaluate::flap`]).
+//! [`crate::evaluate::flap`]), `pages` (`follow_ups: changes | full`,
+//! `update_in_place: true`, `resolved: page | fold`; see [`PagesOpts`]).
 //!
 //! Validation is Alertmanager's, with the same messages, each prefixed with
 //! the path of the offending node (`route.routes[1].routes[0]: …`): the root
@@ -189,6 +190,11 @@ pub struct RouteConfig {
     /// of. Each field inherited on its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flap: Option<FlapConfig>,
+    /// Fenghuo: what follow-up messages of a group list, whether they
+    /// update its last message in place, and whether resolved alerts are a
+    /// page of their own. Each field inherited on its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pages: Option<PagesConfig>,
     /// Child routes, tried in order.
     #[serde(
         default,
@@ -218,6 +224,64 @@ pub struct FlapConfig {
         serialize_with = "serialize_duration"
     )]
     pub stable: Option<PromDuration>,
+}
+
+/// `pages:` as written (see [`PagesOpts`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PagesConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub follow_ups: Option<FollowUps>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_in_place: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved: Option<ResolvedPages>,
+}
+
+/// What a group's follow-up message (not its first, not a repeat) lists.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FollowUps {
+    /// New and resolved alerts in full, the unchanged firing ones as a
+    /// count: a growing group does not re-send every alert.
+    #[default]
+    Changes,
+    /// Every alert, as Alertmanager's messages.
+    Full,
+}
+
+/// Whether resolved alerts of a group that still fires are a page.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResolvedPages {
+    /// Each flush where something resolved notifies (Alertmanager).
+    #[default]
+    Page,
+    /// Carried in the group's next page (or its last message updated in
+    /// place); the group's final resolve, with nothing left firing, is
+    /// still sent: no page would follow it.
+    Fold,
+}
+
+/// The pages of a route's groups, in force after inheritance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PagesOpts {
+    pub follow_ups: FollowUps,
+    /// News about alerts the group has already paged (what resolved, a
+    /// flapping notice, an alert settling) updates the group's last
+    /// message where the channel can, instead of a new page.
+    pub update_in_place: bool,
+    pub resolved: ResolvedPages,
+}
+
+impl Default for PagesOpts {
+    fn default() -> Self {
+        PagesOpts {
+            follow_ups: FollowUps::Changes,
+            update_in_place: true,
+            resolved: ResolvedPages::Page,
+        }
+    }
 }
 
 /// One entry of `receivers:`: a name and its integrations, kept as written
@@ -440,6 +504,8 @@ pub struct RouteOpts {
     pub severity: SeverityOrder,
     /// Flap damping (inherited).
     pub flap: FlapOpts,
+    /// Follow-ups, updates in place, resolved pages (inherited).
+    pub pages: PagesOpts,
 }
 
 /// Flap damping in force: an alert with `changes` state changes within
@@ -524,6 +590,7 @@ impl Default for RouteOpts {
             late_joiners: LateJoiners::default(),
             severity: SeverityOrder::default(),
             flap: FlapOpts::default(),
+            pages: PagesOpts::default(),
         }
     }
 }
@@ -792,6 +859,17 @@ impl RouteTree {
                 opts.flap.stable = d.0;
             }
         }
+        if let Some(pages) = &cfg.pages {
+            if let Some(f) = pages.follow_ups {
+                opts.pages.follow_ups = f;
+            }
+            if let Some(u) = pages.update_in_place {
+                opts.pages.update_in_place = u;
+            }
+            if let Some(r) = pages.resolved {
+                opts.pages.resolved = r;
+            }
+        }
         if let Some(d) = cfg.group_interval {
             if d.0.is_zero() {
                 return Err(fail("group_interval cannot be zero".into()));
@@ -994,6 +1072,7 @@ mod tests {
             late_joiners: LateJoiners::default(),
             severity: SeverityOrder::default(),
             flap: FlapOpts::default(),
+            pages: PagesOpts::default(),
         }
     }
 

@@ -560,6 +560,19 @@ pub struct NotificationDue {
     /// flapping: the one notice; their later flips are muted (`flapping`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub flapping: Vec<String>,
+    /// A follow-up of the group's earlier page that lists in full only
+    /// what changed (new and resolved alerts) and counts the unchanged
+    /// (route `pages.follow_ups: changes`). The alerts it carries are all
+    /// of them still: webhook and PagerDuty payloads stay Alertmanager's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub changes_only: bool,
+    /// Not a page: it updates the group's last message in place (route
+    /// `pages.update_in_place`), because it brings no alert the group has
+    /// not paged (what resolved, a flapping notice or settling of an alert
+    /// already paged). A channel that cannot update sends it as a new
+    /// message.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub update_in_place: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -663,6 +676,15 @@ pub struct DeliverySent {
     /// Several due notifications went out as one rate-limit digest.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub digest: bool,
+    /// The far end's id of the message this delivery posted or updated
+    /// (Slack `channel ts`, a Feishu `message_id`, a DingTalk card's
+    /// `outTrackId`): what the group's next update in place edits, after a
+    /// restart too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_ref: Option<String>,
+    /// This delivery edited `message_ref` in place instead of posting.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub updated: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -1229,6 +1251,8 @@ mod tests {
                     mentions: [("dingtalk_mobile".to_string(), "13800000000".to_string())].into(),
                 }],
                 flapping: Vec::new(),
+                changes_only: true,
+                update_in_place: false,
             }),
             EventKind::NotificationSent(DeliverySent {
                 target: target(),
@@ -1237,6 +1261,8 @@ mod tests {
                 latency_ms: 12,
                 template_fallback: Some("line 3: unknown variable".into()),
                 digest: true,
+                message_ref: Some("C024BE91L 1503435956.000247".into()),
+                updated: true,
             }),
             EventKind::NotificationFailed(DeliveryFailed {
                 target: target(),

@@ -21,6 +21,7 @@ pub mod config;
 pub mod outbox;
 pub mod secret;
 pub mod templates;
+pub mod threads;
 
 use std::fmt;
 use std::time::Duration;
@@ -77,6 +78,30 @@ pub struct Message {
     /// The incident the message belongs to, as of sending.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incident: Option<IncidentNote>,
+    /// How the message follows the group's earlier ones (templates see
+    /// its fields at the top level: `changes_only`, `unchanged_count`,
+    /// `in_place`).
+    #[serde(flatten, default)]
+    pub follow_up: FollowUp,
+}
+
+/// How a message follows the group's earlier ones. All false and zero for
+/// a group's first page, a repeat, a digest: those list everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FollowUp {
+    /// A follow-up page listing in full only what changed (new and
+    /// resolved alerts, flapping notices); the alerts marked `unchanged`
+    /// are counted, not listed (route `pages.follow_ups: changes`).
+    #[serde(default)]
+    pub changes_only: bool,
+    /// Firing alerts the group's previous message already listed, with
+    /// nothing new to say about them.
+    #[serde(default)]
+    pub unchanged_count: usize,
+    /// The message edits the group's last message where the channel can
+    /// (`pages.update_in_place`); it lists the group's whole state.
+    #[serde(default)]
+    pub in_place: bool,
 }
 
 /// An incident as a message shows it: who took it, and since when.
@@ -114,6 +139,11 @@ pub struct AlertData {
     pub summary: String,
     /// How long it has been firing at the time of the message, e.g. `3m`.
     pub duration: String,
+    /// Firing and listed by the group's previous message, with nothing new
+    /// to say (no flapping notice): a changes-only follow-up counts it
+    /// instead of listing it.
+    #[serde(default)]
+    pub unchanged: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -238,6 +268,9 @@ pub struct Rendered {
 pub struct Delivered {
     /// HTTP status, or the SMTP reply code.
     pub status: u16,
+    /// The far end's id of the message posted or updated, where the
+    /// channel can edit it later (see [`Notifier::send_update`]).
+    pub message_ref: Option<String>,
 }
 
 /// A delivery that did not go through, classified for the outbox.
@@ -273,6 +306,26 @@ pub trait Notifier: Send + Sync {
 
     /// Deliver a payload built by this notifier's `render`.
     fn send<'a>(&'a self, payload: &'a Payload) -> BoxFuture<'a, Result<Delivered, DeliveryError>>;
+
+    /// Whether this integration edits its messages in place (configured to,
+    /// and its API allows it: Slack with an app token, Feishu through an
+    /// app, DingTalk interactive cards). Others send every message anew.
+    fn updates_in_place(&self) -> bool {
+        false
+    }
+
+    /// Deliver a payload built by `render` as an edit of the message
+    /// `message_ref` (from an earlier [`Delivered::message_ref`]). A
+    /// non-retryable error means the message cannot be edited (deleted,
+    /// too old): the outbox then sends it anew.
+    fn send_update<'a>(
+        &'a self,
+        payload: &'a Payload,
+        message_ref: &'a str,
+    ) -> BoxFuture<'a, Result<Delivered, DeliveryError>> {
+        let _ = message_ref;
+        self.send(payload)
+    }
 }
 
 /// Order of severities for sorting and colouring: 0 is the most urgent;

@@ -164,6 +164,8 @@ impl OutboxState {
             && older_key != key
             && let Some(older) = inner.pending.remove(&older_key)
         {
+            let older_update = older.due.update_in_place;
+            let older_follows = older.due.changes_only || older_update;
             // A newer message for the group replaces the undelivered older
             // one; what resolved in between must not be lost with it.
             let firing: HashSet<&String> = p.due.firing.iter().collect();
@@ -180,6 +182,13 @@ impl OutboxState {
             new.extend(older.due.new.into_iter().filter(|fp| firing.contains(fp)));
             p.due.new = new.into_iter().collect();
             p.due.repeat = p.due.repeat && older.due.repeat;
+            // A page replaced by an update is still a page; the group's
+            // first page (neither a follow-up nor an update) still lists
+            // everything.
+            let update = p.due.update_in_place && older_update;
+            p.due.changes_only =
+                !update && (p.due.changes_only || p.due.update_in_place) && older_follows;
+            p.due.update_in_place = update;
         }
         inner.pending.insert(key, p);
     }
@@ -435,6 +444,9 @@ pub struct Outbox {
     releases: Option<Arc<crate::act::release::Releases>>,
     /// Remediation runs, for "Approve" links of those waiting for a person.
     remediations: Option<Arc<crate::act::remediation::Remediations>>,
+    /// The message each group's updates in place edit; without it, every
+    /// message is sent anew.
+    threads: Option<Arc<super::threads::MessageThreads>>,
 }
 
 /// A signed "Approve {action}" link for every remediation run that waits
@@ -542,6 +554,13 @@ impl Outbox {
         self
     }
 
+    /// Makes updates in place edit the group's last message where the
+    /// integration can (see [`super::threads`]).
+    pub fn with_threads(mut self, threads: Arc<super::threads::MessageThreads>) -> Outbox {
+        self.threads = Some(threads);
+        self
+    }
+
     /// Makes messages say which release a firing alert is suspected of.
     pub fn with_release_notes(mut self, releases: Arc<crate::act::release::Releases>) -> Outbox {
         self.releases = Some(releases);
@@ -582,6 +601,7 @@ impl Outbox {
             action_links: None,
             releases: None,
             remediations: None,
+            threads: None,
         }
     }
 
@@ -876,7 +896,9 @@ impl Outbox {
                 "receiver template failed; sent with the default template");
         }
         let started = Instant::now();
-        let result = integration.notifier.send(&rendered.payload).await;
+        let (result, updated) = self
+            .send_or_update(receiver, integration, items, &rendered)
+            .await;
         let latency = started.elapsed();
         let kind_label = integration.notifier.kind();
         metrics::histogram!(crate::metrics::NOTIFY_ATTEMPT_SECONDS, "integration" => kind_label)
@@ -910,6 +932,8 @@ impl Outbox {
                     latency_ms: latency.as_millis() as u64,
                     template_fallback: rendered.fallback,
                     digest: items.len() > 1,
+                    message_ref: delivered.message_ref,
+                    updated,
                 });
                 self.record(kind, group).await?;
                 if was_failing >= self.settings.failing_after.max(1) {
@@ -956,6 +980,50 @@ impl Outbox {
                 }
                 Ok(Outcome::Failed)
             }
+        }
+    }
+
+    /// Sends the rendered message: as an edit of the group's last message
+    /// when the due is an update in place, the integration can edit and
+    /// the thread has a message; else (or when the edit is refused: the
+    /// message was deleted or is too old to edit) as a new message. Says
+    /// whether it edited.
+    async fn send_or_update(
+        &self,
+        receiver: &ReceiverRuntime,
+        integration: &Integration,
+        items: &[Pending],
+        rendered: &super::Rendered,
+    ) -> (Result<super::Delivered, super::DeliveryError>, bool) {
+        let notifier = &integration.notifier;
+        let thread = match (items, &self.threads) {
+            ([one], Some(threads))
+                if one.due.update_in_place
+                    && one.due.escalation.is_none()
+                    && notifier.updates_in_place() =>
+            {
+                threads.get(&one.due.group.group, &receiver.name, &integration.id)
+            }
+            _ => None,
+        };
+        let Some(thread) = thread else {
+            return (notifier.send(&rendered.payload).await, false);
+        };
+        match notifier
+            .send_update(&rendered.payload, &thread.message_ref)
+            .await
+        {
+            Ok(mut delivered) => {
+                // The edited message stays the thread.
+                delivered.message_ref.get_or_insert(thread.message_ref);
+                (Ok(delivered), true)
+            }
+            Err(e) if !e.retryable => {
+                tracing::info!(receiver = %receiver.name, integration = %integration.id,
+                    reason = %e.reason, "the message to update cannot be edited; sending a new one");
+                (notifier.send(&rendered.payload).await, false)
+            }
+            Err(e) => (Err(e), false),
         }
     }
 
@@ -1114,8 +1182,22 @@ pub fn build_message(
         alert.summary = format!("{} ({note})", alert.summary);
         alert.annotations.insert("flapping".to_string(), note);
     }
+    // Listed before and nothing new about it: a follow-up counts it. A
+    // group's first message has nothing before it.
+    let follows = due.changes_only || due.update_in_place;
+    for alert in alerts.iter_mut() {
+        alert.unchanged = follows
+            && alert.status == "firing"
+            && !alert.is_new
+            && !due.flapping.contains(&alert.fingerprint);
+    }
     alerts.sort_by(reading_order);
-    finish_message(
+    let follow_up = super::FollowUp {
+        changes_only: due.changes_only,
+        unchanged_count: alerts.iter().filter(|a| a.unchanged).count(),
+        in_place: due.update_in_place,
+    };
+    let mut msg = finish_message(
         receiver,
         due.group.group_key.clone(),
         due.group.group_labels.clone(),
@@ -1123,7 +1205,9 @@ pub fn build_message(
         due.repeat,
         external_url,
         due_seqs,
-    )
+    );
+    msg.follow_up = follow_up;
+    msg
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -1163,6 +1247,7 @@ pub fn alert_data(
             .map(str::to_string),
         summary,
         duration: humanize_since(starts_at, ends_at.unwrap_or(now)),
+        unchanged: false,
     }
 }
 
@@ -1206,6 +1291,7 @@ pub fn finish_message(
         due_seqs,
         to: Vec::new(),
         incident: None,
+        follow_up: Default::default(),
     }
 }
 
@@ -1310,6 +1396,7 @@ pub fn digest_message(messages: &[Message]) -> Message {
         // A digest is for the receiver, not a person or one incident.
         to: Vec::new(),
         incident: None,
+        follow_up: Default::default(),
     }
 }
 
@@ -1364,6 +1451,8 @@ mod tests {
             escalation: None,
             to: Vec::new(),
             flapping: vec![fps[0].clone()],
+            changes_only: false,
+            update_in_place: false,
         };
         let msg = build_message(&due, "team", &store, "", vec![3], at);
         let summary = |name: &str| {

@@ -6,7 +6,9 @@
 //!
 //! | variable | what |
 //! | --- | --- |
-//! | `firing_alerts`, `resolved_alerts` | `alerts` split by status, in message order |
+//! | `firing_alerts`, `resolved_alerts` | `alerts` split by status, in message order; in a changes-only follow-up, `firing_alerts` leaves out the `unchanged` |
+//! | `changes_only`, `unchanged_count` | a follow-up page listing only what changed, and how many firing alerts it counts instead of listing (`+ 37 still firing, unchanged`) |
+//! | `in_place` | the message edits the group's last message (lists its whole state) |
 //! | `top_severity` | the most urgent `severity` among the firing alerts (`""` if none) |
 //! | `key_labels` | the label names worth a line of their own: `alertname`, `severity`, `namespace`, `pod`, `instance`, `job`, `service` |
 //!
@@ -281,6 +283,7 @@ impl Templates {
                 runbook_url: Some("https://runbooks.example.com/payments/high-error-rate".into()),
                 summary: "Checkout API 5xx error rate above 5%".into(),
                 duration: "3m".into(),
+                unchanged: false,
             },
             AlertData {
                 status: "firing".into(),
@@ -316,6 +319,7 @@ impl Templates {
                 runbook_url: None,
                 summary: "Pod prod/payments-worker-5c8d7f9b4-k7m2p is crash looping".into(),
                 duration: "47m".into(),
+                unchanged: false,
             },
             AlertData {
                 status: "firing".into(),
@@ -353,6 +357,7 @@ impl Templates {
                 ),
                 summary: "磁盘使用率过高: node-07 /data 已使用 91%".into(),
                 duration: "2h5m".into(),
+                unchanged: false,
             },
             AlertData {
                 status: "resolved".into(),
@@ -381,6 +386,7 @@ impl Templates {
                 runbook_url: None,
                 summary: "search-api p99 latency above 800ms".into(),
                 duration: "32m".into(),
+                unchanged: false,
             },
         ];
         let common_labels = super::common_pairs(alerts.iter().map(|a| &a.labels));
@@ -418,6 +424,7 @@ impl Templates {
             due_seqs: vec![4211],
             alerts,
             to: Vec::new(),
+            follow_up: Default::default(),
             incident: Some(crate::notify::IncidentNote {
                 id: "inc-4211".into(),
                 status: "acknowledged".into(),
@@ -574,7 +581,10 @@ fn context(msg: &Message) -> Result<Context, String> {
             }
             if alert.get("status").and_then(|s| s.as_str()) == Some("resolved") {
                 resolved.push(alert.clone());
-            } else {
+            } else if !(msg.follow_up.changes_only
+                && alert.get("unchanged").and_then(|u| u.as_bool()) == Some(true))
+            {
+                // A changes-only follow-up counts the unchanged instead.
                 firing.push(alert.clone());
             }
         }

@@ -459,6 +459,7 @@ impl EmailNotifier {
         match sent {
             Ok(Ok(response)) => Ok(Delivered {
                 status: u16::from(response.code()),
+                message_ref: None,
             }),
             Ok(Err(e)) => {
                 let mut err = classify(&e);

@@ -19,6 +19,19 @@ pub async fn post(
     payload: &Payload,
     check: Option<BodyCheck>,
 ) -> Result<Delivered, DeliveryError> {
+    post_reading(client, payload, reqwest::Method::POST, check)
+        .await
+        .map(|(delivered, _)| delivered)
+}
+
+/// [`post`] with another method (Feishu edits with `PATCH`), answering the
+/// accepted response's body too (where a message id is).
+pub async fn post_reading(
+    client: &reqwest::Client,
+    payload: &Payload,
+    method: reqwest::Method,
+    check: Option<BodyCheck>,
+) -> Result<(Delivered, Vec<u8>), DeliveryError> {
     let Payload::Http {
         url,
         content_type,
@@ -35,7 +48,7 @@ pub async fn post(
         });
     };
     let mut request = client
-        .post(url.as_str())
+        .request(method, url.as_str())
         .header(reqwest::header::CONTENT_TYPE, *content_type)
         .body(body.clone());
     for (name, value) in headers {
@@ -49,7 +62,7 @@ pub async fn post(
         .and_then(|v| v.to_str().ok())
         .and_then(parse_retry_after);
     let body = response.bytes().await.map_err(transport_error)?;
-    classify(status, retry_after, &body, check)
+    classify(status, retry_after, &body, check).map(|d| (d, body.to_vec()))
 }
 
 /// Status and body to outcome; separate from the I/O so it is testable as
@@ -68,7 +81,10 @@ pub fn classify(
                     e
                 })?;
             }
-            Ok(Delivered { status })
+            Ok(Delivered {
+                status,
+                message_ref: None,
+            })
         }
         429 => Err(DeliveryError {
             reason: format!("HTTP 429{}", snippet(body)),
