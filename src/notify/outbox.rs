@@ -744,7 +744,10 @@ impl Outbox {
                 if in_flight.contains(&flight_key) {
                     continue;
                 }
-                if only_resolved && !integration.notifier.send_resolved() {
+                // An edit in place is no notification: a message that said
+                // "firing" is corrected even where resolves are not sent.
+                let edits = p.due.update_in_place && integration.notifier.updates_in_place();
+                if only_resolved && !integration.notifier.send_resolved() && !edits {
                     in_flight.insert(flight_key);
                     jobs.push(Job::Skip {
                         receiver: p.receiver.clone(),

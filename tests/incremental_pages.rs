@@ -1,0 +1,340 @@
+//! Incremental pages and updates in place, as timelines through the real
+//! pipeline (manual clock, real SQLite log) and a real local HTTP server
+//! standing in for Slack's Web API (`chat.postMessage`, `chat.update`),
+//! which records every call.
+//!
+//! What is checked: the group's first page is posted; news only about
+//! alerts already paged (a resolve) edits that message; a new alert is a
+//! follow-up page listing only what changed; after a restart, rebuilt from
+//! the log, the next update still edits the recorded message; an edit Slack
+//! refuses (the message was deleted) becomes a new message, recorded.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::post;
+use chrono::{DateTime, Duration, Utc};
+use fenghuo::clock::{Clock, ManualClock};
+use fenghuo::config::Config;
+use fenghuo::eventlog::{EventKind, EventQuery};
+use fenghuo::ingest::alertmanager::parse_v2;
+use fenghuo::pipeline::Pipeline;
+use parking_lot::Mutex;
+use serde_json::Value;
+
+const TOKEN: &str = "xoxb-1234-secret-bot-token";
+
+/// One call Slack received.
+#[derive(Debug, Clone)]
+struct Call {
+    method: String,
+    authorization: String,
+    body: Value,
+}
+
+/// A Slack Web API that answers `ok` with a channel id and a new `ts` per
+/// posted message; `chat.update` answers `refuse_updates` when set.
+#[derive(Clone, Default)]
+struct Slack {
+    calls: Arc<Mutex<Vec<Call>>>,
+    /// Messages posted so far: each gets the next `ts`.
+    posted: Arc<std::sync::atomic::AtomicUsize>,
+    refuse_updates: Arc<Mutex<Option<&'static str>>>,
+}
+
+async fn api(
+    State(slack): State<Slack>,
+    axum::extract::Path(method): axum::extract::Path<String>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> String {
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    let authorization = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let mut calls = slack.calls.lock();
+    calls.push(Call {
+        method: method.clone(),
+        authorization,
+        body: body.clone(),
+    });
+    match method.as_str() {
+        "chat.postMessage" => {
+            let posted = 1 + slack
+                .posted
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            format!(r#"{{"ok":true,"channel":"C0FENG","ts":"1700000000.00000{posted}"}}"#)
+        }
+        "chat.update" => match *slack.refuse_updates.lock() {
+            Some(error) => format!(r#"{{"ok":false,"error":"{error}"}}"#),
+            None => format!(
+                r#"{{"ok":true,"channel":"C0FENG","ts":{},"text":"updated"}}"#,
+                body["ts"]
+            ),
+        },
+        _ => r#"{"ok":false,"error":"unknown_method"}"#.into(),
+    }
+}
+
+impl Slack {
+    async fn start() -> (Slack, String) {
+        let slack = Slack::default();
+        let app = Router::new()
+            .route("/api/{method}", post(api))
+            .with_state(slack.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (slack, base)
+    }
+
+    /// The calls since the last look.
+    fn take(&self) -> Vec<Call> {
+        std::mem::take(&mut *self.calls.lock())
+    }
+}
+
+fn config(base: &str, pages: &str) -> String {
+    format!(
+        "route:\n  receiver: ops\n  group_by: [team]\n  group_wait: 30s\n  group_interval: 5m\n  \
+         repeat_interval: 4h\n{pages}receivers:\n  - name: ops\n    slack_configs:\n      \
+         - app_token: {TOKEN}\n        app_url: {base}/api/chat.postMessage\n        \
+         channel: '#ops'\n        send_resolved: true\n"
+    )
+}
+
+struct Timeline {
+    clock: ManualClock,
+    pipeline: Arc<Pipeline>,
+    t0: DateTime<Utc>,
+}
+
+impl Timeline {
+    fn open(yaml: &str, dir: &Path, clock: &ManualClock, t0: DateTime<Utc>) -> Timeline {
+        let mut config = Config::parse(yaml).unwrap();
+        config.data_dir = dir.to_path_buf();
+        let pipeline = Arc::new(Pipeline::open(config, Arc::new(clock.clone())).unwrap());
+        Timeline {
+            clock: clock.clone(),
+            pipeline,
+            t0,
+        }
+    }
+
+    fn at(&self, secs: i64) {
+        self.clock.set(self.t0 + Duration::seconds(secs));
+    }
+
+    /// Alert `name` of team x: firing for hours, or resolved now.
+    async fn alert(&self, name: &str, firing: bool) {
+        let ends = if firing {
+            self.t0 + Duration::hours(4)
+        } else {
+            self.clock.now()
+        };
+        let body = format!(
+            r#"[{{"labels":{{"alertname":"{name}","team":"x"}},"annotations":{{"summary":"{name} is broken"}},"startsAt":"{}","endsAt":"{}"}}]"#,
+            self.t0.to_rfc3339(),
+            ends.to_rfc3339()
+        );
+        let alerts = parse_v2(body.as_bytes(), self.clock.now(), Duration::minutes(5)).unwrap();
+        self.pipeline
+            .ingest
+            .alerts("prometheus", alerts)
+            .await
+            .unwrap();
+    }
+
+    /// A dispatcher pass and an outbox step, as the background loops run
+    /// them at this instant.
+    async fn run(&self) {
+        self.pipeline.dispatcher.step().await.unwrap();
+        self.pipeline.outbox.step().await.unwrap();
+    }
+
+    /// `(message_ref, updated)` of every `notification.sent` so far.
+    fn sent(&self) -> Vec<(Option<String>, bool)> {
+        self.pipeline
+            .log
+            .read(&EventQuery {
+                after: 0,
+                limit: 10_000,
+                ..EventQuery::default()
+            })
+            .unwrap()
+            .into_iter()
+            .filter_map(|e| match e.kind {
+                EventKind::NotificationSent(s) => Some((s.message_ref, s.updated)),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// The mrkdwn and plain text of a Slack body, to look for alerts in.
+fn text_of(body: &Value) -> String {
+    body.to_string()
+}
+
+#[tokio::test]
+async fn a_group_posts_once_then_edits_its_message_across_a_restart() {
+    let (slack, base) = Slack::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let t0: DateTime<Utc> = "2026-11-26T08:00:00Z".parse().unwrap();
+    let clock = ManualClock::new(t0);
+    let yaml = config(&base, "");
+    let t = Timeline::open(&yaml, dir.path(), &clock, t0);
+
+    // 0s: A and B fire. 30s: the group's first page is posted.
+    t.alert("A", true).await;
+    t.alert("B", true).await;
+    t.at(30);
+    t.run().await;
+    let calls = slack.take();
+    assert_eq!(calls.len(), 1, "{calls:#?}");
+    assert_eq!(calls[0].method, "chat.postMessage");
+    assert_eq!(calls[0].authorization, format!("Bearer {TOKEN}"));
+    assert_eq!(calls[0].body["channel"], "#ops");
+    let first = text_of(&calls[0].body);
+    assert!(first.contains("A is broken") && first.contains("B is broken"));
+    assert_eq!(
+        t.sent(),
+        vec![(Some("C0FENG 1700000000.000001".into()), false)]
+    );
+
+    // 60s: B resolves. 330s: the flush edits the first message in place:
+    // A still firing, B resolved.
+    t.at(60);
+    t.alert("B", false).await;
+    t.at(330);
+    t.run().await;
+    let calls = slack.take();
+    assert_eq!(calls.len(), 1, "{calls:#?}");
+    assert_eq!(calls[0].method, "chat.update");
+    assert_eq!(calls[0].body["channel"], "C0FENG");
+    assert_eq!(calls[0].body["ts"], "1700000000.000001");
+    let edited = text_of(&calls[0].body);
+    assert!(edited.contains("A is broken"), "{edited}");
+    assert!(edited.contains("Resolved (1)"), "{edited}");
+    assert!(edited.contains("updated"), "{edited}");
+
+    // 340s: C joins. 630s: a follow-up page, posted anew, lists C in full
+    // and counts A, unchanged.
+    t.at(340);
+    t.alert("C", true).await;
+    t.at(630);
+    t.run().await;
+    let calls = slack.take();
+    assert_eq!(calls.len(), 1, "{calls:#?}");
+    assert_eq!(calls[0].method, "chat.postMessage");
+    let follow_up = text_of(&calls[0].body);
+    assert!(follow_up.contains("C is broken"), "{follow_up}");
+    assert!(!follow_up.contains("A is broken"), "{follow_up}");
+    assert!(
+        follow_up.contains("+ *1* still firing, unchanged"),
+        "{follow_up}"
+    );
+    assert!(follow_up.contains("*2* firing"), "{follow_up}");
+
+    // A restart: every view rebuilt from the log.
+    t.pipeline.close();
+    drop(t);
+    let t = Timeline::open(&yaml, dir.path(), &clock, t0);
+
+    // 700s: A and C resolve. 930s: the group's last word edits its last
+    // message, as recorded before the restart.
+    t.at(700);
+    t.alert("A", false).await;
+    t.alert("C", false).await;
+    t.at(930);
+    t.run().await;
+    let calls = slack.take();
+    assert_eq!(calls.len(), 1, "{calls:#?}");
+    assert_eq!(calls[0].method, "chat.update");
+    assert_eq!(calls[0].body["ts"], "1700000000.000002");
+    assert!(text_of(&calls[0].body).contains("Resolved (2)"));
+    assert_eq!(
+        t.sent(),
+        vec![
+            (Some("C0FENG 1700000000.000001".into()), false),
+            (Some("C0FENG 1700000000.000001".into()), true),
+            (Some("C0FENG 1700000000.000002".into()), false),
+            (Some("C0FENG 1700000000.000002".into()), true),
+        ]
+    );
+    // The bot token is a header, never in the log.
+    let log = serde_json::to_string(
+        &t.pipeline
+            .log
+            .read(&EventQuery {
+                after: 0,
+                limit: 10_000,
+                ..EventQuery::default()
+            })
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(!log.contains(TOKEN));
+}
+
+/// Regression guard: a message deleted in Slack (or too old to edit) must
+/// not swallow the update: it is posted anew and becomes the thread.
+#[tokio::test]
+async fn an_edit_slack_refuses_is_posted_as_a_new_message() {
+    let (slack, base) = Slack::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let t0: DateTime<Utc> = "2026-11-26T08:00:00Z".parse().unwrap();
+    let clock = ManualClock::new(t0);
+    let t = Timeline::open(&config(&base, ""), dir.path(), &clock, t0);
+    t.alert("A", true).await;
+    t.alert("B", true).await;
+    t.at(30);
+    t.run().await;
+    slack.take();
+    *slack.refuse_updates.lock() = Some("message_not_found");
+    t.at(60);
+    t.alert("B", false).await;
+    t.at(330);
+    t.run().await;
+    let methods: Vec<String> = slack.take().into_iter().map(|c| c.method).collect();
+    assert_eq!(methods, ["chat.update", "chat.postMessage"]);
+    assert_eq!(
+        t.sent().last(),
+        Some(&(Some("C0FENG 1700000000.000002".into()), false))
+    );
+}
+
+/// Where the route asks for no updates in place, a resolve is a message
+/// of its own, and a follow-up lists every alert when asked for in full.
+#[tokio::test]
+async fn without_updates_in_place_every_message_is_posted() {
+    let (slack, base) = Slack::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let t0: DateTime<Utc> = "2026-11-26T08:00:00Z".parse().unwrap();
+    let clock = ManualClock::new(t0);
+    let pages = "  pages: {update_in_place: false, follow_ups: full}\n";
+    let t = Timeline::open(&config(&base, pages), dir.path(), &clock, t0);
+    t.alert("A", true).await;
+    t.alert("B", true).await;
+    t.at(30);
+    t.run().await;
+    t.at(60);
+    t.alert("B", false).await;
+    t.alert("C", true).await;
+    t.at(330);
+    t.run().await;
+    let calls = slack.take();
+    let methods: Vec<&str> = calls.iter().map(|c| c.method.as_str()).collect();
+    assert_eq!(methods, ["chat.postMessage", "chat.postMessage"]);
+    let follow_up = text_of(&calls[1].body);
+    assert!(follow_up.contains("A is broken"), "{follow_up}");
+    assert!(follow_up.contains("C is broken"), "{follow_up}");
+    assert!(
+        !follow_up.contains("still firing, unchanged"),
+        "{follow_up}"
+    );
+}
