@@ -104,6 +104,63 @@ async fn a_more_severe_late_joiner_is_paged_within_group_wait_not_group_interval
     );
 }
 
+/// Issue 9's target on every shipped scenario with the tuned config:
+/// firing pages at most incidents + 1, none missed, none duplicated.
+#[tokio::test]
+async fn tuned_pages_at_most_once_more_than_there_are_incidents() {
+    for name in [
+        "node-failure.yaml",
+        "bad-release.yaml",
+        "flapping-check.yaml",
+        "quiet-day.yaml",
+        "late-joiner.yaml",
+    ] {
+        let r = report(name, None).await;
+        assert!(
+            r.firing_pages <= r.incidents.len() as u64 + 1,
+            "{name}: {r:#?}"
+        );
+        assert_eq!((r.missed, r.duplicates), (0, 0), "{name}");
+    }
+}
+
+/// The flapping check used to page three times for one incident: the
+/// first page, the flapping notice, and again when the check settled
+/// failing (+1530s), though the notice had said it fails. With updates in
+/// place the notice, the settling and the resolve edit the first message;
+/// without them, the notice pages and the settling does not.
+#[tokio::test]
+async fn a_flapping_check_that_settles_failing_is_not_paged_again() {
+    let tuned = report("flapping-check.yaml", None).await;
+    assert_eq!(
+        (tuned.firing_pages, tuned.resolved_pages, tuned.updates_in_place),
+        (1, 0, 3),
+        "{:#?}",
+        tuned.pages
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tuned-no-updates.yaml");
+    let text = std::fs::read_to_string(Path::new(SCENARIOS).join("configs/tuned.yaml"))
+        .unwrap()
+        .replacen("route:\n", "route:\n  pages: {update_in_place: false}\n", 1);
+    std::fs::write(&config, text).unwrap();
+    let plain = report("flapping-check.yaml", Some(config.to_str().unwrap())).await;
+    assert_eq!(
+        (plain.firing_pages, plain.resolved_pages, plain.updates_in_place),
+        (2, 1, 0),
+        "{:#?}",
+        plain.pages
+    );
+    assert!(
+        !plain.pages.iter().any(|p| p.trim_start().starts_with("+1530s")),
+        "{:#?}",
+        plain.pages
+    );
+    // Alertmanager's behaviour is unchanged.
+    let naive = report("flapping-check.yaml", Some("naive.yaml")).await;
+    assert_eq!((naive.firing_pages, naive.updates_in_place), (2, 0));
+}
+
 #[test]
 fn the_command_exits_1_when_a_scenario_is_over_its_bounds() {
     let dir = tempfile::tempdir().unwrap();
