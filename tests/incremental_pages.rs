@@ -338,3 +338,117 @@ async fn without_updates_in_place_every_message_is_posted() {
         "{follow_up}"
     );
 }
+
+/// A Feishu open platform: issues a tenant token for the app's id and
+/// secret, posts cards to a chat answering `om_N`, and edits them.
+#[derive(Clone, Default)]
+struct Feishu {
+    calls: Arc<Mutex<Vec<(String, String, String, Value)>>>,
+    posted: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+async fn feishu(
+    State(f): State<Feishu>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> String {
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let path = uri.path().to_string();
+    f.calls.lock().push((
+        method.to_string(),
+        uri.to_string(),
+        auth.clone(),
+        body.clone(),
+    ));
+    if path == "/open-apis/auth/v3/tenant_access_token/internal" {
+        return if body == serde_json::json!({"app_id": "cli_a1", "app_secret": "s3cret-app"}) {
+            r#"{"code":0,"msg":"ok","tenant_access_token":"t-tenant","expire":7200}"#.into()
+        } else {
+            r#"{"code":10014,"msg":"app secret invalid"}"#.into()
+        };
+    }
+    if auth != "Bearer t-tenant" {
+        return r#"{"code":99991663,"msg":"Invalid access token"}"#.into();
+    }
+    if method == axum::http::Method::POST {
+        let n = 1 + f.posted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        format!(r#"{{"code":0,"msg":"success","data":{{"message_id":"om_{n}"}}}}"#)
+    } else {
+        r#"{"code":0,"msg":"success","data":{}}"#.into()
+    }
+}
+
+#[tokio::test]
+async fn a_feishu_app_posts_a_card_then_patches_it_across_a_restart() {
+    let f = Feishu::default();
+    let app = Router::new().fallback(feishu).with_state(f.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let yaml = format!(
+        "route:\n  receiver: ops\n  group_by: [team]\n  group_wait: 30s\n  group_interval: 5m\n\
+         receivers:\n  - name: ops\n    feishu_configs:\n      - app_id: cli_a1\n        \
+         app_secret: s3cret-app\n        chat_id: oc_ops\n        api_url: {base}\n"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let t0: DateTime<Utc> = "2026-11-26T08:00:00Z".parse().unwrap();
+    let clock = ManualClock::new(t0);
+    let t = Timeline::open(&yaml, dir.path(), &clock, t0);
+    let take = || std::mem::take(&mut *f.calls.lock());
+
+    t.alert("A", true).await;
+    t.alert("B", true).await;
+    t.at(30);
+    t.run().await;
+    let calls = take();
+    assert_eq!(calls.len(), 2, "{calls:#?}");
+    let (method, uri, _, body) = &calls[1];
+    assert_eq!(
+        (method.as_str(), uri.as_str()),
+        ("POST", "/open-apis/im/v1/messages?receive_id_type=chat_id")
+    );
+    assert_eq!(body["receive_id"], "oc_ops");
+    assert_eq!(body["msg_type"], "interactive");
+    let card: Value = serde_json::from_str(body["content"].as_str().unwrap()).unwrap();
+    assert_eq!(card["config"]["update_multi"], true);
+    assert!(card.to_string().contains("B is broken"));
+
+    t.at(60);
+    t.alert("B", false).await;
+    t.at(330);
+    t.run().await;
+    let calls = take();
+    let (method, uri, _, body) = &calls[1];
+    assert_eq!(
+        (method.as_str(), uri.as_str()),
+        ("PATCH", "/open-apis/im/v1/messages/om_1")
+    );
+    assert!(body["content"].as_str().unwrap().contains("Resolved (1)"));
+
+    t.pipeline.close();
+    drop(t);
+    let t = Timeline::open(&yaml, dir.path(), &clock, t0);
+    t.at(400);
+    t.alert("A", false).await;
+    t.at(630);
+    t.run().await;
+    let calls = take();
+    assert_eq!(calls.len(), 2, "{calls:#?}");
+    assert_eq!(calls[1].0, "PATCH");
+    assert_eq!(calls[1].1, "/open-apis/im/v1/messages/om_1");
+    assert_eq!(
+        t.sent(),
+        vec![
+            (Some("om_1".into()), false),
+            (Some("om_1".into()), true),
+            (Some("om_1".into()), true),
+        ]
+    );
+}

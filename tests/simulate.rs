@@ -133,7 +133,11 @@ async fn tuned_pages_at_most_once_more_than_there_are_incidents() {
 async fn a_flapping_check_that_settles_failing_is_not_paged_again() {
     let tuned = report("flapping-check.yaml", None).await;
     assert_eq!(
-        (tuned.firing_pages, tuned.resolved_pages, tuned.updates_in_place),
+        (
+            tuned.firing_pages,
+            tuned.resolved_pages,
+            tuned.updates_in_place
+        ),
         (1, 0, 3),
         "{:#?}",
         tuned.pages
@@ -146,13 +150,20 @@ async fn a_flapping_check_that_settles_failing_is_not_paged_again() {
     std::fs::write(&config, text).unwrap();
     let plain = report("flapping-check.yaml", Some(config.to_str().unwrap())).await;
     assert_eq!(
-        (plain.firing_pages, plain.resolved_pages, plain.updates_in_place),
+        (
+            plain.firing_pages,
+            plain.resolved_pages,
+            plain.updates_in_place
+        ),
         (2, 1, 0),
         "{:#?}",
         plain.pages
     );
     assert!(
-        !plain.pages.iter().any(|p| p.trim_start().starts_with("+1530s")),
+        !plain
+            .pages
+            .iter()
+            .any(|p| p.trim_start().starts_with("+1530s")),
         "{:#?}",
         plain.pages
     );
