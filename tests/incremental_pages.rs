@@ -341,9 +341,12 @@ async fn without_updates_in_place_every_message_is_posted() {
 
 /// A Feishu open platform: issues a tenant token for the app's id and
 /// secret, posts cards to a chat answering `om_N`, and edits them.
+/// One call to Feishu: method, URI, `Authorization`, body.
+type FeishuCall = (String, String, String, Value);
+
 #[derive(Clone, Default)]
 struct Feishu {
-    calls: Arc<Mutex<Vec<(String, String, String, Value)>>>,
+    calls: Arc<Mutex<Vec<FeishuCall>>>,
     posted: Arc<std::sync::atomic::AtomicUsize>,
 }
 
