@@ -455,3 +455,79 @@ async fn a_feishu_app_posts_a_card_then_patches_it_across_a_restart() {
         ]
     );
 }
+
+/// `(firing, new, resolved, update_in_place)` of every `notification.due`
+/// so far, by alert name.
+fn dues(t: &Timeline) -> Vec<(String, String, String, bool)> {
+    let events = t
+        .pipeline
+        .log
+        .read(&EventQuery {
+            after: 0,
+            limit: 10_000,
+            ..EventQuery::default()
+        })
+        .unwrap();
+    let names = |fps: &[String]| {
+        let mut n: Vec<String> = fps
+            .iter()
+            .map(|fp| {
+                let fp = fenghuo::evaluate::Fingerprint::parse(fp).unwrap();
+                t.pipeline.store.get(fp).unwrap().report.labels["alertname"].to_string()
+            })
+            .collect();
+        n.sort();
+        n.join(",")
+    };
+    events
+        .into_iter()
+        .filter_map(|e| match e.kind {
+            EventKind::NotificationDue(n) => Some((
+                names(&n.firing),
+                names(&n.new),
+                names(&n.resolved),
+                n.update_in_place,
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `resolved: fold`: a resolve while the group still fires is no page of
+/// its own; the group's next page carries it, and the group's last resolve
+/// is still sent.
+#[tokio::test]
+async fn folded_resolves_ride_with_the_next_page() {
+    let yaml = "route:\n  receiver: ops\n  group_by: [team]\n  group_wait: 30s\n  \
+                group_interval: 5m\n  pages: {resolved: fold, update_in_place: false}\n\
+                receivers:\n  - name: ops\n";
+    let dir = tempfile::tempdir().unwrap();
+    let t0: DateTime<Utc> = "2026-11-26T08:00:00Z".parse().unwrap();
+    let clock = ManualClock::new(t0);
+    let t = Timeline::open(yaml, dir.path(), &clock, t0);
+    let due = |f: &str, n: &str, r: &str| (f.to_string(), n.to_string(), r.to_string(), false);
+    t.alert("A", true).await;
+    t.alert("B", true).await;
+    t.at(30);
+    t.run().await;
+    assert_eq!(dues(&t), vec![due("A,B", "A,B", "")]);
+    // B resolves: nothing at the 330s flush.
+    t.at(60);
+    t.alert("B", false).await;
+    t.at(330);
+    t.run().await;
+    assert_eq!(dues(&t).len(), 1);
+    // C joins: the 630s page carries C and B's resolve.
+    t.at(400);
+    t.alert("C", true).await;
+    t.at(630);
+    t.run().await;
+    assert_eq!(dues(&t)[1], due("A,C", "C", "B"));
+    // The last resolves close the group with a message of their own.
+    t.at(700);
+    t.alert("A", false).await;
+    t.alert("C", false).await;
+    t.at(930);
+    t.run().await;
+    assert_eq!(dues(&t)[2], due("", "", "A,C"));
+}
