@@ -880,6 +880,47 @@ mod tests {
         msg
     }
 
+    /// A changes-only follow-up: every shipped template that lists alerts
+    /// lists the new and the resolved ones and counts the unchanged,
+    /// instead of re-sending every alert of a growing group.
+    #[test]
+    fn a_follow_up_lists_what_changed_and_counts_the_unchanged() {
+        let t = Templates::builtin();
+        let mut msg = Templates::sample_message();
+        for a in msg.alerts.iter_mut() {
+            a.unchanged = a.status == "firing" && !a.is_new;
+        }
+        msg.follow_up = crate::notify::FollowUp {
+            changes_only: true,
+            unchanged_count: 2,
+            in_place: false,
+        };
+        for name in DEFAULTS.iter().filter(|n| **n != "email.subject.txt") {
+            let (out, fallback) = t.render(None, name, &msg);
+            assert_eq!(fallback, None, "{name}");
+            assert!(
+                out.contains("5xx error rate above 5"),
+                "{name}: the new alert\n{out}"
+            );
+            assert!(
+                out.contains("search-api p99 latency"),
+                "{name}: the resolved\n{out}"
+            );
+            for unchanged in ["crash looping", "node-07"] {
+                assert!(!out.contains(unchanged), "{name}: lists {unchanged}\n{out}");
+            }
+            assert!(out.contains("still firing, unchanged"), "{name}\n{out}");
+            assert!(out.contains('2'), "{name}");
+        }
+        // The same message as a full follow-up lists them all.
+        msg.follow_up.changes_only = false;
+        for name in DEFAULTS.iter().filter(|n| **n != "email.subject.txt") {
+            let (out, _) = t.render(None, name, &msg);
+            assert!(out.contains("crash looping"), "{name}");
+            assert!(!out.contains("still firing, unchanged"), "{name}");
+        }
+    }
+
     #[test]
     fn every_default_renders_the_sample() {
         let t = Templates::builtin();
