@@ -19,4 +19,4 @@ pub mod silence;
 pub mod source_quiet;
 pub mod time_interval;
 
-pub use fingerprint::{Fingerprint, Fnv64};
+pub use fingerprint::{Fingerprint, FingerprintHashing, FingerprintMap, FingerprintSet, Fnv64};

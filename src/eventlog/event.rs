@@ -372,14 +372,85 @@ impl EventKind {
 
     /// Rebuilds a kind from its two stored columns.
     pub fn decode(kind: &str, payload: &str) -> Result<EventKind, serde_json::Error> {
-        // `kind` first lets serde deserialise the payload without buffering it.
-        let mut doc = String::with_capacity(kind.len() + payload.len() + 24);
-        doc.push_str("{\"kind\":\"");
-        doc.push_str(kind);
-        doc.push_str("\",\"payload\":");
-        doc.push_str(payload);
-        doc.push('}');
-        serde_json::from_str(&doc)
+        // The two columns are handed to serde as the map `{"kind": …,
+        // "payload": …}` it expects, the payload parsed where it lies: no
+        // document is assembled (a copy of every payload replay reads).
+        // `kind` comes first, so serde never buffers the payload.
+        let mut payload = serde_json::Deserializer::from_str(payload);
+        let decoded = EventKind::deserialize(columns::Columns {
+            kind,
+            payload: &mut payload,
+        })?;
+        payload.end()?;
+        Ok(decoded)
+    }
+}
+
+/// The stored `kind` and `payload` columns as one serde map, for
+/// [`EventKind::decode`].
+mod columns {
+    use serde::de::value::BorrowedStrDeserializer;
+    use serde::de::{DeserializeSeed, Deserializer, MapAccess, Visitor};
+    use serde_json::de::StrRead;
+
+    pub struct Columns<'de, 'p> {
+        pub kind: &'de str,
+        pub payload: &'p mut serde_json::Deserializer<StrRead<'de>>,
+    }
+
+    impl<'de> Deserializer<'de> for Columns<'de, '_> {
+        type Error = serde_json::Error;
+
+        fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+            visitor.visit_map(Entries {
+                columns: self,
+                next: 0,
+            })
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+            bytes byte_buf option unit unit_struct newtype_struct seq tuple
+            tuple_struct map struct enum identifier ignored_any
+        }
+    }
+
+    /// Yields `kind`, then `payload`.
+    struct Entries<'de, 'p> {
+        columns: Columns<'de, 'p>,
+        next: u8,
+    }
+
+    impl<'de> MapAccess<'de> for Entries<'de, '_> {
+        type Error = serde_json::Error;
+
+        fn next_key_seed<K: DeserializeSeed<'de>>(
+            &mut self,
+            seed: K,
+        ) -> Result<Option<K::Value>, Self::Error> {
+            let name = match self.next {
+                0 => "kind",
+                1 => "payload",
+                _ => return Ok(None),
+            };
+            seed.deserialize(BorrowedStrDeserializer::new(name))
+                .map(Some)
+        }
+
+        fn next_value_seed<V: DeserializeSeed<'de>>(
+            &mut self,
+            seed: V,
+        ) -> Result<V::Value, Self::Error> {
+            self.next += 1;
+            match self.next {
+                1 => seed.deserialize(BorrowedStrDeserializer::new(self.columns.kind)),
+                _ => seed.deserialize(&mut *self.columns.payload),
+            }
+        }
+
+        fn size_hint(&self) -> Option<usize> {
+            Some(2 - self.next as usize)
+        }
     }
 }
 
@@ -1391,6 +1462,28 @@ mod tests {
             let back = EventKind::decode(kind.name(), &kind.payload_json()).unwrap();
             assert_eq!(back, kind);
             assert!(EventKind::NAMES.contains(&kind.name()));
+        }
+    }
+
+    #[test]
+    fn a_bad_kind_or_payload_is_refused() {
+        let ok = EventKind::AlertFired {
+            fingerprint: "a".into(),
+        };
+        let payload = ok.payload_json();
+        assert_eq!(EventKind::decode("alert.fired", &payload).unwrap(), ok);
+        for (kind, payload) in [
+            ("alert.nonsense", payload.as_str()),
+            ("alert.fired", "{\"fingerprint\":1}"),
+            ("alert.fired", "{}"),
+            ("alert.fired", "{\"fingerprint\":\"a\"} trailing"),
+            ("alert.fired", "{\"fingerprint\":\"a\""),
+            ("alert.fired", ""),
+        ] {
+            assert!(
+                EventKind::decode(kind, payload).is_err(),
+                "{kind} {payload} decoded"
+            );
         }
     }
 
