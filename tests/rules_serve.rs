@@ -158,6 +158,7 @@ fn backoff_event(pod: &str) -> K8sEvent {
             kind: "Pod".into(),
             name: pod.into(),
             uid: format!("uid-{pod}"),
+            ..Default::default()
         },
         reason: "BackOff".into(),
         message: "Back-off restarting failed container".into(),
@@ -168,6 +169,7 @@ fn backoff_event(pod: &str) -> K8sEvent {
         reporting_controller: "kubelet".into(),
         labels: LabelSet::new(),
     }
+    ..Default::default()
 }
 
 fn line(e: &Event) -> String {

@@ -53,6 +53,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::matcher::Matchers;
 use super::route::{legacy_matchers, nullable};
+use super::topology::{Facts, Joins, Through};
 use crate::config::PromDuration;
 use crate::eventlog::LabelSet;
 
@@ -113,6 +114,12 @@ pub struct InhibitRuleConfig {
         serialize_with = "serialize_grace"
     )]
     pub grace: Option<PromDuration>,
+    /// Fenghuo: the source must also be the target's cause through the
+    /// topology (see [`super::topology::Through`]): `placement`,
+    /// `workload`, `dependency` or `release`. Without it, `equal` alone
+    /// joins them, as in Alertmanager.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub through: Option<Through>,
 }
 
 fn serialize_grace<S: serde::Serializer>(
@@ -147,6 +154,7 @@ pub struct InhibitRule {
     target_matchers: Matchers,
     equal: BTreeSet<String>,
     grace: Duration,
+    through: Option<Through>,
 }
 
 impl InhibitRule {
@@ -184,6 +192,7 @@ impl InhibitRule {
             target_matchers,
             equal,
             grace,
+            through: cfg.through,
         })
     }
 
@@ -224,10 +233,16 @@ impl InhibitRule {
         self.grace
     }
 
+    /// The topology join the rule requires beyond `equal`, if any.
+    pub fn through(&self) -> Option<Through> {
+        self.through
+    }
+
     /// Whether a firing alert with labels `source` inhibits `target` through
     /// this rule.
     pub fn inhibits(&self, target: &LabelSet, source: &LabelSet) -> bool {
-        self.target_matchers.matches(target)
+        self.through.is_none()
+            && self.target_matchers.matches(target)
             && self.source_matchers.matches(source)
             && self.has_equal(target, source, self.source_matchers.matches(target))
     }
@@ -266,7 +281,7 @@ pub fn inhibitors<'a>(
     // `excludeTwoSidedMatch` for this target.
     let applicable: Vec<(&InhibitRule, bool)> = rules
         .iter()
-        .filter(|r| r.target_matchers.matches(target))
+        .filter(|r| r.through.is_none() && r.target_matchers.matches(target))
         .map(|r| (r, r.source_matchers.matches(target)))
         .collect();
     if applicable.is_empty() {
@@ -302,56 +317,139 @@ pub fn longest_grace(rules: &[InhibitRule]) -> Duration {
         .unwrap_or(Duration::zero())
 }
 
+/// One alert inhibiting another: which, through what join of the
+/// topology (none for a rule joining by `equal` alone), and, for a source
+/// that resolved, when and until when its grace runs.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Inhibition {
+    pub source: String,
+    /// `node-7 placement`, `workload web`, …
+    pub through: Option<String>,
+    /// (resolved at, grace until) of a resolved source.
+    pub resolved: Option<(DateTime<Utc>, DateTime<Utc>)>,
+}
+
+impl std::fmt::Display for Inhibition {
+    /// The reason recorded in `notification.due.muted`: `<fp>`, `<fp>
+    /// through node-7 placement`, then ` (cause resolved at T, grace until
+    /// T+g)` for a resolved source.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.source)?;
+        if let Some(through) = &self.through {
+            write!(f, " through {through}")?;
+        }
+        if let Some((at, until)) = self.resolved {
+            write!(
+                f,
+                " (cause resolved at {}, grace until {})",
+                at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+                until.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+            )?;
+        }
+        Ok(())
+    }
+}
+
 /// Why `target` is inhibited at `now`, over all rules, sorted and without
 /// duplicates; empty when it is not. A firing source is named by its
 /// fingerprint (as [`inhibitors`] does); a source resolved within a rule's
 /// grace by `<fp> (cause resolved at T, grace until T+g)`, with the longest
-/// grace of the rules it inhibits the target through.
+/// grace of the rules it inhibits the target through. Rules with
+/// `through:` join nothing here (no topology): see [`inhibitions_at`].
 pub fn inhibitors_at<'a>(
     rules: &[InhibitRule],
     target: &LabelSet,
     sources: impl Iterator<Item = Source<'a>>,
     now: DateTime<Utc>,
 ) -> Vec<String> {
+    inhibitions_at(rules, ("", target), sources, now, None)
+        .into_iter()
+        .map(|i| i.to_string())
+        .collect()
+}
+
+/// What inhibits the target (fingerprint, labels) at `now`, over all
+/// rules, one entry per source, sorted. Rules with `through:` join a
+/// source and the target only when `joins` says the target is the
+/// source's symptom that way; without `joins` they join nothing. A source
+/// that inhibits through a rule with `equal` alone is named without a
+/// join; otherwise with the first join (in rule order) that holds.
+pub fn inhibitions_at<'a>(
+    rules: &[InhibitRule],
+    (fingerprint, target): (&str, &LabelSet),
+    sources: impl Iterator<Item = Source<'a>>,
+    now: DateTime<Utc>,
+    joins: Option<&Joins>,
+) -> Vec<Inhibition> {
     let applicable: Vec<(&InhibitRule, bool)> = rules
         .iter()
         .filter(|r| r.target_matchers.matches(target))
+        .filter(|r| r.through.is_none() || joins.is_some())
         .map(|r| (r, r.source_matchers.matches(target)))
         .collect();
     if applicable.is_empty() {
         return Vec::new();
     }
-    let mut found: BTreeSet<String> = BTreeSet::new();
+    // What the topology knows of the target: asked once, and only when a
+    // rule with `through:` gets that far.
+    let target_facts: std::cell::OnceCell<Facts> = std::cell::OnceCell::new();
+    let mut found: BTreeSet<Inhibition> = BTreeSet::new();
     for source in sources {
-        let inhibiting = |rule: &InhibitRule, exclude: bool| {
-            rule.source_matchers.matches(source.labels)
-                && rule.has_equal(target, source.labels, exclude)
+        let source_facts: std::cell::OnceCell<Facts> = std::cell::OnceCell::new();
+        let source_facts_fn = || {
+            source_facts
+                .get_or_init(|| {
+                    joins.map_or_else(Facts::default, |j| {
+                        j.facts(source.fingerprint, source.labels)
+                    })
+                })
+                .clone()
         };
-        match source.resolved_at {
-            None => {
-                if applicable.iter().any(|(r, x)| inhibiting(r, *x)) {
-                    found.insert(source.fingerprint.to_string());
-                }
+        // Each rule it inhibits the target through: its grace, and the
+        // join (`Some(None)`: by `equal` alone).
+        let mut through_rules: Vec<(Duration, Option<String>)> = Vec::new();
+        for (rule, exclude) in &applicable {
+            if !(rule.source_matchers.matches(source.labels)
+                && rule.has_equal(target, source.labels, *exclude))
+            {
+                continue;
             }
-            Some(at) => {
-                // The longest grace among the rules it inhibits through.
-                let until = applicable
-                    .iter()
-                    .filter(|(r, x)| inhibiting(r, *x))
-                    .map(|(r, _)| at + r.grace)
-                    .max();
-                if let Some(until) = until
-                    && now < until
-                {
-                    found.insert(format!(
-                        "{} (cause resolved at {}, grace until {})",
-                        source.fingerprint,
-                        at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
-                        until.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
-                    ));
+            match (rule.through, joins) {
+                (None, _) => through_rules.push((rule.grace, None)),
+                (Some(through), Some(joins)) => {
+                    let facts = target_facts.get_or_init(|| joins.facts(fingerprint, target));
+                    if let Some(how) =
+                        joins.join(through, (target, facts), (source.labels, &source_facts_fn))
+                    {
+                        through_rules.push((rule.grace, Some(how)));
+                    }
                 }
+                (Some(_), None) => {}
             }
         }
+        if through_rules.is_empty() {
+            continue;
+        }
+        // By `equal` alone wins: it needs no topology to explain.
+        let through = match through_rules.iter().any(|(_, t)| t.is_none()) {
+            true => None,
+            false => through_rules.iter().find_map(|(_, t)| t.clone()),
+        };
+        let resolved = match source.resolved_at {
+            None => None,
+            Some(at) => {
+                let until = at + through_rules.iter().map(|(g, _)| *g).max().unwrap_or_default();
+                if now >= until {
+                    continue;
+                }
+                Some((at, until))
+            }
+        };
+        found.insert(Inhibition {
+            source: source.fingerprint.to_string(),
+            through,
+            resolved,
+        });
     }
     found.into_iter().collect()
 }

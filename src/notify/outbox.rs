@@ -1364,6 +1364,7 @@ mod tests {
             escalation: None,
             to: Vec::new(),
             flapping: vec![fps[0].clone()],
+            symptoms: Vec::new(),
         };
         let msg = build_message(&due, "team", &store, "", vec![3], at);
         let summary = |name: &str| {
