@@ -168,8 +168,8 @@ fn backoff_event(pod: &str) -> K8sEvent {
         last_seen: None,
         reporting_controller: "kubelet".into(),
         labels: LabelSet::new(),
+        ..Default::default()
     }
-    ..Default::default()
 }
 
 fn line(e: &Event) -> String {

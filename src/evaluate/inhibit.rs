@@ -523,6 +523,7 @@ mod tests {
                 target_matchers: Matchers::new(),
                 equal: equal.iter().map(|s| s.to_string()).collect(),
                 grace: Duration::zero(),
+                through: None,
             };
             let target = labels(target);
             let got = sources
