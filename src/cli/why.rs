@@ -1,5 +1,7 @@
 //! `fenghuo why FINGERPRINT`: an alert's fate — its state, what mutes it,
-//! where it routes — and every event about it, in order.
+//! where it routes — and every event about it, in order, with what each
+//! notification decided about it (muted and why, or paged with its cause
+//! as a symptom, joined through the topology).
 
 use anyhow::{Context, bail};
 
@@ -92,6 +94,9 @@ fn from_server(server: &str, fingerprint: &str) -> anyhow::Result<()> {
     let events: Vec<Event> = serde_json::from_value(body["events"].clone())?;
     for e in &events {
         println!("  {}", describe(e));
+        if let Some(fate) = fate_in(e, fingerprint) {
+            println!("      {fate}");
+        }
     }
     Ok(())
 }
@@ -121,6 +126,27 @@ fn from_data_dir(args: &WhyArgs) -> anyhow::Result<()> {
     );
     for e in &events {
         println!("  {}", describe(e));
+        if let Some(fate) = fate_in(e, &args.fingerprint) {
+            println!("      {fate}");
+        }
     }
     Ok(())
+}
+
+/// What a notification decided about `fingerprint`: why it was left out
+/// (its mute reasons), or whose symptom it was; `None` when it was listed
+/// (or the event is no notification).
+pub fn fate_in(event: &Event, fingerprint: &str) -> Option<String> {
+    let crate::eventlog::EventKind::NotificationDue(n) = &event.kind else {
+        return None;
+    };
+    if let Some(s) = n.symptoms.iter().find(|s| s.fingerprint == fingerprint) {
+        return Some(format!(
+            "not paged on its own: a symptom of {} through {}, summarised in its page",
+            s.cause, s.through
+        ));
+    }
+    n.muted
+        .get(fingerprint)
+        .map(|why| format!("not paged: muted by {}", why.join("; ")))
 }

@@ -438,7 +438,12 @@ pub fn inhibitions_at<'a>(
         let resolved = match source.resolved_at {
             None => None,
             Some(at) => {
-                let until = at + through_rules.iter().map(|(g, _)| *g).max().unwrap_or_default();
+                let until = at
+                    + through_rules
+                        .iter()
+                        .map(|(g, _)| *g)
+                        .max()
+                        .unwrap_or_default();
                 if now >= until {
                     continue;
                 }

@@ -523,10 +523,7 @@ impl Joins {
             }
         }
         facts.kind = kind.unwrap_or_else(|| "alert".into());
-        facts.release = self
-            .releases
-            .suspicion_of(fingerprint)
-            .map(|s| s.release);
+        facts.release = self.releases.suspicion_of(fingerprint).map(|s| s.release);
         facts
     }
 
@@ -589,5 +586,567 @@ pub fn summary<'a>(kinds: impl Iterator<Item = &'a str>) -> String {
         [] => String::new(),
         [one] => format!("{one} affected"),
         [init @ .., last] => format!("{} and {last} affected", init.join(", ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::evaluate::inhibit::{InhibitRule, InhibitRuleConfig, Source, inhibitions_at};
+    use crate::eventlog::{InvolvedObject, OwnerReference};
+
+    fn t0() -> DateTime<Utc> {
+        "2026-11-26T03:00:00Z".parse().unwrap()
+    }
+
+    fn event(seq: u64, minutes: i64, k: K8sEvent) -> Event {
+        Event {
+            seq,
+            id: format!("e{seq}"),
+            occurred_at: t0() + Duration::minutes(minutes),
+            recorded_at: t0() + Duration::minutes(minutes),
+            source: "kubernetes".into(),
+            key: format!("k8s/{seq}"),
+            idempotency_key: None,
+            kind: EventKind::K8sEvent(Arc::new(k)),
+        }
+    }
+
+    /// A Pod event: `(reason, pod, message, host, owner (kind, name), app
+    /// label, deleted)`.
+    type PodEvent = (
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+        Option<(&'static str, &'static str)>,
+        Option<&'static str>,
+        bool,
+    );
+
+    fn pod_event(e: &PodEvent) -> K8sEvent {
+        let (reason, pod, message, host, owner, app, deleted) = *e;
+        K8sEvent {
+            cluster: "prod".into(),
+            namespace: "shop".into(),
+            involved_object: InvolvedObject {
+                kind: "Pod".into(),
+                name: pod.into(),
+                owner_references: owner
+                    .map(|(kind, name)| OwnerReference {
+                        kind: kind.into(),
+                        name: name.into(),
+                        controller: true,
+                    })
+                    .into_iter()
+                    .collect(),
+                deleted,
+                ..Default::default()
+            },
+            reason: reason.into(),
+            message: message.into(),
+            host: host.into(),
+            labels: app.map(|a| [("app", a)].into()).unwrap_or_default(),
+            ..Default::default()
+        }
+    }
+
+    fn placement(t: &Topology, pod: &str) -> Option<(String, String, String)> {
+        let pods = t.pods_named(pod, &Scope::default());
+        pods.first()
+            .map(|p| (p.node.clone(), p.workload.clone(), p.app.clone()))
+    }
+
+    /// Events in, placement out: each row folds one more event and says
+    /// what the pod it is about looks like afterwards.
+    #[test]
+    fn placement_is_folded_from_kubernetes_events() {
+        let rs = Some(("ReplicaSet", "web-7d9f8c6b5"));
+        // (event, pod asked about, (node, workload, app) or None: unknown)
+        let rows: &[(PodEvent, &str, Option<(&str, &str, &str)>)] = &[
+            // The scheduler places a pod; the exporter adds its owner and
+            // labels: ReplicaSet web-7d9f8c6b5 is Deployment web.
+            (
+                (
+                    "Scheduled",
+                    "web-7d9f8c6b5-x1",
+                    "Successfully assigned shop/web-7d9f8c6b5-x1 to node-7",
+                    "",
+                    rs,
+                    Some("web"),
+                    false,
+                ),
+                "web-7d9f8c6b5-x1",
+                Some(("node-7", "web", "web")),
+            ),
+            // A kubelet event on another pod: its node is the kubelet's.
+            (
+                (
+                    "Pulled",
+                    "db-0",
+                    "image pulled",
+                    "node-3",
+                    Some(("StatefulSet", "db")),
+                    None,
+                    false,
+                ),
+                "db-0",
+                Some(("node-3", "db", "")),
+            ),
+            // A later event that says nothing new keeps what was learned.
+            (
+                (
+                    "BackOff",
+                    "web-7d9f8c6b5-x1",
+                    "Back-off restarting",
+                    "",
+                    None,
+                    None,
+                    false,
+                ),
+                "web-7d9f8c6b5-x1",
+                Some(("node-7", "web", "web")),
+            ),
+            // A StatefulSet pod rescheduled (same name) to another node.
+            (
+                (
+                    "Scheduled",
+                    "db-0",
+                    "Successfully assigned shop/db-0 to node-9",
+                    "",
+                    None,
+                    None,
+                    false,
+                ),
+                "db-0",
+                Some(("node-9", "db", "")),
+            ),
+            // The exporter saw the pod deleted: forgotten.
+            (
+                (
+                    "Killing",
+                    "web-7d9f8c6b5-x1",
+                    "Stopping container web",
+                    "node-7",
+                    rs,
+                    None,
+                    true,
+                ),
+                "web-7d9f8c6b5-x1",
+                None,
+            ),
+            // An event that teaches nothing about an unknown pod keeps
+            // nothing.
+            (
+                (
+                    "FailedMount",
+                    "lonely",
+                    "MountVolume.SetUp failed",
+                    "",
+                    None,
+                    None,
+                    false,
+                ),
+                "lonely",
+                None,
+            ),
+            // A Job's pod: the Job is its workload.
+            (
+                (
+                    "Scheduled",
+                    "backup-29-abcde",
+                    "Successfully assigned shop/backup-29-abcde to node-2",
+                    "",
+                    Some(("Job", "backup-29")),
+                    None,
+                    false,
+                ),
+                "backup-29-abcde",
+                Some(("node-2", "backup-29", "")),
+            ),
+        ];
+        let t = Topology::new();
+        for (i, (e, pod, want)) in rows.iter().enumerate() {
+            t.apply(&event(i as u64 + 1, i as i64, pod_event(e)));
+            let want = want.map(|(n, w, a)| (n.to_string(), w.to_string(), a.to_string()));
+            assert_eq!(placement(&t, pod), want, "row {i}: {e:?}");
+        }
+        assert_eq!(t.len(), 2);
+        // The workload index followed the deletion.
+        assert!(t.pods_of("web", &Scope::default()).is_empty());
+        assert_eq!(t.pods_of("db", &Scope::default()).len(), 1);
+    }
+
+    #[test]
+    fn owner_references_and_scheduler_messages_are_read() {
+        // (owner kind, owner name, workload kind, workload)
+        let owners = [
+            ("ReplicaSet", "web-7d9f8c6b5", "Deployment", "web"),
+            (
+                "ReplicaSet",
+                "checkout-api-5b8c7d4f9",
+                "Deployment",
+                "checkout-api",
+            ),
+            // Not a pod-template hash: the ReplicaSet itself.
+            ("ReplicaSet", "legacy-rs", "ReplicaSet", "legacy-rs"),
+            ("ReplicaSet", "web-7D9F8", "ReplicaSet", "web-7D9F8"),
+            ("StatefulSet", "db", "StatefulSet", "db"),
+            ("DaemonSet", "node-exporter", "DaemonSet", "node-exporter"),
+        ];
+        for (kind, name, want_kind, want) in owners {
+            assert_eq!(
+                workload_of(kind, name),
+                (want_kind.to_string(), want.to_string()),
+                "{kind} {name}"
+            );
+        }
+        // (message, node)
+        let messages = [
+            ("Successfully assigned shop/web-1 to node-7", Some("node-7")),
+            (
+                "Successfully assigned shop/web-1 to ip-10-0-1-7.ec2.internal",
+                Some("ip-10-0-1-7.ec2.internal"),
+            ),
+            ("0/3 nodes are available: 3 Insufficient cpu.", None),
+            ("Successfully assigned shop/web-1 to ", None),
+        ];
+        for (message, want) in messages {
+            assert_eq!(scheduled_node(message), want, "{message}");
+        }
+    }
+
+    /// Pods unheard of for a week are forgotten, in log time, so replay
+    /// forgets the same ones; a removed node takes its pods with it.
+    #[test]
+    fn old_pods_and_removed_nodes_are_forgotten() {
+        let t = Topology::new();
+        let scheduled = |pod: &'static str, node: &str| {
+            let mut e = pod_event(&("Scheduled", pod, "", "", None, Some("web"), false));
+            e.message = format!("Successfully assigned shop/{pod} to {node}");
+            e
+        };
+        t.apply(&event(1, 0, scheduled("old", "node-1")));
+        t.apply(&event(2, 60 * 24 * 6, scheduled("young", "node-2")));
+        t.apply(&event(3, 60 * 24 * 6, scheduled("other", "node-1")));
+        assert_eq!(t.len(), 3);
+        // Eight days after the first: "old" was last heard of 8 days ago.
+        t.apply(&event(4, 60 * 24 * 8, scheduled("new", "node-3")));
+        let mut names: Vec<String> = t
+            .inner
+            .read()
+            .pods
+            .values()
+            .map(|p| p.name.clone())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["new", "other", "young"]);
+        // node-1 is removed from the cluster.
+        let removed = K8sEvent {
+            cluster: "prod".into(),
+            involved_object: InvolvedObject {
+                kind: "Node".into(),
+                name: "node-1".into(),
+                ..Default::default()
+            },
+            reason: "RemovingNode".into(),
+            message: "Node node-1 event: Removing Node node-1 from Controller".into(),
+            ..Default::default()
+        };
+        t.apply(&event(5, 60 * 24 * 8, removed));
+        assert!(t.pods_named("other", &Scope::default()).is_empty());
+        assert_eq!(t.len(), 2);
+    }
+
+    /// A snapshot restores the same view, indexes included.
+    #[test]
+    fn a_snapshot_restores_the_same_view() {
+        let t = Topology::new();
+        t.apply(&event(
+            1,
+            0,
+            pod_event(&(
+                "Scheduled",
+                "web-7d9f8c6b5-x1",
+                "Successfully assigned shop/web-7d9f8c6b5-x1 to node-7",
+                "",
+                Some(("ReplicaSet", "web-7d9f8c6b5")),
+                Some("web"),
+                false,
+            )),
+        ));
+        let state = (t.snapshot().unwrap())();
+        let back = Topology::new();
+        back.restore(state).unwrap();
+        assert_eq!(
+            back.pods_of("web", &Scope::default()),
+            t.pods_of("web", &Scope::default())
+        );
+        assert_eq!(
+            placement(&back, "web-7d9f8c6b5-x1"),
+            placement(&t, "web-7d9f8c6b5-x1")
+        );
+    }
+
+    #[test]
+    fn a_summary_counts_symptoms_by_kind() {
+        let rows: &[(&[&str], &str)] = &[
+            (&[], ""),
+            (&["pod"], "1 pod affected"),
+            (&["service", "pod", "pod"], "2 pods and 1 service affected"),
+            (&["pod"; 40], "40 pods affected"),
+            (
+                &["alert", "service", "service", "pod", "pod", "pod"],
+                "3 pods, 2 services and 1 alert affected",
+            ),
+            (&["status", "status"], "2 statuses affected"),
+        ];
+        for (kinds, want) in rows {
+            assert_eq!(summary(kinds.iter().copied()), *want, "{kinds:?}");
+        }
+    }
+
+    /// Config mistakes are refused naming the field.
+    #[test]
+    fn config_mistakes_name_the_field() {
+        // (yaml of the section, error or its start)
+        let rows: &[(&str, &str)] = &[
+            (
+                "dependencies: [{matchers: [], depends_on: ['database=\"orders-db\"']}]",
+                "topology.dependencies[0].matchers: must not be empty",
+            ),
+            (
+                "dependencies: [{name: a, matchers: ['service=\"x\"'], depends_on: []}]",
+                "topology.dependencies[0].depends_on: must not be empty",
+            ),
+            (
+                "dependencies:\n  - {name: a, matchers: ['service=\"x\"'], depends_on: ['db=\"y\"']}\n  - {name: a, matchers: ['service=\"z\"'], depends_on: ['db=\"y\"']}",
+                "topology.dependencies[1].name: \"a\" is used twice",
+            ),
+            (
+                "workload_labels: [app, '']",
+                "topology.workload_labels[1]: must not be empty",
+            ),
+        ];
+        for (yaml, want) in rows {
+            let config: TopologyConfig = yaml_serde::from_str(yaml).unwrap();
+            let err = config.check().unwrap_err();
+            assert!(err.starts_with(want), "{yaml}: {err}");
+        }
+        // Misspelt fields and bad matchers are YAML errors with the line.
+        for (yaml, want) in [
+            (
+                "dependencies:\n  - {matchers: [a=b], depend_on: [c=d]}",
+                "unknown field `depend_on`",
+            ),
+            (
+                "dependencies:\n  - {matchers: ['a=~\"(\"'], depends_on: [c=d]}",
+                "invalid matcher",
+            ),
+        ] {
+            let err = yaml_serde::from_str::<TopologyConfig>(yaml)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(want) && err.contains("line 2"),
+                "{yaml}: {err}"
+            );
+        }
+    }
+
+    fn labels(pairs: &[(&str, &str)]) -> LabelSet {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn rules(yaml: &str) -> Vec<InhibitRule> {
+        let cfgs: Vec<InhibitRuleConfig> = yaml_serde::from_str(yaml).unwrap();
+        InhibitRule::compile(&cfgs).unwrap()
+    }
+
+    /// Inhibition through the topology, as a timeline: the node fails,
+    /// its pod and service (no node label) are its symptoms; an unrelated
+    /// service is not; the node resolves and the symptoms stay muted for
+    /// the grace, then whatever still fires is on its own.
+    #[test]
+    fn symptoms_are_joined_to_their_cause_through_placement_until_the_grace_ends() {
+        let topology = Arc::new(Topology::new());
+        topology.apply(&event(
+            1,
+            0,
+            pod_event(&(
+                "Scheduled",
+                "web-7d9f8c6b5-x1",
+                "Successfully assigned shop/web-7d9f8c6b5-x1 to node-7",
+                "",
+                Some(("ReplicaSet", "web-7d9f8c6b5")),
+                Some("web"),
+                false,
+            )),
+        ));
+        topology.apply(&event(
+            2,
+            0,
+            pod_event(&(
+                "Scheduled",
+                "api-5b8c7d4f9-y1",
+                "Successfully assigned shop/api-5b8c7d4f9-y1 to node-3",
+                "",
+                Some(("ReplicaSet", "api-5b8c7d4f9")),
+                Some("api"),
+                false,
+            )),
+        ));
+        let joins = Joins {
+            topology,
+            ..Joins::default()
+        };
+        let rules = rules(
+            "- source_matchers: [alertname=NodeNotReady]\n  target_matchers: ['alertname=~\"PodNotReady|ServiceDegraded\"']\n  equal: [cluster]\n  through: placement\n  grace: 10m\n",
+        );
+        let node = labels(&[
+            ("alertname", "NodeNotReady"),
+            ("node", "node-7"),
+            ("cluster", "prod"),
+        ]);
+        let pod = labels(&[
+            ("alertname", "PodNotReady"),
+            ("pod", "web-7d9f8c6b5-x1"),
+            ("namespace", "shop"),
+            ("cluster", "prod"),
+        ]);
+        let web = labels(&[
+            ("alertname", "ServiceDegraded"),
+            ("service", "web"),
+            ("cluster", "prod"),
+        ]);
+        let api = labels(&[
+            ("alertname", "ServiceDegraded"),
+            ("service", "api"),
+            ("cluster", "prod"),
+        ]);
+        // Another cluster's web is not on this node-7.
+        let web_eu = labels(&[
+            ("alertname", "ServiceDegraded"),
+            ("service", "web"),
+            ("cluster", "eu"),
+        ]);
+        let at = |m: i64| t0() + Duration::minutes(m);
+        // (minute, node resolved at (minute), target, why it is muted)
+        let rows: &[(i64, Option<i64>, &LabelSet, &str)] = &[
+            (1, None, &pod, "node through node-7 placement"),
+            (1, None, &web, "node through node-7 placement"),
+            (1, None, &api, ""),
+            (1, None, &web_eu, ""),
+            (1, None, &node, ""),
+            // Resolved at 10m: muted through the grace, with when it ends.
+            (
+                15,
+                Some(10),
+                &web,
+                "node through node-7 placement (cause resolved at 2026-11-26T03:10:00Z, grace until 2026-11-26T03:20:00Z)",
+            ),
+            // The grace is over: on its own.
+            (20, Some(10), &web, ""),
+        ];
+        for (minute, resolved, target, want) in rows {
+            let got = inhibitions_at(
+                &rules,
+                ("target", target),
+                std::iter::once(Source {
+                    fingerprint: "node",
+                    labels: &node,
+                    resolved_at: resolved.map(at),
+                }),
+                at(*minute),
+                Some(&joins),
+            );
+            let got: Vec<String> = got.iter().map(ToString::to_string).collect();
+            let want: Vec<String> = (!want.is_empty())
+                .then(|| want.to_string())
+                .into_iter()
+                .collect();
+            assert_eq!(got, want, "at {minute}m: {target:?}");
+        }
+        // Without the topology, a rule with `through:` joins nothing.
+        let alone = inhibitions_at(
+            &rules,
+            ("target", &pod),
+            std::iter::once(Source {
+                fingerprint: "node",
+                labels: &node,
+                resolved_at: None,
+            }),
+            at(1),
+            None,
+        );
+        assert!(alone.is_empty());
+        // What each symptom is, for the cause's summary.
+        assert_eq!(joins.facts("p", &pod).kind, "pod");
+        assert_eq!(joins.facts("s", &web).kind, "service");
+        assert_eq!(joins.facts("n", &node).kind, "alert");
+    }
+
+    /// Declared dependencies and shared workloads join too.
+    #[test]
+    fn dependencies_and_workloads_join_cause_and_symptom() {
+        let config: TopologyConfig = yaml_serde::from_str(
+            "dependencies:\n  - name: checkout needs orders-db\n    matchers: ['service=~\"checkout|cart\"']\n    depends_on: ['database=\"orders-db\"']\n",
+        )
+        .unwrap();
+        let topology = Arc::new(Topology::new());
+        topology.apply(&event(
+            1,
+            0,
+            pod_event(&(
+                "Scheduled",
+                "web-7d9f8c6b5-x1",
+                "Successfully assigned shop/web-7d9f8c6b5-x1 to node-7",
+                "",
+                Some(("ReplicaSet", "web-7d9f8c6b5")),
+                None,
+                false,
+            )),
+        ));
+        let joins = Joins {
+            topology,
+            config: Arc::new(config),
+            ..Joins::default()
+        };
+        let db = labels(&[("alertname", "PostgresDown"), ("database", "orders-db")]);
+        let checkout = labels(&[("alertname", "HighErrorRate"), ("service", "checkout")]);
+        let search = labels(&[("alertname", "HighErrorRate"), ("service", "search")]);
+        let rollout = labels(&[
+            ("alertname", "KubeDeploymentRolloutStuck"),
+            ("deployment", "web"),
+        ]);
+        let crash = labels(&[
+            ("alertname", "PodCrashLooping"),
+            ("pod", "web-7d9f8c6b5-x1"),
+        ]);
+        let facts = |l: &LabelSet| joins.facts("x", l);
+        // (through, target, source, joined through)
+        let rows: &[(Through, &LabelSet, &LabelSet, Option<&str>)] = &[
+            (
+                Through::Dependency,
+                &checkout,
+                &db,
+                Some("dependency \"checkout needs orders-db\""),
+            ),
+            (Through::Dependency, &search, &db, None),
+            // Dependencies have a direction.
+            (Through::Dependency, &db, &checkout, None),
+            (Through::Workload, &crash, &rollout, Some("workload web")),
+            (Through::Workload, &checkout, &rollout, None),
+            // Neither is suspected of a release.
+            (Through::Release, &crash, &rollout, None),
+        ];
+        for (through, target, source, want) in rows {
+            let source_facts = || facts(source);
+            let got = joins.join(*through, (target, &facts(target)), (source, &source_facts));
+            assert_eq!(got.as_deref(), *want, "{through:?} {target:?} {source:?}");
+        }
     }
 }

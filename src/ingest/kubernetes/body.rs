@@ -407,8 +407,15 @@ fn blank_object() -> InvolvedObject {
 /// The node a kubelet reported from: `source.host`, or the
 /// `reportingInstance` of a kubelet (other controllers' instances name
 /// their own pod, not a node). Empty otherwise.
-fn kubelet_host(component: Option<&str>, instance: Option<&str>, source: Option<&Source>) -> String {
-    if let Some(host) = source.and_then(|s| s.host.as_deref()).filter(|h| !h.is_empty()) {
+fn kubelet_host(
+    component: Option<&str>,
+    instance: Option<&str>,
+    source: Option<&Source>,
+) -> String {
+    if let Some(host) = source
+        .and_then(|s| s.host.as_deref())
+        .filter(|h| !h.is_empty())
+    {
         return host.to_string();
     }
     let kubelet = component == Some("kubelet")
