@@ -624,6 +624,9 @@ mod tests {
         bool,
     );
 
+    /// (node, workload, app) of a pod.
+    type Placement = (&'static str, &'static str, &'static str);
+
     fn pod_event(e: &PodEvent) -> K8sEvent {
         let (reason, pod, message, host, owner, app, deleted) = *e;
         K8sEvent {
@@ -663,7 +666,7 @@ mod tests {
     fn placement_is_folded_from_kubernetes_events() {
         let rs = Some(("ReplicaSet", "web-7d9f8c6b5"));
         // (event, pod asked about, (node, workload, app) or None: unknown)
-        let rows: &[(PodEvent, &str, Option<(&str, &str, &str)>)] = &[
+        let rows: &[(PodEvent, &str, Option<Placement>)] = &[
             // The scheduler places a pod; the exporter adds its owner and
             // labels: ReplicaSet web-7d9f8c6b5 is Deployment web.
             (
