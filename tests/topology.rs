@@ -287,7 +287,11 @@ async fn symptoms_join_the_cause_through_placement_and_outliving_ones_page_after
         "2 pods and 1 service affected"
     );
     // The node's incident keeps them.
-    let incident = t.pipeline.incidents.of_group(&pages[0].group.group).unwrap();
+    let incident = t
+        .pipeline
+        .incidents
+        .of_group(&pages[0].group.group)
+        .unwrap();
     assert_eq!(incident.symptoms.len(), 3, "{incident:#?}");
     // The unrelated service: on its own, within group_wait of its start.
     let pages = t.at(105).await;

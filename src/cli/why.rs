@@ -150,3 +150,71 @@ pub fn fate_in(event: &Event, fingerprint: &str) -> Option<String> {
         .get(fingerprint)
         .map(|why| format!("not paged: muted by {}", why.join("; ")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eventlog::{EventKind, GroupRef, NotificationDue, Symptom};
+
+    /// Each notification's fate of an alert, in words: a symptom of a
+    /// cause, muted and why, or nothing (listed, or not in it).
+    #[test]
+    fn a_notification_says_why_an_alert_was_not_paged() {
+        let at = "2026-11-26T03:00:00Z".parse().unwrap();
+        let due = NotificationDue {
+            group: GroupRef {
+                group: "g".into(),
+                route: "0".into(),
+                receiver: "oncall".into(),
+                group_key: "{}:{}".into(),
+                group_labels: Default::default(),
+            },
+            firing: vec!["node".into()],
+            resolved: vec![],
+            new: vec!["node".into()],
+            repeat: false,
+            muted: [
+                (
+                    "pod".to_string(),
+                    vec!["node through node-7 placement".to_string()],
+                ),
+                ("quiet".to_string(), vec!["silence-1".to_string()]),
+            ]
+            .into(),
+            escalation: None,
+            to: vec![],
+            flapping: vec![],
+            symptoms: vec![Symptom {
+                fingerprint: "pod".into(),
+                cause: "node".into(),
+                through: "node-7 placement".into(),
+                kind: "pod".into(),
+            }],
+        };
+        let event = Event {
+            seq: 1,
+            id: "e1".into(),
+            occurred_at: at,
+            recorded_at: at,
+            source: "fenghuo".into(),
+            key: "g".into(),
+            idempotency_key: None,
+            kind: EventKind::NotificationDue(due),
+        };
+        // (fingerprint, its fate)
+        let rows = [
+            (
+                "pod",
+                Some(
+                    "not paged on its own: a symptom of node through node-7 placement, summarised in its page",
+                ),
+            ),
+            ("quiet", Some("not paged: muted by silence-1")),
+            ("node", None),
+            ("absent", None),
+        ];
+        for (fp, want) in rows {
+            assert_eq!(fate_in(&event, fp).as_deref(), want, "{fp}");
+        }
+    }
+}

@@ -1152,4 +1152,74 @@ mod tests {
             assert_eq!(got.as_deref(), *want, "{through:?} {target:?} {source:?}");
         }
     }
+
+    /// Alerts suspected of the same release are joined through it; of
+    /// another release, or none, not.
+    #[test]
+    fn alerts_suspected_of_one_release_are_joined_through_it() {
+        use crate::eventlog::event::{Release, ReleaseSuspicion};
+        let releases = Arc::new(Releases::new());
+        let mut seq = 0;
+        let mut fold = |kind: EventKind| {
+            seq += 1;
+            releases.apply(&Event {
+                seq,
+                id: format!("e{seq}"),
+                occurred_at: t0(),
+                recorded_at: t0(),
+                source: "api".into(),
+                key: String::new(),
+                idempotency_key: None,
+                kind,
+            });
+        };
+        for (id, version) in [("rel-142", "v1.4.2"), ("rel-9", "v9")] {
+            fold(EventKind::ReleaseRecorded(Release {
+                id: id.into(),
+                app: if id == "rel-9" { "search" } else { "checkout" }.into(),
+                env: "prod".into(),
+                cluster: "prod".into(),
+                version: version.into(),
+                by: "alice".into(),
+                change_url: String::new(),
+                strategy: String::new(),
+                via: "api".into(),
+            }));
+        }
+        for (subject, release) in [
+            ("stuck", "rel-142"),
+            ("crash", "rel-142"),
+            ("other", "rel-9"),
+        ] {
+            fold(EventKind::ReleaseSuspected(ReleaseSuspicion {
+                release: release.into(),
+                app: "checkout".into(),
+                env: "prod".into(),
+                version: "v1.4.2".into(),
+                released_by: "alice".into(),
+                evidence_kind: "alert".into(),
+                subject: subject.into(),
+                evidence: "PodCrashLooping".into(),
+                evidence_seq: 1,
+                after_secs: 30,
+                severity: "warning".into(),
+            }));
+        }
+        let joins = Joins {
+            releases,
+            ..Joins::default()
+        };
+        let l = labels(&[("alertname", "A")]);
+        let join = |target: &str, source: &str| {
+            let source_facts = || joins.facts(source, &l);
+            joins.join(
+                Through::Release,
+                (&l, &joins.facts(target, &l)),
+                (&l, &source_facts),
+            )
+        };
+        assert_eq!(join("crash", "stuck").as_deref(), Some("release rel-142"));
+        assert_eq!(join("crash", "other"), None);
+        assert_eq!(join("unsuspected", "stuck"), None);
+    }
 }
