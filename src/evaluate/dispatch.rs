@@ -27,6 +27,10 @@
 //! resolved. The flapping decisions are made first, alone in their round,
 //! so the change that makes an alert flapping never pages.
 //!
+//! Alerts inhibited through the topology (an inhibit rule's `through:`)
+//! are their cause's symptoms: the cause's group lists them in its
+//! notification's `symptoms`, so its page says what else it brought down.
+//!
 //! Every decision is an event: `group.scheduled` (the timer, so a restart
 //! neither drops nor repeats a due flush and a waiting group keeps waiting
 //! only the time left) and `notification.due`. [`GroupStates`] folds them;

@@ -39,6 +39,15 @@
 //! as the log holds it, so this is state derived from the log and replay
 //! decides nothing.
 //!
+//! Fenghuo's addition, **joining through the topology**: a rule with
+//! `through: placement | workload | dependency | release` inhibits only a
+//! target that is the source's symptom that way (see
+//! [`super::topology`]): a pod or service running on the node a
+//! NodeNotReady is about shares no label with it. The reason names the
+//! join: `<fp> through node-7 placement`. Only [`inhibitions_at`] with the
+//! topology joins; the label-only functions ([`inhibitors`],
+//! [`InhibitRule::inhibits`], [`inhibitors_at`]) leave such rules out.
+//!
 //! One deliberate difference: [`inhibitors`] returns every inhibiting alert,
 //! over all rules, sorted. Alertmanager stops at the first rule that has one
 //! and records a single, arbitrary one (its cache is a Go map). The decision
