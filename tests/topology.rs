@@ -358,6 +358,25 @@ async fn symptoms_join_the_cause_through_placement_and_outliving_ones_page_after
         views.topology.pods_of("web", &Scope::default()),
         live_pods[0]
     );
+    // What `fenghuo why` says offline, from those views: at 15 min web was
+    // muted within the grace; at 21 min it is not.
+    let routing = again.pipeline.routing();
+    let why = |minutes| {
+        fenghuo::cli::inhibited_as_of(
+            &views,
+            &routing,
+            &fp(&web),
+            t0() + Duration::minutes(minutes),
+        )
+    };
+    assert_eq!(
+        why(15),
+        Some(format!(
+            "inhibited by {} through node-7 placement (cause resolved at 2026-11-26T03:10:00Z, grace until 2026-11-26T03:20:00Z)",
+            fp(&node)
+        ))
+    );
+    assert_eq!(why(21), None);
 }
 
 /// A bad `topology:` section or `through:` is refused naming the field,

@@ -130,7 +130,69 @@ fn from_data_dir(args: &WhyArgs) -> anyhow::Result<()> {
             println!("      {fate}");
         }
     }
+    // A symptom muted from the start may be in no notification: what
+    // inhibits it as of the log's last event, from the views rebuilt
+    // from the log and the config's inhibit rules.
+    let routing = args
+        .config
+        .load()?
+        .routing()
+        .map_err(|e| anyhow::anyhow!("config: {e}"))?;
+    if !routing.inhibit_rules.is_empty() {
+        let views = crate::pipeline::Views::new();
+        crate::eventlog::replay(&log, &views.projections(), |_, _| {})?;
+        let last = log.read_range(log.last_seq().saturating_sub(1), log.last_seq())?;
+        if let Some(now) = last.first().map(|e| e.occurred_at)
+            && let Some(why) = inhibited_as_of(&views, &routing, &args.fingerprint, now)
+        {
+            println!("  as of the log's last event ({}): {why}", now.to_rfc3339());
+        }
+    }
     Ok(())
+}
+
+/// Why the firing alert `fingerprint` is inhibited at `now` in `views`
+/// under `routing` (topology joins included); `None` when it is not firing
+/// or not inhibited.
+pub fn inhibited_as_of(
+    views: &crate::pipeline::Views,
+    routing: &crate::config::Routing,
+    fingerprint: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<String> {
+    let alert = views
+        .alerts
+        .get(crate::evaluate::Fingerprint::parse(fingerprint)?)?;
+    if !alert.firing_at(now) {
+        return None;
+    }
+    let since = now - crate::evaluate::inhibit::longest_grace(&routing.inhibit_rules);
+    let all = views
+        .alerts
+        .filtered(|a| a.firing_at(now) || a.ends_at.is_some_and(|e| e > since && e <= now));
+    let fps: Vec<String> = all.iter().map(|(f, _)| f.to_string()).collect();
+    let joins = crate::evaluate::topology::Joins {
+        topology: views.topology.clone(),
+        releases: views.releases.clone(),
+        config: routing.topology.clone(),
+    };
+    let found = crate::evaluate::inhibit::inhibitions_at(
+        &routing.inhibit_rules,
+        (fingerprint, &alert.report.labels),
+        all.iter()
+            .zip(&fps)
+            .map(|((_, a), f)| crate::evaluate::inhibit::Source {
+                fingerprint: f,
+                labels: &a.report.labels,
+                resolved_at: if a.firing_at(now) { None } else { a.ends_at },
+            }),
+        now,
+        Some(&joins),
+    );
+    (!found.is_empty()).then(|| {
+        let reasons: Vec<String> = found.iter().map(ToString::to_string).collect();
+        format!("inhibited by {}", reasons.join("; "))
+    })
 }
 
 /// What a notification decided about `fingerprint`: why it was left out
