@@ -403,20 +403,14 @@ pub fn inhibitions_at<'a>(
     // rule with `through:` gets that far.
     let target_facts: std::cell::OnceCell<Facts> = std::cell::OnceCell::new();
     let mut found: BTreeSet<Inhibition> = BTreeSet::new();
+    // Every (target, source) pair passes here: nothing is built for a
+    // pair until a rule's source side and `equal` hold.
     for source in sources {
-        let source_facts: std::cell::OnceCell<Facts> = std::cell::OnceCell::new();
-        let source_facts_fn = || {
-            source_facts
-                .get_or_init(|| {
-                    joins.map_or_else(Facts::default, |j| {
-                        j.facts(source.fingerprint, source.labels)
-                    })
-                })
-                .clone()
-        };
-        // Each rule it inhibits the target through: its grace, and the
-        // join (`Some(None)`: by `equal` alone).
-        let mut through_rules: Vec<(Duration, Option<String>)> = Vec::new();
+        // The longest grace of the rules it inhibits the target through,
+        // whether one of them joins by `equal` alone, else the first join.
+        let mut grace: Option<Duration> = None;
+        let mut by_equal = false;
+        let mut how: Option<String> = None;
         for (rule, exclude) in &applicable {
             if !(rule.source_matchers.matches(source.labels)
                 && rule.has_equal(target, source.labels, *exclude))
@@ -424,44 +418,36 @@ pub fn inhibitions_at<'a>(
                 continue;
             }
             match (rule.through, joins) {
-                (None, _) => through_rules.push((rule.grace, None)),
+                (None, _) => by_equal = true,
                 (Some(through), Some(joins)) => {
                     let facts = target_facts.get_or_init(|| joins.facts(fingerprint, target));
-                    if let Some(how) =
-                        joins.join(through, (target, facts), (source.labels, &source_facts_fn))
-                    {
-                        through_rules.push((rule.grace, Some(how)));
+                    match joins.join(
+                        through,
+                        (target, facts),
+                        (source.fingerprint, source.labels),
+                    ) {
+                        Some(joined) => {
+                            how.get_or_insert(joined);
+                        }
+                        None => continue,
                     }
                 }
-                (Some(_), None) => {}
+                (Some(_), None) => continue,
             }
+            grace = grace.max(Some(rule.grace));
         }
-        if through_rules.is_empty() {
+        let Some(grace) = grace else {
             continue;
-        }
-        // By `equal` alone wins: it needs no topology to explain.
-        let through = match through_rules.iter().any(|(_, t)| t.is_none()) {
-            true => None,
-            false => through_rules.iter().find_map(|(_, t)| t.clone()),
         };
         let resolved = match source.resolved_at {
             None => None,
-            Some(at) => {
-                let until = at
-                    + through_rules
-                        .iter()
-                        .map(|(g, _)| *g)
-                        .max()
-                        .unwrap_or_default();
-                if now >= until {
-                    continue;
-                }
-                Some((at, until))
-            }
+            Some(at) if now >= at + grace => continue,
+            Some(at) => Some((at, at + grace)),
         };
         found.insert(Inhibition {
             source: source.fingerprint.to_string(),
-            through,
+            // By `equal` alone wins: it needs no topology to explain.
+            through: if by_equal { None } else { how },
             resolved,
         });
     }

@@ -226,6 +226,41 @@ impl Topology {
             .collect()
     }
 
+    /// The nodes and workloads of the pod named `pod` and of the pods of
+    /// `workloads`, added to `facts` under one read of the view, copying
+    /// only what is new to it (a pass asks this of every target).
+    fn gather(&self, pod: Option<&str>, workloads: &[&str], scope: &Scope, facts: &mut Facts) {
+        let inner = self.inner.read();
+        let mut add = |set: &mut BTreeSet<String>, value: &str| {
+            if !value.is_empty() && !set.contains(value) {
+                set.insert(value.to_string());
+            }
+        };
+        let named = pod.and_then(|p| inner.by_name.get(p));
+        for p in named
+            .into_iter()
+            .flatten()
+            .filter_map(|k| inner.pods.get(k))
+            .filter(|p| scope.admits(p))
+        {
+            add(&mut facts.nodes, &p.node);
+            add(&mut facts.workloads, &p.workload);
+            add(&mut facts.workloads, &p.app);
+        }
+        for w in workloads {
+            for p in inner
+                .by_workload
+                .get(*w)
+                .into_iter()
+                .flatten()
+                .filter_map(|k| inner.pods.get(k))
+                .filter(|p| scope.admits(p))
+            {
+                add(&mut facts.nodes, &p.node);
+            }
+        }
+    }
+
     /// How many pods it knows.
     pub fn len(&self) -> usize {
         self.inner.read().pods.len()
@@ -496,32 +531,20 @@ impl Joins {
         if let Some(node) = labels.get("node").filter(|n| !n.is_empty()) {
             facts.nodes.insert(node.to_string());
         }
-        let mut kind = None;
-        if let Some(pod) = labels.get("pod").filter(|p| !p.is_empty()) {
-            kind = Some("pod".to_string());
-            for p in self.topology.pods_named(pod, &scope) {
-                if !p.node.is_empty() {
-                    facts.nodes.insert(p.node);
-                }
-                for w in [p.workload, p.app] {
-                    if !w.is_empty() {
-                        facts.workloads.insert(w);
-                    }
-                }
-            }
-        }
+        let pod = labels.get("pod").filter(|p| !p.is_empty());
+        let mut kind = pod.map(|_| "pod".to_string());
+        let mut workloads = Vec::new();
         for label in &self.config.workload_labels {
             let Some(workload) = labels.get(label).filter(|w| !w.is_empty()) else {
                 continue;
             };
             kind.get_or_insert_with(|| label.clone());
-            facts.workloads.insert(workload.to_string());
-            for p in self.topology.pods_of(workload, &scope) {
-                if !p.node.is_empty() {
-                    facts.nodes.insert(p.node);
-                }
+            if !facts.workloads.contains(workload) {
+                facts.workloads.insert(workload.to_string());
             }
+            workloads.push(workload);
         }
+        self.topology.gather(pod, &workloads, &scope, &mut facts);
         facts.kind = kind.unwrap_or_else(|| "alert".into());
         facts.release = self.releases.suspicion_of(fingerprint).map(|s| s.release);
         facts
@@ -530,15 +553,18 @@ impl Joins {
     /// Whether the target is a symptom of the source `through` this join,
     /// and through what, in words (`node-7 placement`, `workload web`,
     /// `dependency "checkout needs orders-db"`, `release rel-142`).
+    ///
+    /// `source` is its fingerprint and labels: what else is known of it is
+    /// looked up only for the joins that need it.
     pub fn join(
         &self,
         through: Through,
         target: (&LabelSet, &Facts),
-        source: (&LabelSet, &dyn Fn() -> Facts),
+        (source_fp, source): (&str, &LabelSet),
     ) -> Option<String> {
         match through {
             Through::Placement => {
-                let node = source.0.get("node").filter(|n| !n.is_empty())?;
+                let node = source.get("node").filter(|n| !n.is_empty())?;
                 target
                     .1
                     .nodes
@@ -546,7 +572,7 @@ impl Joins {
                     .then(|| format!("{node} placement"))
             }
             Through::Workload => {
-                let facts = (source.1)();
+                let facts = self.facts(source_fp, source);
                 let shared = target.1.workloads.intersection(&facts.workloads).next()?;
                 Some(format!("workload {shared}"))
             }
@@ -554,11 +580,11 @@ impl Joins {
                 .config
                 .dependencies
                 .iter()
-                .position(|d| d.matchers.matches(target.0) && d.depends_on.matches(source.0))
+                .position(|d| d.matchers.matches(target.0) && d.depends_on.matches(source))
                 .map(|i| format!("dependency {:?}", self.config.dependency_name(i))),
             Through::Release => {
                 let release = target.1.release.as_ref()?;
-                ((source.1)().release.as_ref() == Some(release))
+                (self.facts(source_fp, source).release.as_ref() == Some(release))
                     .then(|| format!("release {release}"))
             }
         }
@@ -1147,8 +1173,7 @@ mod tests {
             (Through::Release, &crash, &rollout, None),
         ];
         for (through, target, source, want) in rows {
-            let source_facts = || facts(source);
-            let got = joins.join(*through, (target, &facts(target)), (source, &source_facts));
+            let got = joins.join(*through, (target, &facts(target)), ("x", source));
             assert_eq!(got.as_deref(), *want, "{through:?} {target:?} {source:?}");
         }
     }
@@ -1211,11 +1236,10 @@ mod tests {
         };
         let l = labels(&[("alertname", "A")]);
         let join = |target: &str, source: &str| {
-            let source_facts = || joins.facts(source, &l);
             joins.join(
                 Through::Release,
                 (&l, &joins.facts(target, &l)),
-                (&l, &source_facts),
+                (source, &l),
             )
         };
         assert_eq!(join("crash", "stuck").as_deref(), Some("release rel-142"));
