@@ -231,7 +231,7 @@ impl Topology {
     /// only what is new to it (a pass asks this of every target).
     fn gather(&self, pod: Option<&str>, workloads: &[&str], scope: &Scope, facts: &mut Facts) {
         let inner = self.inner.read();
-        let mut add = |set: &mut BTreeSet<String>, value: &str| {
+        let add = |set: &mut BTreeSet<String>, value: &str| {
             if !value.is_empty() && !set.contains(value) {
                 set.insert(value.to_string());
             }
