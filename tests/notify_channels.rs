@@ -227,6 +227,7 @@ fn message(status: &str, alerts: Vec<AlertData>) -> Message {
         due_seqs: vec![7],
         to: Vec::new(),
         incident: None,
+        symptoms: String::new(),
     }
 }
 
@@ -982,6 +983,7 @@ fn message_from_am(body: &WebhookBody) -> Message {
         due_seqs: Vec::new(),
         to: Vec::new(),
         incident: None,
+        symptoms: String::new(),
     }
 }
 

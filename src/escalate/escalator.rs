@@ -436,6 +436,7 @@ impl Escalator {
                 }),
                 to: to.to_vec(),
                 flapping: Vec::new(),
+                symptoms: Vec::new(),
             }),
         )
     }

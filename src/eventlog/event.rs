@@ -631,6 +631,26 @@ pub struct NotificationDue {
     /// flapping: the one notice; their later flips are muted (`flapping`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub flapping: Vec<String>,
+    /// Alerts muted as symptoms of this group's firing alerts, joined to
+    /// them through the topology (an inhibit rule's `through:`): not paged
+    /// on their own, summarised in this page ("40 pods and 5 services
+    /// affected").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub symptoms: Vec<Symptom>,
+}
+
+/// An alert muted as the symptom of a cause paged in the same
+/// notification.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Symptom {
+    pub fingerprint: String,
+    /// The cause's fingerprint.
+    pub cause: String,
+    /// How it is joined to the cause: `node-7 placement`, `workload web`,
+    /// `dependency "checkout needs orders-db"`, `release rel-142`.
+    pub through: String,
+    /// What it is about, for the summary: `pod`, `service`, `alert`, …
+    pub kind: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -813,7 +833,7 @@ pub struct AlertReport {
 /// A Kubernetes event in one shape, whatever the API version or exporter
 /// that delivered it. Field names are the log's (snake case); rules select
 /// and group on them (`reason`, `involved_object.name`, `labels.app`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct K8sEvent {
     /// The cluster's configured name (`clusterName` from the exporter, or
     /// the `kubernetes:` watch's name); empty when unknown.
@@ -855,6 +875,11 @@ pub struct K8sEvent {
     /// (kubernetes-event-exporter does).
     #[serde(default, skip_serializing_if = "LabelSet::is_empty")]
     pub labels: LabelSet,
+    /// The node the reporting component runs on (`source.host`, or a
+    /// kubelet's `reportingInstance`): for a kubelet's event about a pod,
+    /// the node the pod runs on. Empty when not sent.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub host: String,
 }
 
 fn one() -> u64 {
@@ -862,13 +887,33 @@ fn one() -> u64 {
 }
 
 /// The object a Kubernetes event is about.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InvolvedObject {
     /// `Pod`, `Node`, `Deployment`, …
     pub kind: String,
     pub name: String,
     #[serde(default)]
     pub uid: String,
+    /// The object's owners, when the sender includes them
+    /// (kubernetes-event-exporter does): a pod's ReplicaSet, StatefulSet,
+    /// DaemonSet or Job.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub owner_references: Vec<OwnerReference>,
+    /// The sender saw the object deleted (kubernetes-event-exporter's
+    /// `deleted`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+}
+
+/// One of an object's `metadata.ownerReferences`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnerReference {
+    /// `ReplicaSet`, `StatefulSet`, `DaemonSet`, `Job`, …
+    pub kind: String,
+    pub name: String,
+    /// The managing controller (at most one owner is).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub controller: bool,
 }
 
 /// How far a Kubernetes watch got.
@@ -1300,6 +1345,7 @@ mod tests {
                     mentions: [("dingtalk_mobile".to_string(), "13800000000".to_string())].into(),
                 }],
                 flapping: Vec::new(),
+                symptoms: Vec::new(),
             }),
             EventKind::NotificationSent(DeliverySent {
                 target: target(),
@@ -1346,6 +1392,7 @@ mod tests {
                     kind: "Pod".into(),
                     name: "web-1".into(),
                     uid: "u1".into(),
+                    ..Default::default()
                 },
                 reason: "BackOff".into(),
                 message: "Back-off restarting failed container".into(),
@@ -1355,6 +1402,7 @@ mod tests {
                 last_seen: Some("2026-01-01T00:02:00Z".parse().unwrap()),
                 reporting_controller: "kubelet".into(),
                 labels: [("app".to_string(), "web".to_string())].into(),
+                ..Default::default()
             })),
             EventKind::ProbeResult(std::sync::Arc::new(ProbeResult {
                 probe: "api".into(),

@@ -77,6 +77,10 @@ pub struct Message {
     /// The incident the message belongs to, as of sending.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incident: Option<IncidentNote>,
+    /// What the firing alerts' symptoms muted with them amount to, e.g.
+    /// `40 pods and 5 services affected`; empty when none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub symptoms: String,
 }
 
 /// An incident as a message shows it: who took it, and since when.

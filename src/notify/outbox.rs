@@ -1115,7 +1115,7 @@ pub fn build_message(
         alert.annotations.insert("flapping".to_string(), note);
     }
     alerts.sort_by(reading_order);
-    finish_message(
+    let mut message = finish_message(
         receiver,
         due.group.group_key.clone(),
         due.group.group_labels.clone(),
@@ -1123,7 +1123,12 @@ pub fn build_message(
         due.repeat,
         external_url,
         due_seqs,
-    )
+    );
+    // Symptoms muted with their cause: counted, so the cause's page says
+    // what else it brought down.
+    message.symptoms =
+        crate::evaluate::topology::summary(due.symptoms.iter().map(|s| s.kind.as_str()));
+    message
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -1206,6 +1211,7 @@ pub fn finish_message(
         due_seqs,
         to: Vec::new(),
         incident: None,
+        symptoms: String::new(),
     }
 }
 
@@ -1285,7 +1291,14 @@ pub fn digest_message(messages: &[Message]) -> Message {
         counts.resolved,
         messages.len()
     );
+    // The symptoms of each message's causes, said once per group.
+    let symptoms: Vec<&str> = messages
+        .iter()
+        .map(|m| m.symptoms.as_str())
+        .filter(|s| !s.is_empty())
+        .collect();
     Message {
+        symptoms: symptoms.join("; "),
         receiver: first.receiver.clone(),
         status: status.to_string(),
         digest: Some(Digest {
@@ -1364,6 +1377,7 @@ mod tests {
             escalation: None,
             to: Vec::new(),
             flapping: vec![fps[0].clone()],
+            symptoms: Vec::new(),
         };
         let msg = build_message(&due, "team", &store, "", vec![3], at);
         let summary = |name: &str| {
