@@ -37,10 +37,28 @@ struct Args {
     /// Reuse (or keep) the log at this path instead of a temp file.
     #[arg(long)]
     db: Option<std::path::PathBuf>,
-    /// Also time a replay into a projection that does nothing, to tell the
-    /// cost of reading and decoding from the cost of folding.
+    /// Also time a replay into a projection that does nothing, and folding
+    /// events already decoded in memory into the views on one thread, to
+    /// tell the cost of reading and decoding from the cost of folding.
     #[arg(long)]
     noop: bool,
+}
+
+/// CPU time (user + system) this process has used so far, in seconds:
+/// on a machine shared with other work, wall time alone says little.
+fn cpu_seconds() -> f64 {
+    // /proc/self/stat: fields 14 and 15 (utime, stime) in clock ticks,
+    // counted after the command name, which ends at the last ')'.
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let ticks: Vec<f64> = after
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    // The kernel's USER_HZ is 100 on every Linux this runs on.
+    ticks.iter().sum::<f64>() / 100.0
 }
 
 struct Noop;
@@ -198,17 +216,42 @@ fn main() -> anyhow::Result<()> {
             "replay into a no-op projection: {:.0} events/s",
             n as f64 / started.elapsed().as_secs_f64()
         );
+        // Folding alone: every event decoded first, then folded on this
+        // thread into the views, as the replay's folding thread does.
+        let mut decoded = Vec::new();
+        let mut at = 0;
+        while at < log.last_seq() {
+            decoded.push(log.read_range(at, at + 65_536)?);
+            at += 65_536;
+        }
+        let state = Views::new();
+        let views = state.projections();
+        let started = Instant::now();
+        let mut n = 0u64;
+        for event in decoded.iter().flatten() {
+            for view in &views {
+                view.apply(event);
+            }
+            n += 1;
+        }
+        println!(
+            "fold decoded events into the views, one thread: {:.0} events/s",
+            n as f64 / started.elapsed().as_secs_f64()
+        );
     }
     let mut rates = Vec::new();
     for run in 1..=args.runs {
         let state = Views::new();
         let views = state.projections();
+        let cpu = cpu_seconds();
         let started = Instant::now();
         let n = replay(&log, &views, |_, _| {})?;
         let secs = started.elapsed().as_secs_f64();
+        let cpu = cpu_seconds() - cpu;
         let rate = n as f64 / secs;
         println!(
-            "run {run}: replayed {n} events in {secs:.3}s = {rate:.0} events/s ({} alerts indexed)",
+            "run {run}: replayed {n} events in {secs:.3}s = {rate:.0} events/s, CPU {cpu:.2}s ({:.2} µs/event) ({} alerts indexed)",
+            cpu * 1e6 / n as f64,
             state.alerts.len()
         );
         rates.push(rate);

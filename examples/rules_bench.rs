@@ -129,6 +129,7 @@ fn kind(rng: &mut Rng, pods: u64) -> (String, EventKind) {
                         kind: "Pod".into(),
                         name: format!("pod-{pod}"),
                         uid: format!("uid-{pod}"),
+                        ..Default::default()
                     },
                     reason: format!("Reason{reason}"),
                     message: "Back-off restarting failed container".into(),
@@ -138,6 +139,7 @@ fn kind(rng: &mut Rng, pods: u64) -> (String, EventKind) {
                     last_seen: None,
                     reporting_controller: "kubelet".into(),
                     labels: LabelSet::new(),
+                    ..Default::default()
                 })),
             )
         }

@@ -34,6 +34,9 @@ pub struct Config {
     pub route: Option<RouteConfig>,
     pub receivers: Vec<ReceiverConfig>,
     pub inhibit_rules: Vec<InhibitRuleConfig>,
+    /// What inhibit rules' `through:` joins by beyond what the log teaches
+    /// (see `evaluate::topology`): workload labels, declared dependencies.
+    pub topology: crate::evaluate::topology::TopologyConfig,
     pub time_intervals: Vec<TimeInterval>,
     pub mute_time_intervals: Vec<TimeInterval>,
     /// Alertmanager's `global:` and `templates:`, kept for the notification
@@ -91,6 +94,8 @@ pub struct Routing {
     pub tree: Option<RouteTree>,
     pub inhibit_rules: Vec<InhibitRule>,
     pub intervals: TimeIntervalSet,
+    /// The `topology:` section inhibit rules' `through:` joins with.
+    pub topology: std::sync::Arc<crate::evaluate::topology::TopologyConfig>,
 }
 
 impl Default for Config {
@@ -104,6 +109,7 @@ impl Default for Config {
             route: None,
             receivers: Vec::new(),
             inhibit_rules: Vec::new(),
+            topology: Default::default(),
             time_intervals: Vec::new(),
             mute_time_intervals: Vec::new(),
             global: None,
@@ -391,10 +397,21 @@ impl Config {
             None => None,
         };
         let inhibit_rules = InhibitRule::compile(&self.inhibit_rules).map_err(|e| e.to_string())?;
+        self.topology.check()?;
+        for (i, rule) in inhibit_rules.iter().enumerate() {
+            if rule.through() == Some(crate::evaluate::topology::Through::Dependency)
+                && self.topology.dependencies.is_empty()
+            {
+                return Err(format!(
+                    "inhibit_rules[{i}].through: dependency, but topology.dependencies declares none"
+                ));
+            }
+        }
         Ok(Routing {
             tree,
             inhibit_rules,
             intervals,
+            topology: std::sync::Arc::new(self.topology.clone()),
         })
     }
 

@@ -69,6 +69,8 @@ pub struct Pipeline {
     pub probe_states: Arc<ProbeStates>,
     /// Releases, their history and bake windows.
     pub releases: Arc<crate::act::release::Releases>,
+    /// Which pod runs on which node, of which workload (from `k8s.event`s).
+    pub topology: Arc<crate::evaluate::topology::Topology>,
     /// Calls decided remediation hooks and records their outcomes.
     pub remediator: Arc<crate::act::remediation::Remediator>,
     /// Held for the life of the process: one server per data directory.
@@ -96,6 +98,8 @@ pub struct Views {
     pub k8s_watches: Arc<crate::ingest::kubernetes::WatchProgressView>,
     pub releases: Arc<crate::act::release::Releases>,
     pub remediations: Arc<crate::act::remediation::Remediations>,
+    /// Pods by node and workload, for inhibit rules' `through:`.
+    pub topology: Arc<crate::evaluate::topology::Topology>,
 }
 
 impl Views {
@@ -121,6 +125,7 @@ impl Views {
             k8s_watches: Default::default(),
             releases: Default::default(),
             remediations: Default::default(),
+            topology: Default::default(),
         }
     }
 
@@ -141,6 +146,7 @@ impl Views {
             self.k8s_watches.clone(),
             self.releases.clone(),
             self.remediations.clone(),
+            self.topology.clone(),
         ]
     }
 }
@@ -191,14 +197,17 @@ impl Pipeline {
             clock.clone(),
             config.ingest.settings(),
         );
-        let dispatcher = Arc::new(Dispatcher::new(
-            log.clone(),
-            routing.clone(),
-            views.alerts.clone(),
-            views.silences.clone(),
-            views.groups.clone(),
-            views.flaps.clone(),
-        ));
+        let dispatcher = Arc::new(
+            Dispatcher::new(
+                log.clone(),
+                routing.clone(),
+                views.alerts.clone(),
+                views.silences.clone(),
+                views.groups.clone(),
+                views.flaps.clone(),
+            )
+            .with_topology(views.topology.clone(), views.releases.clone()),
+        );
         let oncall = config
             .oncall()
             .map_err(|e| anyhow::anyhow!("config: {e}"))?;
@@ -279,6 +288,7 @@ impl Pipeline {
             probe_states: views.probe_states.clone(),
             kubernetes,
             releases: views.releases.clone(),
+            topology: views.topology.clone(),
             remediator,
             rules: views.rules.clone(),
             outbox,

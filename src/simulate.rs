@@ -29,7 +29,9 @@
 //! expect: {firing_pages: 2, missed: 0, duplicates: 0}
 //! ```
 //!
-//! A label value `name-{1..40}` stands for 40 label sets. A step's
+//! A label value `name-{1..40}` stands for 40 label sets; so does a
+//! Kubernetes event's `involved_object.name` (its message may repeat the
+//! range: `Successfully assigned shop/web-{1..40} to node-7`). A step's
 //! `release: [{id, app, env, version, by, status: started}]` records a
 //! release as a release platform would (`{id, status}` alone changes one);
 //! hooks it leads to are decided, never called.
@@ -224,6 +226,29 @@ fn expand(value: &str) -> Vec<String> {
     }
 }
 
+/// Every Kubernetes event a written one stands for: a range in the
+/// involved object's name (`web-{1..40}`) stands for one event per value,
+/// with the same range replaced everywhere in the event (its message).
+fn k8s_events(written: &K8sEvent) -> Vec<K8sEvent> {
+    let name = &written.involved_object.name;
+    let (Some(open), Some(close)) = (name.find('{'), name.find('}')) else {
+        return vec![written.clone()];
+    };
+    let range = &name[open..=close];
+    let values: Vec<String> = expand(name)
+        .iter()
+        .map(|n| n[open..n.len() - (name.len() - close - 1)].to_string())
+        .collect();
+    if values.len() <= 1 && values.first().map(String::as_str) == Some(range) {
+        return vec![written.clone()];
+    }
+    let json = serde_json::to_string(written).expect("a K8sEvent serialises");
+    values
+        .iter()
+        .filter_map(|v| serde_json::from_str(&json.replace(range, v)).ok())
+        .collect()
+}
+
 /// Every label set a written one stands for.
 fn label_sets(written: &BTreeMap<String, String>) -> Vec<LabelSet> {
     let mut sets: Vec<Vec<(String, String)>> = vec![Vec::new()];
@@ -387,7 +412,8 @@ impl World<'_> {
         }
         self.post(alerts).await?;
         let mut events = Vec::new();
-        for (i, k8s) in step.k8s.iter().enumerate() {
+        let k8s_events: Vec<K8sEvent> = step.k8s.iter().flat_map(k8s_events).collect();
+        for (i, k8s) in k8s_events.iter().enumerate() {
             let key = format!(
                 "k8s/{}/{}/{}-{i}",
                 k8s.cluster, k8s.namespace, k8s.involved_object.name
@@ -483,7 +509,7 @@ fn measure(scenario: &Scenario, t0: DateTime<Utc>, events: &[Event]) -> Report {
             )),
             EventKind::NotificationDue(n) => {
                 report.pages.push(format!(
-                    "{:>8} {} {}: {} firing, {} resolved, {} muted{}",
+                    "{:>8} {} {}: {} firing, {} resolved, {} muted{}{}",
                     format!("+{}s", (event.recorded_at - t0).num_seconds()),
                     n.group.receiver,
                     n.group.group,
@@ -494,6 +520,12 @@ fn measure(scenario: &Scenario, t0: DateTime<Utc>, events: &[Event]) -> Report {
                         " (update in place)"
                     } else {
                         ""
+                    },
+                    match crate::evaluate::topology::summary(
+                        n.symptoms.iter().map(|s| s.kind.as_str())
+                    ) {
+                        s if s.is_empty() => s,
+                        s => format!(" — {s}"),
                     }
                 ));
                 if n.update_in_place {
@@ -583,5 +615,34 @@ mod tests {
         ]
         .into();
         assert_eq!(label_sets(&written).len(), 4);
+    }
+
+    #[test]
+    fn a_range_in_a_kubernetes_objects_name_stands_for_one_event_each() {
+        let written: K8sEvent = serde_json::from_value(serde_json::json!({
+            "involved_object": {"kind": "Pod", "name": "web-{1..3}"},
+            "reason": "Scheduled",
+            "message": "Successfully assigned shop/web-{1..3} to node-7",
+        }))
+        .unwrap();
+        let events = k8s_events(&written);
+        let got: Vec<(&str, &str)> = events
+            .iter()
+            .map(|e| (e.involved_object.name.as_str(), e.message.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("web-1", "Successfully assigned shop/web-1 to node-7"),
+                ("web-2", "Successfully assigned shop/web-2 to node-7"),
+                ("web-3", "Successfully assigned shop/web-3 to node-7"),
+            ]
+        );
+        // No range: as written.
+        let plain: K8sEvent = serde_json::from_value(serde_json::json!({
+            "involved_object": {"kind": "Node", "name": "node-7"}, "reason": "NodeNotReady",
+        }))
+        .unwrap();
+        assert_eq!(k8s_events(&plain), vec![plain]);
     }
 }

@@ -78,6 +78,7 @@ fn k8s(pod: &str, reason: &str) -> EventKind {
             kind: "Pod".into(),
             name: pod.into(),
             uid: format!("uid-{pod}"),
+            ..Default::default()
         },
         reason: reason.into(),
         message: String::new(),
@@ -87,6 +88,7 @@ fn k8s(pod: &str, reason: &str) -> EventKind {
         last_seen: None,
         reporting_controller: "kubelet".into(),
         labels: LabelSet::new(),
+        ..Default::default()
     }))
 }
 

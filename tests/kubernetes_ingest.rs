@@ -180,7 +180,9 @@ async fn each_body_shape_becomes_one_normalized_k8s_event() {
                 "message": "Back-off restarting failed container web in pod web-7d4b9c6f5-x2x9k_shop(8f0e6a52-3c1d-4b7a-9e2f-5d6c7b8a9f01)",
                 "type": "Warning", "count": 7,
                 "first_seen": "2026-11-26T02:51:10Z", "last_seen": "2026-11-26T02:58:42Z",
-                "reporting_controller": "kubelet"
+                "reporting_controller": "kubelet",
+                // source.host: the node the pod runs on (topology).
+                "host": "node-3"
             }),
         ),
         // events.k8s.io/v1: note, series.count and lastObservedTime,
@@ -220,7 +222,8 @@ async fn each_body_shape_becomes_one_normalized_k8s_event() {
                 "message": "Memory cgroup out of memory: Killed process 4242 (postgres) total-vm:2097152kB, anon-rss:1048576kB",
                 "type": "Warning", "count": 1,
                 "first_seen": "2026-11-26T02:41:30Z", "last_seen": "2026-11-26T02:41:30Z",
-                "reporting_controller": "kernel-monitor"
+                "reporting_controller": "kernel-monitor",
+                "host": "node-1"
             }),
         ),
         // The exporter's body: clusterName and the pod's labels. Same
@@ -229,12 +232,17 @@ async fn each_body_shape_becomes_one_normalized_k8s_event() {
             "k8s/prod-sh/shop/web-7d4b9c6f5-x2x9k.187b2c3d4e5f6a7b",
             json!({
                 "cluster": "prod-sh", "namespace": "shop",
-                "involved_object": {"kind": "Pod", "name": "web-7d4b9c6f5-x2x9k", "uid": "8f0e6a52-3c1d-4b7a-9e2f-5d6c7b8a9f01"},
+                // The pod's owner: where topology learns its workload.
+                "involved_object": {
+                    "kind": "Pod", "name": "web-7d4b9c6f5-x2x9k", "uid": "8f0e6a52-3c1d-4b7a-9e2f-5d6c7b8a9f01",
+                    "owner_references": [{"kind": "ReplicaSet", "name": "web-7d4b9c6f5", "controller": true}]
+                },
                 "reason": "BackOff",
                 "message": "Back-off restarting failed container web in pod web-7d4b9c6f5-x2x9k_shop(8f0e6a52-3c1d-4b7a-9e2f-5d6c7b8a9f01)",
                 "type": "Warning", "count": 5,
                 "first_seen": "2026-11-26T02:51:10Z", "last_seen": "2026-11-26T02:58:42Z",
                 "reporting_controller": "kubelet",
+                "host": "node-3",
                 "labels": {"app": "web", "app.kubernetes.io/part-of": "shop", "pod-template-hash": "7d4b9c6f5"}
             }),
         ),

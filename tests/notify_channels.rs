@@ -228,6 +228,7 @@ fn message(status: &str, alerts: Vec<AlertData>) -> Message {
         to: Vec::new(),
         incident: None,
         follow_up: Default::default(),
+        symptoms: String::new(),
     }
 }
 
@@ -986,6 +987,7 @@ fn message_from_am(body: &WebhookBody) -> Message {
         to: Vec::new(),
         incident: None,
         follow_up: Default::default(),
+        symptoms: String::new(),
     }
 }
 

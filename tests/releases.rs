@@ -475,6 +475,7 @@ async fn trouble_in_the_bake_window_is_linked_to_the_release_and_said_in_why() {
                         kind: "Pod".into(),
                         name: "checkout-7d9f8c6b5-x2x".into(),
                         uid: "pod-uid-1".into(),
+                        ..Default::default()
                     },
                     reason: "BackOff".into(),
                     message: "Back-off restarting failed container".into(),
@@ -484,6 +485,7 @@ async fn trouble_in_the_bake_window_is_linked_to_the_release_and_said_in_why() {
                     last_seen: None,
                     reporting_controller: "kubelet".into(),
                     labels: [("app", "checkout")].into(),
+                    ..Default::default()
                 })),
             ),
             NewEvent::new(
@@ -622,6 +624,7 @@ async fn a_deployments_new_replica_set_is_recorded_as_a_release_once() {
                     kind: "Deployment".into(),
                     name: "checkout".into(),
                     uid: "deploy-uid".into(),
+                    ..Default::default()
                 },
                 reason: "ScalingReplicaSet".into(),
                 message: format!("Scaled up replica set {rs} to {n}"),
@@ -631,6 +634,7 @@ async fn a_deployments_new_replica_set_is_recorded_as_a_release_once() {
                 last_seen: None,
                 reporting_controller: "deployment-controller".into(),
                 labels: Default::default(),
+                ..Default::default()
             })),
         )
     };

@@ -200,6 +200,7 @@ async fn scenario(seed: u64) -> bool {
                             kind: "Pod".into(),
                             name: format!("web-{n}"),
                             uid: format!("u{n}"),
+                            ..Default::default()
                         },
                         reason: "BackOff".into(),
                         message: String::new(),
@@ -209,6 +210,7 @@ async fn scenario(seed: u64) -> bool {
                         last_seen: None,
                         reporting_controller: "kubelet".into(),
                         labels: Default::default(),
+                        ..Default::default()
                     }))
                 } else {
                     EventKind::HeartbeatReceived(fenghuo::eventlog::Heartbeat {

@@ -158,6 +158,7 @@ fn backoff_event(pod: &str) -> K8sEvent {
             kind: "Pod".into(),
             name: pod.into(),
             uid: format!("uid-{pod}"),
+            ..Default::default()
         },
         reason: "BackOff".into(),
         message: "Back-off restarting failed container".into(),
@@ -167,6 +168,7 @@ fn backoff_event(pod: &str) -> K8sEvent {
         last_seen: None,
         reporting_controller: "kubelet".into(),
         labels: LabelSet::new(),
+        ..Default::default()
     }
 }
 

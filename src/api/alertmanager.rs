@@ -81,9 +81,11 @@ fn inhibited_by(
     now: DateTime<Utc>,
 ) -> Vec<String> {
     use crate::evaluate::inhibit::Source;
-    crate::evaluate::inhibit::inhibitors_at(
-        &state.pipeline.routing().inhibit_rules,
-        &alert.report.labels,
+    let routing = state.pipeline.routing();
+    let joins = state.pipeline.dispatcher.joins(&routing);
+    crate::evaluate::inhibit::inhibitions_at(
+        &routing.inhibit_rules,
+        (&alert.report.fingerprint, &alert.report.labels),
         firing
             .iter()
             .map(|(f, a)| Source {
@@ -97,7 +99,11 @@ fn inhibited_by(
                 resolved_at: a.ends_at,
             })),
         now,
+        Some(&joins),
     )
+    .into_iter()
+    .map(|i| i.to_string())
+    .collect()
 }
 
 /// The receivers an alert's labels route to, in routing order.

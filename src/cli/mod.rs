@@ -12,6 +12,7 @@ mod simulate;
 mod template;
 mod test;
 mod why;
+pub use why::inhibited_as_of;
 
 use std::path::PathBuf;
 

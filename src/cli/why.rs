@@ -1,5 +1,7 @@
 //! `fenghuo why FINGERPRINT`: an alert's fate — its state, what mutes it,
-//! where it routes — and every event about it, in order.
+//! where it routes — and every event about it, in order, with what each
+//! notification decided about it (muted and why, or paged with its cause
+//! as a symptom, joined through the topology).
 
 use anyhow::{Context, bail};
 
@@ -92,6 +94,9 @@ fn from_server(server: &str, fingerprint: &str) -> anyhow::Result<()> {
     let events: Vec<Event> = serde_json::from_value(body["events"].clone())?;
     for e in &events {
         println!("  {}", describe(e));
+        if let Some(fate) = fate_in(e, fingerprint) {
+            println!("      {fate}");
+        }
     }
     Ok(())
 }
@@ -121,6 +126,159 @@ fn from_data_dir(args: &WhyArgs) -> anyhow::Result<()> {
     );
     for e in &events {
         println!("  {}", describe(e));
+        if let Some(fate) = fate_in(e, &args.fingerprint) {
+            println!("      {fate}");
+        }
+    }
+    // A symptom muted from the start may be in no notification: what
+    // inhibits it as of the log's last event, from the views rebuilt
+    // from the log and the config's inhibit rules.
+    let routing = args
+        .config
+        .load()?
+        .routing()
+        .map_err(|e| anyhow::anyhow!("config: {e}"))?;
+    if !routing.inhibit_rules.is_empty() {
+        let views = crate::pipeline::Views::new();
+        crate::eventlog::replay(&log, &views.projections(), |_, _| {})?;
+        let last = log.read_range(log.last_seq().saturating_sub(1), log.last_seq())?;
+        if let Some(now) = last.first().map(|e| e.occurred_at)
+            && let Some(why) = inhibited_as_of(&views, &routing, &args.fingerprint, now)
+        {
+            println!("  as of the log's last event ({}): {why}", now.to_rfc3339());
+        }
     }
     Ok(())
+}
+
+/// Why the firing alert `fingerprint` is inhibited at `now` in `views`
+/// under `routing` (topology joins included); `None` when it is not firing
+/// or not inhibited.
+pub fn inhibited_as_of(
+    views: &crate::pipeline::Views,
+    routing: &crate::config::Routing,
+    fingerprint: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<String> {
+    let alert = views
+        .alerts
+        .get(crate::evaluate::Fingerprint::parse(fingerprint)?)?;
+    if !alert.firing_at(now) {
+        return None;
+    }
+    let since = now - crate::evaluate::inhibit::longest_grace(&routing.inhibit_rules);
+    let all = views
+        .alerts
+        .filtered(|a| a.firing_at(now) || a.ends_at.is_some_and(|e| e > since && e <= now));
+    let fps: Vec<String> = all.iter().map(|(f, _)| f.to_string()).collect();
+    let joins = crate::evaluate::topology::Joins {
+        topology: views.topology.clone(),
+        releases: views.releases.clone(),
+        config: routing.topology.clone(),
+    };
+    let found = crate::evaluate::inhibit::inhibitions_at(
+        &routing.inhibit_rules,
+        (fingerprint, &alert.report.labels),
+        all.iter()
+            .zip(&fps)
+            .map(|((_, a), f)| crate::evaluate::inhibit::Source {
+                fingerprint: f,
+                labels: &a.report.labels,
+                resolved_at: if a.firing_at(now) { None } else { a.ends_at },
+            }),
+        now,
+        Some(&joins),
+    );
+    (!found.is_empty()).then(|| {
+        let reasons: Vec<String> = found.iter().map(ToString::to_string).collect();
+        format!("inhibited by {}", reasons.join("; "))
+    })
+}
+
+/// What a notification decided about `fingerprint`: why it was left out
+/// (its mute reasons), or whose symptom it was; `None` when it was listed
+/// (or the event is no notification).
+pub fn fate_in(event: &Event, fingerprint: &str) -> Option<String> {
+    let crate::eventlog::EventKind::NotificationDue(n) = &event.kind else {
+        return None;
+    };
+    if let Some(s) = n.symptoms.iter().find(|s| s.fingerprint == fingerprint) {
+        return Some(format!(
+            "not paged on its own: a symptom of {} through {}, summarised in its page",
+            s.cause, s.through
+        ));
+    }
+    n.muted
+        .get(fingerprint)
+        .map(|why| format!("not paged: muted by {}", why.join("; ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eventlog::{EventKind, GroupRef, NotificationDue, Symptom};
+
+    /// Each notification's fate of an alert, in words: a symptom of a
+    /// cause, muted and why, or nothing (listed, or not in it).
+    #[test]
+    fn a_notification_says_why_an_alert_was_not_paged() {
+        let at = "2026-11-26T03:00:00Z".parse().unwrap();
+        let due = NotificationDue {
+            group: GroupRef {
+                group: "g".into(),
+                route: "0".into(),
+                receiver: "oncall".into(),
+                group_key: "{}:{}".into(),
+                group_labels: Default::default(),
+            },
+            firing: vec!["node".into()],
+            resolved: vec![],
+            new: vec!["node".into()],
+            repeat: false,
+            muted: [
+                (
+                    "pod".to_string(),
+                    vec!["node through node-7 placement".to_string()],
+                ),
+                ("quiet".to_string(), vec!["silence-1".to_string()]),
+            ]
+            .into(),
+            escalation: None,
+            to: vec![],
+            flapping: vec![],
+            changes_only: false,
+            update_in_place: false,
+            symptoms: vec![Symptom {
+                fingerprint: "pod".into(),
+                cause: "node".into(),
+                through: "node-7 placement".into(),
+                kind: "pod".into(),
+            }],
+        };
+        let event = Event {
+            seq: 1,
+            id: "e1".into(),
+            occurred_at: at,
+            recorded_at: at,
+            source: "fenghuo".into(),
+            key: "g".into(),
+            idempotency_key: None,
+            kind: EventKind::NotificationDue(due),
+        };
+        // (fingerprint, its fate)
+        let rows = [
+            (
+                "pod",
+                Some(
+                    "not paged on its own: a symptom of node through node-7 placement, summarised in its page",
+                ),
+            ),
+            ("quiet", Some("not paged: muted by silence-1")),
+            ("node", None),
+            ("absent", None),
+        ];
+        for (fp, want) in rows {
+            assert_eq!(fate_in(&event, fp).as_deref(), want, "{fp}");
+        }
+    }
 }

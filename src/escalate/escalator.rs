@@ -438,6 +438,7 @@ impl Escalator {
                 flapping: Vec::new(),
                 changes_only: false,
                 update_in_place: false,
+                symptoms: Vec::new(),
             }),
         )
     }

@@ -44,6 +44,10 @@ pub struct Incident {
     /// Action-link tokens already used.
     #[serde(default)]
     pub used_tokens: BTreeSet<String>,
+    /// Alerts its pages listed as symptoms of its alerts (joined through
+    /// the topology, not paged on their own), each once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub symptoms: Vec<crate::eventlog::Symptom>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -221,6 +225,7 @@ impl Projection for Incidents {
                                 escalation: Progress::default(),
                                 paged: BTreeMap::new(),
                                 used_tokens: BTreeSet::new(),
+                                symptoms: due.symptoms.clone(),
                             },
                         );
                     }
@@ -231,6 +236,11 @@ impl Projection for Incidents {
                     Some(id) => {
                         if let Some(i) = inner.by_id.get_mut(&id) {
                             i.firing = due.firing.clone();
+                            for s in &due.symptoms {
+                                if !i.symptoms.iter().any(|k| k.fingerprint == s.fingerprint) {
+                                    i.symptoms.push(s.clone());
+                                }
+                            }
                             if i.ack.is_some() {
                                 for fp in &due.new {
                                     if !i.joined_since_ack.contains(fp) {

@@ -5,13 +5,13 @@
 //! `endsAt` passes or a source resolves it. The store only folds; deciding
 //! (routing, silencing, notifying) happens elsewhere, and reads it.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use parking_lot::RwLock;
 
-use super::Fingerprint;
+use super::{Fingerprint, FingerprintMap, FingerprintSet};
 use crate::eventlog::{AlertReport, Event, EventKind, Projection};
 
 /// One alert as the log knows it.
@@ -55,7 +55,7 @@ pub struct AlertStore {
 /// thousands were stored.
 #[derive(Default)]
 struct Alerts {
-    by_fp: HashMap<u64, StoredAlert>,
+    by_fp: FingerprintMap<StoredAlert>,
     /// Brought up to date when read, not at every fold: a replay folds a
     /// million events and reads them once (keeping them current cost a
     /// third of replay time in B-tree updates for lease extensions).
@@ -70,9 +70,9 @@ struct Order {
     /// Not resolved, by `endsAt`.
     ends: BTreeSet<(DateTime<Utc>, u64)>,
     /// The `endsAt` each alert is filed under in `ends`.
-    filed_end: HashMap<u64, DateTime<Utc>>,
+    filed_end: FingerprintMap<DateTime<Utc>>,
     /// Alerts changed since the orders were last brought up to date.
-    stale: HashSet<u64>,
+    stale: FingerprintSet,
     /// So many changed (a replay, a restore) that filing everything again
     /// is cheaper: done at the next read.
     rebuild: bool,
@@ -88,7 +88,7 @@ impl Order {
         }
         self.stale.insert(fp);
         if self.stale.len() > STALE_KEPT {
-            self.stale = HashSet::new();
+            self.stale = FingerprintSet::default();
             self.rebuild = true;
         }
     }
@@ -111,7 +111,7 @@ impl Order {
     }
 
     /// Files what changed since the last read.
-    fn refresh(&mut self, by_fp: &HashMap<u64, StoredAlert>) {
+    fn refresh(&mut self, by_fp: &FingerprintMap<StoredAlert>) {
         if self.rebuild {
             *self = Order::default();
             for (fp, a) in by_fp {
@@ -142,7 +142,7 @@ impl Alerts {
         }
     }
 
-    fn from_map(by_fp: HashMap<u64, StoredAlert>) -> Alerts {
+    fn from_map(by_fp: FingerprintMap<StoredAlert>) -> Alerts {
         Alerts {
             by_fp,
             order: parking_lot::Mutex::new(Order {
@@ -299,14 +299,25 @@ impl Projection for AlertStore {
 
     fn apply(&self, event: &Event) {
         let at = event.recorded_at;
+        // Changes are listed before the alerts change (a dispatcher that
+        // takes them and reads early sees the alert again next pass).
+        let mut extended = Vec::new();
         match &event.kind {
             EventKind::AlertReceived(r) => self.changed(Fingerprint::parse(&r.fingerprint)),
             EventKind::AlertResolved(r) => self.changed(Fingerprint::parse(&r.fingerprint)),
-            EventKind::AlertRefreshed { leases } => self.changed(leases.iter().flat_map(|l| {
-                l.fingerprints
+            EventKind::AlertRefreshed { leases } => {
+                // Parsed once, for the change list and the fold below.
+                extended = leases
                     .iter()
-                    .filter_map(|fp| Fingerprint::parse(fp))
-            })),
+                    .flat_map(|l| {
+                        l.fingerprints
+                            .iter()
+                            .filter_map(|fp| Fingerprint::parse(fp))
+                            .map(|fp| (fp, l.ends_at))
+                    })
+                    .collect();
+                self.changed(extended.iter().map(|(fp, _)| *fp));
+            }
             _ => {}
         }
         let mut alerts = self.alerts.write();
@@ -315,37 +326,34 @@ impl Projection for AlertStore {
                 let Some(fp) = Fingerprint::parse(&report.fingerprint) else {
                     return;
                 };
-                // A changed report of a firing alert is the same episode; a
-                // report after a resolve starts a new one.
-                let fired = alerts
-                    .by_fp
-                    .get(&fp.0)
-                    .is_some_and(|a| a.fired && !a.resolved);
-                alerts.insert(
-                    fp.0,
-                    StoredAlert {
-                        fired,
-                        ends_at: report.ends_at,
-                        report: report.clone(),
-                        updated_at: at,
-                        resolved: false,
-                        acked_by: None,
-                        version: event.seq,
-                    },
-                );
+                let stored = |fired| StoredAlert {
+                    fired,
+                    ends_at: report.ends_at,
+                    report: report.clone(),
+                    updated_at: at,
+                    resolved: false,
+                    acked_by: None,
+                    version: event.seq,
+                };
+                match alerts.by_fp.get_mut(&fp.0) {
+                    // A changed report of a firing alert is the same
+                    // episode; a report after a resolve starts a new one.
+                    Some(a) => *a = stored(a.fired && !a.resolved),
+                    None => {
+                        alerts.by_fp.insert(fp.0, stored(false));
+                    }
+                }
+                alerts.order.get_mut().touch(fp.0);
             }
-            EventKind::AlertRefreshed { leases } => {
-                for lease in leases {
-                    for fp in &lease.fingerprints {
-                        let Some(fp) = Fingerprint::parse(fp) else {
-                            continue;
-                        };
-                        let extends = alerts.by_fp.get(&fp.0).is_some_and(|a| {
-                            !a.resolved && a.ends_at.is_some_and(|e| e < lease.ends_at)
-                        });
-                        if extends {
-                            alerts.update(fp.0, |a| a.ends_at = Some(lease.ends_at));
-                        }
+            EventKind::AlertRefreshed { .. } => {
+                let alerts = &mut *alerts;
+                for (fp, ends_at) in extended {
+                    if let Some(a) = alerts.by_fp.get_mut(&fp.0)
+                        && !a.resolved
+                        && a.ends_at.is_some_and(|e| e < ends_at)
+                    {
+                        a.ends_at = Some(ends_at);
+                        alerts.order.get_mut().touch(fp.0);
                     }
                 }
             }
@@ -353,10 +361,10 @@ impl Projection for AlertStore {
                 let Some(fp) = Fingerprint::parse(&res.fingerprint) else {
                     return;
                 };
-                let previous = alerts.by_fp.get(&fp.0).cloned();
+                let previous = alerts.by_fp.get(&fp.0).map(|a| a.report.clone());
                 let report = match (&res.report, previous) {
                     (Some(r), _) => Arc::new(r.clone()),
-                    (None, Some(p)) => p.report,
+                    (None, Some(p)) => p,
                     (None, None) => return,
                 };
                 alerts.insert(

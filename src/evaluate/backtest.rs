@@ -314,7 +314,8 @@ pub fn run(
         views.silences.clone(),
         views.groups.clone(),
         views.flaps.clone(),
-    );
+    )
+    .with_topology(views.topology.clone(), views.releases.clone());
     let escalator = Escalator::new(
         &config.escalation_policies,
         routing,

@@ -27,6 +27,10 @@
 //! resolved. The flapping decisions are made first, alone in their round,
 //! so the change that makes an alert flapping never pages.
 //!
+//! Alerts inhibited through the topology (an inhibit rule's `through:`)
+//! are their cause's symptoms: the cause's group lists them in its
+//! notification's `symptoms`, so its page says what else it brought down.
+//!
 //! Every decision is an event: `group.scheduled` (the timer, so a restart
 //! neither drops nor repeats a due flush and a waiting group keeps waiting
 //! only the time left) and `notification.due`. [`GroupStates`] folds them;
@@ -172,6 +176,9 @@ struct Members {
     group: Option<Arc<GroupRef>>,
     firing: BTreeSet<String>,
     muted: BTreeMap<String, Vec<String>>,
+    /// Alerts muted as symptoms of the group's firing alerts, joined
+    /// through the topology, by fingerprint.
+    symptoms: BTreeMap<String, crate::eventlog::Symptom>,
 }
 
 /// Decides; owns no state of its own beyond what the log folds into (and a
@@ -201,6 +208,10 @@ pub struct Dispatcher {
     memo: parking_lot::Mutex<Option<Memo>>,
     /// The last `seq` folded when a pass ran.
     decided_through: std::sync::atomic::AtomicU64,
+    /// What inhibit rules with `through:` join by: placement, releases
+    /// (the config part comes with the routing).
+    topology: Arc<super::topology::Topology>,
+    releases: Arc<crate::act::release::Releases>,
 }
 
 /// The groups of each alert, with one shared `GroupRef` per group: the
@@ -255,6 +266,30 @@ impl Dispatcher {
             last_decide: parking_lot::Mutex::new(std::time::Duration::ZERO),
             memo: parking_lot::Mutex::new(None),
             decided_through: std::sync::atomic::AtomicU64::new(0),
+            topology: Default::default(),
+            releases: Default::default(),
+        }
+    }
+
+    /// The same dispatcher joining inhibit rules' `through:` by these
+    /// views (without them, such rules join nothing).
+    pub fn with_topology(
+        mut self,
+        topology: Arc<super::topology::Topology>,
+        releases: Arc<crate::act::release::Releases>,
+    ) -> Self {
+        self.topology = topology;
+        self.releases = releases;
+        self
+    }
+
+    /// What inhibit rules with `through:` are joined by, with `routing`'s
+    /// `topology:` section.
+    pub fn joins(&self, routing: &Routing) -> super::topology::Joins {
+        super::topology::Joins {
+            topology: self.topology.clone(),
+            releases: self.releases.clone(),
+            config: routing.topology.clone(),
         }
     }
 
@@ -450,6 +485,9 @@ impl Dispatcher {
                 *cache = RouteCache::default();
             }
         }
+        let joins = self.joins(routing);
+        // Symptoms by cause: attached to the causes' groups below.
+        let mut symptoms: HashMap<String, Vec<crate::eventlog::Symptom>> = HashMap::new();
         for (fingerprint, fp, alert) in &firing {
             let labels = &alert.report.labels;
             let mut mutes = self.silences.muting(labels, now);
@@ -466,12 +504,31 @@ impl Dispatcher {
                         labels: &a.report.labels,
                         resolved_at: a.ends_at,
                     }));
-                mutes.extend(super::inhibit::inhibitors_at(
+                let inhibitions = super::inhibit::inhibitions_at(
                     &routing.inhibit_rules,
-                    labels,
+                    (fp, labels),
                     sources,
                     now,
-                ));
+                    Some(&joins),
+                );
+                // A symptom of a firing cause (unresolved sources are the
+                // firing ones), joined through the topology: the cause's
+                // page summarises it.
+                if let Some(i) = inhibitions
+                    .iter()
+                    .find(|i| i.resolved.is_none() && i.through.is_some())
+                {
+                    symptoms
+                        .entry(i.source.clone())
+                        .or_default()
+                        .push(crate::eventlog::Symptom {
+                            fingerprint: fp.clone(),
+                            cause: i.source.clone(),
+                            through: i.through.clone().unwrap_or_default(),
+                            kind: joins.facts(fp, labels).kind,
+                        });
+                }
+                mutes.extend(inhibitions.iter().map(ToString::to_string));
             }
             if self.flaps.is_flapping(fp) {
                 mutes.push(FLAPPING.to_string());
@@ -489,6 +546,21 @@ impl Dispatcher {
                     m.firing.insert(fp.clone());
                 } else {
                     m.muted.insert(fp.clone(), mutes.clone());
+                }
+            }
+        }
+        for (fingerprint, fp, alert) in &firing {
+            let Some(of_cause) = symptoms.get(fp) else {
+                continue;
+            };
+            for group in self
+                .groups_of(tree, *fingerprint, &alert.report.labels)
+                .iter()
+            {
+                if let Some(m) = out.get_mut(&group.group) {
+                    for s in of_cause {
+                        m.symptoms.insert(s.fingerprint.clone(), s.clone());
+                    }
                 }
             }
         }
@@ -936,6 +1008,7 @@ impl Dispatcher {
                 flapping: notice,
                 changes_only: follow_up && pages.follow_ups == super::route::FollowUps::Changes,
                 update_in_place: update,
+                symptoms: m.symptoms.values().cloned().collect(),
             }));
         }
         if !m.firing.is_empty() || !m.muted.is_empty() {

@@ -74,6 +74,74 @@ impl Fnv64 {
     }
 }
 
+/// Hashing for tables keyed by fingerprint (`u64`), which the views look
+/// up several times per event replay folds. Fingerprints are already
+/// hashes, so std's SipHash (a tenth of the alert store's fold) buys
+/// nothing but time; one multiply with a per-table random seed spreads them
+/// over buckets, and the seed keeps a sender from choosing label sets that
+/// fill one bucket.
+#[derive(Clone, Copy)]
+pub struct FingerprintHashing {
+    seed: u64,
+}
+
+/// A `HashMap` keyed by fingerprint.
+pub type FingerprintMap<V> = std::collections::HashMap<u64, V, FingerprintHashing>;
+/// A `HashSet` of fingerprints.
+pub type FingerprintSet = std::collections::HashSet<u64, FingerprintHashing>;
+
+impl Default for FingerprintHashing {
+    fn default() -> Self {
+        use std::hash::BuildHasher;
+        FingerprintHashing {
+            // Odd, so the multiply below is a bijection.
+            seed: std::collections::hash_map::RandomState::new().hash_one(0u64) | 1,
+        }
+    }
+}
+
+impl std::hash::BuildHasher for FingerprintHashing {
+    type Hasher = FingerprintHasher;
+
+    fn build_hasher(&self) -> FingerprintHasher {
+        FingerprintHasher {
+            seed: self.seed,
+            hash: 0,
+        }
+    }
+}
+
+pub struct FingerprintHasher {
+    seed: u64,
+    hash: u64,
+}
+
+/// The 128-bit product folded to 64 bits: every input bit reaches both the
+/// low bits (the bucket) and the high bits (hashbrown's tag).
+fn folded_multiply(a: u64, b: u64) -> u64 {
+    let p = (a as u128) * (b as u128);
+    (p as u64) ^ ((p >> 64) as u64)
+}
+
+impl std::hash::Hasher for FingerprintHasher {
+    fn write_u64(&mut self, n: u64) {
+        self.hash = folded_multiply(self.hash ^ n, self.seed);
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Keys other than a fingerprint: eight bytes at a time.
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.hash
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -153,12 +153,15 @@ impl Projection for FlapView {
                 let firing = r.ends_at.is_none_or(|e| e > at);
                 let mut inner = self.inner.write();
                 // An alert first seen resolved never fired: nothing to count.
-                if firing || inner.by_fp.contains_key(&r.fingerprint) {
-                    inner
+                // The key is copied only for an alert not seen before.
+                match inner.by_fp.get_mut(&r.fingerprint) {
+                    Some(s) => s.changed(firing, at),
+                    None if firing => inner
                         .by_fp
                         .entry(r.fingerprint.clone())
                         .or_default()
-                        .changed(firing, at);
+                        .changed(firing, at),
+                    None => {}
                 }
             }
             EventKind::AlertResolved(r) => {

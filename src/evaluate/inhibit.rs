@@ -39,6 +39,15 @@
 //! as the log holds it, so this is state derived from the log and replay
 //! decides nothing.
 //!
+//! Fenghuo's addition, **joining through the topology**: a rule with
+//! `through: placement | workload | dependency | release` inhibits only a
+//! target that is the source's symptom that way (see
+//! [`super::topology`]): a pod or service running on the node a
+//! NodeNotReady is about shares no label with it. The reason names the
+//! join: `<fp> through node-7 placement`. Only [`inhibitions_at`] with the
+//! topology joins; the label-only functions ([`inhibitors`],
+//! [`InhibitRule::inhibits`], [`inhibitors_at`]) leave such rules out.
+//!
 //! One deliberate difference: [`inhibitors`] returns every inhibiting alert,
 //! over all rules, sorted. Alertmanager stops at the first rule that has one
 //! and records a single, arbitrary one (its cache is a Go map). The decision
@@ -53,6 +62,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::matcher::Matchers;
 use super::route::{legacy_matchers, nullable};
+use super::topology::{Facts, Joins, Through};
 use crate::config::PromDuration;
 use crate::eventlog::LabelSet;
 
@@ -113,6 +123,12 @@ pub struct InhibitRuleConfig {
         serialize_with = "serialize_grace"
     )]
     pub grace: Option<PromDuration>,
+    /// Fenghuo: the source must also be the target's cause through the
+    /// topology (see [`super::topology::Through`]): `placement`,
+    /// `workload`, `dependency` or `release`. Without it, `equal` alone
+    /// joins them, as in Alertmanager.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub through: Option<Through>,
 }
 
 fn serialize_grace<S: serde::Serializer>(
@@ -147,6 +163,7 @@ pub struct InhibitRule {
     target_matchers: Matchers,
     equal: BTreeSet<String>,
     grace: Duration,
+    through: Option<Through>,
 }
 
 impl InhibitRule {
@@ -184,6 +201,7 @@ impl InhibitRule {
             target_matchers,
             equal,
             grace,
+            through: cfg.through,
         })
     }
 
@@ -224,10 +242,16 @@ impl InhibitRule {
         self.grace
     }
 
+    /// The topology join the rule requires beyond `equal`, if any.
+    pub fn through(&self) -> Option<Through> {
+        self.through
+    }
+
     /// Whether a firing alert with labels `source` inhibits `target` through
     /// this rule.
     pub fn inhibits(&self, target: &LabelSet, source: &LabelSet) -> bool {
-        self.target_matchers.matches(target)
+        self.through.is_none()
+            && self.target_matchers.matches(target)
             && self.source_matchers.matches(source)
             && self.has_equal(target, source, self.source_matchers.matches(target))
     }
@@ -266,7 +290,7 @@ pub fn inhibitors<'a>(
     // `excludeTwoSidedMatch` for this target.
     let applicable: Vec<(&InhibitRule, bool)> = rules
         .iter()
-        .filter(|r| r.target_matchers.matches(target))
+        .filter(|r| r.through.is_none() && r.target_matchers.matches(target))
         .map(|r| (r, r.source_matchers.matches(target)))
         .collect();
     if applicable.is_empty() {
@@ -302,56 +326,130 @@ pub fn longest_grace(rules: &[InhibitRule]) -> Duration {
         .unwrap_or(Duration::zero())
 }
 
+/// One alert inhibiting another: which, through what join of the
+/// topology (none for a rule joining by `equal` alone), and, for a source
+/// that resolved, when and until when its grace runs.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Inhibition {
+    pub source: String,
+    /// `node-7 placement`, `workload web`, …
+    pub through: Option<String>,
+    /// (resolved at, grace until) of a resolved source.
+    pub resolved: Option<(DateTime<Utc>, DateTime<Utc>)>,
+}
+
+impl std::fmt::Display for Inhibition {
+    /// The reason recorded in `notification.due.muted`: `<fp>`, `<fp>
+    /// through node-7 placement`, then ` (cause resolved at T, grace until
+    /// T+g)` for a resolved source.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.source)?;
+        if let Some(through) = &self.through {
+            write!(f, " through {through}")?;
+        }
+        if let Some((at, until)) = self.resolved {
+            write!(
+                f,
+                " (cause resolved at {}, grace until {})",
+                at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+                until.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+            )?;
+        }
+        Ok(())
+    }
+}
+
 /// Why `target` is inhibited at `now`, over all rules, sorted and without
 /// duplicates; empty when it is not. A firing source is named by its
 /// fingerprint (as [`inhibitors`] does); a source resolved within a rule's
 /// grace by `<fp> (cause resolved at T, grace until T+g)`, with the longest
-/// grace of the rules it inhibits the target through.
+/// grace of the rules it inhibits the target through. Rules with
+/// `through:` join nothing here (no topology): see [`inhibitions_at`].
 pub fn inhibitors_at<'a>(
     rules: &[InhibitRule],
     target: &LabelSet,
     sources: impl Iterator<Item = Source<'a>>,
     now: DateTime<Utc>,
 ) -> Vec<String> {
+    inhibitions_at(rules, ("", target), sources, now, None)
+        .into_iter()
+        .map(|i| i.to_string())
+        .collect()
+}
+
+/// What inhibits the target (fingerprint, labels) at `now`, over all
+/// rules, one entry per source, sorted. Rules with `through:` join a
+/// source and the target only when `joins` says the target is the
+/// source's symptom that way; without `joins` they join nothing. A source
+/// that inhibits through a rule with `equal` alone is named without a
+/// join; otherwise with the first join (in rule order) that holds.
+pub fn inhibitions_at<'a>(
+    rules: &[InhibitRule],
+    (fingerprint, target): (&str, &LabelSet),
+    sources: impl Iterator<Item = Source<'a>>,
+    now: DateTime<Utc>,
+    joins: Option<&Joins>,
+) -> Vec<Inhibition> {
     let applicable: Vec<(&InhibitRule, bool)> = rules
         .iter()
         .filter(|r| r.target_matchers.matches(target))
+        .filter(|r| r.through.is_none() || joins.is_some())
         .map(|r| (r, r.source_matchers.matches(target)))
         .collect();
     if applicable.is_empty() {
         return Vec::new();
     }
-    let mut found: BTreeSet<String> = BTreeSet::new();
+    // What the topology knows of the target: asked once, and only when a
+    // rule with `through:` gets that far.
+    let target_facts: std::cell::OnceCell<Facts> = std::cell::OnceCell::new();
+    let mut found: BTreeSet<Inhibition> = BTreeSet::new();
+    // Every (target, source) pair passes here: nothing is built for a
+    // pair until a rule's source side and `equal` hold.
     for source in sources {
-        let inhibiting = |rule: &InhibitRule, exclude: bool| {
-            rule.source_matchers.matches(source.labels)
-                && rule.has_equal(target, source.labels, exclude)
-        };
-        match source.resolved_at {
-            None => {
-                if applicable.iter().any(|(r, x)| inhibiting(r, *x)) {
-                    found.insert(source.fingerprint.to_string());
-                }
+        // The longest grace of the rules it inhibits the target through,
+        // whether one of them joins by `equal` alone, else the first join.
+        let mut grace: Option<Duration> = None;
+        let mut by_equal = false;
+        let mut how: Option<String> = None;
+        for (rule, exclude) in &applicable {
+            if !(rule.source_matchers.matches(source.labels)
+                && rule.has_equal(target, source.labels, *exclude))
+            {
+                continue;
             }
-            Some(at) => {
-                // The longest grace among the rules it inhibits through.
-                let until = applicable
-                    .iter()
-                    .filter(|(r, x)| inhibiting(r, *x))
-                    .map(|(r, _)| at + r.grace)
-                    .max();
-                if let Some(until) = until
-                    && now < until
-                {
-                    found.insert(format!(
-                        "{} (cause resolved at {}, grace until {})",
-                        source.fingerprint,
-                        at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
-                        until.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
-                    ));
+            match (rule.through, joins) {
+                (None, _) => by_equal = true,
+                (Some(through), Some(joins)) => {
+                    let facts = target_facts.get_or_init(|| joins.facts(fingerprint, target));
+                    match joins.join(
+                        through,
+                        (target, facts),
+                        (source.fingerprint, source.labels),
+                    ) {
+                        Some(joined) => {
+                            how.get_or_insert(joined);
+                        }
+                        None => continue,
+                    }
                 }
+                (Some(_), None) => continue,
             }
+            grace = grace.max(Some(rule.grace));
         }
+        let Some(grace) = grace else {
+            continue;
+        };
+        let resolved = match source.resolved_at {
+            None => None,
+            Some(at) if now >= at + grace => continue,
+            Some(at) => Some((at, at + grace)),
+        };
+        found.insert(Inhibition {
+            source: source.fingerprint.to_string(),
+            // By `equal` alone wins: it needs no topology to explain.
+            through: if by_equal { None } else { how },
+            resolved,
+        });
     }
     found.into_iter().collect()
 }
@@ -425,6 +523,7 @@ mod tests {
                 target_matchers: Matchers::new(),
                 equal: equal.iter().map(|s| s.to_string()).collect(),
                 grace: Duration::zero(),
+                through: None,
             };
             let target = labels(target);
             let got = sources

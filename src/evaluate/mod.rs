@@ -18,5 +18,6 @@ pub mod rules;
 pub mod silence;
 pub mod source_quiet;
 pub mod time_interval;
+pub mod topology;
 
-pub use fingerprint::{Fingerprint, Fnv64};
+pub use fingerprint::{Fingerprint, FingerprintHashing, FingerprintMap, FingerprintSet, Fnv64};

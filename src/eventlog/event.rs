@@ -372,14 +372,85 @@ impl EventKind {
 
     /// Rebuilds a kind from its two stored columns.
     pub fn decode(kind: &str, payload: &str) -> Result<EventKind, serde_json::Error> {
-        // `kind` first lets serde deserialise the payload without buffering it.
-        let mut doc = String::with_capacity(kind.len() + payload.len() + 24);
-        doc.push_str("{\"kind\":\"");
-        doc.push_str(kind);
-        doc.push_str("\",\"payload\":");
-        doc.push_str(payload);
-        doc.push('}');
-        serde_json::from_str(&doc)
+        // The two columns are handed to serde as the map `{"kind": …,
+        // "payload": …}` it expects, the payload parsed where it lies: no
+        // document is assembled (a copy of every payload replay reads).
+        // `kind` comes first, so serde never buffers the payload.
+        let mut payload = serde_json::Deserializer::from_str(payload);
+        let decoded = EventKind::deserialize(columns::Columns {
+            kind,
+            payload: &mut payload,
+        })?;
+        payload.end()?;
+        Ok(decoded)
+    }
+}
+
+/// The stored `kind` and `payload` columns as one serde map, for
+/// [`EventKind::decode`].
+mod columns {
+    use serde::de::value::BorrowedStrDeserializer;
+    use serde::de::{DeserializeSeed, Deserializer, MapAccess, Visitor};
+    use serde_json::de::StrRead;
+
+    pub struct Columns<'de, 'p> {
+        pub kind: &'de str,
+        pub payload: &'p mut serde_json::Deserializer<StrRead<'de>>,
+    }
+
+    impl<'de> Deserializer<'de> for Columns<'de, '_> {
+        type Error = serde_json::Error;
+
+        fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+            visitor.visit_map(Entries {
+                columns: self,
+                next: 0,
+            })
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+            bytes byte_buf option unit unit_struct newtype_struct seq tuple
+            tuple_struct map struct enum identifier ignored_any
+        }
+    }
+
+    /// Yields `kind`, then `payload`.
+    struct Entries<'de, 'p> {
+        columns: Columns<'de, 'p>,
+        next: u8,
+    }
+
+    impl<'de> MapAccess<'de> for Entries<'de, '_> {
+        type Error = serde_json::Error;
+
+        fn next_key_seed<K: DeserializeSeed<'de>>(
+            &mut self,
+            seed: K,
+        ) -> Result<Option<K::Value>, Self::Error> {
+            let name = match self.next {
+                0 => "kind",
+                1 => "payload",
+                _ => return Ok(None),
+            };
+            seed.deserialize(BorrowedStrDeserializer::new(name))
+                .map(Some)
+        }
+
+        fn next_value_seed<V: DeserializeSeed<'de>>(
+            &mut self,
+            seed: V,
+        ) -> Result<V::Value, Self::Error> {
+            self.next += 1;
+            match self.next {
+                1 => seed.deserialize(BorrowedStrDeserializer::new(self.columns.kind)),
+                _ => seed.deserialize(&mut *self.columns.payload),
+            }
+        }
+
+        fn size_hint(&self) -> Option<usize> {
+            Some(2 - self.next as usize)
+        }
     }
 }
 
@@ -573,6 +644,26 @@ pub struct NotificationDue {
     /// message.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub update_in_place: bool,
+    /// Alerts muted as symptoms of this group's firing alerts, joined to
+    /// them through the topology (an inhibit rule's `through:`): not paged
+    /// on their own, summarised in this page ("40 pods and 5 services
+    /// affected").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub symptoms: Vec<Symptom>,
+}
+
+/// An alert muted as the symptom of a cause paged in the same
+/// notification.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Symptom {
+    pub fingerprint: String,
+    /// The cause's fingerprint.
+    pub cause: String,
+    /// How it is joined to the cause: `node-7 placement`, `workload web`,
+    /// `dependency "checkout needs orders-db"`, `release rel-142`.
+    pub through: String,
+    /// What it is about, for the summary: `pod`, `service`, `alert`, …
+    pub kind: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -764,7 +855,7 @@ pub struct AlertReport {
 /// A Kubernetes event in one shape, whatever the API version or exporter
 /// that delivered it. Field names are the log's (snake case); rules select
 /// and group on them (`reason`, `involved_object.name`, `labels.app`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct K8sEvent {
     /// The cluster's configured name (`clusterName` from the exporter, or
     /// the `kubernetes:` watch's name); empty when unknown.
@@ -806,6 +897,11 @@ pub struct K8sEvent {
     /// (kubernetes-event-exporter does).
     #[serde(default, skip_serializing_if = "LabelSet::is_empty")]
     pub labels: LabelSet,
+    /// The node the reporting component runs on (`source.host`, or a
+    /// kubelet's `reportingInstance`): for a kubelet's event about a pod,
+    /// the node the pod runs on. Empty when not sent.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub host: String,
 }
 
 fn one() -> u64 {
@@ -813,13 +909,33 @@ fn one() -> u64 {
 }
 
 /// The object a Kubernetes event is about.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InvolvedObject {
     /// `Pod`, `Node`, `Deployment`, …
     pub kind: String,
     pub name: String,
     #[serde(default)]
     pub uid: String,
+    /// The object's owners, when the sender includes them
+    /// (kubernetes-event-exporter does): a pod's ReplicaSet, StatefulSet,
+    /// DaemonSet or Job.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub owner_references: Vec<OwnerReference>,
+    /// The sender saw the object deleted (kubernetes-event-exporter's
+    /// `deleted`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+}
+
+/// One of an object's `metadata.ownerReferences`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnerReference {
+    /// `ReplicaSet`, `StatefulSet`, `DaemonSet`, `Job`, …
+    pub kind: String,
+    pub name: String,
+    /// The managing controller (at most one owner is).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub controller: bool,
 }
 
 /// How far a Kubernetes watch got.
@@ -1253,6 +1369,7 @@ mod tests {
                 flapping: Vec::new(),
                 changes_only: true,
                 update_in_place: false,
+                symptoms: Vec::new(),
             }),
             EventKind::NotificationSent(DeliverySent {
                 target: target(),
@@ -1301,6 +1418,7 @@ mod tests {
                     kind: "Pod".into(),
                     name: "web-1".into(),
                     uid: "u1".into(),
+                    ..Default::default()
                 },
                 reason: "BackOff".into(),
                 message: "Back-off restarting failed container".into(),
@@ -1310,6 +1428,7 @@ mod tests {
                 last_seen: Some("2026-01-01T00:02:00Z".parse().unwrap()),
                 reporting_controller: "kubelet".into(),
                 labels: [("app".to_string(), "web".to_string())].into(),
+                ..Default::default()
             })),
             EventKind::ProbeResult(std::sync::Arc::new(ProbeResult {
                 probe: "api".into(),
@@ -1417,6 +1536,28 @@ mod tests {
             let back = EventKind::decode(kind.name(), &kind.payload_json()).unwrap();
             assert_eq!(back, kind);
             assert!(EventKind::NAMES.contains(&kind.name()));
+        }
+    }
+
+    #[test]
+    fn a_bad_kind_or_payload_is_refused() {
+        let ok = EventKind::AlertFired {
+            fingerprint: "a".into(),
+        };
+        let payload = ok.payload_json();
+        assert_eq!(EventKind::decode("alert.fired", &payload).unwrap(), ok);
+        for (kind, payload) in [
+            ("alert.nonsense", payload.as_str()),
+            ("alert.fired", "{\"fingerprint\":1}"),
+            ("alert.fired", "{}"),
+            ("alert.fired", "{\"fingerprint\":\"a\"} trailing"),
+            ("alert.fired", "{\"fingerprint\":\"a\""),
+            ("alert.fired", ""),
+        ] {
+            assert!(
+                EventKind::decode(kind, payload).is_err(),
+                "{kind} {payload} decoded"
+            );
         }
     }
 

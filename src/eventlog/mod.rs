@@ -17,7 +17,7 @@ pub use decider::Decider;
 pub use event::{
     AlertReport, AlertResolution, Event, EventKind, FlapChange, GroupRef, GroupTimer, Heartbeat,
     InvolvedObject, K8sEvent, K8sWatchProgress, LabelSet, Lease, NewEvent, NotificationDue,
-    ProbeResult, ProbeSummary, RulesLoaded, SilenceSpec,
+    OwnerReference, ProbeResult, ProbeSummary, RulesLoaded, SilenceSpec, Symptom,
 };
 pub use projection::Projection;
 pub use replay::{replay, replay_as_of};

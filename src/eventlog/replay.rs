@@ -10,9 +10,9 @@
 //! thread that cannot be parallel only folds.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, channel, sync_channel};
-use std::sync::{Arc, Mutex};
 
 use super::event::Event;
 use super::projection::Projection;
@@ -80,31 +80,41 @@ fn replay_where(
     let next_range = AtomicU64::new(0);
 
     std::thread::scope(|scope| {
-        let (decoded_tx, decoded_rx) = sync_channel::<(u64, Result<Vec<Event>, LogError>)>(workers);
-        let (trash_tx, trash_rx) = channel::<Vec<Event>>();
-        let trash_rx = Arc::new(Mutex::new(trash_rx));
-        for i in 0..workers {
+        let (decoded_tx, decoded_rx) = sync_channel::<Decoded>(workers);
+        // Each worker frees the ranges it decoded: memory goes back to the
+        // thread that allocated it, the allocator's cheap path.
+        let mut trash = Vec::with_capacity(workers);
+        for worker in 0..workers {
             let decoded_tx = decoded_tx.clone();
-            let trash_rx = trash_rx.clone();
+            let (trash_tx, trash_rx) = channel::<Vec<Event>>();
+            trash.push(trash_tx);
             let next_range = &next_range;
             std::thread::Builder::new()
-                .name(format!("replay-{i}"))
+                .name(format!("replay-{worker}"))
                 .spawn_scoped(scope, move || {
-                    read_ranges(log, after, next_range, ranges, &decoded_tx, &trash_rx)
+                    read_ranges(
+                        log,
+                        after,
+                        worker,
+                        next_range,
+                        ranges,
+                        &decoded_tx,
+                        &trash_rx,
+                    )
                 })
                 .expect("spawn replay worker");
         }
         drop(decoded_tx);
 
         // Ranges arrive out of order; fold them in order.
-        let mut waiting: BTreeMap<u64, Vec<Event>> = BTreeMap::new();
+        let mut waiting: BTreeMap<u64, (usize, Vec<Event>)> = BTreeMap::new();
         let mut next = 0u64;
         let mut done = 0u64;
-        for (i, decoded) in decoded_rx {
+        for (i, worker, decoded) in decoded_rx {
             // On failure, returning drops the receiver: the workers' next
             // send fails and they stop.
-            waiting.insert(i, decoded?);
-            while let Some(events) = waiting.remove(&next) {
+            waiting.insert(i, (worker, decoded?));
+            while let Some((worker, events)) = waiting.remove(&next) {
                 for event in events.iter().filter(|e| keep(e)) {
                     for p in projections {
                         p.apply(event);
@@ -112,7 +122,7 @@ fn replay_where(
                 }
                 done += events.len() as u64;
                 next += 1;
-                let _ = trash_tx.send(events);
+                let _ = trash[worker].send(events);
                 if next.is_multiple_of(8) {
                     progress(done, total);
                 }
@@ -123,16 +133,20 @@ fn replay_where(
     })
 }
 
+/// A range's number, the worker that decoded it, and its events.
+type Decoded = (u64, usize, Result<Vec<Event>, LogError>);
+
 fn read_ranges(
     log: &EventLog,
     after: u64,
+    worker: usize,
     next_range: &AtomicU64,
     ranges: u64,
-    decoded_tx: &SyncSender<(u64, Result<Vec<Event>, LogError>)>,
-    trash_rx: &Mutex<Receiver<Vec<Event>>>,
+    decoded_tx: &SyncSender<Decoded>,
+    trash_rx: &Receiver<Vec<Event>>,
 ) {
     loop {
-        while let Ok(folded) = trash_rx.lock().expect("replay trash").try_recv() {
+        while let Ok(folded) = trash_rx.try_recv() {
             drop(folded);
         }
         let i = next_range.fetch_add(1, Ordering::Relaxed);
@@ -141,7 +155,7 @@ fn read_ranges(
         }
         let decoded = log.read_range(after + i * RANGE, after + (i + 1) * RANGE);
         let failed = decoded.is_err();
-        if decoded_tx.send((i, decoded)).is_err() || failed {
+        if decoded_tx.send((i, worker, decoded)).is_err() || failed {
             return;
         }
     }

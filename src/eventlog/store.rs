@@ -266,6 +266,19 @@ fn spawn_checkpointer(path: &Path) -> Result<(mpsc::SyncSender<()>, JoinHandle<(
     Ok((tx, handle))
 }
 
+/// A read-only connection, as every reader uses.
+fn open_reader(path: &Path) -> Result<Connection, LogError> {
+    let c = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    c.busy_timeout(std::time::Duration::from_secs(5))?;
+    // Map the file rather than copy pages through read(2): long scans
+    // (replay, tails) read every page once.
+    c.pragma_update(None, "mmap_size", READER_MMAP_BYTES)?;
+    Ok(c)
+}
+
 const SELECT_COLUMNS: &str =
     "SELECT seq, id, occurred_at, recorded_at, source, kind, key, idem_key, payload FROM events";
 
@@ -420,11 +433,7 @@ impl EventLog {
     /// Opens an existing log for reading only (no writer, no migrations), as
     /// `fenghuo events` and `fenghuo replay` do beside a running server.
     pub fn open_read_only(path: &Path) -> Result<EventLog, LogError> {
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let conn = open_reader(path)?;
         let last_seq: i64 =
             conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?;
         let shared = Arc::new(Shared {
@@ -576,17 +585,7 @@ impl EventLog {
         let conn = self.shared.readers.lock().pop();
         let conn = match conn {
             Some(c) => c,
-            None => {
-                let c = Connection::open_with_flags(
-                    &self.shared.path,
-                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                )?;
-                c.busy_timeout(std::time::Duration::from_secs(5))?;
-                // Map the file rather than copy pages through read(2): long
-                // scans (replay, tails) read every page once.
-                c.pragma_update(None, "mmap_size", READER_MMAP_BYTES)?;
-                c
-            }
+            None => open_reader(&self.shared.path)?,
         };
         let out = f(&conn);
         let mut pool = self.shared.readers.lock();

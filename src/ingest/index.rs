@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use parking_lot::RwLock;
 
-use crate::evaluate::{Fingerprint, Fnv64};
+use crate::evaluate::{Fingerprint, FingerprintMap, Fnv64};
 use crate::eventlog::{AlertReport, Event, EventKind, Projection};
 
 const SHARDS: usize = 64;
@@ -60,7 +60,7 @@ pub fn content_hash(report: &AlertReport) -> u64 {
 
 #[derive(Default)]
 pub struct AlertIndex {
-    shards: Vec<RwLock<HashMap<u64, IndexedAlert>>>,
+    shards: Vec<RwLock<FingerprintMap<IndexedAlert>>>,
     /// PagerDuty-style `dedup_key` → fingerprint of its current alert.
     dedup_keys: RwLock<HashMap<String, u64>>,
 }
@@ -68,12 +68,14 @@ pub struct AlertIndex {
 impl AlertIndex {
     pub fn new() -> Self {
         AlertIndex {
-            shards: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
+            shards: (0..SHARDS)
+                .map(|_| RwLock::new(FingerprintMap::default()))
+                .collect(),
             dedup_keys: RwLock::new(HashMap::new()),
         }
     }
 
-    fn shard(&self, fp: u64) -> &RwLock<HashMap<u64, IndexedAlert>> {
+    fn shard(&self, fp: u64) -> &RwLock<FingerprintMap<IndexedAlert>> {
         // Fingerprints are FNV hashes: the low bits are already well mixed.
         &self.shards[(fp as usize) % SHARDS]
     }

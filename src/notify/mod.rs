@@ -78,6 +78,10 @@ pub struct Message {
     /// The incident the message belongs to, as of sending.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incident: Option<IncidentNote>,
+    /// What the firing alerts' symptoms muted with them amount to, e.g.
+    /// `40 pods and 5 services affected`; empty when none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub symptoms: String,
     /// How the message follows the group's earlier ones (templates see
     /// its fields at the top level: `changes_only`, `unchanged_count`,
     /// `in_place`).

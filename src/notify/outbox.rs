@@ -1200,7 +1200,7 @@ pub fn build_message(
         unchanged_count: alerts.iter().filter(|a| a.unchanged).count(),
         in_place: due.update_in_place,
     };
-    let mut msg = finish_message(
+    let mut message = finish_message(
         receiver,
         due.group.group_key.clone(),
         due.group.group_labels.clone(),
@@ -1209,8 +1209,12 @@ pub fn build_message(
         external_url,
         due_seqs,
     );
-    msg.follow_up = follow_up;
-    msg
+    message.follow_up = follow_up;
+    // Symptoms muted with their cause: counted, so the cause's page says
+    // what else it brought down.
+    message.symptoms =
+        crate::evaluate::topology::summary(due.symptoms.iter().map(|s| s.kind.as_str()));
+    message
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -1295,6 +1299,7 @@ pub fn finish_message(
         to: Vec::new(),
         incident: None,
         follow_up: Default::default(),
+        symptoms: String::new(),
     }
 }
 
@@ -1374,7 +1379,14 @@ pub fn digest_message(messages: &[Message]) -> Message {
         counts.resolved,
         messages.len()
     );
+    // The symptoms of each message's causes, said once per group.
+    let symptoms: Vec<&str> = messages
+        .iter()
+        .map(|m| m.symptoms.as_str())
+        .filter(|s| !s.is_empty())
+        .collect();
     Message {
+        symptoms: symptoms.join("; "),
         receiver: first.receiver.clone(),
         status: status.to_string(),
         digest: Some(Digest {
@@ -1456,6 +1468,7 @@ mod tests {
             flapping: vec![fps[0].clone()],
             changes_only: false,
             update_in_place: false,
+            symptoms: Vec::new(),
         };
         let msg = build_message(&due, "team", &store, "", vec![3], at);
         let summary = |name: &str| {

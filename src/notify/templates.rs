@@ -431,6 +431,7 @@ impl Templates {
                 acked_by: Some("bob".into()),
                 acked_at: Some("2026-11-25T19:07:00Z".parse().unwrap()),
             }),
+            symptoms: "12 pods and 2 services affected".into(),
         }
     }
 
@@ -571,6 +572,7 @@ fn context(msg: &Message) -> Result<Context, String> {
         .as_object_mut()
         .ok_or("a message serialises to an object")?;
     map.entry("digest").or_insert(serde_json::Value::Null);
+    map.entry("symptoms").or_insert(serde_json::Value::from(""));
     let mut firing = Vec::new();
     let mut resolved = Vec::new();
     if let Some(alerts) = map.get_mut("alerts").and_then(|a| a.as_array_mut()) {
@@ -877,6 +879,7 @@ mod tests {
         a.labels
             .insert("note".into(), "quote \" back\\slash\nnewline\ttab".into());
         a.summary = "evil \"}] summary <b>bold</b>\n{\"x\":1}".into();
+        msg.symptoms = "3 <script>x</script>\"}] pods affected".into();
         msg
     }
 

@@ -258,6 +258,7 @@ mod tests {
                     kind: "Pod".into(),
                     name: "web-1".into(),
                     uid: "uid-1".into(),
+                    ..Default::default()
                 },
                 reason: "BackOff".into(),
                 message: "Successfully assigned shop/web-1 to node-3".into(),
@@ -267,6 +268,7 @@ mod tests {
                 last_seen: None,
                 reporting_controller: "kubelet".into(),
                 labels: [("app".to_string(), "web".to_string())].into(),
+                ..Default::default()
             })),
         }
     }

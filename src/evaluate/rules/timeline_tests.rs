@@ -145,6 +145,7 @@ fn k8s(reason: &str, pod: &str) -> EventKind {
             kind: "Pod".into(),
             name: pod.into(),
             uid: format!("uid-{pod}"),
+            ..Default::default()
         },
         reason: reason.into(),
         message: format!(
@@ -157,6 +158,7 @@ fn k8s(reason: &str, pod: &str) -> EventKind {
         last_seen: None,
         reporting_controller: "kubelet".into(),
         labels: [("app".to_string(), "web".to_string())].into(),
+        ..Default::default()
     }))
 }
 

@@ -26,7 +26,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use crate::eventlog::{InvolvedObject, K8sEvent, LabelSet};
+use crate::eventlog::{InvolvedObject, K8sEvent, LabelSet, OwnerReference};
 use crate::ingest::IngestError;
 
 /// One normalized event and the key of the Kubernetes Event object it
@@ -71,6 +71,24 @@ struct ObjectRef {
     /// kubernetes-event-exporter adds the object's labels.
     #[serde(default)]
     labels: Option<BTreeMap<String, String>>,
+    /// … its owners (a pod's ReplicaSet: where topology learns its
+    /// workload) …
+    #[serde(default)]
+    owner_references: Option<Vec<OwnerRef>>,
+    /// … and whether it saw the object deleted.
+    #[serde(default)]
+    deleted: Option<bool>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct OwnerRef {
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    controller: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -86,6 +104,9 @@ struct Series {
 struct Source {
     #[serde(default)]
     component: Option<String>,
+    /// The node of a kubelet's event.
+    #[serde(default)]
+    host: Option<String>,
 }
 
 /// core/v1 `Event`, and kubernetes-event-exporter's body (the same fields
@@ -118,6 +139,8 @@ struct CoreEvent {
     #[serde(default)]
     reporting_component: Option<String>,
     #[serde(default)]
+    reporting_instance: Option<String>,
+    #[serde(default)]
     cluster_name: Option<String>,
 }
 
@@ -141,6 +164,8 @@ struct EventsV1Event {
     series: Option<Series>,
     #[serde(default)]
     reporting_controller: Option<String>,
+    #[serde(default)]
+    reporting_instance: Option<String>,
     #[serde(default)]
     deprecated_source: Option<Source>,
     #[serde(default)]
@@ -286,6 +311,11 @@ pub(crate) fn one(
                         time(&series.last_observed_time, "series.lastObservedTime")?.or(event_time)
                     }
                 },
+                host: kubelet_host(
+                    e.reporting_component.as_deref(),
+                    e.reporting_instance.as_deref(),
+                    e.source.as_ref(),
+                ),
                 reporting_controller: e
                     .reporting_component
                     .filter(|c| !c.is_empty())
@@ -314,6 +344,11 @@ pub(crate) fn one(
                     None => time(&e.deprecated_last_timestamp, "deprecatedLastTimestamp")?
                         .or(event_time),
                 },
+                host: kubelet_host(
+                    e.reporting_controller.as_deref(),
+                    e.reporting_instance.as_deref(),
+                    e.deprecated_source.as_ref(),
+                ),
                 reporting_controller: e
                     .reporting_controller
                     .filter(|c| !c.is_empty())
@@ -338,6 +373,19 @@ pub(crate) fn one(
         kind: required(object.kind, &format!("{object_field}.kind"))?,
         name: required(object.name, &format!("{object_field}.name"))?,
         uid: object.uid.unwrap_or_default(),
+        owner_references: object
+            .owner_references
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|o| {
+                Some(OwnerReference {
+                    kind: o.kind.filter(|k| !k.is_empty())?,
+                    name: o.name.filter(|n| !n.is_empty())?,
+                    controller: o.controller.unwrap_or(false),
+                })
+            })
+            .collect(),
+        deleted: object.deleted.unwrap_or(false),
     };
     let meta_namespace = meta.namespace.unwrap_or_default();
     // The object's namespace; events about cluster-scoped objects (nodes)
@@ -353,10 +401,28 @@ pub(crate) fn one(
 }
 
 fn blank_object() -> InvolvedObject {
-    InvolvedObject {
-        kind: String::new(),
-        name: String::new(),
-        uid: String::new(),
+    InvolvedObject::default()
+}
+
+/// The node a kubelet reported from: `source.host`, or the
+/// `reportingInstance` of a kubelet (other controllers' instances name
+/// their own pod, not a node). Empty otherwise.
+fn kubelet_host(
+    component: Option<&str>,
+    instance: Option<&str>,
+    source: Option<&Source>,
+) -> String {
+    if let Some(host) = source
+        .and_then(|s| s.host.as_deref())
+        .filter(|h| !h.is_empty())
+    {
+        return host.to_string();
+    }
+    let kubelet = component == Some("kubelet")
+        || source.and_then(|s| s.component.as_deref()) == Some("kubelet");
+    match instance {
+        Some(i) if kubelet && !i.is_empty() => i.to_string(),
+        _ => String::new(),
     }
 }
 

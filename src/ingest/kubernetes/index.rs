@@ -268,6 +268,7 @@ mod tests {
                 kind: "Pod".into(),
                 name: "web-1".into(),
                 uid: "u1".into(),
+                ..Default::default()
             },
             reason: "BackOff".into(),
             message: "Back-off restarting failed container".into(),
@@ -277,6 +278,7 @@ mod tests {
             last_seen: None,
             reporting_controller: "kubelet".into(),
             labels: LabelSet::new(),
+            ..Default::default()
         }))
     }
 
