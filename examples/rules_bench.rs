@@ -18,7 +18,18 @@
 //! event observed, an evaluation after every batch of `--batch` events.
 //! *backtest*: `fenghuo backtest`'s engine over a log of `--events` stored
 //! events (written first, in batches of `--batch`), routed through a
-//! route tree; reading and decoding included.
+//! route tree; reading and decoding included. Each run prints where its
+//! time went (reading and decoding on the reader thread, the rules' folds
+//! and evaluations, the other views, the dispatcher, the escalator).
+//!
+//! The log goes under `BENCH_TMPDIR` when set (a million events is about
+//! 370 MB); `--log FILE` keeps it there and reuses it on the next run, so
+//! two builds can take turns on the same file:
+//!
+//! ```text
+//! BENCH_TMPDIR=/big/disk cargo run --release --example rules_bench -- \
+//!     --events 100000 --runs 3 --no-evaluation --log /big/disk/log-100k.db
+//! ```
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -58,6 +69,11 @@ struct Args {
     /// rules); fewer pods, fewer alerts.
     #[arg(long, default_value_t = 5000)]
     pods: u64,
+    /// Keep the stored log in this file and reuse it when it is there
+    /// (written for the same `--events`, `--pods` and `--batch`), so runs
+    /// that compare builds backtest the same file without writing it again.
+    #[arg(long)]
+    log: Option<std::path::PathBuf>,
 }
 
 fn rules_yaml() -> String {
@@ -201,9 +217,54 @@ fn median(mut xs: Vec<f64>) -> f64 {
     xs[xs.len() / 2]
 }
 
+/// Writes the log the backtest reads: `--events` events in batches of
+/// `--batch`, each committed at the time of its last event.
+fn write_log(db: &std::path::Path, args: &Args) -> anyhow::Result<()> {
+    let clock = ManualClock::new(t0());
+    let shared: SharedClock = Arc::new(clock.clone());
+    let log = EventLog::open(
+        db,
+        LogOptions {
+            synchronous: Synchronous::Normal,
+            snapshot_every: 0,
+            ..LogOptions::default()
+        },
+        shared,
+        Vec::new(),
+    )?;
+    let started = Instant::now();
+    let mut rng = Rng(7);
+    let mut i = 0u64;
+    while i < args.events {
+        let n = (args.batch as u64).min(args.events - i);
+        let batch: Vec<NewEvent> = (0..n)
+            .map(|j| {
+                let at = t0() + Duration::milliseconds(20 * (i + j) as i64);
+                let (key, kind) = kind(&mut rng, args.pods);
+                NewEvent::new(at, "bench", key, kind)
+            })
+            .collect();
+        i += n;
+        clock.set(t0() + Duration::milliseconds(20 * (i - 1) as i64));
+        log.append_blocking(batch)?;
+    }
+    log.close();
+    println!(
+        "log written: {} events in {:.1} s",
+        args.events,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let dir = tempfile::tempdir()?;
+    // The log is large (about 1 GB for a million events): BENCH_TMPDIR puts
+    // it on a disk that has room, as the other benchmarks do.
+    let dir = match std::env::var_os("BENCH_TMPDIR") {
+        Some(at) => tempfile::tempdir_in(at)?,
+        None => tempfile::tempdir()?,
+    };
     std::fs::write(dir.path().join("rules.yaml"), rules_yaml())?;
     let set = Arc::new(
         RuleSet::load(&[dir.path().join("rules.yaml")])
@@ -271,50 +332,29 @@ fn main() -> anyhow::Result<()> {
     }
 
     // Backtest: a stored log of `events`, then the candidate over it.
-    let db = dir.path().join("fenghuo.db");
-    let clock = ManualClock::new(t0());
-    let shared: SharedClock = Arc::new(clock.clone());
-    let log = EventLog::open(
-        &db,
-        LogOptions {
-            synchronous: Synchronous::Normal,
-            snapshot_every: 0,
-            ..LogOptions::default()
-        },
-        shared,
-        Vec::new(),
-    )?;
-    let started = Instant::now();
-    let mut rng = Rng(7);
-    let mut i = 0u64;
-    while i < args.events {
-        let n = (args.batch as u64).min(args.events - i);
-        let batch: Vec<NewEvent> = (0..n)
-            .map(|j| {
-                let at = t0() + Duration::milliseconds(20 * (i + j) as i64);
-                let (key, kind) = kind(&mut rng, args.pods);
-                NewEvent::new(at, "bench", key, kind)
-            })
-            .collect();
-        i += n;
-        // Each batch is committed at the time of its last event.
-        clock.set(t0() + Duration::milliseconds(20 * (i - 1) as i64));
-        log.append_blocking(batch)?;
+    let db = match &args.log {
+        Some(path) => path.clone(),
+        None => dir.path().join("fenghuo.db"),
+    };
+    if args.log.is_some() && db.exists() {
+        println!("log reused: {}", db.display());
+    } else {
+        write_log(&db, &args)?;
     }
-    log.close();
-    println!(
-        "log written: {} events in {:.1} s",
-        args.events,
-        started.elapsed().as_secs_f64()
-    );
     let config = Config::parse(CONFIG).map_err(|e| anyhow::anyhow!(e))?;
     let to = t0() + Duration::milliseconds(20 * args.events as i64 + 1);
     let mut times = Vec::new();
     for run in 0..args.runs {
         let log = EventLog::open_read_only(&db)?;
         let started = Instant::now();
-        let report =
-            fenghuo::evaluate::backtest::run(&log, set.clone(), &config, t0(), to, |_, _| {})?;
+        let (report, spent) = fenghuo::evaluate::backtest::run_measured(
+            &log,
+            set.clone(),
+            &config,
+            t0(),
+            to,
+            |_, _| {},
+        )?;
         let secs = started.elapsed().as_secs_f64();
         let fired: u64 = report.alerts.values().map(|p| p.candidate).sum();
         let pages: u64 = report.pages_by_receiver.values().map(|p| p.candidate).sum();
@@ -323,6 +363,24 @@ fn main() -> anyhow::Result<()> {
             run + 1,
             report.events,
             report.events as f64 / secs
+        );
+        let s = |d: std::time::Duration| d.as_secs_f64();
+        println!(
+            "  split: read+decode {:.2} s (reader thread, alongside), waiting for pages {:.2} s, rules fold {:.2} s, rules evaluate {:.2} s, other views fold {:.2} s, dispatcher {:.2} s, escalator {:.2} s, rest {:.2} s; {} timer passes",
+            s(spent.read_decode),
+            s(spent.waiting_for_pages),
+            s(spent.rules_fold),
+            s(spent.rules_decide),
+            s(spent.other_folds),
+            s(spent.dispatcher),
+            s(spent.escalator),
+            secs - s(spent.waiting_for_pages
+                + spent.rules_fold
+                + spent.rules_decide
+                + spent.other_folds
+                + spent.dispatcher
+                + spent.escalator),
+            spent.timer_passes
         );
         times.push(secs);
     }

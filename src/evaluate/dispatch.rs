@@ -895,8 +895,16 @@ impl Dispatcher {
                         .and_then(|a| opts.severity.rank(&a.report.labels))
                 };
                 // The most severe the group has paged; `None` when nothing
-                // it paged has a listed severity.
-                let paged = state.last_firing.iter().filter_map(|fp| rank(fp)).min();
+                // it paged has a listed severity. Nothing joins above the
+                // most severe: the scan stops there (groups of thousands of
+                // alerts made this scan, at every pass, most of a backtest).
+                let mut paged: Option<usize> = None;
+                for r in state.last_firing.iter().filter_map(|fp| rank(fp)) {
+                    paged = Some(paged.map_or(r, |p| p.min(r)));
+                    if r == 0 {
+                        return None;
+                    }
+                }
                 let (joined, fp) = joiners
                     .filter_map(|fp| rank(fp).map(|r| (r, fp)))
                     .filter(|(r, _)| paged.is_none_or(|p| *r < p))

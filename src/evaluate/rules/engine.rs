@@ -261,8 +261,8 @@ impl RuleEngine {
         if self.set.by_kind.is_empty() || !self.set.by_kind.contains_key(event.kind.name()) {
             return;
         }
-        let input = Input::new(event);
         let set = self.set.clone();
+        let input = set.input(event);
         for index in set.candidates(event, &input) {
             let rule = &set.rules[index];
             if let Some(recovery) = &rule.recovery
@@ -298,12 +298,7 @@ impl RuleEngine {
     fn observe_own(&mut self, event: &Event) {
         match &event.kind {
             EventKind::AlertReceived(report) => {
-                let key = report
-                    .extra
-                    .get("rule")
-                    .and_then(|r| r.get("group_key"))
-                    .and_then(|k| serde_json::from_value::<GroupKey>(k.clone()).ok())
-                    .unwrap_or_default();
+                let key = recorded_group_key(report);
                 let at = (event.source.clone(), key);
                 self.in_flight.remove(&at);
                 self.touch(&at.0, at.1.clone());
@@ -520,27 +515,37 @@ impl RuleEngine {
                 labels.insert(g.label().to_string(), value.clone());
             }
         }
-        let group: LabelSet = labels.clone();
-        let payload = state
-            .last_payload
-            .as_deref()
-            .cloned()
-            .unwrap_or(serde_json::Value::Null);
-        // Whole amounts (counts) print as `4`, not `4.0`.
-        let amount = if st.amount.fract() == 0.0 && st.amount.abs() < 1e15 {
-            serde_json::json!(st.amount as i64)
+        let templated = rule
+            .labels
+            .iter()
+            .chain(&rule.annotations)
+            .any(|(_, t)| matches!(t, Text::Template(_)));
+        // The templates' document, only for a rule that has templates: it
+        // copies the payload, and most rules' labels are literal.
+        let mut doc = if templated {
+            let payload = state
+                .last_payload
+                .as_deref()
+                .cloned()
+                .unwrap_or(serde_json::Value::Null);
+            // Whole amounts (counts) print as `4`, not `4.0`.
+            let amount = if st.amount.fract() == 0.0 && st.amount.abs() < 1e15 {
+                serde_json::json!(st.amount as i64)
+            } else {
+                serde_json::json!(st.amount)
+            };
+            serde_json::json!({
+                "labels": labels,
+                "group": labels,
+                "payload": payload,
+                "value": amount,
+                "count": amount,
+                "since": st.since.map(|s| s.to_rfc3339()),
+                "rule": { "name": rule.name, "group": rule.group },
+            })
         } else {
-            serde_json::json!(st.amount)
+            serde_json::Value::Null
         };
-        let mut doc = serde_json::json!({
-            "labels": labels,
-            "group": group,
-            "payload": payload,
-            "value": amount,
-            "count": amount,
-            "since": st.since.map(|s| s.to_rfc3339()),
-            "rule": { "name": rule.name, "group": rule.group },
-        });
         let mut errors = Vec::new();
         let mut render = |text: &Text, doc: &serde_json::Value| -> String {
             match text {
@@ -561,7 +566,9 @@ impl RuleEngine {
             }
         }
         labels.insert("alertname".to_string(), rule.name.clone());
-        doc["labels"] = serde_json::json!(labels);
+        if templated {
+            doc["labels"] = serde_json::json!(labels);
+        }
         let mut annotations = LabelSet::new();
         for (name, text) in &rule.annotations {
             annotations.insert(name.clone(), render(text, &doc));
@@ -810,11 +817,24 @@ fn key_of(d: &Decision) -> GroupKey {
     let report = match &d.change {
         Change::Fire(r) | Change::Resolve { report: r, .. } => r,
     };
-    report
+    recorded_group_key(report)
+}
+
+/// The group an alert of a rule was fired for (`extra.rule.group_key`, a
+/// list of strings); none if it is not there or not that.
+fn recorded_group_key(report: &AlertReport) -> GroupKey {
+    let values = report
         .extra
         .get("rule")
         .and_then(|r| r.get("group_key"))
-        .and_then(|k| serde_json::from_value(k.clone()).ok())
+        .and_then(|k| k.as_array());
+    values
+        .and_then(|values| {
+            values
+                .iter()
+                .map(|v| v.as_str().map(str::to_string))
+                .collect::<Option<GroupKey>>()
+        })
         .unwrap_or_default()
 }
 

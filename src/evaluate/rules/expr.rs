@@ -136,6 +136,71 @@ fn payload_path(source: &str) -> Option<Vec<String>> {
     parts.iter().all(ident).then_some(parts)
 }
 
+/// What a set of expressions can read of an event, so each event's CEL
+/// context binds only that: converting the whole payload to CEL values
+/// (maps of strings, every label) cost more than running the programs.
+/// Found from the expressions' text, conservatively: every `payload` that
+/// is not directly followed by `.field` means the whole payload, and any
+/// `event` at all means the envelope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reads {
+    /// The payload's top-level fields read; `None`: all of it.
+    payload: Option<std::collections::BTreeSet<String>>,
+    envelope: bool,
+}
+
+impl Reads {
+    /// Nothing read.
+    pub fn nothing() -> Reads {
+        Reads {
+            payload: Some(Default::default()),
+            envelope: false,
+        }
+    }
+
+    /// Everything bound, as for an expression not known in advance.
+    pub fn everything() -> Reads {
+        Reads {
+            payload: None,
+            envelope: true,
+        }
+    }
+
+    /// Adds what `source` reads.
+    pub fn add(&mut self, source: &str) {
+        let b = source.as_bytes();
+        let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+        let word_at = |i: usize, word: &str| {
+            b[i..].starts_with(word.as_bytes())
+                && (i == 0 || !ident(b[i - 1]))
+                && b.get(i + word.len()).is_none_or(|c| !ident(*c))
+        };
+        for i in 0..b.len() {
+            if word_at(i, "event") {
+                self.envelope = true;
+            }
+            if !word_at(i, "payload") {
+                continue;
+            }
+            let rest = &source[i + "payload".len()..];
+            let field: String = rest
+                .strip_prefix('.')
+                .unwrap_or("")
+                .bytes()
+                .take_while(|c| ident(*c))
+                .map(char::from)
+                .collect();
+            let starts_ident = field.bytes().next().is_some_and(|c| !c.is_ascii_digit());
+            match &mut self.payload {
+                Some(fields) if starts_ident => {
+                    fields.insert(field);
+                }
+                _ => self.payload = None,
+            }
+        }
+    }
+}
+
 /// JSON as CEL values. Whole numbers become `int` when they fit (serde
 /// writes non-negative numbers as unsigned, and CEL has no `uint * int`),
 /// so `payload.count * 2` and `payload.count > 3` work as written.
@@ -166,14 +231,24 @@ fn to_cel(v: &serde_json::Value) -> Value {
 pub struct Input<'a> {
     pub event: &'a Event,
     pub json: Arc<serde_json::Value>,
+    /// What the expressions run on this input can read.
+    reads: &'a Reads,
     /// The CEL context with `payload` and `event` bound, made once per
     /// event and shared by every rule's expression: binding converts the
     /// whole payload, which cost more than running the programs.
     cel: std::cell::OnceCell<Context<'static, 'static>>,
 }
 
+static EVERYTHING: LazyLock<Reads> = LazyLock::new(Reads::everything);
+
 impl<'a> Input<'a> {
+    /// An input whose CEL context binds everything.
     pub fn new(event: &'a Event) -> Input<'a> {
+        Input::reading(event, &EVERYTHING)
+    }
+
+    /// An input for expressions that read no more than `reads`.
+    pub fn reading(event: &'a Event, reads: &'a Reads) -> Input<'a> {
         let json = match serde_json::to_value(&event.kind) {
             Ok(serde_json::Value::Object(mut doc)) => {
                 doc.remove("payload").unwrap_or(serde_json::Value::Null)
@@ -183,6 +258,7 @@ impl<'a> Input<'a> {
         Input {
             event,
             json: Arc::new(json),
+            reads,
             cel: std::cell::OnceCell::new(),
         }
     }
@@ -190,15 +266,26 @@ impl<'a> Input<'a> {
     /// The context with `payload` and `event` bound, made on first use.
     fn cel(&self) -> &Context<'static, 'static> {
         self.cel.get_or_init(|| {
-            let envelope = to_cel(&serde_json::json!({
-                "kind": self.event.kind.name(),
-                "source": self.event.source,
-                "key": self.event.key,
-                "occurred_at": self.event.occurred_at.to_rfc3339(),
-            }));
             let mut ctx = Context::with_env(ENV.clone());
-            ctx.add_variable_from_value("payload", to_cel(&self.json));
-            ctx.add_variable_from_value("event", envelope);
+            let payload = match (&self.reads.payload, &*self.json) {
+                (Some(fields), serde_json::Value::Object(map)) => Value::from(
+                    fields
+                        .iter()
+                        .filter_map(|f| Some((f.clone(), to_cel(map.get(f)?))))
+                        .collect::<std::collections::HashMap<String, Value>>(),
+                ),
+                _ => to_cel(&self.json),
+            };
+            ctx.add_variable_from_value("payload", payload);
+            if self.reads.envelope {
+                let envelope = to_cel(&serde_json::json!({
+                    "kind": self.event.kind.name(),
+                    "source": self.event.source,
+                    "key": self.event.key,
+                    "occurred_at": self.event.occurred_at.to_rfc3339(),
+                }));
+                ctx.add_variable_from_value("event", envelope);
+            }
             ctx
         })
     }
@@ -350,6 +437,56 @@ mod tests {
         ] {
             assert!(Expr::compile(src).unwrap().path.is_none(), "{src}");
         }
+    }
+
+    /// A context that binds only what the expressions read gives what the
+    /// whole one gives; anything but `payload.field` binds it all.
+    #[test]
+    fn binding_only_what_is_read_gives_the_same() {
+        let e = event();
+        let sources = [
+            "payload.count > 3 && payload.type == 'Warning'",
+            "has(payload.labels.app) && payload.labels.app == 'web'",
+            "has(payload.missing)",
+            "payload.missing == 1",
+            "payload.involved_object.kind in ['Pod', 'Node']",
+            "payload.message.split(' to ')[1]",
+            "event.source == 'kubernetes'",
+            "size(payload) > 3",
+            "payload['reason'] == 'BackOff'",
+        ];
+        for src in sources {
+            let mut reads = Reads::nothing();
+            reads.add(src);
+            let expr = Expr::compile(src).unwrap();
+            let all = Input::new(&e);
+            let some = Input::reading(&e, &reads);
+            assert_eq!(
+                format!("{:?}", expr.eval(&all)),
+                format!("{:?}", expr.eval(&some)),
+                "{src}"
+            );
+        }
+        let mut reads = Reads::nothing();
+        reads.add("payload.count > 3 && has(payload.labels.app) && payloads.x");
+        assert_eq!(
+            reads.payload,
+            Some(["count".to_string(), "labels".to_string()].into())
+        );
+        assert!(!reads.envelope);
+        for whole in [
+            "size(payload)",
+            "payload['x']",
+            "payload == {}",
+            "payload.1",
+        ] {
+            let mut reads = Reads::nothing();
+            reads.add(whole);
+            assert_eq!(reads.payload, None, "{whole}");
+        }
+        let mut reads = Reads::nothing();
+        reads.add("event.kind == 'k8s.event'");
+        assert!(reads.envelope);
     }
 
     #[test]

@@ -67,6 +67,8 @@ pub struct RuleSet {
     templates: tera::Tera,
     /// Per event kind: which rules can select (or be recovered by) it.
     by_kind: HashMap<&'static str, KindIndex>,
+    /// What the rules' CEL reads of an event: all an event's context binds.
+    reads: expr::Reads,
     files: Vec<PathBuf>,
     hash: String,
 }
@@ -170,10 +172,12 @@ impl RuleSet {
             }]);
         }
         let by_kind = index(&rules);
+        let reads = reads(&rules);
         Ok(RuleSet {
             rules,
             templates: tera,
             by_kind,
+            reads,
             files: sources.iter().map(|s| s.0.clone()).collect(),
             hash: format!("{:016x}", hash.finish()),
         })
@@ -229,9 +233,37 @@ impl RuleSet {
         out
     }
 
+    /// An event prepared for these rules (its CEL context binds only what
+    /// their expressions read).
+    fn input<'a>(&'a self, event: &'a Event) -> Input<'a> {
+        Input::reading(event, &self.reads)
+    }
+
     pub(crate) fn render(&self, name: &str, ctx: &tera::Context) -> Result<String, String> {
         self.templates.render(name, ctx).map_err(|e| e.to_string())
     }
+}
+
+/// What every expression of `rules` reads, together.
+fn reads(rules: &[Rule]) -> expr::Reads {
+    use language::{GroupBy, Mode};
+    let mut reads = expr::Reads::nothing();
+    for rule in rules {
+        let selectors = std::iter::once(&rule.select).chain(&rule.recovery);
+        let conditions = selectors.filter_map(|s| s.condition.as_ref());
+        let groups = rule.group_by.iter().filter_map(|g| match g {
+            GroupBy::Expr { expr, .. } => Some(expr),
+            GroupBy::Path { .. } => None,
+        });
+        let modes = match &rule.mode {
+            Mode::Distinct { of: e, .. } | Mode::Threshold { value: e, .. } => Some(e),
+            _ => None,
+        };
+        for e in conditions.chain(groups).chain(modes) {
+            reads.add(&e.source);
+        }
+    }
+    reads
 }
 
 fn index(rules: &[Rule]) -> HashMap<&'static str, KindIndex> {
