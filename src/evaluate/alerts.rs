@@ -265,6 +265,12 @@ impl AlertStore {
 
     /// The changes since the last call, for the one consumer (the
     /// dispatcher).
+    /// Whether any alert changed since the last [`Self::take_changes`].
+    pub fn has_changes(&self) -> bool {
+        let changes = self.changes.lock();
+        changes.everything || !changes.fingerprints.is_empty()
+    }
+
     pub fn take_changes(&self) -> Changes {
         std::mem::take(&mut *self.changes.lock())
     }

@@ -113,6 +113,11 @@ pub struct TimeIntervalSet {
 }
 
 impl TimeIntervalSet {
+    /// No interval defined (so no route mutes or activates by time).
+    pub fn is_empty(&self) -> bool {
+        self.by_name.is_empty()
+    }
+
     /// Both sections; a name may appear only once across them (Alertmanager's
     /// config check).
     pub fn from_config(
