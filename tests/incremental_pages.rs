@@ -531,3 +531,211 @@ async fn folded_resolves_ride_with_the_next_page() {
     t.run().await;
     assert_eq!(dues(&t)[2], due("", "", "A,C"));
 }
+
+/// A DingTalk open API: issues an access token for the app's key and
+/// secret, sends robot interactive cards under the `cardBizId` the caller
+/// chose (a re-send of one id keeps one card), and updates them by that id;
+/// an update of a card it does not have is refused, as DingTalk does.
+#[derive(Clone, Default)]
+struct Dingtalk {
+    /// Method, path, access token header, body.
+    calls: Arc<Mutex<Vec<(String, String, String, Value)>>>,
+    /// `cardBizId` → the card data last sent or set.
+    cards: Arc<Mutex<std::collections::BTreeMap<String, String>>>,
+}
+
+async fn dingtalk(
+    State(d): State<Dingtalk>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> (axum::http::StatusCode, String) {
+    use axum::http::StatusCode;
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    let token = headers
+        .get("x-acs-dingtalk-access-token")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let path = uri.path().to_string();
+    d.calls.lock().push((
+        method.to_string(),
+        path.clone(),
+        token.clone(),
+        body.clone(),
+    ));
+    if path == "/v1.0/oauth2/accessToken" {
+        return if body == serde_json::json!({"appKey": "dingapp1", "appSecret": "s3cret-ding"}) {
+            (
+                StatusCode::OK,
+                r#"{"accessToken":"dt-token","expireIn":7200}"#.into(),
+            )
+        } else {
+            (
+                StatusCode::BAD_REQUEST,
+                r#"{"code":"invalidClientIdOrSecret","message":"bad app"}"#.into(),
+            )
+        };
+    }
+    if token != "dt-token" {
+        return (
+            StatusCode::UNAUTHORIZED,
+            r#"{"code":"InvalidAuthentication","message":"token invalid"}"#.into(),
+        );
+    }
+    let id = body["cardBizId"].as_str().unwrap_or_default().to_string();
+    let data = body["cardData"].as_str().unwrap_or_default().to_string();
+    match (method.as_str(), path.as_str()) {
+        ("POST", "/v1.0/im/v1.0/robot/interactiveCards/send") => {
+            d.cards.lock().insert(id, data);
+            (StatusCode::OK, r#"{"processQueryKey":"pqk-1"}"#.into())
+        }
+        ("PUT", "/v1.0/im/robots/interactiveCards") => match d.cards.lock().get_mut(&id) {
+            Some(card) => {
+                *card = data;
+                (StatusCode::OK, r#"{"success":true,"result":true}"#.into())
+            }
+            None => (
+                StatusCode::BAD_REQUEST,
+                r#"{"code":"param.cardNotExist","message":"card not exist"}"#.into(),
+            ),
+        },
+        _ => (StatusCode::NOT_FOUND, r#"{"code":"notFound"}"#.into()),
+    }
+}
+
+/// A DingTalk app's robot sends the group's first page as an interactive
+/// card, edits that card with what resolved (also after a restart, from the
+/// id recorded in the log), and posts a new card when DingTalk no longer has
+/// the old one.
+#[tokio::test]
+async fn a_dingtalk_app_sends_a_card_then_edits_it_across_a_restart() {
+    let d = Dingtalk::default();
+    let app = Router::new().fallback(dingtalk).with_state(d.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let yaml = format!(
+        "route:\n  receiver: ops\n  group_by: [team]\n  group_wait: 30s\n  group_interval: 5m\n\
+         receivers:\n  - name: ops\n    dingtalk_configs:\n      - app_key: dingapp1\n        \
+         app_secret: s3cret-ding\n        open_conversation_id: cidOps==\n        \
+         at: {{user_ids: [alice01]}}\n        api_url: {base}\n"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let t0: DateTime<Utc> = "2026-11-26T08:00:00Z".parse().unwrap();
+    let clock = ManualClock::new(t0);
+    let t = Timeline::open(&yaml, dir.path(), &clock, t0);
+    let take = || std::mem::take(&mut *d.calls.lock());
+
+    // At 30 s the group's first page: a token, then the card.
+    t.alert("A", true).await;
+    t.alert("B", true).await;
+    t.at(30);
+    t.run().await;
+    let calls = take();
+    assert_eq!(calls.len(), 2, "{calls:#?}");
+    assert_eq!(calls[0].1, "/v1.0/oauth2/accessToken");
+    let (method, path, token, body) = &calls[1];
+    assert_eq!(
+        (method.as_str(), path.as_str(), token.as_str()),
+        (
+            "POST",
+            "/v1.0/im/v1.0/robot/interactiveCards/send",
+            "dt-token"
+        )
+    );
+    assert_eq!(body["cardTemplateId"], "StandardCard");
+    assert_eq!(body["openConversationId"], "cidOps==");
+    assert_eq!(
+        body["robotCode"], "dingapp1",
+        "robot_code defaults to the app key"
+    );
+    assert_eq!(body["sendOptions"]["atAll"], false);
+    assert!(
+        body["sendOptions"]["atUserListJson"]
+            .as_str()
+            .unwrap()
+            .contains("alice01")
+    );
+    let card: Value = serde_json::from_str(body["cardData"].as_str().unwrap()).unwrap();
+    assert!(
+        card["header"]["title"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("FIRING:2")
+    );
+    assert!(
+        card["contents"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("B is broken")
+    );
+    let card_id = body["cardBizId"].as_str().unwrap().to_string();
+    assert!(card_id.starts_with("fenghuo-"), "{card_id}");
+
+    // B resolves at 60 s; at the next flush (330 s) the card is edited.
+    t.at(60);
+    t.alert("B", false).await;
+    t.at(330);
+    t.run().await;
+    let calls = take();
+    assert_eq!(calls.len(), 2, "{calls:#?}");
+    let (method, path, _, body) = &calls[1];
+    assert_eq!(
+        (method.as_str(), path.as_str()),
+        ("PUT", "/v1.0/im/robots/interactiveCards")
+    );
+    assert_eq!(body["cardBizId"], card_id.as_str());
+    assert!(body["cardData"].as_str().unwrap().contains("Resolved (1)"));
+    assert!(d.cards.lock()[&card_id].contains("Resolved (1)"));
+
+    // Restart: the next update still edits the recorded card.
+    t.pipeline.close();
+    drop(t);
+    let t = Timeline::open(&yaml, dir.path(), &clock, t0);
+    t.at(400);
+    t.alert("A", false).await;
+    t.at(630);
+    t.run().await;
+    let calls = take();
+    assert_eq!(calls.len(), 2, "{calls:#?}");
+    assert_eq!(calls[1].0, "PUT");
+    assert_eq!(calls[1].3["cardBizId"], card_id.as_str());
+
+    // The card is gone (deleted in DingTalk); C and D fire, C resolves:
+    // the edit is refused and a new card is sent instead, and recorded.
+    d.cards.lock().clear();
+    t.at(700);
+    t.alert("C", true).await;
+    t.alert("D", true).await;
+    t.at(730);
+    t.run().await;
+    let first = take();
+    let new_id = first.last().unwrap().3["cardBizId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(new_id, card_id);
+    d.cards.lock().clear();
+    t.at(760);
+    t.alert("C", false).await;
+    t.at(1030);
+    t.run().await;
+    let calls: Vec<(String, String)> = take().into_iter().map(|c| (c.0, c.1)).collect();
+    assert!(
+        calls.contains(&("PUT".into(), "/v1.0/im/robots/interactiveCards".into()))
+            && calls.contains(&(
+                "POST".into(),
+                "/v1.0/im/v1.0/robot/interactiveCards/send".into()
+            )),
+        "a refused edit is sent as a new card: {calls:#?}"
+    );
+    let sent = t.sent();
+    assert_eq!(sent.len(), 5, "{sent:?}");
+    assert_eq!(sent[0], (Some(card_id.clone()), false));
+    assert_eq!(sent[1], (Some(card_id.clone()), true));
+    assert_eq!(sent[2], (Some(card_id.clone()), true));
+    assert_eq!(sent[3], (Some(new_id), false));
+    assert!(!sent[4].1, "the refused edit went out as a new card");
+}

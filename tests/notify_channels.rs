@@ -1340,6 +1340,42 @@ fn config_errors_name_the_field() {
             "webhook_url: http://127.0.0.1:9/x\nwebhook_url_file: /nonexistent\n",
             &["at most one of webhook_url and webhook_url_file"],
         ),
+        // A DingTalk app's robot: each missing or clashing field named.
+        (
+            "dingtalk_configs",
+            "app_key: ding1\nopen_conversation_id: cid1\n",
+            &["app_secret", "required with app_key"],
+        ),
+        (
+            "dingtalk_configs",
+            "app_key: ding1\napp_secret: s\n",
+            &["open_conversation_id", "required with app_key"],
+        ),
+        (
+            "dingtalk_configs",
+            "webhook_url: http://127.0.0.1:9/x\napp_key: ding1\napp_secret: s\nopen_conversation_id: c\n",
+            &["webhook_url", "at most one of"],
+        ),
+        (
+            "dingtalk_configs",
+            "webhook_url: http://127.0.0.1:9/x\nopen_conversation_id: c\n",
+            &["open_conversation_id", "only with app_key"],
+        ),
+        (
+            "dingtalk_configs",
+            "app_key: ding1\napp_secret: s\nopen_conversation_id: c\nat:\n  mobiles: ['13800000000']\n",
+            &["at.mobiles", "user_ids"],
+        ),
+        (
+            "dingtalk_configs",
+            "app_key: ding1\napp_secret: s\nopen_conversation_id: c\nsecret: SEC1\n",
+            &["secret", "app_secret"],
+        ),
+        (
+            "dingtalk_configs",
+            "app_key: ding1\napp_secret: s\nopen_conversation_id: c\napi_url: not a url\n",
+            &["api_url"],
+        ),
         ("sms_configs", "to: x\n", &["sms_configs", "not supported"]),
     ];
     for (key, yaml, words) in cases {
