@@ -536,10 +536,12 @@ async fn folded_resolves_ride_with_the_next_page() {
 /// secret, sends robot interactive cards under the `cardBizId` the caller
 /// chose (a re-send of one id keeps one card), and updates them by that id;
 /// an update of a card it does not have is refused, as DingTalk does.
+/// One call to DingTalk: method, path, access token header, body.
+type DingtalkCall = (String, String, String, Value);
+
 #[derive(Clone, Default)]
 struct Dingtalk {
-    /// Method, path, access token header, body.
-    calls: Arc<Mutex<Vec<(String, String, String, Value)>>>,
+    calls: Arc<Mutex<Vec<DingtalkCall>>>,
     /// `cardBizId` → the card data last sent or set.
     cards: Arc<Mutex<std::collections::BTreeMap<String, String>>>,
 }
