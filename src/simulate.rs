@@ -155,6 +155,9 @@ pub struct Report {
     /// `notification.due` that edit the group's last message in place
     /// (`update_in_place`): not pages, counted apart.
     pub updates_in_place: u64,
+    /// Digests of resolved alerts (`pages.resolved: digest`): one message
+    /// per receiver and digest time, however many groups resolved.
+    pub resolved_digests: u64,
     /// Firing alerts listed, summed over firing pages.
     pub alerts_carried: u64,
     /// Pages that repeat the group's previous page (the same firing and
@@ -494,6 +497,7 @@ fn measure(scenario: &Scenario, t0: DateTime<Utc>, events: &[Event]) -> Report {
     let mut last: HashMap<String, (Vec<String>, Vec<String>)> = HashMap::new();
     // Per incident, the first firing page naming its root.
     let mut first: Vec<Option<DateTime<Utc>>> = vec![None; scenario.incidents.len()];
+    let mut digests = std::collections::BTreeSet::new();
     for event in events {
         match &event.kind {
             EventKind::AlertReceived(r) => {
@@ -528,6 +532,18 @@ fn measure(scenario: &Scenario, t0: DateTime<Utc>, events: &[Event]) -> Report {
                         s => format!(" — {s}"),
                     }
                 ));
+                if let (Some(at), false) = (n.digest_at, n.update_in_place) {
+                    // Held for the receiver's digest: one message per
+                    // digest time, not a page of the group's own.
+                    if digests.insert((n.group.receiver.clone(), at)) {
+                        report.resolved_digests += 1;
+                    }
+                    let mut content = (n.firing.clone(), n.resolved.clone());
+                    content.0.sort();
+                    content.1.sort();
+                    last.insert(n.group.group.clone(), content);
+                    continue;
+                }
                 if n.update_in_place {
                     // Edits the group's last message: not a page, nor a
                     // duplicate of one; what it shows is the group's state.

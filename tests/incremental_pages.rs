@@ -532,13 +532,13 @@ async fn folded_resolves_ride_with_the_next_page() {
     assert_eq!(dues(&t)[2], due("", "", "A,C"));
 }
 
+/// One call to DingTalk: method, path, access token header, body.
+type DingtalkCall = (String, String, String, Value);
+
 /// A DingTalk open API: issues an access token for the app's key and
 /// secret, sends robot interactive cards under the `cardBizId` the caller
 /// chose (a re-send of one id keeps one card), and updates them by that id;
 /// an update of a card it does not have is refused, as DingTalk does.
-/// One call to DingTalk: method, path, access token header, body.
-type DingtalkCall = (String, String, String, Value);
-
 #[derive(Clone, Default)]
 struct Dingtalk {
     calls: Arc<Mutex<Vec<DingtalkCall>>>,
@@ -740,4 +740,122 @@ async fn a_dingtalk_app_sends_a_card_then_edits_it_across_a_restart() {
     assert_eq!(sent[2], (Some(card_id.clone()), true));
     assert_eq!(sent[3], (Some(new_id), false));
     assert!(!sent[4].1, "the refused edit went out as a new card");
+}
+
+/// `resolved: digest`: what resolves is decided at the group's flush (the
+/// group moves on) but sent in the receiver's hourly digest, one message
+/// for every group that resolved in the hour, also across a restart; a
+/// page of the group before the digest carries its resolves instead.
+#[tokio::test]
+async fn resolves_wait_for_the_hourly_digest() {
+    let hook = Arc::new(Mutex::new(Vec::<Value>::new()));
+    let recorder = hook.clone();
+    let app = Router::new().route(
+        "/hook",
+        post(move |body: axum::body::Bytes| {
+            let recorder = recorder.clone();
+            async move {
+                recorder.lock().push(serde_json::from_slice(&body).unwrap());
+                ""
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let yaml = format!(
+        "route:\n  receiver: ops\n  group_by: [alertname]\n  group_wait: 30s\n  \
+         group_interval: 5m\n  pages: {{resolved: digest, digest_interval: 1h}}\n\
+         receivers:\n  - name: ops\n    webhook_configs:\n      - url: {base}/hook\n"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    // 08:00 UTC: the digest windows end on the hour.
+    let t0: DateTime<Utc> = "2026-11-26T08:00:00Z".parse().unwrap();
+    let clock = ManualClock::new(t0);
+    let t = Timeline::open(&yaml, dir.path(), &clock, t0);
+    let take = || std::mem::take(&mut *hook.lock());
+    let statuses = |bodies: &[Value]| -> Vec<String> {
+        bodies
+            .iter()
+            .map(|b| {
+                let mut names: Vec<String> = b["alerts"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|a| {
+                        format!(
+                            "{}:{}",
+                            a["labels"]["alertname"].as_str().unwrap(),
+                            a["status"].as_str().unwrap()
+                        )
+                    })
+                    .collect();
+                names.sort();
+                names.join(" ")
+            })
+            .collect()
+    };
+
+    // 0 s: A, B and C fire, each its own group; paged at 30 s.
+    t.alert("A", true).await;
+    t.alert("B", true).await;
+    t.alert("C", true).await;
+    t.at(30);
+    t.run().await;
+    assert_eq!(take().len(), 3);
+
+    // A and B resolve; their flushes at 330 s decide, and send nothing.
+    t.at(60);
+    t.alert("A", false).await;
+    t.alert("B", false).await;
+    t.at(330);
+    t.run().await;
+    assert_eq!(take(), Vec::<Value>::new(), "resolves wait for the digest");
+    let held = dues(&t);
+    assert_eq!(held.len(), 5, "{held:?}");
+
+    // A restart before the hour: the held resolves are still owed.
+    t.pipeline.close();
+    drop(t);
+    let t = Timeline::open(&yaml, dir.path(), &clock, t0);
+    t.at(1800);
+    t.run().await;
+    assert_eq!(take(), Vec::<Value>::new());
+
+    // 09:00: one digest with both groups' resolves.
+    t.at(3600);
+    t.run().await;
+    let sent = take();
+    assert_eq!(statuses(&sent), vec!["A:resolved B:resolved"], "{sent:#?}");
+
+    // C resolves at 10 min past 9 (held for 10:00), then fires again: the
+    // group's page at its next flush replaces the held resolve, and the
+    // 10:00 digest has nothing left to say about C.
+    t.at(3600 + 600);
+    t.alert("C", false).await;
+    t.at(3600 + 630);
+    t.run().await;
+    assert_eq!(take(), Vec::<Value>::new());
+    t.at(3600 + 700);
+    t.alert("C", true).await;
+    t.at(3600 + 930);
+    t.run().await;
+    assert_eq!(statuses(&take()), vec!["C:firing"]);
+    t.at(7200);
+    t.run().await;
+    assert_eq!(
+        take(),
+        Vec::<Value>::new(),
+        "nothing stale in the next digest"
+    );
+
+    // C resolves for good: alone in its window, the digest is C's message.
+    t.at(7300);
+    t.alert("C", false).await;
+    t.at(7500);
+    t.run().await;
+    assert_eq!(take(), Vec::<Value>::new());
+    t.at(3 * 3600);
+    t.run().await;
+    assert_eq!(statuses(&take()), vec!["C:resolved"]);
 }

@@ -30,10 +30,11 @@ pub fn run_args(args: SimulateArgs) -> anyhow::Result<()> {
         let report = runtime.block_on(run(&scenario, args.config.as_deref()))?;
         println!("scenario: {}", report.name);
         println!(
-            "  pages: {} firing, {} resolved, {} updates in place; alerts carried: {}; duplicates: {}",
+            "  pages: {} firing, {} resolved, {} updates in place, {} digests of resolved; alerts carried: {}; duplicates: {}",
             report.firing_pages,
             report.resolved_pages,
             report.updates_in_place,
+            report.resolved_digests,
             report.alerts_carried,
             report.duplicates
         );

@@ -254,6 +254,7 @@ mod tests {
                 through: "node-7 placement".into(),
                 kind: "pod".into(),
             }],
+            digest_at: None,
         };
         let event = Event {
             seq: 1,

@@ -439,6 +439,7 @@ impl Escalator {
                 changes_only: false,
                 update_in_place: false,
                 symptoms: Vec::new(),
+                digest_at: None,
             }),
         )
     }

@@ -1002,6 +1002,15 @@ impl Dispatcher {
             && new.is_empty()
             && notice.is_empty()
             && !firing.is_empty();
+        // Only resolves under `resolved: digest`: decided now (the group
+        // moves on), sent in the receiver's next digest of resolved alerts;
+        // where a channel edits in place, the edit still goes at once.
+        let digest_at = (pages.resolved == super::route::ResolvedPages::Digest
+            && new.is_empty()
+            && notice.is_empty()
+            && !resolved.is_empty()
+            && !reminder)
+            .then(|| pages.digest_at(now));
         if !muted_by_time && !outside_active && (update || (changed && !folded) || reminder) {
             let follow_up = state.last_notified_at.is_some() && !update && changed;
             out.push(EventKind::NotificationDue(NotificationDue {
@@ -1017,6 +1026,7 @@ impl Dispatcher {
                 changes_only: follow_up && pages.follow_ups == super::route::FollowUps::Changes,
                 update_in_place: update,
                 symptoms: m.symptoms.values().cloned().collect(),
+                digest_at,
             }));
         }
         if !m.firing.is_empty() || !m.muted.is_empty() {

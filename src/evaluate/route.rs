@@ -62,7 +62,8 @@
 //! `severity_order` (default `[critical, error, warning, info]`, the most
 //! severe first), `flap` (`changes: 4`, `window: 10m`, `stable: 10m`; see
 //! [`crate::evaluate::flap`]), `pages` (`follow_ups: changes | full`,
-//! `update_in_place: true`, `resolved: page | fold`; see [`PagesOpts`]).
+//! `update_in_place: true`, `resolved: page | fold | digest`,
+//! `digest_interval: 1h`; see [`PagesOpts`]).
 //!
 //! Validation is Alertmanager's, with the same messages, each prefixed with
 //! the path of the offending node (`route.routes[1].routes[0]: …`): the root
@@ -80,7 +81,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
@@ -236,6 +237,12 @@ pub struct PagesConfig {
     pub update_in_place: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolved: Option<ResolvedPages>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "serialize_duration"
+    )]
+    pub digest_interval: Option<PromDuration>,
 }
 
 /// What a group's follow-up message (not its first, not a repeat) lists.
@@ -261,6 +268,12 @@ pub enum ResolvedPages {
     /// place); the group's final resolve, with nothing left firing, is
     /// still sent: no page would follow it.
     Fold,
+    /// Held for the receiver's digest of resolved alerts, sent once per
+    /// `digest_interval` (windows aligned to the interval in UTC: on the
+    /// hour for `1h`), with every group that resolved in the window; a
+    /// page of the group before then carries them instead. An edit in
+    /// place still happens at once where the channel can edit.
+    Digest,
 }
 
 /// The pages of a route's groups, in force after inheritance.
@@ -272,6 +285,9 @@ pub struct PagesOpts {
     /// message where the channel can, instead of a new page.
     pub update_in_place: bool,
     pub resolved: ResolvedPages,
+    /// With `resolved: digest`: how often the digest of resolved alerts
+    /// goes out.
+    pub digest_interval: Duration,
 }
 
 impl Default for PagesOpts {
@@ -280,7 +296,20 @@ impl Default for PagesOpts {
             follow_ups: FollowUps::Changes,
             update_in_place: true,
             resolved: ResolvedPages::Page,
+            digest_interval: Duration::hours(1),
         }
+    }
+}
+
+impl PagesOpts {
+    /// When resolves decided at `now` go out in a digest: the end of the
+    /// `digest_interval` window `now` is in, windows counted from the Unix
+    /// epoch so every route of one interval shares them.
+    pub fn digest_at(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        let step = self.digest_interval.num_milliseconds().max(1000);
+        let t = now.timestamp_millis();
+        let end = (t.div_euclid(step) + 1) * step;
+        DateTime::from_timestamp_millis(end).unwrap_or(now)
     }
 }
 
@@ -869,6 +898,16 @@ impl RouteTree {
             if let Some(r) = pages.resolved {
                 opts.pages.resolved = r;
             }
+            if let Some(d) = pages.digest_interval {
+                if d.0 < Duration::minutes(1) {
+                    return Err(fail(
+                        "pages.digest_interval must be at least 1m (a digest more often \
+                         is a page each)"
+                            .into(),
+                    ));
+                }
+                opts.pages.digest_interval = d.0;
+            }
         }
         if let Some(d) = cfg.group_interval {
             if d.0.is_zero() {
@@ -1020,6 +1059,52 @@ pub fn label_set_string(labels: &LabelSet) -> String {
     }
     out.push('}');
     out
+}
+
+#[cfg(test)]
+mod digest_window_tests {
+    use super::*;
+
+    #[test]
+    fn digests_go_out_at_the_end_of_their_window() {
+        let at = |t: &str| t.parse::<DateTime<Utc>>().unwrap();
+        let rows = [
+            // (interval, decided at, digest at)
+            (
+                Duration::hours(1),
+                "2026-11-26T08:00:00Z",
+                "2026-11-26T09:00:00Z",
+            ),
+            (
+                Duration::hours(1),
+                "2026-11-26T08:59:59.999Z",
+                "2026-11-26T09:00:00Z",
+            ),
+            (
+                Duration::minutes(15),
+                "2026-11-26T08:16:00Z",
+                "2026-11-26T08:30:00Z",
+            ),
+            // Daily windows end at midnight UTC.
+            (
+                Duration::days(1),
+                "2026-11-26T23:10:00Z",
+                "2026-11-27T00:00:00Z",
+            ),
+        ];
+        for (interval, decided, want) in rows {
+            let opts = PagesOpts {
+                resolved: ResolvedPages::Digest,
+                digest_interval: interval,
+                ..PagesOpts::default()
+            };
+            assert_eq!(
+                opts.digest_at(at(decided)),
+                at(want),
+                "{interval} {decided}"
+            );
+        }
+    }
 }
 
 #[cfg(test)]
@@ -1971,6 +2056,14 @@ routes:
                 "receiver: r\nflap: {stable: 0s}",
                 &["r"],
                 "route: flap.stable must be positive",
+            ),
+            // A digest of resolved alerts more often than a minute is a
+            // page each.
+            (
+                "receiver: r\nroutes:\n- pages: {resolved: digest, digest_interval: 30s}\n",
+                &["r"],
+                "route.routes[0]: pages.digest_interval must be at least 1m (a digest more \
+                 often is a page each)",
             ),
             // match / match_re keys are classic label names.
             (

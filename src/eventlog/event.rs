@@ -650,6 +650,12 @@ pub struct NotificationDue {
     /// affected").
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub symptoms: Vec<Symptom>,
+    /// Only resolves, under a route's `pages.resolved: digest`: held for
+    /// the receiver's digest of resolved alerts, sent at this time with
+    /// every other one held until then (an edit in place still goes at
+    /// once). A later page of the group carries them instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest_at: Option<DateTime<Utc>>,
 }
 
 /// An alert muted as the symptom of a cause paged in the same
@@ -1370,6 +1376,7 @@ mod tests {
                 changes_only: true,
                 update_in_place: false,
                 symptoms: Vec::new(),
+                digest_at: None,
             }),
             EventKind::NotificationSent(DeliverySent {
                 target: target(),

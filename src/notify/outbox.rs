@@ -57,6 +57,10 @@ const RECENT_SENDS_KEPT: usize = 1024;
 const DIGEST_ALERTS: usize = 20;
 const DIGEST_GROUPS: usize = 20;
 
+/// A pending delivery ready for one integration: its attempt number, and
+/// whether it goes in the receiver's digest of resolved alerts.
+type ReadyItem = (Pending, u32, bool);
+
 /// One due notification that still owes deliveries to one receiver.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Pending {
@@ -185,6 +189,12 @@ impl OutboxState {
             // A page replaced by an update is still a page; the group's
             // first page (neither a follow-up nor an update) still lists
             // everything.
+            // Held for a digest only while every part of it is; the
+            // earliest digest time wins.
+            p.due.digest_at = match (p.due.digest_at, older.due.digest_at) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                _ => None,
+            };
             let update = p.due.update_in_place && older_update;
             p.due.changes_only =
                 !update && (p.due.changes_only || p.due.update_in_place) && older_follows;
@@ -678,6 +688,9 @@ impl Outbox {
                     consider(at);
                 }
             }
+            if let Some(at) = p.due.digest_at {
+                consider(at);
+            }
         }
         for r in self.receivers().by_name.values() {
             if let Some(limit) = r.rate_limit {
@@ -702,8 +715,9 @@ impl Outbox {
         let inner = self.state.inner.read();
         let mut in_flight = self.in_flight.lock();
         let mut per_integration = self.in_flight_per_integration.lock();
-        // (receiver, integration) → ready items, oldest first.
-        let mut ready: BTreeMap<(String, String), Vec<(Pending, u32)>> = BTreeMap::new();
+        // (receiver, integration) → ready items, oldest first, each marked
+        // whether it goes in the receiver's digest of resolved alerts.
+        let mut ready: BTreeMap<(String, String), Vec<ReadyItem>> = BTreeMap::new();
         let mut jobs = Vec::new();
         let committed = self
             .state
@@ -757,10 +771,16 @@ impl Outbox {
                     });
                     continue;
                 }
+                // Resolves held for the digest wait for its time (an edit
+                // in place does not: it is no message of its own).
+                let digest = !edits && p.due.digest_at.is_some();
+                if digest && p.due.digest_at.is_some_and(|at| at > now) {
+                    continue;
+                }
                 ready
                     .entry((p.receiver.clone(), integration.id.clone()))
                     .or_default()
-                    .push((p.clone(), attempts.attempts + 1));
+                    .push((p.clone(), attempts.attempts + 1, digest));
             }
         }
         for ((receiver_name, integration), items) in ready {
@@ -781,9 +801,17 @@ impl Outbox {
             if free == 0 {
                 continue; // next_wake says when a slot frees
             }
-            let mut items = items;
-            let surplus = if items.len() > free {
-                items.split_off(free - 1)
+            // One message per item, except the resolves held for the
+            // digest: one message together.
+            let (held, single): (Vec<_>, Vec<_>) = items.into_iter().partition(|i| i.2);
+            let mut units: Vec<Vec<(Pending, u32)>> =
+                single.into_iter().map(|(p, a, _)| vec![(p, a)]).collect();
+            if !held.is_empty() {
+                units.push(held.into_iter().map(|(p, a, _)| (p, a)).collect());
+                units.sort_by_key(|u| u[0].0.due_seq);
+            }
+            let surplus: Vec<(Pending, u32)> = if units.len() > free {
+                units.split_off(free - 1).into_iter().flatten().collect()
             } else {
                 Vec::new()
             };
@@ -800,8 +828,8 @@ impl Outbox {
                     attempt,
                 });
             };
-            for item in items {
-                send(vec![item]);
+            for unit in units {
+                send(unit);
             }
             if !surplus.is_empty() {
                 send(surplus);
@@ -1469,6 +1497,7 @@ mod tests {
             changes_only: false,
             update_in_place: false,
             symptoms: Vec::new(),
+            digest_at: None,
         };
         let msg = build_message(&due, "team", &store, "", vec![3], at);
         let summary = |name: &str| {
