@@ -303,6 +303,40 @@ pub fn yes() -> bool {
     true
 }
 
+/// A payload this channel cannot send as it is (not its kind, not JSON, no
+/// id to edit): never worth another try.
+pub(crate) fn unsendable(reason: &str) -> crate::notify::DeliveryError {
+    crate::notify::DeliveryError {
+        reason: reason.to_string(),
+        class: "render",
+        status: None,
+        retryable: false,
+        retry_after: None,
+    }
+}
+
+/// `payload` with one more header (an API token fetched at send time,
+/// never part of what `render` built).
+pub(crate) fn with_header(payload: Payload, name: &str, value: String) -> Payload {
+    match payload {
+        Payload::Http {
+            url,
+            content_type,
+            mut headers,
+            body,
+        } => {
+            headers.push((name.to_string(), value));
+            Payload::Http {
+                url,
+                content_type,
+                headers,
+                body,
+            }
+        }
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

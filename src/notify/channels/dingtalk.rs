@@ -434,28 +434,18 @@ fn card_data(title: &str, text: &str) -> String {
     .to_string()
 }
 
-fn refused(reason: &str) -> DeliveryError {
-    DeliveryError {
-        reason: reason.to_string(),
-        class: "render",
-        status: None,
-        retryable: false,
-        retry_after: None,
-    }
-}
-
 /// The `cardBizId` a rendered card message names.
 fn card_biz_id(payload: &Payload) -> Result<String, DeliveryError> {
     let Payload::Http { body, .. } = payload else {
-        return Err(refused("payload is not an HTTP request"));
+        return Err(common::unsendable("payload is not an HTTP request"));
     };
-    let body: serde_json::Value =
-        serde_json::from_slice(body).map_err(|_| refused("the DingTalk card is not JSON"))?;
+    let body: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|_| common::unsendable("the DingTalk card is not JSON"))?;
     body["cardBizId"]
         .as_str()
         .filter(|id| !id.is_empty())
         .map(str::to_string)
-        .ok_or_else(|| refused("the DingTalk card has no cardBizId"))
+        .ok_or_else(|| common::unsendable("the DingTalk card has no cardBizId"))
 }
 
 /// The `PUT` of a rendered card's data onto the card `card_biz_id`.
@@ -465,16 +455,18 @@ fn update_payload(
     card_biz_id: &str,
 ) -> Result<Payload, DeliveryError> {
     let Payload::Http { body, .. } = payload else {
-        return Err(refused("payload is not an HTTP request"));
+        return Err(common::unsendable("payload is not an HTTP request"));
     };
-    let body: serde_json::Value =
-        serde_json::from_slice(body).map_err(|_| refused("the DingTalk card is not JSON"))?;
+    let body: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|_| common::unsendable("the DingTalk card is not JSON"))?;
     if card_biz_id.is_empty()
         || !card_biz_id
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
     {
-        return Err(refused("the recorded DingTalk card id is not one"));
+        return Err(common::unsendable(
+            "the recorded DingTalk card id is not one",
+        ));
     }
     Ok(common::json_post(
         format!("{}/v1.0/im/robots/interactiveCards", app.api_url),
@@ -484,29 +476,6 @@ fn update_payload(
             "cardData": body["cardData"],
         }),
     ))
-}
-
-fn with_token(payload: Payload, token: &Secret) -> Payload {
-    match payload {
-        Payload::Http {
-            url,
-            content_type,
-            mut headers,
-            body,
-        } => {
-            headers.push((
-                "x-acs-dingtalk-access-token".to_string(),
-                token.expose().to_string(),
-            ));
-            Payload::Http {
-                url,
-                content_type,
-                headers,
-                body,
-            }
-        }
-        other => other,
-    }
 }
 
 /// The open API answers success as 2xx; a 2xx body with `"success":
@@ -548,5 +517,13 @@ async fn access_token(
         .as_str()
         .filter(|t| !t.is_empty())
         .map(Secret::new)
-        .ok_or_else(|| refused("DingTalk answered no accessToken"))
+        .ok_or_else(|| common::unsendable("DingTalk answered no accessToken"))
+}
+
+fn with_token(payload: Payload, token: &Secret) -> Payload {
+    common::with_header(
+        payload,
+        "x-acs-dingtalk-access-token",
+        token.expose().to_string(),
+    )
 }

@@ -333,16 +333,6 @@ fn app_message(
     out
 }
 
-fn refused(reason: &str) -> DeliveryError {
-    DeliveryError {
-        reason: reason.to_string(),
-        class: "render",
-        status: None,
-        retryable: false,
-        retry_after: None,
-    }
-}
-
 /// The `PATCH` of a rendered app message onto `message_id`: cards only
 /// (Feishu edits no other kind; the outbox then posts anew).
 fn edit_payload(
@@ -351,19 +341,23 @@ fn edit_payload(
     message_id: &str,
 ) -> Result<Payload, DeliveryError> {
     let Payload::Http { body, .. } = payload else {
-        return Err(refused("payload is not an HTTP request"));
+        return Err(common::unsendable("payload is not an HTTP request"));
     };
-    let body: serde_json::Value =
-        serde_json::from_slice(body).map_err(|_| refused("the Feishu body is not JSON"))?;
+    let body: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|_| common::unsendable("the Feishu body is not JSON"))?;
     if body["msg_type"] != "interactive" {
-        return Err(refused("only cards can be edited; sent as a new message"));
+        return Err(common::unsendable(
+            "only cards can be edited; sent as a new message",
+        ));
     }
     if message_id.is_empty()
         || !message_id
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_')
     {
-        return Err(refused("the recorded Feishu message id is not one"));
+        return Err(common::unsendable(
+            "the recorded Feishu message id is not one",
+        ));
     }
     Ok(common::json_post(
         format!("{}/open-apis/im/v1/messages/{message_id}", app.api_url),
@@ -399,30 +393,7 @@ async fn tenant_token(client: &reqwest::Client, app: &FeishuApp) -> Result<Secre
         .as_str()
         .filter(|t| !t.is_empty())
         .map(Secret::new)
-        .ok_or_else(|| refused("Feishu answered no tenant_access_token"))
-}
-
-fn with_token(payload: Payload, token: &Secret) -> Payload {
-    match payload {
-        Payload::Http {
-            url,
-            content_type,
-            mut headers,
-            body,
-        } => {
-            headers.push((
-                "Authorization".to_string(),
-                format!("Bearer {}", token.expose()),
-            ));
-            Payload::Http {
-                url,
-                content_type,
-                headers,
-                body,
-            }
-        }
-        other => other,
-    }
+        .ok_or_else(|| common::unsendable("Feishu answered no tenant_access_token"))
 }
 
 /// An open-platform call; the message id Feishu answers (`data.message_id`).
@@ -441,4 +412,12 @@ async fn open_api(
     let answer: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
     delivered.message_ref = answer["data"]["message_id"].as_str().map(str::to_string);
     Ok(delivered)
+}
+
+fn with_token(payload: Payload, token: &Secret) -> Payload {
+    common::with_header(
+        payload,
+        "Authorization",
+        format!("Bearer {}", token.expose()),
+    )
 }

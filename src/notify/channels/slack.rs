@@ -378,21 +378,14 @@ fn update_payload(
     update_url: &str,
     message_ref: &str,
 ) -> Result<Payload, DeliveryError> {
-    let refused = |reason: &str| DeliveryError {
-        reason: reason.to_string(),
-        class: "render",
-        status: None,
-        retryable: false,
-        retry_after: None,
-    };
     let Payload::Http { headers, body, .. } = payload else {
-        return Err(refused("payload is not an HTTP request"));
+        return Err(common::unsendable("payload is not an HTTP request"));
     };
     let (channel, ts) = message_ref
         .split_once(' ')
-        .ok_or_else(|| refused("the recorded Slack message is not `channel ts`"))?;
-    let mut body: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(body).map_err(|_| refused("the Slack body is not JSON"))?;
+        .ok_or_else(|| common::unsendable("the recorded Slack message is not `channel ts`"))?;
+    let mut body: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(body)
+        .map_err(|_| common::unsendable("the Slack body is not JSON"))?;
     for key in ["username", "icon_emoji", "icon_url"] {
         body.remove(key);
     }
