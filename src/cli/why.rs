@@ -208,6 +208,17 @@ pub fn fate_in(event: &Event, fingerprint: &str) -> Option<String> {
             s.cause, s.through
         ));
     }
+    if let Some(at) = n.digest_at
+        && !n.update_in_place
+        && n.resolved.iter().any(|fp| fp == fingerprint)
+    {
+        return Some(format!(
+            "resolve not paged on its own: held for {}'s digest of resolved alerts at {} \
+             (pages.resolved: digest)",
+            n.group.receiver,
+            at.format("%Y-%m-%d %H:%M UTC")
+        ));
+    }
     n.muted
         .get(fingerprint)
         .map(|why| format!("not paged: muted by {}", why.join("; ")))
@@ -281,5 +292,18 @@ mod tests {
         for (fp, want) in rows {
             assert_eq!(fate_in(&event, fp).as_deref(), want, "{fp}");
         }
+        // A resolve held for the digest says when it goes out.
+        let mut held = event.clone();
+        if let EventKind::NotificationDue(n) = &mut held.kind {
+            n.resolved = vec!["gone".into()];
+            n.digest_at = Some("2026-11-26T04:00:00Z".parse().unwrap());
+        }
+        assert_eq!(
+            fate_in(&held, "gone").as_deref(),
+            Some(
+                "resolve not paged on its own: held for oncall's digest of resolved alerts at \
+                 2026-11-26 04:00 UTC (pages.resolved: digest)"
+            )
+        );
     }
 }
