@@ -253,6 +253,7 @@ mod tests {
                 cause: "node".into(),
                 through: "node-7 placement".into(),
                 kind: "pod".into(),
+                new: false,
             }],
         };
         let event = Event {
