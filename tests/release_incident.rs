@@ -426,7 +426,12 @@ async fn a_bad_release_pages_once_headed_by_itself_and_late_pods_reach_its_page(
 async fn without_releases_alert_no_release_is_raised() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(t0());
-    let config = CONFIG.replace("  alert: {severity: warning}\n", "");
+    let config = CONFIG
+        .replace("  alert: {severity: warning}\n", "")
+        .replace(
+            "source_matchers: ['alertname=\"ReleaseSuspected\"']",
+            "source_matchers: ['alertname=\"Other\"']",
+        );
     let mut t = Timeline::open(dir.path(), &clock, &config);
     t.pipeline
         .log
@@ -448,7 +453,8 @@ async fn without_releases_alert_no_release_is_raised() {
     );
 }
 
-/// A bad `releases.alert` is refused naming the field.
+/// A bad `releases.alert`, or a rule whose cause is the release's alert
+/// while none is raised, is refused naming the field.
 #[test]
 fn a_bad_release_alert_is_refused_naming_the_field() {
     let rows = [
@@ -457,6 +463,10 @@ fn a_bad_release_alert_is_refused_naming_the_field() {
             "releases.alert.severity: must not be empty",
         ),
         ("  alert: {severity: warning, sevrity: x}\n", "sevrity"),
+        (
+            "",
+            "inhibit_rules[0].source_matchers: alertname=\"ReleaseSuspected\", but releases.alert is not set, so no such alert is raised",
+        ),
     ];
     for (alert, named) in rows {
         let text = CONFIG.replace("  alert: {severity: warning}\n", alert);

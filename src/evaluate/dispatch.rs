@@ -30,6 +30,8 @@
 //! Alerts inhibited through the topology (an inhibit rule's `through:`)
 //! are their cause's symptoms: the cause's group lists them in its
 //! notification's `symptoms`, so its page says what else it brought down.
+//! Symptoms that join after that page are news for an update in place
+//! (never a page): its `symptoms` marks them `new`.
 //!
 //! Every decision is an event: `group.scheduled` (the timer, so a restart
 //! neither drops nor repeats a due flush and a waiting group keeps waiting

@@ -960,6 +960,38 @@ mod tests {
         }
     }
 
+    /// A message's symptoms say what joined since the group's last
+    /// message, when some had been summarised before.
+    #[test]
+    fn a_summary_says_which_symptoms_are_new() {
+        let symptom = |kind: &str, new: bool| crate::eventlog::Symptom {
+            fingerprint: String::new(),
+            cause: String::new(),
+            through: String::new(),
+            kind: kind.into(),
+            new,
+        };
+        // (symptoms as (kind, new), summary)
+        let rows: &[(&[(&str, bool)], &str)] = &[
+            (&[], ""),
+            (&[("pod", false), ("pod", false)], "2 pods affected"),
+            // All new: the first summary, nothing to compare with.
+            (&[("pod", true), ("pod", true)], "2 pods affected"),
+            (
+                &[("pod", false), ("pod", true), ("pod", true)],
+                "3 pods affected (new: 2 pods)",
+            ),
+            (
+                &[("pod", false), ("service", true), ("pod", true)],
+                "2 pods and 1 service affected (new: 1 pod, 1 service)",
+            ),
+        ];
+        for (symptoms, want) in rows {
+            let symptoms: Vec<_> = symptoms.iter().map(|(k, n)| symptom(k, *n)).collect();
+            assert_eq!(summary_of(&symptoms), *want, "{symptoms:?}");
+        }
+    }
+
     /// Config mistakes are refused naming the field.
     #[test]
     fn config_mistakes_name_the_field() {
@@ -1270,5 +1302,19 @@ mod tests {
         assert_eq!(join("crash", "stuck").as_deref(), Some("release rel-142"));
         assert_eq!(join("crash", "other"), None);
         assert_eq!(join("unsuspected", "stuck"), None);
+        // The release's own alert is about the release its label names
+        // (it is not suspected of anything); a `release` label on another
+        // alert (Helm's) names none of ours.
+        let raised = labels(&[("alertname", "ReleaseSuspected"), ("release", "rel-142")]);
+        let helm = labels(&[("alertname", "PodCrashLooping"), ("release", "rel-142")]);
+        let from = |source: &LabelSet| {
+            joins.join(
+                Through::Release,
+                (&l, &joins.facts("crash", &l)),
+                ("raised", source),
+            )
+        };
+        assert_eq!(from(&raised).as_deref(), Some("release rel-142"));
+        assert_eq!(from(&helm), None);
     }
 }
