@@ -406,6 +406,19 @@ impl Config {
                     "inhibit_rules[{i}].through: dependency, but topology.dependencies declares none"
                 ));
             }
+            // A cause that is never raised would mute nothing, silently.
+            if self.releases.alert.is_none()
+                && rule.source_matchers().iter().any(|m| {
+                    m.name() == "alertname"
+                        && m.op() == crate::evaluate::matcher::MatchOp::Equal
+                        && m.value() == crate::act::release::RELEASE_ALERT
+                })
+            {
+                return Err(format!(
+                    "inhibit_rules[{i}].source_matchers: alertname=\"{}\", but releases.alert is not set, so no such alert is raised",
+                    crate::act::release::RELEASE_ALERT
+                ));
+            }
         }
         Ok(Routing {
             tree,

@@ -525,9 +525,7 @@ fn measure(scenario: &Scenario, t0: DateTime<Utc>, events: &[Event]) -> Report {
                     } else {
                         ""
                     },
-                    match crate::evaluate::topology::summary(
-                        n.symptoms.iter().map(|s| s.kind.as_str())
-                    ) {
+                    match crate::evaluate::topology::summary_of(&n.symptoms) {
                         s if s.is_empty() => s,
                         s => format!(" — {s}"),
                     }

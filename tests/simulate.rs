@@ -44,14 +44,14 @@ async fn shipped_scenarios_stay_within_their_bounds() {
     }
 }
 
-/// The tuned config's inhibition keeps the second wave of a bad release
-/// out of the pages; grouped by alert name alone, all 200 pods and the
-/// rollout are carried.
+/// The tuned config's inhibition keeps every pod of a bad release out of
+/// the pages (the release and its stuck rollout are carried); grouped by
+/// alert name alone, all 200 pods and the rollout are carried.
 #[tokio::test]
 async fn tuned_inhibition_carries_fewer_alerts_than_naive_grouping() {
     let tuned = report("bad-release.yaml", None).await;
     let naive = report("bad-release.yaml", Some("naive.yaml")).await;
-    assert_eq!(tuned.alerts_carried, 101, "{tuned:#?}");
+    assert_eq!(tuned.alerts_carried, 2, "{tuned:#?}");
     assert_eq!(naive.alerts_carried, 301, "{naive:#?}");
     assert!(tuned.firing_pages < naive.firing_pages);
 }
@@ -86,6 +86,47 @@ async fn a_bad_release_is_linked_to_its_alerts_and_rolled_back_once() {
     assert_eq!(
         r.remediations,
         vec!["+60s rollback:rel-142 POST https://deploy.example.com/api/apps/checkout/rollback"]
+    );
+}
+
+/// The bad release used to page twice: its first 100 pods flushed at
+/// +60 s, the instant the rollout was reported stuck and before anything
+/// named their cause, then the rollout. Now the release is raised as an
+/// alert (`releases.alert`) when its first pods crash, mutes them through
+/// `release`, and pages once with the stuck rollout at +90 s, its pods
+/// summarised; the 100 that crash after that page reach it as an update
+/// in place saying the count grew; no pod pages. Alertmanager's behaviour
+/// (naive) still pages the pods twice and the rollout once.
+#[tokio::test]
+async fn a_bad_release_pages_once_headed_by_the_release_with_its_pods_summarised() {
+    let tuned = report("bad-release.yaml", None).await;
+    let group = r#"oncall {}/{alertname=~"ReleaseSuspected|KubeDeploymentRolloutStuck"}/0:{app="checkout", cluster="prod"}"#;
+    let pages: Vec<&str> = tuned.pages.iter().map(|p| p.trim_start()).collect();
+    assert_eq!(
+        pages,
+        vec![
+            format!("+90s {group}: 2 firing, 0 resolved, 0 muted — 100 pods affected"),
+            format!(
+                "+390s {group}: 2 firing, 0 resolved, 0 muted (update in place) — 200 pods affected (new: 100 pods)"
+            ),
+            format!("+990s {group}: 0 firing, 2 resolved, 0 muted (update in place)"),
+        ],
+        "{tuned:#?}"
+    );
+    assert_eq!((tuned.firing_pages, tuned.resolved_pages), (1, 0));
+    assert_eq!(
+        tuned.incidents,
+        vec![("checkout rollout stuck".to_string(), Some(30.0))]
+    );
+    let naive = report("bad-release.yaml", Some("naive.yaml")).await;
+    assert_eq!(
+        (
+            naive.firing_pages,
+            naive.resolved_pages,
+            naive.alerts_carried
+        ),
+        (3, 2, 301),
+        "{naive:#?}"
     );
 }
 

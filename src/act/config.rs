@@ -16,6 +16,7 @@
 //!       freeze: [friday-evening, holidays]      # names in time_intervals
 //!       freeze_cron: [{cron: "0 18 * * 5", duration: 62h, time_zone: Asia/Shanghai}]
 //!   auto_rollback: {action: rollback}
+//!   alert: {severity: warning}  # raise ReleaseSuspected to head its incident
 //! remediation:
 //!   allowed_hosts: [deploy.example.com]
 //!   actions:
@@ -56,6 +57,23 @@ pub struct ReleasesConfig {
     /// Gate rules by environment; `default` for environments not named.
     pub gate: BTreeMap<String, GateRules>,
     pub auto_rollback: Option<AutoRollback>,
+    /// Raise `ReleaseSuspected` for a release whose bake window alerts of
+    /// its app fire in, so the release can head their incident (off when
+    /// absent).
+    pub alert: Option<ReleaseAlertConfig>,
+}
+
+/// `releases.alert`: Fenghuo's own alert for a suspected release.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseAlertConfig {
+    /// Its `severity` label (routes and late joiners read it).
+    #[serde(default = "warning")]
+    pub severity: String,
+}
+
+fn warning() -> String {
+    "warning".into()
 }
 
 impl Default for ReleasesConfig {
@@ -69,6 +87,7 @@ impl Default for ReleasesConfig {
             kubernetes_env: String::new(),
             gate: BTreeMap::new(),
             auto_rollback: None,
+            alert: None,
         }
     }
 }
@@ -259,6 +278,11 @@ impl ReleasesConfig {
                     })?;
                 }
             }
+        }
+        if let Some(alert) = &self.alert
+            && alert.severity.trim().is_empty()
+        {
+            return Err("releases.alert.severity: must not be empty".into());
         }
         if let Some(auto) = &self.auto_rollback
             && !remediation.actions.iter().any(|a| a.name == auto.action)

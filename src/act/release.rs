@@ -4,7 +4,9 @@
 //! `started`, `succeeded`, `failed` or `rolled_back`
 //! (`release.status_changed`); what went wrong in its bake window is linked
 //! to it (`release.suspected`). The history of an app in an environment,
-//! its rollback target and the releases still baking are read from here.
+//! its rollback target and the releases still baking are read from here,
+//! and which alerts are suspected of a release, and which `ReleaseSuspected`
+//! alert (raised by the act stage under `releases.alert`) stands for it.
 //! This view only folds: deciding is the act stage's, answering the API's.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -24,6 +26,21 @@ const KEEP_SUSPECTS_HOURS: i64 = 48;
 const SUSPECTS_KEPT: usize = 10_000;
 /// Statuses a release can be moved to.
 pub const STATUSES: &[&str] = &["started", "succeeded", "failed", "rolled_back"];
+/// `alertname` of Fenghuo's own alert for a suspected release: the cause
+/// that heads the incident of the alerts suspected of it.
+pub const RELEASE_ALERT: &str = "ReleaseSuspected";
+/// The label of a `ReleaseSuspected` alert naming the release's id.
+pub const RELEASE_LABEL: &str = "release";
+
+/// The release a `ReleaseSuspected` alert stands for; `None` for any
+/// other alert (a `release` label of someone else's, Helm's for one, names
+/// no release of ours).
+pub fn release_of_alert(labels: &crate::eventlog::LabelSet) -> Option<&str> {
+    (labels.get("alertname") == Some(RELEASE_ALERT))
+        .then(|| labels.get(RELEASE_LABEL))
+        .flatten()
+        .filter(|r| !r.is_empty())
+}
 
 /// A release and what happened to it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -61,6 +78,12 @@ struct Inner {
     suspects: BTreeMap<String, BTreeMap<String, ReleaseSuspicion>>,
     /// When each subject was last suspected, oldest first by time.
     suspected_at: BTreeMap<String, DateTime<Utc>>,
+    /// Release id → the subjects suspected of it (forgotten with them).
+    #[serde(default)]
+    subjects: BTreeMap<String, BTreeSet<String>>,
+    /// Release id → the fingerprint of its `ReleaseSuspected` alert.
+    #[serde(default)]
+    alerts: BTreeMap<String, String>,
 }
 
 #[derive(Default)]
@@ -185,6 +208,22 @@ impl Releases {
             .cloned()
     }
 
+    /// Subjects (alert fingerprints, uids, probes) suspected of `release`.
+    pub fn subjects_of(&self, release: &str) -> Vec<String> {
+        self.inner
+            .read()
+            .subjects
+            .get(release)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The fingerprint of the `ReleaseSuspected` alert raised for
+    /// `release`, if one ever was.
+    pub fn alert_of(&self, release: &str) -> Option<String> {
+        self.inner.read().alerts.get(release).cloned()
+    }
+
     /// A Kubernetes rollout already recorded as a release.
     pub fn rollout_seen(&self, key: &str) -> bool {
         self.inner.read().rollouts.contains(key)
@@ -201,6 +240,15 @@ impl Projection for Releases {
             EventKind::ReleaseRecorded(_)
             | EventKind::ReleaseStatusChanged(_)
             | EventKind::ReleaseSuspected(_) => {}
+            EventKind::AlertReceived(report) => {
+                if let Some(release) = release_of_alert(&report.labels) {
+                    self.inner
+                        .write()
+                        .alerts
+                        .insert(release.to_string(), report.fingerprint.clone());
+                }
+                return;
+            }
             _ => return,
         }
         let at = event.occurred_at;
@@ -258,6 +306,11 @@ impl Projection for Releases {
                     .or_default()
                     .insert(s.release.clone(), s.clone());
                 inner.suspected_at.insert(s.subject.clone(), at);
+                inner
+                    .subjects
+                    .entry(s.release.clone())
+                    .or_default()
+                    .insert(s.subject.clone());
                 if inner.suspects.len() > SUSPECTS_KEPT {
                     // Log time, so a replay forgets the same ones.
                     let horizon = at - Duration::hours(KEEP_SUSPECTS_HOURS);
@@ -269,7 +322,19 @@ impl Projection for Releases {
                         .collect();
                     for k in old {
                         inner.suspected_at.remove(&k);
-                        inner.suspects.remove(&k);
+                        for release in inner
+                            .suspects
+                            .remove(&k)
+                            .into_iter()
+                            .flat_map(|m| m.into_keys())
+                        {
+                            if let Some(subjects) = inner.subjects.get_mut(&release) {
+                                subjects.remove(&k);
+                                if subjects.is_empty() {
+                                    inner.subjects.remove(&release);
+                                }
+                            }
+                        }
                     }
                 }
             }

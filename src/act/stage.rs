@@ -7,6 +7,10 @@
 //!   scale-up of a new ReplicaSet (`releases.from_kubernetes`);
 //! - `release.suspected` for a new alert, a Warning Kubernetes event or a
 //!   failed probe of an app with a release in its bake window;
+//! - under `releases.alert`, the `ReleaseSuspected` alert of a release
+//!   that alerts are suspected of (`alert.received`, raised once while
+//!   any of them fires; `alert.resolved` when none fires any more), so the
+//!   release can head their incident and inhibit them `through: release`;
 //! - `remediation.due` (or `.dry_run`, or `.refused` by a guard) for
 //!   auto-rollback of a release suspected by a critical alert, and for the
 //!   actions remediation routes or an alert's `remediation` annotation name.
@@ -55,6 +59,10 @@ struct Round {
     runs: HashSet<String>,
     counts: HashMap<String, u32>,
     rollouts: HashSet<String>,
+    /// Releases whose `ReleaseSuspected` alert was looked at this round
+    /// (raised or found firing; checked for its end).
+    raised: HashSet<String>,
+    ended: HashSet<String>,
 }
 
 /// One run to decide: which action, for what, and the template context.
@@ -126,6 +134,9 @@ impl ActStage {
             match &event.kind {
                 EventKind::AlertReceived(report) => {
                     self.alert_received(&mut round, now, event.seq, report)
+                }
+                EventKind::AlertResolved(r) => {
+                    self.suspect_resolved(&mut round, now, &r.fingerprint)
                 }
                 EventKind::NotificationDue(due) if due.escalation.is_none() => {
                     for fp in &due.new {
@@ -238,6 +249,11 @@ impl ActStage {
         }
         let fingerprint = report.fingerprint.as_str();
         let labels = &report.labels;
+        // Our own alert for a release is not evidence against it.
+        if super::release::release_of_alert(labels).is_some() {
+            return;
+        }
+        let started = report.starts_at.min(now);
         let config = &self.releases_config;
         let Some(app) = config.app_of(labels) else {
             return;
@@ -255,7 +271,7 @@ impl ActStage {
         // Linked by when it started firing, not when it was received.
         let Some(s) = self.suspect(
             round,
-            (now, report.starts_at.min(now)),
+            (now, started),
             seq,
             app,
             config.env_of(labels),
@@ -265,8 +281,16 @@ impl ActStage {
             evidence,
             severity,
         ) else {
+            // Linked before: a new episode of it fires its release's
+            // alert again if that ended and the release still bakes.
+            if let Some(s) = self.releases.suspicion_of(fingerprint)
+                && s.evidence_kind == "alert"
+            {
+                self.raise_release_alert(round, (now, started), &s);
+            }
             return;
         };
+        self.raise_release_alert(round, (now, started), &s);
         let Some(auto) = &config.auto_rollback else {
             return;
         };
@@ -322,6 +346,157 @@ impl ActStage {
                 reason,
                 context,
             },
+        );
+    }
+
+    /// Raises the `ReleaseSuspected` alert of the release `s` links an
+    /// alert to (started at `at`, within the bake window), unless it fires
+    /// already: the cause its symptoms are inhibited by `through: release`
+    /// and summarised under. Only under `releases.alert`.
+    fn raise_release_alert(
+        &self,
+        round: &mut Round,
+        (now, at): (DateTime<Utc>, DateTime<Utc>),
+        s: &ReleaseSuspicion,
+    ) {
+        let Some(alert) = &self.releases_config.alert else {
+            return;
+        };
+        if !round.raised.insert(s.release.clone()) {
+            return;
+        }
+        let Some(release) = self.releases.get(&s.release) else {
+            return;
+        };
+        let window = self.releases_config.bake_window.0;
+        if !release.baking_at(at, window) {
+            return;
+        }
+        let r = &release.release;
+        let config = &self.releases_config;
+        let mut labels = crate::eventlog::LabelSet::new();
+        labels.insert("alertname".into(), super::release::RELEASE_ALERT.into());
+        labels.insert(super::release::RELEASE_LABEL.into(), r.id.clone());
+        labels.insert(config.app_label.clone(), r.app.clone());
+        labels.insert("version".into(), r.version.clone());
+        labels.insert("severity".into(), alert.severity.clone());
+        for (name, value) in [
+            (&config.env_label, &r.env),
+            (&config.cluster_label, &r.cluster),
+        ] {
+            if !value.is_empty() {
+                labels.insert(name.clone(), value.clone());
+            }
+        }
+        let fingerprint = Fingerprint::of(&labels);
+        let stored = self.alerts.get(fingerprint);
+        if stored.as_ref().is_some_and(|a| a.firing_at(now)) {
+            return;
+        }
+        let version = stored.map_or(0, |a| a.version);
+        let by = if r.by.is_empty() {
+            String::new()
+        } else {
+            format!(" by {}", r.by)
+        };
+        let started = release.started_at.unwrap_or(release.recorded_at);
+        let mut annotations = crate::eventlog::LabelSet::new();
+        annotations.insert(
+            "summary".into(),
+            format!(
+                "{} {}{by}, started {} ago, is suspected: {}",
+                r.app,
+                r.version,
+                ago(now - started),
+                s.evidence
+            ),
+        );
+        let rollback = self
+            .releases
+            .rollback_target_of(&r.id)
+            .map(|t| {
+                format!(
+                    " Rollback target: {} ({}).",
+                    t.release.version, t.release.id
+                )
+            })
+            .unwrap_or_default();
+        annotations.insert(
+            "description".into(),
+            format!(
+                "Alerts of {} began firing within the bake window ({}) of release {} \
+                 ({} {}{by}, started {}). They are its symptoms: summarised with it, \
+                 not paged on their own; `fenghuo why` explains each.{rollback}",
+                r.app,
+                config.bake_window,
+                r.id,
+                r.app,
+                r.version,
+                started.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            ),
+        );
+        let key = fingerprint.to_string();
+        let report = crate::eventlog::AlertReport {
+            fingerprint: key.clone(),
+            labels,
+            annotations,
+            starts_at: now,
+            ends_at: None,
+            generator_url: String::new(),
+            extra: Default::default(),
+        };
+        round.out.push(
+            NewEvent::new(
+                now,
+                "fenghuo",
+                &key,
+                EventKind::AlertReceived(Arc::new(report)),
+            )
+            .expecting(version),
+        );
+    }
+
+    /// An alert resolved: if it was suspected of a release whose
+    /// `ReleaseSuspected` alert fires, and no alert suspected of that
+    /// release fires any more, the release's alert resolves.
+    fn suspect_resolved(&self, round: &mut Round, now: DateTime<Utc>, fingerprint: &str) {
+        let Some(s) = self.releases.suspicion_of(fingerprint) else {
+            return;
+        };
+        if !round.ended.insert(s.release.clone()) {
+            return;
+        }
+        let Some(alert_fp) = self.releases.alert_of(&s.release) else {
+            return;
+        };
+        let firing = |fp: &str| {
+            Fingerprint::parse(fp)
+                .and_then(|f| self.alerts.get(f))
+                .filter(|a| a.firing_at(now))
+        };
+        let Some(alert) = firing(&alert_fp) else {
+            return;
+        };
+        let subjects = self.releases.subjects_of(&s.release);
+        if subjects
+            .iter()
+            .any(|subject| *subject != alert_fp && firing(subject).is_some())
+        {
+            return;
+        }
+        round.out.push(
+            NewEvent::new(
+                now,
+                "fenghuo",
+                &alert_fp,
+                EventKind::AlertResolved(crate::eventlog::AlertResolution {
+                    fingerprint: alert_fp.clone(),
+                    ends_at: now,
+                    reason: format!("no alert suspected of release {} fires any more", s.release),
+                    report: None,
+                }),
+            )
+            .expecting(alert.version),
         );
     }
 
@@ -642,6 +817,15 @@ impl ActStage {
 }
 
 /// 12 hex digits of a SHA-256: a stable id from a key.
+/// "29 s", "4 min", "3 h": how long ago, for a summary.
+fn ago(d: chrono::Duration) -> String {
+    match d.num_seconds().max(0) {
+        s if s < 60 => format!("{s} s"),
+        s if s < 3600 => format!("{} min", s / 60),
+        s => format!("{} h", s / 3600),
+    }
+}
+
 pub fn short_hash(key: &str) -> String {
     use sha2::Digest;
     let digest = sha2::Sha256::digest(key.as_bytes());

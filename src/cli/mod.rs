@@ -12,7 +12,7 @@ mod simulate;
 mod template;
 mod test;
 mod why;
-pub use why::inhibited_as_of;
+pub use why::{fate_in, inhibited_as_of};
 
 use std::path::PathBuf;
 

@@ -264,6 +264,7 @@ mod tests {
                 cause: "node".into(),
                 through: "node-7 placement".into(),
                 kind: "pod".into(),
+                new: false,
             }],
             digest_at: None,
         };

@@ -30,6 +30,8 @@
 //! Alerts inhibited through the topology (an inhibit rule's `through:`)
 //! are their cause's symptoms: the cause's group lists them in its
 //! notification's `symptoms`, so its page says what else it brought down.
+//! Symptoms that join after that page are news for an update in place
+//! (never a page): its `symptoms` marks them `new`.
 //!
 //! Every decision is an event: `group.scheduled` (the timer, so a restart
 //! neither drops nor repeats a due flush and a waiting group keeps waiting
@@ -73,6 +75,10 @@ pub struct GroupState {
     /// sent.
     #[serde(default)]
     pub flapping_noticed: BTreeSet<String>,
+    /// Symptoms the last notification summarised: one joining later is
+    /// news for an update in place, never a page.
+    #[serde(default)]
+    pub last_symptoms: BTreeSet<String>,
 }
 
 /// Fold of `group.scheduled` and `notification.due`.
@@ -143,6 +149,7 @@ impl Projection for GroupStates {
                     .collect();
                 g.flapping_noticed = still;
                 g.flapping_noticed.extend(n.flapping.iter().cloned());
+                g.last_symptoms = n.symptoms.iter().map(|s| s.fingerprint.clone()).collect();
             }
             EventKind::GroupClosed(g) => {
                 self.groups.write().remove(&g.group);
@@ -526,6 +533,7 @@ impl Dispatcher {
                             cause: i.source.clone(),
                             through: i.through.clone().unwrap_or_default(),
                             kind: joins.facts(fp, labels).kind,
+                            new: false,
                         });
                 }
                 mutes.extend(inhibitions.iter().map(ToString::to_string));
@@ -983,9 +991,23 @@ impl Dispatcher {
             .last_notified_at
             .is_none_or(|last| now >= last + opts.repeat_interval);
         let changed = !new.is_empty() || !resolved.is_empty() || !notice.is_empty();
+        // Symptoms that joined since the group's last message (a late
+        // symptom, muted as it came): the cause's message says the count
+        // grew, in place; never a page of its own.
+        let symptoms: Vec<crate::eventlog::Symptom> = m
+            .symptoms
+            .values()
+            .map(|s| crate::eventlog::Symptom {
+                new: state.last_notified_at.is_some()
+                    && !state.last_symptoms.contains(&s.fingerprint),
+                ..s.clone()
+            })
+            .collect();
+        let grew = symptoms.iter().any(|s| s.new);
         let reminder = !firing.is_empty() && repeat_due;
         // News only about alerts the group has paged (what resolved, the
-        // flapping notice of one it listed firing, one settling) edits the
+        // flapping notice of one it listed firing, one settling, symptoms
+        // joining its cause) edits the
         // group's last message instead of paging; a new alert, or a
         // `repeat_interval` reminder, is a page.
         let pages = opts.pages;
@@ -993,7 +1015,7 @@ impl Dispatcher {
             && state.last_notified_at.is_some()
             && new.is_empty()
             && notice.iter().all(|fp| state.last_firing.contains(fp))
-            && (changed || !settled.is_empty())
+            && (changed || !settled.is_empty() || grew)
             && !reminder;
         // Only resolves while the group still fires: under `resolved:
         // fold` they wait for the group's next page (they stay owed: the
@@ -1008,6 +1030,7 @@ impl Dispatcher {
         let digest_at = (pages.resolved == super::route::ResolvedPages::Digest
             && new.is_empty()
             && notice.is_empty()
+            && !grew
             && !resolved.is_empty()
             && !reminder)
             .then(|| pages.digest_at(now));
@@ -1025,7 +1048,7 @@ impl Dispatcher {
                 flapping: notice,
                 changes_only: follow_up && pages.follow_ups == super::route::FollowUps::Changes,
                 update_in_place: update,
-                symptoms: m.symptoms.values().cloned().collect(),
+                symptoms,
                 digest_at,
             }));
         }

@@ -546,7 +546,10 @@ impl Joins {
         }
         self.topology.gather(pod, &workloads, &scope, &mut facts);
         facts.kind = kind.unwrap_or_else(|| "alert".into());
-        facts.release = self.releases.suspicion_of(fingerprint).map(|s| s.release);
+        // Fenghuo's `ReleaseSuspected` alert is about the release it names.
+        facts.release = crate::act::release::release_of_alert(labels)
+            .map(str::to_string)
+            .or_else(|| self.releases.suspicion_of(fingerprint).map(|s| s.release));
         facts
     }
 
@@ -591,28 +594,50 @@ impl Joins {
     }
 }
 
+/// A page's symptoms in words: [`summary`], then what joined since the
+/// group's last message when some had been summarised before: "200 pods
+/// affected (new: 100 pods)". Empty when there are none.
+pub fn summary_of(symptoms: &[crate::eventlog::Symptom]) -> String {
+    let all = summary(symptoms.iter().map(|s| s.kind.as_str()));
+    let new: Vec<&str> = symptoms
+        .iter()
+        .filter(|s| s.new)
+        .map(|s| s.kind.as_str())
+        .collect();
+    if new.is_empty() || new.len() == symptoms.len() {
+        return all;
+    }
+    let counted = counts(new.into_iter());
+    format!("{all} (new: {})", counted.join(", "))
+}
+
 /// "40 pods and 5 services affected": symptoms counted by kind, most
 /// first (then by name); empty when there are none.
 pub fn summary<'a>(kinds: impl Iterator<Item = &'a str>) -> String {
+    let parts = counts(kinds);
+    match parts.as_slice() {
+        [] => String::new(),
+        [one] => format!("{one} affected"),
+        [init @ .., last] => format!("{} and {last} affected", init.join(", ")),
+    }
+}
+
+/// "40 pods", "5 services": per kind, most first (then by name).
+fn counts<'a>(kinds: impl Iterator<Item = &'a str>) -> Vec<String> {
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     for k in kinds {
         *counts.entry(k).or_default() += 1;
     }
     let mut counts: Vec<(&str, usize)> = counts.into_iter().collect();
     counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-    let parts: Vec<String> = counts
+    counts
         .iter()
         .map(|(kind, n)| match (*kind, *n) {
             (k, 1) => format!("1 {k}"),
             (k, n) if k.ends_with('s') => format!("{n} {k}es"),
             (k, n) => format!("{n} {k}s"),
         })
-        .collect();
-    match parts.as_slice() {
-        [] => String::new(),
-        [one] => format!("{one} affected"),
-        [init @ .., last] => format!("{} and {last} affected", init.join(", ")),
-    }
+        .collect()
 }
 
 #[cfg(test)]
@@ -935,6 +960,38 @@ mod tests {
         }
     }
 
+    /// A message's symptoms say what joined since the group's last
+    /// message, when some had been summarised before.
+    #[test]
+    fn a_summary_says_which_symptoms_are_new() {
+        let symptom = |kind: &str, new: bool| crate::eventlog::Symptom {
+            fingerprint: String::new(),
+            cause: String::new(),
+            through: String::new(),
+            kind: kind.into(),
+            new,
+        };
+        // (symptoms as (kind, new), summary)
+        let rows: &[(&[(&str, bool)], &str)] = &[
+            (&[], ""),
+            (&[("pod", false), ("pod", false)], "2 pods affected"),
+            // All new: the first summary, nothing to compare with.
+            (&[("pod", true), ("pod", true)], "2 pods affected"),
+            (
+                &[("pod", false), ("pod", true), ("pod", true)],
+                "3 pods affected (new: 2 pods)",
+            ),
+            (
+                &[("pod", false), ("service", true), ("pod", true)],
+                "2 pods and 1 service affected (new: 1 pod, 1 service)",
+            ),
+        ];
+        for (symptoms, want) in rows {
+            let symptoms: Vec<_> = symptoms.iter().map(|(k, n)| symptom(k, *n)).collect();
+            assert_eq!(summary_of(&symptoms), *want, "{symptoms:?}");
+        }
+    }
+
     /// Config mistakes are refused naming the field.
     #[test]
     fn config_mistakes_name_the_field() {
@@ -1245,5 +1302,19 @@ mod tests {
         assert_eq!(join("crash", "stuck").as_deref(), Some("release rel-142"));
         assert_eq!(join("crash", "other"), None);
         assert_eq!(join("unsuspected", "stuck"), None);
+        // The release's own alert is about the release its label names
+        // (it is not suspected of anything); a `release` label on another
+        // alert (Helm's) names none of ours.
+        let raised = labels(&[("alertname", "ReleaseSuspected"), ("release", "rel-142")]);
+        let helm = labels(&[("alertname", "PodCrashLooping"), ("release", "rel-142")]);
+        let from = |source: &LabelSet| {
+            joins.join(
+                Through::Release,
+                (&l, &joins.facts("crash", &l)),
+                ("raised", source),
+            )
+        };
+        assert_eq!(from(&raised).as_deref(), Some("release rel-142"));
+        assert_eq!(from(&helm), None);
     }
 }

@@ -670,6 +670,10 @@ pub struct Symptom {
     pub through: String,
     /// What it is about, for the summary: `pod`, `service`, `alert`, …
     pub kind: String,
+    /// Joined since the group's last message summarised its symptoms (a
+    /// late symptom: the update says the count grew).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub new: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1240,8 +1240,7 @@ pub fn build_message(
     message.follow_up = follow_up;
     // Symptoms muted with their cause: counted, so the cause's page says
     // what else it brought down.
-    message.symptoms =
-        crate::evaluate::topology::summary(due.symptoms.iter().map(|s| s.kind.as_str()));
+    message.symptoms = crate::evaluate::topology::summary_of(&due.symptoms);
     message
 }
 
