@@ -423,6 +423,17 @@ pub struct StepReport {
     pub skipped: usize,
 }
 
+/// Jobs the serving loop keeps started per send slot (`notify.concurrency`):
+/// a job holds its slot only while it sends, then waits for its outcome's
+/// commit, and under an ingest burst a commit cycle takes long enough for
+/// many sends to finish. Bounded, so the planner's walk is too.
+const JOBS_PER_SEND_SLOT: usize = 8;
+
+/// One of the `notify.concurrency` send slots, held while a job sends and
+/// freed once the far end has answered (or there is nothing to send),
+/// before the outcome is recorded.
+type SendSlot = Option<tokio::sync::OwnedSemaphorePermit>;
+
 /// How much looking the planner did since the worker started: a backlog
 /// must drain in work proportional to its size, not to its square.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -487,10 +498,11 @@ pub struct Outbox {
     ingest: Option<Ingest>,
     /// Deliveries being sent right now.
     in_flight: Mutex<InFlight>,
-    /// Jobs started and not yet finished. The serving loop starts no more
-    /// than `notify.concurrency` at a time: a backlog of 20,000 waits as
-    /// pending deliveries (in the fold), not as 20,000 tasks each holding
-    /// a copy of its delivery.
+    /// Jobs started and not yet finished (sending, or waiting for their
+    /// outcome's commit). The serving loop keeps no more than
+    /// [`JOBS_PER_SEND_SLOT`] × `notify.concurrency` started: a backlog of
+    /// 20,000 waits as pending deliveries (in the fold), not as 20,000
+    /// tasks each holding a copy of its delivery.
     running: AtomicUsize,
     plans: AtomicU64,
     visited: AtomicU64,
@@ -708,9 +720,10 @@ impl Outbox {
         Ok(report)
     }
 
-    /// Starts deliveries that are ready now, each on its own task, as many
-    /// as `notify.concurrency` has free slots; the rest start as slots free
-    /// (each finished job wakes [`OutboxState::changed`]).
+    /// Starts deliveries that are ready now, each on its own task, up to
+    /// [`JOBS_PER_SEND_SLOT`] × `notify.concurrency` started at once (at
+    /// most `notify.concurrency` of them sending); the rest start as jobs
+    /// finish (each finished job wakes [`OutboxState::changed`]).
     pub fn start_ready(
         self: &Arc<Self>,
     ) -> Vec<tokio::task::JoinHandle<Result<Outcome, Arc<LogError>>>> {
@@ -741,9 +754,7 @@ impl Outbox {
     }
 
     fn free_slots(&self) -> usize {
-        self.settings
-            .concurrency
-            .max(1)
+        (self.settings.concurrency.max(1) * JOBS_PER_SEND_SLOT)
             .saturating_sub(self.running.load(Ordering::Acquire))
     }
 
@@ -767,8 +778,9 @@ impl Outbox {
             let me = self.clone();
             self.running.fetch_add(1, Ordering::AcqRel);
             handles.push(tokio::spawn(async move {
-                let _permit = me.permits.clone().acquire_owned().await.ok();
-                let result = me.run(&job).await;
+                let mut slot: SendSlot = me.permits.clone().acquire_owned().await.ok();
+                let result = me.run(&job, &mut slot).await;
+                drop(slot);
                 me.release(&job);
                 result
             }));
@@ -994,11 +1006,11 @@ impl Outbox {
             }
         }
         self.running.fetch_sub(1, Ordering::AcqRel);
-        // A slot is free: what waited for one can start.
+        // A job's place is free: what waited for one can start.
         self.state.changed.notify_one();
     }
 
-    async fn run(&self, job: &Job) -> Result<Outcome, Arc<LogError>> {
+    async fn run(&self, job: &Job, slot: &mut SendSlot) -> Result<Outcome, Arc<LogError>> {
         let receivers = self.receivers();
         match job {
             Job::Skip {
@@ -1007,6 +1019,7 @@ impl Outbox {
                 item,
                 reason,
             } => {
+                *slot = None; // nothing to send
                 let target = DeliveryTarget {
                     receiver: receiver.clone(),
                     integration: integration.clone(),
@@ -1033,7 +1046,7 @@ impl Outbox {
                 let Some(i) = r.integrations.iter().find(|i| &i.id == integration) else {
                     return Ok(Outcome::Skipped);
                 };
-                self.deliver(r, i, items, *attempt).await
+                self.deliver(r, i, items, *attempt, slot).await
             }
         }
     }
@@ -1044,6 +1057,7 @@ impl Outbox {
         integration: &Integration,
         items: &[Pending],
         attempt: u32,
+        slot: &mut SendSlot,
     ) -> Result<Outcome, Arc<LogError>> {
         let now = self.clock.now();
         let msg = if items.len() == 1 {
@@ -1063,6 +1077,12 @@ impl Outbox {
             .send_or_update(receiver, integration, items, &rendered)
             .await;
         let latency = started.elapsed();
+        // The far end answered: the next delivery can go while this outcome
+        // waits for its commit (the delivery stays in flight until then, so
+        // it is not planned again). Holding the slot through the commit
+        // made the drain as slow as the writer under an ingest burst:
+        // `concurrency` outcomes per commit cycle.
+        *slot = None;
         let kind_label = integration.notifier.kind();
         metrics::histogram!(crate::metrics::NOTIFY_ATTEMPT_SECONDS, "integration" => kind_label)
             .record(latency.as_secs_f64());
