@@ -192,6 +192,10 @@ start_fenghuo() {
     local args=(serve --listen 127.0.0.1:0 --data-dir "$WORK/$name")
     [[ -n $config ]] && args+=(--config "$config")
     mkdir -p "$WORK/$name"
+    # The background job opens its output files when it gets to run; on a
+    # busy machine the address loop below could read before that (and
+    # pipefail with set -e ended the script).
+    : >"$WORK/$name.out"
     "$FENGHUO" "${args[@]}" >"$WORK/$name.out" 2>"$WORK/$name.log" &
     SRV_PID=$!
     PIDS+=("$SRV_PID")
@@ -317,6 +321,7 @@ server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Sink)
 print(server.server_address[1], flush=True)
 server.serve_forever()
 EOF
+    : >"$WORK/sink.out" # read below, maybe before the background job opens it
     python3 "$SINK_PY" >"$WORK/sink.out" 2>"$WORK/sink.err" &
     SINK_PID=$!
     PIDS+=("$SINK_PID")
