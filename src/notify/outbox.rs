@@ -444,6 +444,9 @@ pub struct PlanWork {
     pub visited: u64,
 }
 
+/// A started job: its outcome once recorded.
+pub type JobHandle = tokio::task::JoinHandle<Result<Outcome, Arc<LogError>>>;
+
 /// What one walk of the planner saw besides its jobs.
 #[derive(Debug, Default)]
 struct Walk {
@@ -724,9 +727,7 @@ impl Outbox {
     /// [`JOBS_PER_SEND_SLOT`] × `notify.concurrency` started at once (at
     /// most `notify.concurrency` of them sending); the rest start as jobs
     /// finish (each finished job wakes [`OutboxState::changed`]).
-    pub fn start_ready(
-        self: &Arc<Self>,
-    ) -> Vec<tokio::task::JoinHandle<Result<Outcome, Arc<LogError>>>> {
+    pub fn start_ready(self: &Arc<Self>) -> Vec<JobHandle> {
         self.start(Some(self.free_slots())).0
     }
 
@@ -759,13 +760,7 @@ impl Outbox {
     }
 
     /// Plans (at most `limit` jobs, where a limit is given) and spawns.
-    fn start(
-        self: &Arc<Self>,
-        limit: Option<usize>,
-    ) -> (
-        Vec<tokio::task::JoinHandle<Result<Outcome, Arc<LogError>>>>,
-        Walk,
-    ) {
+    fn start(self: &Arc<Self>, limit: Option<usize>) -> (Vec<JobHandle>, Walk) {
         let now = self.clock.now();
         let (jobs, walk) = if limit == Some(0) {
             // Every slot is taken: a finishing job wakes the loop.
