@@ -640,9 +640,9 @@ fn wait_until(
 /// outcomes wake this loop through the log.
 async fn deliver(outbox: Arc<Outbox>, clock: SharedClock, mut shutdown: watch::Receiver<bool>) {
     loop {
-        // Detached: each records its outcome, which wakes this loop.
-        drop(outbox.start_ready());
-        let wait = wait_until(outbox.next_wake(), clock.now());
+        // Sends are detached: each records its outcome and frees its slot,
+        // which wakes this loop.
+        let wait = wait_until(outbox.start_ready_until_next(), clock.now());
         tokio::select! {
             _ = tokio::time::timeout(wait, outbox.state().changed()) => {}
             _ = shutdown.changed() => return,

@@ -36,8 +36,12 @@
 # waits group_interval, 5m, so waiting longer shows nothing more),
 # DELIVERY_SETTLE (0.5, seconds a round listens on for duplicates), SYSTEMS
 # ("fenghuo am", which systems run), AM_BIN
-# (/usr/bin/prometheus-alertmanager), LOADGEN_THREADS (1), BENCH_TMPDIR
-# (where the temp data dirs go; $TMPDIR or /tmp).
+# (/usr/bin/prometheus-alertmanager), FENGHUO_BIN (a fenghuo binary to run
+# instead of this tree's release build, e.g. an older build copied aside, to
+# compare builds), MEM_DRAIN_WAIT (120, seconds the memory scenario waits
+# after settling for every group's webhook, to time the outbox's drain),
+# LOADGEN_THREADS (1), BENCH_TMPDIR (where the temp data dirs go; $TMPDIR or
+# /tmp).
 # All traffic stays on 127.0.0.1; everything started here is stopped on exit.
 set -euo pipefail
 
@@ -52,6 +56,7 @@ MEM_ALERTS=${MEM_ALERTS:-100000}
 MEM_GROUP_SIZE=${MEM_GROUP_SIZE:-5}
 MEM_RESEND=${MEM_RESEND:-5}
 SETTLE=${SETTLE:-10}
+MEM_DRAIN_WAIT=${MEM_DRAIN_WAIT:-120}
 DELIVERY_ALERTS=${DELIVERY_ALERTS:-1000}
 DELIVERY_GROUPS=${DELIVERY_GROUPS:-50}
 DELIVERY_ROUNDS=${DELIVERY_ROUNDS:-5}
@@ -112,7 +117,7 @@ trap 'exit 130' INT TERM
 log "building fenghuo and loadgen (release)"
 cargo build --release --quiet --bin fenghuo --example loadgen
 TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)
-FENGHUO=$TARGET_DIR/release/fenghuo
+FENGHUO=${FENGHUO_BIN:-$TARGET_DIR/release/fenghuo}
 LOADGEN=$TARGET_DIR/release/examples/loadgen
 [[ -x $FENGHUO && -x $LOADGEN ]] || die "release binaries missing under $TARGET_DIR"
 
@@ -187,6 +192,10 @@ start_fenghuo() {
     local args=(serve --listen 127.0.0.1:0 --data-dir "$WORK/$name")
     [[ -n $config ]] && args+=(--config "$config")
     mkdir -p "$WORK/$name"
+    # The background job opens its output files when it gets to run; on a
+    # busy machine the address loop below could read before that (and
+    # pipefail with set -e ended the script).
+    : >"$WORK/$name.out"
     "$FENGHUO" "${args[@]}" >"$WORK/$name.out" 2>"$WORK/$name.log" &
     SRV_PID=$!
     PIDS+=("$SRV_PID")
@@ -300,18 +309,19 @@ done
 memory_scenario() {
     SINK_PY=$WORK/sink.py
     cat >"$SINK_PY" <<'EOF'
-import http.server, sys
+import http.server, sys, time
 class Sink(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     def do_POST(self):
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
         self.send_response(200); self.send_header("Content-Length", "0"); self.end_headers()
-        sys.stdout.write("post\n"); sys.stdout.flush()
+        sys.stdout.write(f"post {time.time():.3f}\n"); sys.stdout.flush()
     def log_message(self, *args): pass
 server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Sink)
 print(server.server_address[1], flush=True)
 server.serve_forever()
 EOF
+    : >"$WORK/sink.out" # read below, maybe before the background job opens it
     python3 "$SINK_PY" >"$WORK/sink.out" 2>"$WORK/sink.err" &
     SINK_PID=$!
     PIDS+=("$SINK_PID")
@@ -344,6 +354,7 @@ EOF
         start "$system" "$name" "$AM_MEM_CONFIG"
         idle=$(rss_mib "$SRV_PID")
         posts_before=$(($(wc -l <"$WORK/sink.out") - 1))
+        load_started=$(date +%s.%N)
         out=$("$LOADGEN" --target "http://$SRV_ADDR" --mode resend --alerts "$MEM_ALERTS" \
             --group-size "$MEM_GROUP_SIZE" --batch 100 --concurrency "$CONCURRENCY" \
             --warmup 0 --duration "$MEM_RESEND" --threads "$LOADGEN_THREADS" --pid "$SRV_PID" \
@@ -356,6 +367,15 @@ EOF
         settled=$(rss_mib "$SRV_PID")
         peak=$(hwm_mib "$SRV_PID")
         posts=$(($(wc -l <"$WORK/sink.out") - 1 - posts_before))
+        # The drain: from the start of the load until every group's first
+        # webhook was posted (null: not all within MEM_DRAIN_WAIT more seconds).
+        for ((i = 0; i < MEM_DRAIN_WAIT * 10; i++)); do
+            (($(wc -l <"$WORK/sink.out") - 1 - posts_before >= groups)) && break
+            sleep 0.1
+        done
+        drain=$(tail -n +"$((posts_before + 2))" "$WORK/sink.out" | awk -v start="$load_started" -v want="$groups" \
+            '{n++; last=$2} END {if (n >= want) printf "%.1f", last - start; else print "null"}')
+        all_posts=$(($(wc -l <"$WORK/sink.out") - 1 - posts_before))
         prime=$(sed -n 's/^prime: //p' <<<"$out")
         result=$(sed -n 's/^RESULT //p' <<<"$out")
         warnings=$(server_warnings "$name")
@@ -363,13 +383,16 @@ EOF
         jq -c --arg system "$system" --arg idle "$idle" --arg loaded "$loaded" \
             --arg settled "$settled" --arg peak "$peak" --arg prime "$prime" \
             --argjson posts "$posts" --argjson warnings "${warnings:-0}" \
+            --argjson drain "$drain" --argjson all_posts "$all_posts" \
             '{system: $system, idle_rss_mib: ($idle|tonumber), loaded_rss_mib: ($loaded|tonumber),
               settled_rss_mib: ($settled|tonumber), peak_rss_mib: ($peak|tonumber), prime: $prime,
               resend_alerts_per_s: .alerts_per_s, resend_p99_ms: .latency_p99_ms, errors: .errors,
-              webhook_posts: $posts, server_warnings: $warnings}' <<<"$result" >>"$MEM_RESULTS"
+              webhook_posts: $posts, server_warnings: $warnings, drain_s: $drain,
+              webhook_posts_after_drain_wait: $all_posts}' <<<"$result" >>"$MEM_RESULTS"
         jq -r '"  \(.system): idle \(.idle_rss_mib) MiB, loaded \(.loaded_rss_mib) MiB, " +
             "settled \(.settled_rss_mib) MiB, peak \(.peak_rss_mib) MiB; load \(.prime); " +
-            "webhook posts \(.webhook_posts)"' <<<"$(tail -1 "$MEM_RESULTS")" >&2
+            "webhook posts \(.webhook_posts) when settled, \(.webhook_posts_after_drain_wait) in all; " +
+            "all \(.webhook_posts_after_drain_wait) posted \(.drain_s) s after the load started"' <<<"$(tail -1 "$MEM_RESULTS")" >&2
     done
     stop "$SINK_PID"
 }
@@ -491,13 +514,15 @@ if mem:
     print()
     print(f"### Memory: {mem_alerts:,} active alerts, {groups:,} groups (RSS in MiB)")
     print()
-    print("| system | idle | after load | after settle | peak | load | re-send alerts/s | webhook posts |")
-    print("| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: |")
+    print("| system | idle | after load | after settle | peak | load | re-send alerts/s | webhook posts when settled "
+          "| all groups posted after s |")
+    print("| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |")
 for s, label in (("fenghuo", "fenghuo"), ("am", "Alertmanager")):
     m = mem.get(s)
     if m:
         print(f"| {label} | {m['idle_rss_mib']:.1f} | {m['loaded_rss_mib']:.1f} | {m['settled_rss_mib']:.1f} "
-              f"| {m['peak_rss_mib']:.1f} | {m['prime']} | {m['resend_alerts_per_s']:,.0f} | {m['webhook_posts']} |")
+              f"| {m['peak_rss_mib']:.1f} | {m['prime']} | {m['resend_alerts_per_s']:,.0f} | {m['webhook_posts']} "
+              f"| {m['drain_s'] if m.get('drain_s') is not None else 'not all'} |")
 if "fenghuo" in mem and "am" in mem:
     print()
     print(f"settled RSS ratio fenghuo/AM: {ratio(mem['fenghuo']['settled_rss_mib'], mem['am']['settled_rss_mib'])}")

@@ -23,8 +23,9 @@
 //! - **The alerting system watches itself**: an integration that keeps
 //!   failing raises `FenghuoNotificationsFailing`, routed like any alert.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use chrono::{DateTime, Duration, Utc};
@@ -432,6 +433,73 @@ pub struct StepReport {
     pub skipped: usize,
 }
 
+/// Jobs the serving loop keeps started per send slot (`notify.concurrency`):
+/// a job holds its slot only while it sends, then waits for its outcome's
+/// commit, and under an ingest burst a commit cycle takes long enough for
+/// many sends to finish. Bounded, so the planner's walk is too.
+const JOBS_PER_SEND_SLOT: usize = 8;
+
+/// One of the `notify.concurrency` send slots, held while a job sends and
+/// freed once the far end has answered (or there is nothing to send),
+/// before the outcome is recorded.
+type SendSlot = Option<tokio::sync::OwnedSemaphorePermit>;
+
+/// How much looking the planner did since the worker started: a backlog
+/// must drain in work proportional to its size, not to its square.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PlanWork {
+    /// Times the planner looked for ready deliveries.
+    pub plans: u64,
+    /// Pending deliveries it looked at, over all those times.
+    pub visited: u64,
+}
+
+/// A started job: its outcome once recorded.
+pub type JobHandle = tokio::task::JoinHandle<Result<Outcome, Arc<LogError>>>;
+
+/// What one walk of the planner saw besides its jobs.
+#[derive(Debug, Default)]
+struct Walk {
+    /// The earliest retry time, or digest time of resolves held for a
+    /// digest, among the deliveries it looked at.
+    earliest_retry: Option<DateTime<Utc>>,
+}
+
+/// `{due seq}` → `(receiver, integration)`s being sent right now: looked up
+/// for every pending delivery the planner visits, so without building a
+/// key per visit.
+#[derive(Default)]
+struct InFlight(HashMap<u64, Vec<(String, String)>>);
+
+impl InFlight {
+    fn contains(&self, seq: u64, receiver: &str, integration: &str) -> bool {
+        self.0
+            .get(&seq)
+            .is_some_and(|v| v.iter().any(|(r, i)| r == receiver && i == integration))
+    }
+
+    /// False if it was in flight already.
+    fn insert(&mut self, seq: u64, receiver: &str, integration: &str) -> bool {
+        if self.contains(seq, receiver, integration) {
+            return false;
+        }
+        self.0
+            .entry(seq)
+            .or_default()
+            .push((receiver.to_string(), integration.to_string()));
+        true
+    }
+
+    fn remove(&mut self, seq: u64, receiver: &str, integration: &str) {
+        if let Some(v) = self.0.get_mut(&seq) {
+            v.retain(|(r, i)| !(r == receiver && i == integration));
+            if v.is_empty() {
+                self.0.remove(&seq);
+            }
+        }
+    }
+}
+
 /// The delivery worker.
 pub struct Outbox {
     log: EventLog,
@@ -442,8 +510,16 @@ pub struct Outbox {
     receivers: parking_lot::RwLock<Arc<Receivers>>,
     settings: NotifyConfig,
     ingest: Option<Ingest>,
-    /// `{seq}/{receiver}/{integration}` being sent right now.
-    in_flight: Mutex<HashSet<String>>,
+    /// Deliveries being sent right now.
+    in_flight: Mutex<InFlight>,
+    /// Jobs started and not yet finished (sending, or waiting for their
+    /// outcome's commit). The serving loop keeps no more than
+    /// [`JOBS_PER_SEND_SLOT`] × `notify.concurrency` started: a backlog of
+    /// 20,000 waits as pending deliveries (in the fold), not as 20,000
+    /// tasks each holding a copy of its delivery.
+    running: AtomicUsize,
+    plans: AtomicU64,
+    visited: AtomicU64,
     /// Integrations with a send in flight, per integration key, for rate
     /// limits.
     in_flight_per_integration: Mutex<BTreeMap<String, usize>>,
@@ -605,7 +681,10 @@ impl Outbox {
             receivers: parking_lot::RwLock::new(receivers),
             settings,
             ingest,
-            in_flight: Mutex::new(HashSet::new()),
+            in_flight: Mutex::new(InFlight::default()),
+            running: AtomicUsize::new(0),
+            plans: AtomicU64::new(0),
+            visited: AtomicU64::new(0),
             in_flight_per_integration: Mutex::new(BTreeMap::new()),
             permits,
             action_links: None,
@@ -639,7 +718,7 @@ impl Outbox {
     /// Starts every delivery that is ready and waits for all their outcomes
     /// to be recorded. Tests drive this with a manual clock.
     pub async fn step(self: &Arc<Self>) -> Result<StepReport, Arc<LogError>> {
-        let handles = self.start_ready();
+        let (handles, _) = self.start(None);
         let mut report = StepReport::default();
         for h in handles {
             match h.await {
@@ -655,25 +734,66 @@ impl Outbox {
         Ok(report)
     }
 
-    /// Starts every delivery that is ready now, each on its own task.
-    pub fn start_ready(
-        self: &Arc<Self>,
-    ) -> Vec<tokio::task::JoinHandle<Result<Outcome, Arc<LogError>>>> {
+    /// Starts deliveries that are ready now, each on its own task, up to
+    /// [`JOBS_PER_SEND_SLOT`] × `notify.concurrency` started at once (at
+    /// most `notify.concurrency` of them sending); the rest start as jobs
+    /// finish (each finished job wakes [`OutboxState::changed`]).
+    pub fn start_ready(self: &Arc<Self>) -> Vec<JobHandle> {
+        self.start(Some(self.free_slots())).0
+    }
+
+    /// What the serving loop runs on each wake: [`start_ready`](Self::start_ready),
+    /// then when to look again if nothing wakes it first (the earliest
+    /// retry among what the planner looked at, or the earliest rate-limit
+    /// slot). What the planner did not look at, because the slots were
+    /// full, wakes the loop when a slot frees.
+    pub fn start_ready_until_next(self: &Arc<Self>) -> Option<DateTime<Utc>> {
+        let (handles, walk) = self.start(Some(self.free_slots()));
+        drop(handles); // detached: each records its outcome
+        let rate = self.next_rate_limit_slot();
+        match (walk.earliest_retry, rate) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// How much the planner looked since start (see [`PlanWork`]).
+    pub fn plan_work(&self) -> PlanWork {
+        PlanWork {
+            plans: self.plans.load(Ordering::Relaxed),
+            visited: self.visited.load(Ordering::Relaxed),
+        }
+    }
+
+    fn free_slots(&self) -> usize {
+        (self.settings.concurrency.max(1) * JOBS_PER_SEND_SLOT)
+            .saturating_sub(self.running.load(Ordering::Acquire))
+    }
+
+    /// Plans (at most `limit` jobs, where a limit is given) and spawns.
+    fn start(self: &Arc<Self>, limit: Option<usize>) -> (Vec<JobHandle>, Walk) {
         let now = self.clock.now();
-        let jobs = self.plan(now);
+        let (jobs, walk) = if limit == Some(0) {
+            // Every slot is taken: a finishing job wakes the loop.
+            (Vec::new(), Walk::default())
+        } else {
+            self.plan(now, limit)
+        };
         let mut handles = Vec::with_capacity(jobs.len());
         for job in jobs {
             let me = self.clone();
+            self.running.fetch_add(1, Ordering::AcqRel);
             handles.push(tokio::spawn(async move {
-                let _permit = me.permits.clone().acquire_owned().await.ok();
-                let result = me.run(&job).await;
+                let mut slot: SendSlot = me.permits.clone().acquire_owned().await.ok();
+                let result = me.run(&job, &mut slot).await;
+                drop(slot);
                 me.release(&job);
                 result
             }));
         }
         metrics::gauge!(crate::metrics::NOTIFY_QUEUE_DEPTH)
             .set(self.state.inner.read().pending.len() as f64);
-        handles
+        (handles, walk)
     }
 
     /// When the worker must look again without being woken by an event: the
@@ -692,6 +812,18 @@ impl Outbox {
                 consider(at);
             }
         }
+        drop(inner);
+        if let Some(at) = self.next_rate_limit_slot() {
+            consider(at);
+        }
+        next
+    }
+
+    /// When the earliest receiver over its rate limit gets a free slot.
+    fn next_rate_limit_slot(&self) -> Option<DateTime<Utc>> {
+        let inner = self.state.inner.read();
+        let mut next: Option<DateTime<Utc>> = None;
+        let mut consider = |t: DateTime<Utc>| next = Some(next.map_or(t, |n| n.min(t)));
         for r in self.receivers().by_name.values() {
             if let Some(limit) = r.rate_limit {
                 for i in &r.integrations {
@@ -710,7 +842,17 @@ impl Outbox {
     /// What to do now: every integration of every pending delivery that is
     /// not done, not in flight, not waiting for a retry time, folded into a
     /// digest where its receiver is over its rate limit.
-    fn plan(&self, now: DateTime<Utc>) -> Vec<Job> {
+    ///
+    /// With a `limit`, at most that many deliveries to receivers without a
+    /// rate limit are planned, and the walk (oldest first) stops there:
+    /// each wake looks at what is in flight or waiting for a retry plus at
+    /// most `limit` more, so a backlog drains in work proportional to its
+    /// size. (With a rate-limited receiver configured the walk goes on to
+    /// the end, as the surplus of such a receiver must go into one digest.)
+    /// The walk stops, too, at the first delivery decided in a batch whose
+    /// commit is under way: the pending deliveries are in `seq` order, and
+    /// that commit wakes the worker.
+    fn plan(&self, now: DateTime<Utc>, limit: Option<usize>) -> (Vec<Job>, Walk) {
         let receivers = self.receivers();
         let inner = self.state.inner.read();
         let mut in_flight = self.in_flight.lock();
@@ -719,14 +861,22 @@ impl Outbox {
         // whether it goes in the receiver's digest of resolved alerts.
         let mut ready: BTreeMap<(String, String), Vec<ReadyItem>> = BTreeMap::new();
         let mut jobs = Vec::new();
-        let committed = self
-            .state
-            .committed_through
-            .load(std::sync::atomic::Ordering::Acquire);
+        let mut walk = Walk::default();
+        let committed = self.state.committed_through.load(Ordering::Acquire);
+        let limit = limit.unwrap_or(usize::MAX);
+        let walk_to_the_end =
+            limit == usize::MAX || receivers.by_name.values().any(|r| r.rate_limit.is_some());
+        // Deliveries planned that count against `limit`.
+        let mut planned = 0usize;
+        let mut visited = 0u64;
         for p in inner.pending.values() {
             if p.due_seq > committed {
-                continue; // decided in a batch whose commit is under way
+                break; // decided in a batch whose commit is under way
             }
+            if planned >= limit && !walk_to_the_end {
+                break; // the rest waits for a free slot
+            }
+            visited += 1;
             let Some(receiver) = receivers.get(&p.receiver) else {
                 continue; // receiver no longer configured: forgotten with age
             };
@@ -734,8 +884,8 @@ impl Outbox {
             if receiver.integrations.is_empty() {
                 // A receiver that sends nowhere (Alertmanager's blackhole):
                 // recorded, so the outbox does not carry it.
-                let flight_key = format!("{}/{}/", p.due_seq, p.receiver);
-                if in_flight.insert(flight_key) {
+                if planned < limit && in_flight.insert(p.due_seq, &p.receiver, "") {
+                    planned += 1;
                     jobs.push(Job::Skip {
                         receiver: p.receiver.clone(),
                         integration: String::new(),
@@ -746,23 +896,31 @@ impl Outbox {
                 continue;
             }
             for integration in &receiver.integrations {
-                let attempts = p
-                    .integrations
-                    .get(&integration.id)
-                    .cloned()
-                    .unwrap_or_default();
-                if attempts.done || attempts.next_at.is_some_and(|at| at > now) {
+                let attempts = p.integrations.get(&integration.id);
+                let (done, next_at, tried) =
+                    attempts.map_or((false, None, 0), |a| (a.done, a.next_at, a.attempts));
+                if done {
                     continue;
                 }
-                let flight_key = format!("{}/{}/{}", p.due_seq, p.receiver, integration.id);
-                if in_flight.contains(&flight_key) {
+                if let Some(at) = next_at {
+                    walk.earliest_retry = Some(walk.earliest_retry.map_or(at, |e| e.min(at)));
+                    if at > now {
+                        continue;
+                    }
+                }
+                if in_flight.contains(p.due_seq, &p.receiver, &integration.id) {
                     continue;
+                }
+                let counted = receiver.rate_limit.is_none();
+                if counted && planned >= limit {
+                    continue; // a free slot will wake the worker
                 }
                 // An edit in place is no notification: a message that said
                 // "firing" is corrected even where resolves are not sent.
                 let edits = p.due.update_in_place && integration.notifier.updates_in_place();
                 if only_resolved && !integration.notifier.send_resolved() && !edits {
-                    in_flight.insert(flight_key);
+                    in_flight.insert(p.due_seq, &p.receiver, &integration.id);
+                    planned += 1;
                     jobs.push(Job::Skip {
                         receiver: p.receiver.clone(),
                         integration: integration.id.clone(),
@@ -774,15 +932,23 @@ impl Outbox {
                 // Resolves held for the digest wait for its time (an edit
                 // in place does not: it is no message of its own).
                 let digest = !edits && p.due.digest_at.is_some();
-                if digest && p.due.digest_at.is_some_and(|at| at > now) {
+                if let (true, Some(at)) = (digest, p.due.digest_at)
+                    && at > now
+                {
+                    walk.earliest_retry = Some(walk.earliest_retry.map_or(at, |e| e.min(at)));
                     continue;
+                }
+                if counted {
+                    planned += 1;
                 }
                 ready
                     .entry((p.receiver.clone(), integration.id.clone()))
                     .or_default()
-                    .push((p.clone(), attempts.attempts + 1, digest));
+                    .push((p.clone(), tried + 1, digest));
             }
         }
+        self.plans.fetch_add(1, Ordering::Relaxed);
+        self.visited.fetch_add(visited, Ordering::Relaxed);
         for ((receiver_name, integration), items) in ready {
             let receiver = receivers.get(&receiver_name).expect("checked above");
             let ikey = integration_key(&receiver_name, &integration);
@@ -817,7 +983,7 @@ impl Outbox {
             };
             let mut send = |batch: Vec<(Pending, u32)>| {
                 for (p, _) in &batch {
-                    in_flight.insert(format!("{}/{}/{}", p.due_seq, p.receiver, integration));
+                    in_flight.insert(p.due_seq, &p.receiver, &integration);
                 }
                 *per_integration.entry(ikey.clone()).or_default() += 1;
                 let attempt = batch.iter().map(|(_, a)| *a).max().unwrap_or(1);
@@ -835,38 +1001,43 @@ impl Outbox {
                 send(surplus);
             }
         }
-        jobs
+        (jobs, walk)
     }
 
     fn release(&self, job: &Job) {
-        let mut in_flight = self.in_flight.lock();
-        match job {
-            Job::Send {
-                receiver,
-                integration,
-                items,
-                ..
-            } => {
-                for p in items {
-                    in_flight.remove(&format!("{}/{}/{}", p.due_seq, receiver, integration));
+        {
+            let mut in_flight = self.in_flight.lock();
+            match job {
+                Job::Send {
+                    receiver,
+                    integration,
+                    items,
+                    ..
+                } => {
+                    for p in items {
+                        in_flight.remove(p.due_seq, receiver, integration);
+                    }
+                    let mut per = self.in_flight_per_integration.lock();
+                    if let Some(n) = per.get_mut(&integration_key(receiver, integration)) {
+                        *n = n.saturating_sub(1);
+                    }
                 }
-                let mut per = self.in_flight_per_integration.lock();
-                if let Some(n) = per.get_mut(&integration_key(receiver, integration)) {
-                    *n = n.saturating_sub(1);
+                Job::Skip {
+                    receiver,
+                    integration,
+                    item,
+                    ..
+                } => {
+                    in_flight.remove(item.due_seq, receiver, integration);
                 }
-            }
-            Job::Skip {
-                receiver,
-                integration,
-                item,
-                ..
-            } => {
-                in_flight.remove(&format!("{}/{}/{}", item.due_seq, receiver, integration));
             }
         }
+        self.running.fetch_sub(1, Ordering::AcqRel);
+        // A job's place is free: what waited for one can start.
+        self.state.changed.notify_one();
     }
 
-    async fn run(&self, job: &Job) -> Result<Outcome, Arc<LogError>> {
+    async fn run(&self, job: &Job, slot: &mut SendSlot) -> Result<Outcome, Arc<LogError>> {
         let receivers = self.receivers();
         match job {
             Job::Skip {
@@ -875,6 +1046,7 @@ impl Outbox {
                 item,
                 reason,
             } => {
+                *slot = None; // nothing to send
                 let target = DeliveryTarget {
                     receiver: receiver.clone(),
                     integration: integration.clone(),
@@ -901,7 +1073,7 @@ impl Outbox {
                 let Some(i) = r.integrations.iter().find(|i| &i.id == integration) else {
                     return Ok(Outcome::Skipped);
                 };
-                self.deliver(r, i, items, *attempt).await
+                self.deliver(r, i, items, *attempt, slot).await
             }
         }
     }
@@ -912,6 +1084,7 @@ impl Outbox {
         integration: &Integration,
         items: &[Pending],
         attempt: u32,
+        slot: &mut SendSlot,
     ) -> Result<Outcome, Arc<LogError>> {
         let now = self.clock.now();
         let msg = if items.len() == 1 {
@@ -931,6 +1104,12 @@ impl Outbox {
             .send_or_update(receiver, integration, items, &rendered)
             .await;
         let latency = started.elapsed();
+        // The far end answered: the next delivery can go while this outcome
+        // waits for its commit (the delivery stays in flight until then, so
+        // it is not planned again). Holding the slot through the commit
+        // made the drain as slow as the writer under an ingest burst:
+        // `concurrency` outcomes per commit cycle.
+        *slot = None;
         let kind_label = integration.notifier.kind();
         metrics::histogram!(crate::metrics::NOTIFY_ATTEMPT_SECONDS, "integration" => kind_label)
             .record(latency.as_secs_f64());
