@@ -364,7 +364,13 @@ impl RuleEngine {
     /// Records when group `key` of rule `i` must next be looked at, after
     /// `now` (`None`: only an event can change it, or it is gone).
     fn set_wake(&mut self, i: usize, key: &GroupKey, at: Option<DateTime<Utc>>) {
-        if let Some(old) = self.wake_of.remove(&(i, key.clone())) {
+        // Most evaluations leave a group's wake where it was: no B-tree
+        // removal and insertion (comparisons of group keys) for those.
+        let at_key = (i, key.clone());
+        if at.is_some() && self.wake_of.get(&at_key) == at.as_ref() {
+            return;
+        }
+        if let Some(old) = self.wake_of.remove(&at_key) {
             self.wakes.remove(&(old, i, key.clone()));
         }
         if let Some(at) = at {
