@@ -246,18 +246,27 @@ fn main() -> anyhow::Result<()> {
 /// The one-thread measurements: rows only, rows and decoding, and with
 /// `noop`, a replay into nothing and the fold alone.
 fn scans(log: &EventLog, noop: bool) -> anyhow::Result<()> {
-    let started = Instant::now();
-    let n = log.scan_raw(0, |_| Ok(()))?;
-    println!(
-        "read rows only: {:.0} events/s",
-        n as f64 / started.elapsed().as_secs_f64()
-    );
-    let started = Instant::now();
-    let n = log.scan_raw(0, |raw| raw.decode().map(drop))?;
-    println!(
-        "read + decode, one thread: {:.0} events/s",
-        n as f64 / started.elapsed().as_secs_f64()
-    );
+    // One-thread figures, with that thread's CPU time: on a busy machine
+    // the CPU per event is the figure that does not move with the load.
+    let timed = |what: &str, f: &mut dyn FnMut() -> anyhow::Result<u64>| -> anyhow::Result<()> {
+        let cpu = thread_cpu_seconds();
+        let started = Instant::now();
+        let n = f()?;
+        let secs = started.elapsed().as_secs_f64();
+        let cpu = thread_cpu_seconds() - cpu;
+        println!(
+            "{what}: {:.0} events/s, CPU {:.2} µs/event on this thread",
+            n as f64 / secs,
+            cpu * 1e6 / n as f64
+        );
+        Ok(())
+    };
+    timed("read rows only, one thread", &mut || {
+        Ok(log.scan_raw(0, |_| Ok(()))?)
+    })?;
+    timed("read + decode, one thread", &mut || {
+        Ok(log.scan_raw(0, |raw| raw.decode().map(drop))?)
+    })?;
     if noop {
         let views: Vec<Arc<dyn fenghuo::eventlog::Projection>> = vec![Arc::new(Noop)];
         let started = Instant::now();
@@ -267,7 +276,7 @@ fn scans(log: &EventLog, noop: bool) -> anyhow::Result<()> {
             n as f64 / started.elapsed().as_secs_f64()
         );
         // Folding alone: every event decoded first, then folded on this
-        // thread into the views, as the replay's folding thread does.
+        // thread into the views, as the replay's folding threads do.
         let mut decoded = Vec::new();
         let mut at = 0;
         while at < log.last_seq() {
@@ -276,18 +285,19 @@ fn scans(log: &EventLog, noop: bool) -> anyhow::Result<()> {
         }
         let state = Views::new();
         let views = state.projections();
-        let started = Instant::now();
-        let mut n = 0u64;
-        for event in decoded.iter().flatten() {
-            for view in &views {
-                view.apply(event);
-            }
-            n += 1;
-        }
-        println!(
-            "fold decoded events into the views, one thread: {:.0} events/s",
-            n as f64 / started.elapsed().as_secs_f64()
-        );
+        timed(
+            "fold decoded events into the views, one thread",
+            &mut || {
+                let mut n = 0u64;
+                for event in decoded.iter().flatten() {
+                    for view in &views {
+                        view.apply(event);
+                    }
+                    n += 1;
+                }
+                Ok(n)
+            },
+        )?;
     }
     Ok(())
 }

@@ -22,8 +22,8 @@ use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 
 use super::alerts::AlertStore;
-use super::{Fingerprint, FingerprintMap};
 use super::route::RouteTree;
+use super::{Fingerprint, FingerprintMap};
 use crate::eventlog::{Event, EventKind, FlapChange, NewEvent, Projection};
 
 /// The most state changes kept per alert: `flap.changes` may not exceed it.

@@ -24,6 +24,11 @@ use super::store::{EventLog, LogError};
 /// `seq`s read and decoded by one worker at a time.
 const RANGE: u64 = 4096;
 
+/// Ranges folded view by view and timed before the views are split
+/// between two folding threads. A view's cost is its fastest range:
+/// preemption on a busy machine only ever adds time.
+const TIMED_RANGES: u64 = 4;
+
 /// Resets `projections` and folds every stored event through them.
 /// `progress(done, total)` is called every few thousand events.
 pub fn replay(
@@ -92,9 +97,9 @@ struct Threads {
 
 /// Ranges are folded in `seq` order, each view by one thread only. With
 /// two folding threads the views are split between them by what each cost
-/// to fold the first range (measured while folding it): every view still
-/// sees every event in order, and views never read each other, so the
-/// split changes how fast, never what is folded.
+/// to fold the first [`TIMED_RANGES`] ranges (measured while folding them):
+/// every view still sees every event in order, and views never read each
+/// other, so the split changes how fast, never what is folded.
 fn replay_with(
     log: &EventLog,
     projections: &[Arc<dyn Projection>],
@@ -147,6 +152,7 @@ fn replay_with(
         let mut mine: Vec<&Arc<dyn Projection>> = projections.iter().collect();
         let mut helper: Option<SyncSender<(usize, Arc<Vec<Event>>)>> = None;
         let mut helper_thread = None;
+        let mut costs: Vec<Duration> = Vec::new();
 
         // Ranges arrive out of order; fold them in order.
         let mut waiting: BTreeMap<u64, (usize, Vec<Event>)> = BTreeMap::new();
@@ -159,24 +165,32 @@ fn replay_with(
             waiting.insert(i, (worker, decoded?));
             while let Some((worker, events)) = waiting.remove(&next) {
                 let events = Arc::new(events);
-                if next == 0 && threads.folders > 1 && ranges > 1 && projections.len() > 1 {
-                    let costs = fold_timed(projections, &events, keep);
-                    let theirs;
-                    (mine, theirs) = split_by_cost(projections, &costs);
-                    let (tx, rx) = sync_channel::<(usize, Arc<Vec<Event>>)>(workers * 2);
-                    let trash = trash.clone();
-                    helper = Some(tx);
-                    helper_thread = Some(
-                        std::thread::Builder::new()
-                            .name("replay-fold".into())
-                            .spawn_scoped(scope, move || {
-                                for (worker, events) in rx {
-                                    fold(&theirs, &events, keep);
-                                    let _ = trash[worker].send(events);
-                                }
-                            })
-                            .expect("spawn replay fold thread"),
-                    );
+                let split = threads.folders > 1 && ranges > TIMED_RANGES && projections.len() > 1;
+                if split && next < TIMED_RANGES {
+                    // Folded here, view by view, timed.
+                    let took = fold_timed(projections, &events, keep);
+                    costs = match next {
+                        0 => took,
+                        _ => costs.iter().zip(took).map(|(a, b)| (*a).min(b)).collect(),
+                    };
+                    if next + 1 == TIMED_RANGES {
+                        let theirs;
+                        (mine, theirs) = split_by_cost(projections, &costs);
+                        let (tx, rx) = sync_channel::<(usize, Arc<Vec<Event>>)>(workers * 2);
+                        let trash = trash.clone();
+                        helper = Some(tx);
+                        helper_thread = Some(
+                            std::thread::Builder::new()
+                                .name("replay-fold".into())
+                                .spawn_scoped(scope, move || {
+                                    for (worker, events) in rx {
+                                        fold(&theirs, &events, keep);
+                                        let _ = trash[worker].send(events);
+                                    }
+                                })
+                                .expect("spawn replay fold thread"),
+                        );
+                    }
                 } else {
                     if let Some(helper) = &helper {
                         // Fails only if the helper panicked: the scope
@@ -297,8 +311,7 @@ mod tests {
     use crate::clock::ManualClock;
     use crate::evaluate::Fingerprint;
     use crate::eventlog::{
-        AlertReport, AlertResolution, EventKind, FlapChange, LabelSet, Lease, LogOptions,
-        NewEvent,
+        AlertReport, AlertResolution, EventKind, FlapChange, LabelSet, Lease, LogOptions, NewEvent,
     };
     use crate::pipeline::Views;
 
@@ -382,13 +395,11 @@ mod tests {
                 serde_json::Value::Array(items) => {
                     items.iter_mut().for_each(sort_pairs);
                     let key = |item: &serde_json::Value| match item {
-                        serde_json::Value::Array(pair) if pair.len() == 2 => {
-                            match &pair[0] {
-                                serde_json::Value::Number(n) => Some(n.to_string()),
-                                serde_json::Value::String(s) => Some(s.clone()),
-                                _ => None,
-                            }
-                        }
+                        serde_json::Value::Array(pair) if pair.len() == 2 => match &pair[0] {
+                            serde_json::Value::Number(n) => Some(n.to_string()),
+                            serde_json::Value::String(s) => Some(s.clone()),
+                            _ => None,
+                        },
                         _ => None,
                     };
                     if items.iter().all(|i| key(i).is_some()) {
@@ -437,7 +448,7 @@ mod tests {
         );
         assert!(live.alerts.len() > 100, "the timeline fills the views");
 
-        // Ranges of 64 `seq`s: 47 of them, the first one timed and every
+        // Ranges of 64 `seq`s: 47 of them, the first four timed and every
         // later one folded on two threads.
         for (readers, folders) in [(2, 2), (1, 2), (3, 1)] {
             let replayed = Views::new();
