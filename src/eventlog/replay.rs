@@ -149,7 +149,7 @@ fn replay_with(
 
         // The views this thread folds, and the queue of the second folding
         // thread, once the first range has told how to split them.
-        let mut mine: Vec<&Arc<dyn Projection>> = projections.iter().collect();
+        let mut mine: Lane = projections.iter().collect();
         let mut helper: Option<SyncSender<(usize, Arc<Vec<Event>>)>> = None;
         let mut helper_thread = None;
         let mut costs: Vec<Duration> = Vec::new();
@@ -219,7 +219,7 @@ fn replay_with(
     })
 }
 
-fn fold(views: &[&Arc<dyn Projection>], events: &[Event], keep: &impl Fn(&Event) -> bool) {
+fn fold(views: &Lane, events: &[Event], keep: &impl Fn(&Event) -> bool) {
     for event in events.iter().filter(|e| keep(e)) {
         for view in views {
             view.apply(event);
@@ -247,12 +247,12 @@ fn fold_timed(
         .collect()
 }
 
+/// The views one folding thread folds.
+type Lane<'v> = Vec<&'v Arc<dyn Projection>>;
+
 /// Splits the views in two sets of about equal cost, costliest first, each
 /// set in the views' own order.
-fn split_by_cost<'v>(
-    views: &'v [Arc<dyn Projection>],
-    costs: &[Duration],
-) -> (Vec<&'v Arc<dyn Projection>>, Vec<&'v Arc<dyn Projection>>) {
+fn split_by_cost<'v>(views: &'v [Arc<dyn Projection>], costs: &[Duration]) -> (Lane<'v>, Lane<'v>) {
     let mut by_cost: Vec<usize> = (0..views.len()).collect();
     by_cost.sort_by_key(|&i| std::cmp::Reverse(costs[i]));
     let mut lane = vec![0u8; views.len()];
