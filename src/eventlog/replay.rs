@@ -148,7 +148,8 @@ fn replay_with(
         drop(decoded_tx);
 
         // The views this thread folds, and the queue of the second folding
-        // thread, once the first range has told how to split them.
+        // thread, once the first `TIMED_RANGES` ranges have told how to
+        // split them.
         let mut mine: Lane = projections.iter().collect();
         let mut helper: Option<SyncSender<(usize, Arc<Vec<Event>>)>> = None;
         let mut helper_thread = None;
