@@ -15,15 +15,15 @@
 //! what is paged: the dispatcher mutes flapping alerts (reason `flapping`)
 //! after one notice. Replay folds the decisions and never decides again.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 
 use chrono::{DateTime, Duration, Utc};
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 
-use super::Fingerprint;
 use super::alerts::AlertStore;
 use super::route::RouteTree;
+use super::{Fingerprint, FingerprintMap};
 use crate::eventlog::{Event, EventKind, FlapChange, NewEvent, Projection};
 
 /// The most state changes kept per alert: `flap.changes` may not exceed it.
@@ -86,7 +86,11 @@ pub struct FlapView {
 
 #[derive(Default, Serialize, Deserialize)]
 struct Inner {
-    by_fp: HashMap<String, FlapState>,
+    /// Keyed by the parsed fingerprint: replay folds every state change
+    /// into this table, and a `u64` key is neither hashed with SipHash nor
+    /// allocated. A fingerprint that does not parse is not an alert the
+    /// alert store holds either, so it has no state here.
+    by_fp: FingerprintMap<FlapState>,
     /// Fingerprints flapping now.
     flapping: BTreeSet<String>,
     /// Bumped whenever `flapping` changes, so the dispatcher knows its
@@ -100,7 +104,8 @@ impl FlapView {
     }
 
     pub fn get(&self, fp: &str) -> Option<FlapState> {
-        self.inner.read().by_fp.get(fp).cloned()
+        let fp = Fingerprint::parse(fp)?;
+        self.inner.read().by_fp.get(&fp.0).cloned()
     }
 
     /// Whether `fp` is flapping now.
@@ -120,10 +125,13 @@ impl FlapView {
             .read()
             .by_fp
             .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .map(|(k, v)| (*k, v.clone()))
             .collect();
-        all.sort_by(|a, b| a.0.cmp(&b.0));
-        all
+        // Numeric order is the order of the fixed-width hex form.
+        all.sort_by_key(|(k, _)| *k);
+        all.into_iter()
+            .map(|(k, v)| (Fingerprint(k).to_string(), v))
+            .collect()
     }
 
     pub fn version(&self) -> u64 {
@@ -136,7 +144,7 @@ impl FlapView {
         inner
             .flapping
             .iter()
-            .filter_map(|fp| inner.by_fp.get(fp)?.stable_at())
+            .filter_map(|fp| inner.by_fp.get(&Fingerprint::parse(fp)?.0)?.stable_at())
             .min()
     }
 }
@@ -150,43 +158,44 @@ impl Projection for FlapView {
         let at = event.occurred_at;
         match &event.kind {
             EventKind::AlertReceived(r) => {
+                let Some(fp) = Fingerprint::parse(&r.fingerprint) else {
+                    return;
+                };
                 let firing = r.ends_at.is_none_or(|e| e > at);
                 let mut inner = self.inner.write();
                 // An alert first seen resolved never fired: nothing to count.
-                // The key is copied only for an alert not seen before.
-                match inner.by_fp.get_mut(&r.fingerprint) {
+                match inner.by_fp.get_mut(&fp.0) {
                     Some(s) => s.changed(firing, at),
-                    None if firing => inner
-                        .by_fp
-                        .entry(r.fingerprint.clone())
-                        .or_default()
-                        .changed(firing, at),
+                    None if firing => inner.by_fp.entry(fp.0).or_default().changed(firing, at),
                     None => {}
                 }
             }
             EventKind::AlertResolved(r) => {
-                if let Some(s) = self.inner.write().by_fp.get_mut(&r.fingerprint) {
+                let Some(fp) = Fingerprint::parse(&r.fingerprint) else {
+                    return;
+                };
+                if let Some(s) = self.inner.write().by_fp.get_mut(&fp.0) {
                     s.changed(false, at);
                 }
             }
             EventKind::AlertFlappingStarted(f) => {
                 let mut inner = self.inner.write();
-                inner
-                    .by_fp
-                    .entry(f.fingerprint.clone())
-                    .or_default()
-                    .flapping = Some(Flapping {
-                    since: at,
-                    changes: f.changes,
-                    window_secs: f.window_secs,
-                    stable_secs: f.stable_secs,
-                });
+                if let Some(fp) = Fingerprint::parse(&f.fingerprint) {
+                    inner.by_fp.entry(fp.0).or_default().flapping = Some(Flapping {
+                        since: at,
+                        changes: f.changes,
+                        window_secs: f.window_secs,
+                        stable_secs: f.stable_secs,
+                    });
+                }
                 inner.flapping.insert(f.fingerprint.clone());
                 inner.version += 1;
             }
             EventKind::AlertFlappingStopped(f) => {
                 let mut inner = self.inner.write();
-                if let Some(s) = inner.by_fp.get_mut(&f.fingerprint) {
+                if let Some(fp) = Fingerprint::parse(&f.fingerprint)
+                    && let Some(s) = inner.by_fp.get_mut(&fp.0)
+                {
                     s.flapping = None;
                 }
                 inner.flapping.remove(&f.fingerprint);

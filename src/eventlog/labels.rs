@@ -130,6 +130,14 @@ impl LabelSet {
         }
     }
 
+    /// The set as one text, in the length-prefixed form the module docs
+    /// describe: equal sets give equal texts and different sets different
+    /// ones, so a hash of a set can hash this at once instead of pair by
+    /// pair. The empty set is the empty text.
+    pub fn encoded(&self) -> &str {
+        self.0.as_deref().unwrap_or("")
+    }
+
     pub fn keys(&self) -> impl Iterator<Item = &str> + '_ {
         self.iter().map(|(k, _)| k)
     }

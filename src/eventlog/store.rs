@@ -186,7 +186,7 @@ const DECIDE_ROUNDS: usize = 4;
 /// Snapshots written by another version of the code are ignored (their
 /// views may have another shape): bump the suffix when a view's state
 /// changes shape.
-pub const SNAPSHOT_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "/views-2");
+pub const SNAPSHOT_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "/views-3");
 
 /// Restores every projection from the newest snapshot this code wrote; the
 /// `seq` it covers, or `None` (nothing restored, projections reset).
