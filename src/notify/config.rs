@@ -35,7 +35,10 @@ pub struct NotifyConfig {
     /// `max_backoff`.
     pub initial_backoff: PromDuration,
     pub max_backoff: PromDuration,
-    /// Deliveries in flight at once, over all receivers.
+    /// Requests to the far ends in flight at once, over all receivers.
+    /// The serving loop also starts at most 8 times this many deliveries
+    /// per wake (oldest first), so a backlog drains in work proportional
+    /// to its size.
     pub concurrency: usize,
     /// Consecutive failed attempts of one integration after which Fenghuo
     /// raises `FenghuoNotificationsFailing` about it.
