@@ -10,15 +10,14 @@
 //! replayed (from snapshots, and from the log alone) and must give the
 //! same views, and a pass at the same instant decides nothing new.
 
-use std::sync::Arc;
-
 use chrono::{DateTime, Duration, Utc};
 use fenghuo::clock::{Clock, ManualClock};
 use fenghuo::config::Config;
 use fenghuo::eventlog::event::{Release, ReleaseStatusChange};
-use fenghuo::eventlog::{Event, EventKind, EventQuery, LabelSet, NewEvent, NotificationDue};
-use fenghuo::ingest::IncomingAlert;
-use fenghuo::pipeline::Pipeline;
+use fenghuo::eventlog::{Event, EventKind, LabelSet, NewEvent};
+
+mod support;
+use support::timeline::{Timeline, notifications};
 
 const CONFIG: &str = r#"
 route:
@@ -131,83 +130,12 @@ fn release(
     out
 }
 
-struct Timeline {
-    clock: ManualClock,
-    pipeline: Pipeline,
-    /// The last seq read.
-    read: u64,
-}
-
-impl Timeline {
-    fn open(dir: &std::path::Path, clock: &ManualClock, config: &str) -> Timeline {
-        let mut config = Config::parse(config).unwrap();
-        config.data_dir = dir.to_path_buf();
-        let pipeline = Pipeline::open(config, Arc::new(clock.clone())).unwrap();
-        Timeline {
-            clock: clock.clone(),
-            read: pipeline.log.last_seq(),
-            pipeline,
-        }
-    }
-
-    /// Prometheus posts `alerts` at `secs`, firing or resolved then.
-    async fn post(&self, secs: i64, alerts: &[LabelSet], resolved: bool) {
-        self.clock.set(t0() + Duration::seconds(secs));
-        let now = self.clock.now();
-        let alerts = alerts
-            .iter()
-            .map(|l| {
-                IncomingAlert::new(
-                    l.clone(),
-                    LabelSet::new(),
-                    now,
-                    Some(if resolved {
-                        now
-                    } else {
-                        now + Duration::hours(4)
-                    }),
-                    String::new(),
-                    Default::default(),
-                    resolved,
-                )
-            })
-            .collect();
-        self.pipeline
-            .ingest
-            .alerts("prometheus", alerts)
-            .await
-            .unwrap();
-    }
-
-    /// Moves the clock to `secs` from t0, runs a pass, and answers every
-    /// event since the last look.
-    async fn at(&mut self, secs: i64) -> Vec<Event> {
-        self.clock.set(t0() + Duration::seconds(secs));
-        self.pipeline.dispatcher.step().await.unwrap();
-        let events = self
-            .pipeline
-            .log
-            .read(&EventQuery {
-                after: self.read,
-                limit: 100_000,
-                ..EventQuery::default()
-            })
-            .unwrap();
-        if let Some(last) = events.last() {
-            self.read = last.seq;
-        }
-        events
-    }
-}
-
-fn notifications(events: &[Event]) -> Vec<NotificationDue> {
-    events
-        .iter()
-        .filter_map(|e| match &e.kind {
-            EventKind::NotificationDue(n) => Some(n.clone()),
-            _ => None,
-        })
-        .collect()
+/// Prometheus posts `alerts` at `secs`, started then: firing for hours,
+/// or resolved then.
+async fn post(t: &Timeline, secs: i64, alerts: &[LabelSet], resolved: bool) {
+    t.clock.set(t0() + Duration::seconds(secs));
+    let refs: Vec<&LabelSet> = alerts.iter().collect();
+    t.post(&refs, t.clock.now(), resolved).await;
 }
 
 /// What Fenghuo decided about its release alert: `raised` or `resolved
@@ -236,7 +164,7 @@ fn release_alert_decisions(events: &[Event]) -> Vec<String> {
 async fn a_bad_release_pages_once_headed_by_itself_and_late_pods_reach_its_page() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(t0());
-    let mut t = Timeline::open(dir.path(), &clock, CONFIG);
+    let mut t = Timeline::open(dir.path(), &clock, t0(), CONFIG);
     t.pipeline
         .log
         .append(release(
@@ -263,7 +191,7 @@ async fn a_bad_release_pages_once_headed_by_itself_and_late_pods_reach_its_page(
 
     // 30 s: the first pods crash; the release is suspected, and raised.
     let first: Vec<LabelSet> = (1..=3).map(pod).collect();
-    t.post(30, &first, false).await;
+    post(&t, 30, &first, false).await;
     let events = t.at(30).await;
     assert_eq!(release_alert_decisions(&events), vec!["03:00:30 raised"]);
     let raised = t
@@ -288,7 +216,7 @@ async fn a_bad_release_pages_once_headed_by_itself_and_late_pods_reach_its_page(
         raised.report.annotations
     );
     // The pods' own group flushes at 60 s with all of them muted: nothing.
-    t.post(60, &[rollout_stuck()], false).await;
+    post(&t, 60, &[rollout_stuck()], false).await;
     assert_eq!(notifications(&t.at(60).await), vec![]);
     assert_eq!(notifications(&t.at(89).await), vec![]);
 
@@ -336,7 +264,7 @@ async fn a_bad_release_pages_once_headed_by_itself_and_late_pods_reach_its_page(
     // Just after the page, 2 more pods crash: muted as they come, and no
     // page for them at any flush.
     let late: Vec<LabelSet> = (4..=5).map(pod).collect();
-    t.post(90, &late, false).await;
+    post(&t, 90, &late, false).await;
     assert_eq!(notifications(&t.at(91).await), vec![]);
     assert_eq!(notifications(&t.at(389).await), vec![]);
 
@@ -381,7 +309,7 @@ async fn a_bad_release_pages_once_headed_by_itself_and_late_pods_reach_its_page(
         .cloned()
         .chain([rollout_stuck()])
         .collect();
-    t.post(720, &everything, true).await;
+    post(&t, 720, &everything, true).await;
     let events = t.at(720).await;
     assert_eq!(
         release_alert_decisions(&events),
@@ -389,7 +317,7 @@ async fn a_bad_release_pages_once_headed_by_itself_and_late_pods_reach_its_page(
     );
     // 13 min, still in the bake window: a pod crashes again, so does the
     // release's alert.
-    t.post(780, &[pod(1)], false).await;
+    post(&t, 780, &[pod(1)], false).await;
     assert_eq!(
         release_alert_decisions(&t.at(780).await),
         vec!["03:13:00 raised"]
@@ -405,7 +333,7 @@ async fn a_bad_release_pages_once_headed_by_itself_and_late_pods_reach_its_page(
     assert_eq!(live_subjects.len(), 6, "5 pods and the rollout");
     t.pipeline.close();
     drop(t);
-    let mut again = Timeline::open(dir.path(), &clock, CONFIG);
+    let mut again = Timeline::open(dir.path(), &clock, t0(), CONFIG);
     assert_eq!(again.pipeline.groups.all(), live_groups);
     assert_eq!(again.pipeline.releases.alert_of("rel-142"), live_alert);
     assert_eq!(
@@ -432,13 +360,13 @@ async fn without_releases_alert_no_release_is_raised() {
             "source_matchers: ['alertname=\"ReleaseSuspected\"']",
             "source_matchers: ['alertname=\"Other\"']",
         );
-    let mut t = Timeline::open(dir.path(), &clock, &config);
+    let mut t = Timeline::open(dir.path(), &clock, t0(), &config);
     t.pipeline
         .log
         .append(release(t0(), ("rel-142", "v1.4.2", "alice"), &["started"]))
         .await
         .unwrap();
-    t.post(30, &[pod(1)], false).await;
+    post(&t, 30, &[pod(1)], false).await;
     let events = t.at(30).await;
     assert!(
         events

@@ -14,12 +14,10 @@ use fenghuo::clock::{Clock, ManualClock};
 use fenghuo::config::Config;
 use fenghuo::evaluate::inhibit::{Source, inhibitions_at};
 use fenghuo::evaluate::topology::Scope;
-use fenghuo::eventlog::{
-    EventKind, EventQuery, InvolvedObject, K8sEvent, LabelSet, NewEvent, NotificationDue,
-    OwnerReference,
-};
-use fenghuo::ingest::IncomingAlert;
-use fenghuo::pipeline::Pipeline;
+use fenghuo::eventlog::{EventKind, InvolvedObject, K8sEvent, LabelSet, NewEvent, OwnerReference};
+
+mod support;
+use support::timeline::{Timeline, notifications};
 
 const CONFIG: &str = r#"
 route:
@@ -81,108 +79,34 @@ fn scheduled(pod: &str, workload: &str, node: &str) -> NewEvent {
     )
 }
 
-struct Timeline {
-    clock: ManualClock,
-    pipeline: Pipeline,
-    /// The last seq read.
-    read: u64,
-}
-
-impl Timeline {
-    fn open(dir: &std::path::Path, clock: &ManualClock) -> Timeline {
-        let mut config = Config::parse(CONFIG).unwrap();
-        config.data_dir = dir.to_path_buf();
-        let pipeline = Pipeline::open(config, Arc::new(clock.clone())).unwrap();
-        Timeline {
-            clock: clock.clone(),
-            read: pipeline.log.last_seq(),
-            pipeline,
-        }
+/// Why each alert is inhibited now, as the running pipeline explains
+/// it (the history API's `inhibitedBy`).
+fn reasons(t: &Timeline) -> BTreeMap<String, Vec<String>> {
+    let now = t.clock.now();
+    let routing = t.pipeline.routing();
+    let joins = t.pipeline.dispatcher.joins(&routing);
+    let all = t.pipeline.store.all();
+    let mut out = BTreeMap::new();
+    for (fp, alert) in all.iter().filter(|(_, a)| a.firing_at(now)) {
+        let fps: Vec<String> = all.iter().map(|(f, _)| f.to_string()).collect();
+        let sources = all.iter().zip(&fps).map(|((_, a), f)| Source {
+            fingerprint: f,
+            labels: &a.report.labels,
+            resolved_at: if a.firing_at(now) { None } else { a.ends_at },
+        });
+        let why = inhibitions_at(
+            &routing.inhibit_rules,
+            (&fp.to_string(), &alert.report.labels),
+            sources,
+            now,
+            Some(&joins),
+        );
+        out.insert(
+            fp.to_string(),
+            why.iter().map(ToString::to_string).collect(),
+        );
     }
-
-    /// Prometheus posts `alerts` (firing, or resolved now).
-    async fn post(&self, alerts: &[&LabelSet], resolved: bool) {
-        let now = self.clock.now();
-        let alerts = alerts
-            .iter()
-            .map(|l| {
-                IncomingAlert::new(
-                    (*l).clone(),
-                    LabelSet::new(),
-                    t0(),
-                    Some(if resolved {
-                        now
-                    } else {
-                        now + Duration::hours(4)
-                    }),
-                    String::new(),
-                    Default::default(),
-                    resolved,
-                )
-            })
-            .collect();
-        self.pipeline
-            .ingest
-            .alerts("prometheus", alerts)
-            .await
-            .unwrap();
-    }
-
-    /// Moves the clock to `at` (seconds from t0), runs a pass, and answers
-    /// the notifications decided since the last look.
-    async fn at(&mut self, secs: i64) -> Vec<NotificationDue> {
-        self.clock.set(t0() + Duration::seconds(secs));
-        self.pipeline.dispatcher.step().await.unwrap();
-        let events = self
-            .pipeline
-            .log
-            .read(&EventQuery {
-                after: self.read,
-                limit: 100_000,
-                ..EventQuery::default()
-            })
-            .unwrap();
-        if let Some(last) = events.last() {
-            self.read = last.seq;
-        }
-        events
-            .into_iter()
-            .filter_map(|e| match e.kind {
-                EventKind::NotificationDue(n) => Some(n),
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// Why each alert is inhibited now, as the running pipeline explains
-    /// it (the history API's `inhibitedBy`).
-    fn reasons(&self) -> BTreeMap<String, Vec<String>> {
-        let now = self.clock.now();
-        let routing = self.pipeline.routing();
-        let joins = self.pipeline.dispatcher.joins(&routing);
-        let all = self.pipeline.store.all();
-        let mut out = BTreeMap::new();
-        for (fp, alert) in all.iter().filter(|(_, a)| a.firing_at(now)) {
-            let fps: Vec<String> = all.iter().map(|(f, _)| f.to_string()).collect();
-            let sources = all.iter().zip(&fps).map(|((_, a), f)| Source {
-                fingerprint: f,
-                labels: &a.report.labels,
-                resolved_at: if a.firing_at(now) { None } else { a.ends_at },
-            });
-            let why = inhibitions_at(
-                &routing.inhibit_rules,
-                (&fp.to_string(), &alert.report.labels),
-                sources,
-                now,
-                Some(&joins),
-            );
-            out.insert(
-                fp.to_string(),
-                why.iter().map(ToString::to_string).collect(),
-            );
-        }
-        out
-    }
+    out
 }
 
 fn fp(l: &LabelSet) -> String {
@@ -198,7 +122,7 @@ fn fp(l: &LabelSet) -> String {
 async fn symptoms_join_the_cause_through_placement_and_outliving_ones_page_after_the_grace() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(t0());
-    let mut t = Timeline::open(dir.path(), &clock);
+    let mut t = Timeline::open(dir.path(), &clock, t0(), CONFIG);
     t.pipeline
         .log
         .append(vec![
@@ -235,26 +159,30 @@ async fn symptoms_join_the_cause_through_placement_and_outliving_ones_page_after
         ("service", "api"),
         ("cluster", "prod"),
     ]);
-    assert_eq!(t.at(0).await, vec![]);
+    assert_eq!(notifications(&t.at(0).await), vec![]);
 
     t.clock.set(t0() + Duration::seconds(60));
-    t.post(&[&node], false).await;
+    t.post(&[&node], t0(), false).await;
     t.clock.set(t0() + Duration::seconds(65));
-    t.post(&[&pod_a, &pod_b], false).await;
+    t.post(&[&pod_a, &pod_b], t0(), false).await;
     t.clock.set(t0() + Duration::seconds(75));
-    t.post(&[&web, &api], false).await;
-    assert_eq!(t.at(80).await, vec![]);
+    t.post(&[&web, &api], t0(), false).await;
+    assert_eq!(notifications(&t.at(80).await), vec![]);
 
     // Muted, and why: through node-7's placement.
-    let reasons = t.reasons();
+    let inhibited = reasons(&t);
     let through = format!("{} through node-7 placement", fp(&node));
     for symptom in [&pod_a, &pod_b, &web] {
-        assert_eq!(reasons[&fp(symptom)], vec![through.clone()], "{symptom:?}");
+        assert_eq!(
+            inhibited[&fp(symptom)],
+            vec![through.clone()],
+            "{symptom:?}"
+        );
     }
-    assert_eq!(reasons[&fp(&api)], Vec::<String>::new());
+    assert_eq!(inhibited[&fp(&api)], Vec::<String>::new());
 
     // group_wait after the node: one page for it, its symptoms listed.
-    let pages = t.at(90).await;
+    let pages = notifications(&t.at(90).await);
     assert_eq!(pages.len(), 1, "{pages:#?}");
     assert_eq!(pages[0].firing, vec![fp(&node)]);
     let mut symptoms: Vec<(String, String, String)> = pages[0]
@@ -294,37 +222,36 @@ async fn symptoms_join_the_cause_through_placement_and_outliving_ones_page_after
         .unwrap();
     assert_eq!(incident.symptoms.len(), 3, "{incident:#?}");
     // The unrelated service: on its own, within group_wait of its start.
-    let pages = t.at(105).await;
+    let pages = notifications(&t.at(105).await);
     assert_eq!(pages.len(), 1, "{pages:#?}");
     assert_eq!(pages[0].firing, vec![fp(&api)]);
     // Nothing pages for the symptoms.
-    assert_eq!(t.at(300).await, vec![]);
+    assert_eq!(notifications(&t.at(300).await), vec![]);
 
     // The node and the pods recover at 10 min; web does not.
     t.clock.set(t0() + Duration::minutes(10));
-    t.post(&[&node, &pod_a, &pod_b], true).await;
-    let during = t.at(600 + 60).await;
+    t.post(&[&node, &pod_a, &pod_b], t0(), true).await;
+    let during = notifications(&t.at(600 + 60).await);
     assert!(
         during.iter().all(|n| !n.firing.contains(&fp(&web))),
         "{during:#?}"
     );
     assert!(
-        t.reasons()[&fp(&web)][0].ends_with(
+        reasons(&t)[&fp(&web)][0].ends_with(
             "through node-7 placement (cause resolved at 2026-11-26T03:10:00Z, grace until 2026-11-26T03:20:00Z)"
         ),
         "{:?}",
-        t.reasons()
+        reasons(&t)
     );
     // The grace ends at 20 min: web is its own incident, paged within
     // group_wait.
     assert!(
-        t.at(20 * 60 - 1)
-            .await
+        notifications(&t.at(20 * 60 - 1).await)
             .iter()
             .all(|n| !n.firing.contains(&fp(&web)))
     );
-    assert_eq!(t.at(20 * 60).await, vec![]);
-    let pages = t.at(20 * 60 + 30).await;
+    assert_eq!(notifications(&t.at(20 * 60).await), vec![]);
+    let pages = notifications(&t.at(20 * 60 + 30).await);
     assert_eq!(
         pages.iter().map(|n| n.firing.clone()).collect::<Vec<_>>(),
         vec![vec![fp(&web)]],
@@ -335,7 +262,7 @@ async fn symptoms_join_the_cause_through_placement_and_outliving_ones_page_after
     // every 5 events, so restored from one and the tail replayed) places
     // the same pods and gives the same reasons; a pass at the same instant
     // decides nothing new.
-    let live_reasons = t.reasons();
+    let live_reasons = reasons(&t);
     let live_pods: Vec<_> = ["web", "api"]
         .iter()
         .map(|w| t.pipeline.topology.pods_of(w, &Scope::default()))
@@ -343,14 +270,14 @@ async fn symptoms_join_the_cause_through_placement_and_outliving_ones_page_after
     assert_eq!(live_pods[0].len(), 2);
     t.pipeline.close();
     drop(t);
-    let mut again = Timeline::open(dir.path(), &clock);
+    let mut again = Timeline::open(dir.path(), &clock, t0(), CONFIG);
     let replayed_pods: Vec<_> = ["web", "api"]
         .iter()
         .map(|w| again.pipeline.topology.pods_of(w, &Scope::default()))
         .collect();
     assert_eq!(replayed_pods, live_pods);
-    assert_eq!(again.reasons(), live_reasons);
-    assert_eq!(again.at(20 * 60 + 30).await, vec![]);
+    assert_eq!(reasons(&again), live_reasons);
+    assert_eq!(notifications(&again.at(20 * 60 + 30).await), vec![]);
     // And from the log alone, without snapshots.
     let views = fenghuo::pipeline::Views::new();
     fenghuo::eventlog::replay(&again.pipeline.log, &views.projections(), |_, _| {}).unwrap();

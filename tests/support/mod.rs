@@ -3,3 +3,4 @@
 pub mod binary;
 pub mod router;
 pub mod smtp;
+pub mod timeline;
