@@ -746,3 +746,78 @@ async fn a_backlog_of_thousands_drains_in_work_proportional_to_its_size() {
     );
     t.close();
 }
+
+/// A channel whose first send panics (a bug in it or in what it calls),
+/// then sends as the real one does.
+struct PanicsOnce {
+    inner: Arc<dyn fenghuo::notify::Notifier>,
+    panicked: std::sync::atomic::AtomicBool,
+}
+
+impl fenghuo::notify::Notifier for PanicsOnce {
+    fn kind(&self) -> &'static str {
+        self.inner.kind()
+    }
+    fn send_resolved(&self) -> bool {
+        self.inner.send_resolved()
+    }
+    fn render(
+        &self,
+        msg: &fenghuo::notify::Message,
+        templates: &fenghuo::notify::Templates,
+        now: DateTime<Utc>,
+    ) -> fenghuo::notify::Rendered {
+        self.inner.render(msg, templates, now)
+    }
+    fn send<'a>(
+        &'a self,
+        payload: &'a fenghuo::notify::Payload,
+    ) -> futures::future::BoxFuture<
+        'a,
+        Result<fenghuo::notify::Delivered, fenghuo::notify::DeliveryError>,
+    > {
+        if !self
+            .panicked
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            panic!("a bug in the channel");
+        }
+        self.inner.send(payload)
+    }
+}
+
+/// Regression: a delivery task that panicked kept its delivery in flight
+/// for good — never planned again, never sent, nothing in the log. A panic
+/// is now a failed attempt: recorded, retried after its backoff, sent.
+#[tokio::test]
+async fn a_sender_that_panics_is_retried_not_stuck_in_flight() {
+    let (endpoint, url) = Endpoint::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(t0());
+    let t = Timeline::open(&config(&url, &url, ""), dir.path(), &clock, t0());
+    let mut receivers = (*t.pipeline.outbox.receivers()).clone();
+    let team = receivers.by_name.get_mut("team").unwrap();
+    team.integrations[0].notifier = Arc::new(PanicsOnce {
+        inner: team.integrations[0].notifier.clone(),
+        panicked: Default::default(),
+    });
+    t.pipeline.outbox.set_receivers(Arc::new(receivers));
+
+    t.at(0);
+    t.fire("DiskFull", "x").await;
+    let report = t.step().await;
+    assert_eq!(report.failed, 1, "{report:?}");
+    assert_eq!(t.outcomes(), vec!["failed team attempt 1 panic retry"]);
+    assert!(endpoint.delivered("team").is_empty());
+
+    // The backoff (1s ± 20%) passes: the same delivery goes out, once.
+    t.clock.set(t.retry_at().unwrap());
+    assert_eq!(t.step().await.sent, 1);
+    assert_eq!(
+        t.outcomes(),
+        vec!["failed team attempt 1 panic retry", "sent team attempt 2"]
+    );
+    assert_eq!(endpoint.delivered("team").len(), 1);
+    assert!(t.pipeline.outbox.state().pending().is_empty());
+    t.close();
+}

@@ -284,7 +284,7 @@ pub struct DeliveryError {
     /// metric label (`reason`), so it must not hold a URL or a token.
     pub reason: String,
     /// What kind of failure, for metrics: `timeout`, `connect`, `http_5xx`,
-    /// `http_4xx`, `rate_limited`, `smtp`, `rejected`, `render`.
+    /// `http_4xx`, `rate_limited`, `smtp`, `rejected`, `render`, `panic`.
     pub class: &'static str,
     pub status: Option<u16>,
     /// Worth trying again (timeouts, connection errors, 5xx, 429).

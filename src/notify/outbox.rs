@@ -29,6 +29,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use chrono::{DateTime, Duration, Utc};
+use futures::FutureExt;
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
@@ -457,6 +458,20 @@ pub struct PlanWork {
 /// A started job: its outcome once recorded.
 pub type JobHandle = tokio::task::JoinHandle<Result<Outcome, Arc<LogError>>>;
 
+/// A started job's place in the outbox, held by its task: dropping it
+/// releases the job, so a task that ends in any way (an outcome, an error,
+/// a panic, cancellation) frees its deliveries to be planned again.
+struct JobPlace {
+    outbox: Arc<Outbox>,
+    job: Job,
+}
+
+impl Drop for JobPlace {
+    fn drop(&mut self) {
+        self.outbox.release(&self.job);
+    }
+}
+
 /// What one walk of the planner saw besides its jobs.
 #[derive(Debug, Default)]
 struct Walk {
@@ -784,10 +799,13 @@ impl Outbox {
             let me = self.clone();
             self.running.fetch_add(1, Ordering::AcqRel);
             handles.push(tokio::spawn(async move {
-                let mut slot: SendSlot = me.permits.clone().acquire_owned().await.ok();
-                let result = me.run(&job, &mut slot).await;
+                // The job's place is freed however the task ends: a task
+                // that panicked (or was cancelled) kept its deliveries in
+                // flight for good — never planned again, never sent.
+                let job = JobPlace { outbox: me, job };
+                let mut slot: SendSlot = job.outbox.permits.clone().acquire_owned().await.ok();
+                let result = job.outbox.run(&job.job, &mut slot).await;
                 drop(slot);
-                me.release(&job);
                 result
             }));
         }
@@ -1004,6 +1022,8 @@ impl Outbox {
         (jobs, walk)
     }
 
+    /// Frees what `job` held: its deliveries' in-flight marks and its
+    /// place among the running jobs. Called once, by [`JobPlace`]'s drop.
     fn release(&self, job: &Job) {
         {
             let mut in_flight = self.in_flight.lock();
@@ -1100,9 +1120,31 @@ impl Outbox {
                 "receiver template failed; sent with the default template");
         }
         let started = Instant::now();
-        let (result, updated) = self
-            .send_or_update(receiver, integration, items, &rendered)
-            .await;
+        // A sender that panics (a bug in a channel, or in what it calls)
+        // is a failed attempt like any other: recorded, retried with
+        // backoff, handed to the fallback in the end — not a lost page.
+        let (result, updated) = std::panic::AssertUnwindSafe(self.send_or_update(
+            receiver,
+            integration,
+            items,
+            &rendered,
+        ))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| {
+            tracing::error!(receiver = %receiver.name, integration = %integration.id,
+                "the integration's sender panicked; recorded as a failed attempt");
+            (
+                Err(super::DeliveryError {
+                    reason: "the sender panicked (a bug: see the server log)".into(),
+                    class: "panic",
+                    status: None,
+                    retryable: true,
+                    retry_after: None,
+                }),
+                false,
+            )
+        });
         let latency = started.elapsed();
         // The far end answered: the next delivery can go while this outcome
         // waits for its commit (the delivery stays in flight until then, so
