@@ -158,7 +158,9 @@ pub struct Counts {
     pub new: usize,
 }
 
-/// What a rate-limited receiver gets instead of one message per group.
+/// Several groups' notifications in one message: what a rate-limited
+/// receiver gets instead of one message per group, and the resolves held
+/// for a receiver's digest (`pages: {resolved: digest}`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Digest {
     /// Groups folded into this message, first (oldest) first.
@@ -166,6 +168,23 @@ pub struct Digest {
     /// Alerts and groups beyond those the message lists in full.
     pub more_alerts: usize,
     pub more_groups: usize,
+    /// Why they were folded together; templates word the message by it.
+    #[serde(default)]
+    pub reason: DigestReason,
+    /// For a digest of resolves: the end of the window it closes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// Why a [`Digest`] was sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DigestReason {
+    /// The receiver is over its `rate_limit`: the surplus goes in one message.
+    #[default]
+    RateLimit,
+    /// Resolves held until the end of the receiver's digest window.
+    Resolved,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

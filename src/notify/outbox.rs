@@ -35,7 +35,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
 use super::config::{Integration, NotifyConfig, ReceiverRuntime, Receivers};
-use super::{AlertData, Counts, Digest, DigestGroup, Message, common_pairs, humanize_since};
+use super::{
+    AlertData, Counts, Digest, DigestGroup, DigestReason, Message, common_pairs, humanize_since,
+};
 use crate::clock::SharedClock;
 use crate::evaluate::alerts::AlertStore;
 use crate::evaluate::fingerprint::Fingerprint;
@@ -1378,7 +1380,12 @@ impl Outbox {
     /// One message for several due notifications of one receiver.
     fn digest(&self, items: &[Pending], now: DateTime<Utc>) -> Message {
         let messages: Vec<Message> = items.iter().map(|p| self.message(p, now)).collect();
-        digest_message(&messages)
+        // Only resolves held for the digest window: its own wording.
+        let held: Option<Vec<DateTime<Utc>>> = items.iter().map(|p| p.due.digest_at).collect();
+        match held.and_then(|ends| ends.into_iter().max()) {
+            Some(until) => digest_message(&messages, DigestReason::Resolved, Some(until)),
+            None => digest_message(&messages, DigestReason::RateLimit, None),
+        }
     }
 }
 
@@ -1589,7 +1596,11 @@ fn reading_order(a: &AlertData, b: &AlertData) -> std::cmp::Ordering {
 }
 
 /// Fold several messages of one receiver into a digest.
-pub fn digest_message(messages: &[Message]) -> Message {
+pub fn digest_message(
+    messages: &[Message],
+    reason: DigestReason,
+    until: Option<DateTime<Utc>>,
+) -> Message {
     let total_alerts: usize = messages.iter().map(|m| m.alerts.len()).sum();
     let mut alerts: Vec<AlertData> = messages
         .iter()
@@ -1621,12 +1632,20 @@ pub fn digest_message(messages: &[Message]) -> Message {
     } else {
         "resolved"
     };
-    let title = format!(
-        "[DIGEST] {} firing, {} resolved in {} groups",
-        counts.firing,
-        counts.resolved,
-        messages.len()
-    );
+    let title = match (reason, until) {
+        (DigestReason::Resolved, Some(until)) if counts.firing == 0 => format!(
+            "[RESOLVED] {} alerts resolved in {} groups (digest to {} UTC)",
+            counts.resolved,
+            messages.len(),
+            until.format("%H:%M")
+        ),
+        _ => format!(
+            "[DIGEST] {} firing, {} resolved in {} groups",
+            counts.firing,
+            counts.resolved,
+            messages.len()
+        ),
+    };
     // The symptoms of each message's causes, said once per group.
     let symptoms: Vec<&str> = messages
         .iter()
@@ -1641,6 +1660,8 @@ pub fn digest_message(messages: &[Message]) -> Message {
             more_alerts: total_alerts.saturating_sub(alerts.len()),
             more_groups: messages.len().saturating_sub(groups.len()),
             groups,
+            reason,
+            until,
         }),
         alerts,
         group_key: first.group_key.clone(),
@@ -1739,5 +1760,43 @@ mod tests {
             )
         );
         assert_eq!(summary("Steady"), ("Steady is down".to_string(), None));
+    }
+
+    /// A digest of resolves held for the window names the window's end;
+    /// a rate limit's surplus keeps its "[DIGEST]" wording.
+    #[test]
+    fn a_digest_of_held_resolves_is_worded_as_such() {
+        let until: DateTime<Utc> = "2026-11-26T09:00:00Z".parse().unwrap();
+        let mut messages = Vec::new();
+        for (group, resolved) in [("db", 2), ("web", 1)] {
+            let mut m = crate::notify::Templates::sample_message();
+            m.group_labels = [("service", group)].into();
+            m.alerts.retain(|a| a.status != "firing");
+            m.alerts.truncate(resolved);
+            while m.alerts.len() < resolved {
+                let mut a = m.alerts[0].clone();
+                a.fingerprint.push('x');
+                m.alerts.push(a);
+            }
+            m.counts = Counts {
+                firing: 0,
+                resolved,
+                new: 0,
+            };
+            messages.push(m);
+        }
+        let held = digest_message(&messages, DigestReason::Resolved, Some(until));
+        assert_eq!(
+            held.title,
+            "[RESOLVED] 3 alerts resolved in 2 groups (digest to 09:00 UTC)"
+        );
+        assert_eq!(held.status, "resolved");
+        let digest = held.digest.unwrap();
+        assert_eq!(
+            (digest.reason, digest.until),
+            (DigestReason::Resolved, Some(until))
+        );
+        let surplus = digest_message(&messages, DigestReason::RateLimit, None);
+        assert_eq!(surplus.title, "[DIGEST] 0 firing, 3 resolved in 2 groups");
     }
 }

@@ -857,7 +857,7 @@ pub fn inline_name(prefix: &str, source: &str, extension: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::notify::{Digest, DigestGroup};
+    use crate::notify::{Digest, DigestGroup, DigestReason};
 
     const DEFAULTS: [&str; 7] = [
         "email.html",
@@ -1174,6 +1174,8 @@ mod tests {
             ],
             more_alerts: 17,
             more_groups: 5,
+            reason: DigestReason::RateLimit,
+            until: None,
         });
         for name in DEFAULTS.iter().filter(|n| **n != "email.subject.txt") {
             let (out, fallback) = t.render(None, name, &msg);
@@ -1181,6 +1183,22 @@ mod tests {
             assert!(out.contains("17 more alerts in 5 groups"), "{name}: {out}");
             assert!(
                 out.contains("[FIRING:4] namespace=staging"),
+                "{name}: {out}"
+            );
+            assert!(out.to_lowercase().contains("also pending"), "{name}: {out}");
+        }
+        // The resolves held for the receiver's digest window say so, not
+        // "also pending" as a rate limit's surplus does.
+        msg.digest.as_mut().unwrap().reason = DigestReason::Resolved;
+        for name in DEFAULTS.iter().filter(|n| **n != "email.subject.txt") {
+            let (out, fallback) = t.render(None, name, &msg);
+            assert_eq!(fallback, None, "{name}");
+            assert!(
+                out.to_lowercase().contains("resolved in this digest"),
+                "{name}: {out}"
+            );
+            assert!(
+                !out.to_lowercase().contains("also pending"),
                 "{name}: {out}"
             );
         }
