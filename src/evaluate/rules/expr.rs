@@ -407,7 +407,9 @@ impl<'a> Input<'a> {
             let mut ctx = Context::with_env(ENV.clone());
             let typed = matches!(
                 self.event.kind,
-                EventKind::K8sEvent(_) | EventKind::ProbeResult(_) | EventKind::HeartbeatReceived(_)
+                EventKind::K8sEvent(_)
+                    | EventKind::ProbeResult(_)
+                    | EventKind::HeartbeatReceived(_)
             );
             let payload = match &self.reads.payload {
                 // The fields read, from the typed event where it can.
@@ -455,7 +457,8 @@ impl<'a> Input<'a> {
 
     /// The payload field at `path` in the JSON, if there is one.
     fn lookup(&self, path: &[String]) -> Option<&serde_json::Value> {
-        path.iter().try_fold(&**self.json(), |at, part| at.get(part))
+        path.iter()
+            .try_fold(&**self.json(), |at, part| at.get(part))
     }
 
     /// A payload field by dotted path (`involved_object.name`), as text:
@@ -816,21 +819,14 @@ mod tests {
                     let mut slow = Expr::compile(&source).unwrap();
                     slow.path = None;
                     let (fast_value, slow_value) = (fast.eval(&input).ok(), slow.eval(&input).ok());
-                    // Maps print in hash order; their fields are checked one by one.
-                    if !matches!(slow_value, Some(Value::Map(_))) {
-                        assert_eq!(
-                            format!("{fast_value:?}"),
-                            format!("{slow_value:?}"),
-                            "{what}"
-                        );
-                    }
+                    assert_eq!(fast_value, slow_value, "{what}");
                     assert_eq!(fast.number(&input), slow.number(&input), "{what}");
                     let mut label = String::from("stale");
                     fast.label_into(&input, &mut label);
                     assert_eq!(label, slow.label(&input), "{what}");
                 }
             }
-            assert!(typed > 10, "{}: {typed} paths read typed", e.kind.name());
+            assert!(typed >= 4, "{}: {typed} paths read typed", e.kind.name());
         }
     }
 
