@@ -176,6 +176,11 @@ struct Groups {
     ids: FastMap<GroupKey, u32>,
     slots: Vec<Slot>,
     free: Vec<u32>,
+    /// Ids whose group was left without evidence: given back in sweeps
+    /// (see `RuleEngine::release_if_unused`), not one by one, because a
+    /// count's group usually comes back with the next events of its pod
+    /// and forgetting and re-learning its key cost more than keeping it.
+    stale: Vec<u32>,
 }
 
 struct Slot {
@@ -235,6 +240,10 @@ impl Groups {
     fn release(&mut self, id: u32) {
         let slot = &mut self.slots[id as usize];
         debug_assert!(slot.state.is_none() && slot.wake.is_none() && !slot.dirty);
+        // Given back already (an id can be listed stale twice).
+        if self.ids.get(&slot.key) != Some(&id) {
+            return;
+        }
         let key = std::mem::replace(&mut slot.key, GroupKey::from(Vec::new()));
         self.ids.remove(&key);
         self.free.push(id);
@@ -542,18 +551,27 @@ impl RuleEngine {
         }
     }
 
-    /// Gives the id of a group without evidence back, unless an alert of
-    /// it fires or a decision about it is in flight.
+    /// Group `at` was left without evidence: its id is given back in the
+    /// next sweep of its rule's groups if it is still unused then. A sweep
+    /// comes when the ids waiting outnumber half the groups (and 1,024),
+    /// so a churn of pods keeps at most about twice the keys in use.
     fn release_if_unused(&mut self, at: At) {
-        let groups = &self.groups[at.0 as usize];
-        let slot = groups.slot(at.1);
-        if slot.state.is_none()
-            && slot.wake.is_none()
-            && !slot.dirty
-            && !self.firing.contains_key(&at)
-            && !self.in_flight.contains_key(&at)
-        {
-            self.groups[at.0 as usize].release(at.1);
+        let groups = &mut self.groups[at.0 as usize];
+        groups.stale.push(at.1);
+        if groups.stale.len() < 1024.max(groups.slots.len() / 2) {
+            return;
+        }
+        for id in std::mem::take(&mut groups.stale) {
+            let at = (at.0, id);
+            let slot = self.groups[at.0 as usize].slot(id);
+            if slot.state.is_none()
+                && slot.wake.is_none()
+                && !slot.dirty
+                && !self.firing.contains_key(&at)
+                && !self.in_flight.contains_key(&at)
+            {
+                self.groups[at.0 as usize].release(id);
+            }
         }
     }
 
@@ -1354,5 +1372,88 @@ fn idle(rule: &Rule, state: &GroupState, now: DateTime<Utc>) -> bool {
         // Absent groups are what it watches; forgotten only on recovery.
         Mode::Absent { .. } => state.recovered.is_some(),
         Mode::Threshold { .. } => !state.crossed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eventlog::{InvolvedObject, K8sEvent};
+    use std::path::PathBuf;
+
+    fn backoff(pod: &str, at: DateTime<Utc>, seq: u64) -> Event {
+        Event {
+            seq,
+            id: format!("e{seq}"),
+            occurred_at: at,
+            recorded_at: at,
+            source: "kubernetes".into(),
+            key: format!("uid-{pod}"),
+            idempotency_key: None,
+            kind: EventKind::K8sEvent(Arc::new(K8sEvent {
+                namespace: "shop".into(),
+                involved_object: InvolvedObject {
+                    kind: "Pod".into(),
+                    name: pod.into(),
+                    ..Default::default()
+                },
+                reason: "BackOff".into(),
+                count: 1,
+                ..Default::default()
+            })),
+        }
+    }
+
+    /// Regression: group ids are given back when their groups are gone, so
+    /// pods that come and go (a new name each rollout) do not grow the
+    /// engine's key table; and an id given back and handed to another
+    /// group decides for that group only.
+    #[test]
+    fn a_churn_of_pods_does_not_grow_the_group_table() {
+        let yaml = "groups:\n  - name: pods\n    rules:\n      - alert: BackOffs\n        select: { kind: k8s.event, matchers: ['reason=\"BackOff\"'] }\n        group_by: [{ pod: payload.involved_object.name }]\n        count: { window: 1m, above: 2 }\n";
+        let set = RuleSet::from_sources(&[(PathBuf::from("r.yaml"), yaml.to_string())]).unwrap();
+        let t0: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
+        let mut engine = RuleEngine::new(Arc::new(set), t0);
+        let mut seq = 0;
+        // Rounds of 3,000 pods, one event each, 10 minutes apart: every
+        // group is dropped once its window passes.
+        for round in 0..6 {
+            let start = t0 + Duration::minutes(10 * round);
+            for i in 0..3000 {
+                seq += 1;
+                let pod = format!("web-{round}-{i}");
+                engine.observe(&backoff(&pod, start + Duration::milliseconds(i), seq));
+            }
+            assert!(engine.evaluate(start + Duration::seconds(5)).is_empty());
+            assert!(engine.evaluate(start + Duration::minutes(2)).is_empty());
+            let groups = &engine.groups[0];
+            assert!(groups.live().next().is_none(), "round {round}");
+            assert!(
+                groups.slots.len() <= 6000 + 1024 && groups.ids.len() <= 3000 + 1024,
+                "round {round}: {} slots, {} keys",
+                groups.slots.len(),
+                groups.ids.len()
+            );
+        }
+        assert!(engine.groups[0].free.len() > 1000, "ids were given back");
+        // A pod on a recycled id fires as itself; its neighbour does not.
+        let now = t0 + Duration::hours(2);
+        for s in 0..3 {
+            seq += 1;
+            engine.observe(&backoff("api-0", now + Duration::seconds(s), seq));
+        }
+        seq += 1;
+        engine.observe(&backoff("api-1", now, seq));
+        let fired = engine.evaluate(now + Duration::seconds(3));
+        assert_eq!(fired.len(), 1);
+        assert_eq!(fired[0].labels().get("pod"), Some("api-0"));
+        assert_eq!(
+            engine.state().groups[0]
+                .1
+                .iter()
+                .map(|(k, _)| k.to_vec())
+                .collect::<Vec<_>>(),
+            [vec!["api-0".to_string()], vec!["api-1".to_string()]]
+        );
     }
 }

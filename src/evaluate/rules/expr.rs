@@ -337,6 +337,36 @@ pub fn typed_field<'a>(kind: &'a EventKind, path: &[String]) -> Field<'a> {
     }
 }
 
+/// The maps of a typed event's payload that conditions read whole
+/// (`has(payload.values.cpu)`, `payload.labels.app == 'web'`) as the CEL
+/// values the JSON would give (non-finite floats as null), without the
+/// JSON; `None` for any other field, or one the log leaves out (empty).
+fn typed_map(kind: &EventKind, field: &str) -> Option<Value> {
+    let labels = |l: &LabelSet| {
+        (!l.is_empty()).then(|| {
+            Value::from(
+                l.iter()
+                    .map(|(k, v)| (k.to_string(), Value::from(v.to_string())))
+                    .collect::<std::collections::HashMap<String, Value>>(),
+            )
+        })
+    };
+    match (kind, field) {
+        (EventKind::ProbeResult(p), "values") => (!p.values.is_empty()).then(|| {
+            Value::from(
+                p.values
+                    .iter()
+                    .map(|(k, v)| (k.clone(), to_cel(&serde_json::Value::from(*v))))
+                    .collect::<std::collections::HashMap<String, Value>>(),
+            )
+        }),
+        (EventKind::ProbeResult(p), "labels") => labels(&p.labels),
+        (EventKind::K8sEvent(e), "labels") => labels(&e.labels),
+        (EventKind::HeartbeatReceived(h), "labels") => labels(&h.labels),
+        _ => None,
+    }
+}
+
 /// A scalar JSON value as a field's text (see [`Input::field`]).
 fn json_text(v: &serde_json::Value) -> String {
     match v {
@@ -421,9 +451,12 @@ impl<'a> Input<'a> {
                             Field::Missing => continue,
                             Field::Str(s) => Value::from(s.to_string()),
                             Field::Scalar(v) => to_cel(&v),
-                            Field::Compound => match self.lookup(path) {
-                                Some(v) => to_cel(v),
-                                None => continue,
+                            Field::Compound => match typed_map(&self.event.kind, f) {
+                                Some(v) => v,
+                                None => match self.lookup(path) {
+                                    Some(v) => to_cel(v),
+                                    None => continue,
+                                },
                             },
                         };
                         map.insert(f.clone(), value);
@@ -634,6 +667,29 @@ mod tests {
                 format!("{:?}", expr.eval(&some)),
                 "{src}"
             );
+        }
+        // Maps of the typed kinds bound from the event, not the JSON.
+        for e in typed_events() {
+            for src in [
+                "has(payload.values.cpu) && payload.values.cpu > 0.9",
+                "payload.values",
+                "payload.values.nan",
+                "size(payload.values) > 2",
+                "payload.labels",
+                "has(payload.labels.team) ? payload.labels.team : 'none'",
+                "payload.labels.job == 'backup'",
+                "has(payload.labels) || has(payload.values)",
+            ] {
+                let mut reads = Reads::nothing();
+                reads.add(src);
+                let expr = Expr::compile(src).unwrap();
+                assert_eq!(
+                    expr.eval(&Input::new(&e)).ok(),
+                    expr.eval(&Input::reading(&e, &reads)).ok(),
+                    "{} {src}",
+                    e.kind.name()
+                );
+            }
         }
         let mut reads = Reads::nothing();
         reads.add("payload.count > 3 && has(payload.labels.app) && payloads.x");
