@@ -129,7 +129,9 @@ struct GroupState {
     ended: Option<DateTime<Utc>>,
     /// A recovery event arrived after the last evidence.
     recovered: Option<DateTime<Utc>>,
-    /// The payload of the last event that met the condition, for templates.
+    /// The payload of the last event that met the condition, for templates
+    /// (kept only for rules whose templates can read it: see
+    /// `RuleSet::keeps_payload`).
     last_payload: Option<Arc<serde_json::Value>>,
 }
 
@@ -149,34 +151,149 @@ struct Firing {
     report: AlertReport,
 }
 
+/// The hasher of the engine's tables: rapidhash (a dependency already)
+/// instead of SipHash, which was 5% of folding and evaluating. Its keys
+/// are integers, fingerprints and group keys; one process-wide random
+/// seed is enough for those.
+type Fast = rapidhash::fast::GlobalState;
+type FastMap<K, V> = HashMap<K, V, Fast>;
+
+/// A group, as the engine's tables key it: (source, group id). Sources
+/// below the set's length are its rules (by index); the others are
+/// sources of rule alerts in the log whose rule is not loaded. A group id
+/// is given to a group key at first sight (see [`Groups`]).
+type At = (u32, u32);
+
+/// The groups of one source. Each group key gets an id when first seen,
+/// so that the wake, dirty, firing and in-flight tables key by integers:
+/// hashing and comparing the keys' strings at every evaluation (B-tree
+/// and hash lookups, `(source, key)` pairs allocated per due group) was a
+/// third of the engine's time. An id is given back when its group holds
+/// nothing, fires nothing and has nothing in flight, so a churn of pods
+/// does not grow the table.
+#[derive(Default)]
+struct Groups {
+    ids: FastMap<GroupKey, u32>,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    /// Ids whose group was left without evidence: given back in sweeps
+    /// (see `RuleEngine::release_if_unused`), not one by one, because a
+    /// count's group usually comes back with the next events of its pod
+    /// and forgetting and re-learning its key cost more than keeping it.
+    stale: Vec<u32>,
+}
+
+struct Slot {
+    key: GroupKey,
+    /// None: no evidence (the key is known for an alert the log says
+    /// fires, or for a decision in flight).
+    state: Option<GroupState>,
+    /// Its entry in `RuleEngine::wakes`.
+    wake: Option<DateTime<Utc>>,
+    /// In `RuleEngine::dirty`.
+    dirty: bool,
+}
+
+impl Groups {
+    fn id(&self, key: &[String]) -> Option<u32> {
+        self.ids.get(key).copied()
+    }
+
+    fn intern(&mut self, key: &[String]) -> u32 {
+        if let Some(id) = self.id(key) {
+            return id;
+        }
+        let key = GroupKey::from(key);
+        let slot = Slot {
+            key: key.clone(),
+            state: None,
+            wake: None,
+            dirty: false,
+        };
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.slots[id as usize] = slot;
+                id
+            }
+            None => {
+                self.slots.push(slot);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.ids.insert(key, id);
+        id
+    }
+
+    fn slot(&self, id: u32) -> &Slot {
+        &self.slots[id as usize]
+    }
+
+    fn slot_mut(&mut self, id: u32) -> &mut Slot {
+        &mut self.slots[id as usize]
+    }
+
+    fn state(&self, id: u32) -> Option<&GroupState> {
+        self.slots[id as usize].state.as_ref()
+    }
+
+    /// Gives `id` back: the caller checked that nothing refers to it.
+    fn release(&mut self, id: u32) {
+        let slot = &mut self.slots[id as usize];
+        debug_assert!(slot.state.is_none() && slot.wake.is_none() && !slot.dirty);
+        // Given back already (an id can be listed stale twice).
+        if self.ids.get(&slot.key) != Some(&id) {
+            return;
+        }
+        let key = std::mem::replace(&mut slot.key, GroupKey::from(Vec::new()));
+        self.ids.remove(&key);
+        self.free.push(id);
+    }
+
+    /// Groups with evidence.
+    fn live(&self) -> impl Iterator<Item = (u32, &Slot, &GroupState)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(id, s)| Some((id as u32, s, s.state.as_ref()?)))
+    }
+}
+
 /// Rule evaluation as a fold; see the module docs of [`super`].
 pub struct RuleEngine {
     set: Arc<RuleSet>,
     started: DateTime<Utc>,
-    /// Per rule (by index), per group.
-    groups: Vec<HashMap<GroupKey, GroupState>>,
-    /// By (rule source, group): what the log says fires.
-    firing: HashMap<(String, GroupKey), Firing>,
-    by_fingerprint: HashMap<String, (String, GroupKey)>,
+    /// Per source (rules by index, then sources no longer loaded), per
+    /// group.
+    groups: Vec<Groups>,
+    /// The sources past the rules, in order.
+    strays: Vec<String>,
+    /// Source index by source (`rule/{group}/{alert}`).
+    by_source: FastMap<String, u32>,
+    /// What the log says fires.
+    firing: FastMap<At, Firing>,
+    by_fingerprint: FastMap<String, At>,
     /// Decisions handed out and not yet folded back: not decided again
     /// (for a minute, in case they were never recorded).
-    in_flight: HashMap<(String, GroupKey), DateTime<Utc>>,
+    in_flight: FastMap<At, DateTime<Utc>>,
+    /// No decision in flight was handed out before this: the table is
+    /// walked for ones to give up on only when one can be due.
+    in_flight_oldest: Option<DateTime<Utc>>,
     last_evaluated: Option<DateTime<Utc>>,
     /// Groups whose evidence or alert changed since the last evaluation:
     /// what `evaluate` looks at, with the groups whose wake is due, instead
-    /// of every group of every rule.
-    dirty: std::collections::HashSet<(usize, GroupKey)>,
+    /// of every group of every rule (each flagged `dirty` in its slot).
+    dirty: Vec<At>,
     /// Per group, the next instant its status can change without an event
-    /// (as of its last evaluation), and the same ordered by time.
-    wake_of: HashMap<(usize, GroupKey), DateTime<Utc>>,
-    wakes: std::collections::BTreeSet<(DateTime<Utc>, usize, GroupKey)>,
+    /// (as of its last evaluation), ordered by time; each slot holds its own.
+    wakes: std::collections::BTreeSet<(DateTime<Utc>, u32, u32)>,
     /// Every group has been evaluated once since the state was built (a
     /// new engine, a snapshot): until then, look at all of them.
     scanned: bool,
-    /// Rule index by source (`rule/{group}/{alert}`).
-    by_source: HashMap<String, usize>,
     /// Firing alerts to check for a rule or group that is gone.
-    orphans: std::collections::HashSet<(String, GroupKey)>,
+    orphans: std::collections::HashSet<At, Fast>,
+    /// Buffers reused from event to event: the candidate rules, a group key.
+    candidates: Vec<usize>,
+    key: Vec<String>,
     /// CEL errors and template failures seen (a rule that errors on every
     /// event never fires; this says so).
     pub errors: u64,
@@ -196,24 +313,27 @@ impl RuleEngine {
     /// until it has been folded there is nothing to be absent since.
     /// `started` only bounds [`Self::next_wake`] until then.
     pub fn unstarted(set: Arc<RuleSet>, started: DateTime<Utc>) -> RuleEngine {
-        let groups = (0..set.rules.len()).map(|_| HashMap::new()).collect();
+        let groups = (0..set.rules.len()).map(|_| Groups::default()).collect();
         RuleEngine {
             started,
             groups,
-            firing: HashMap::new(),
-            by_fingerprint: HashMap::new(),
-            in_flight: HashMap::new(),
+            strays: Vec::new(),
+            firing: FastMap::default(),
+            by_fingerprint: FastMap::default(),
+            in_flight: FastMap::default(),
+            in_flight_oldest: None,
             last_evaluated: None,
-            dirty: Default::default(),
-            wake_of: HashMap::new(),
+            dirty: Vec::new(),
             wakes: Default::default(),
             scanned: false,
             orphans: Default::default(),
             by_source: set
                 .rules
                 .iter()
-                .map(|r| (r.source.clone(), r.index))
+                .map(|r| (r.source.clone(), r.index as u32))
                 .collect(),
+            candidates: Vec::new(),
+            key: Vec::new(),
             set,
             errors: 0,
         }
@@ -223,12 +343,15 @@ impl RuleEngine {
     /// from then (or from the last event they saw, if later).
     pub fn start(&mut self, at: DateTime<Utc>) {
         self.started = at;
-        for rule in &self.set.rules {
+        let set = self.set.clone();
+        for rule in &set.rules {
             if matches!(rule.mode, Mode::Absent { .. }) && rule.group_by.is_empty() {
-                self.dirty.insert((rule.index, GroupKey::from(Vec::new())));
+                let id = self.groups[rule.index].intern(&[]);
+                self.mark_dirty((rule.index as u32, id));
                 let state = self.groups[rule.index]
-                    .entry(GroupKey::from(Vec::new()))
-                    .or_default();
+                    .slot_mut(id)
+                    .state
+                    .get_or_insert_default();
                 if state.recovered.is_none() {
                     state.last_seen = Some(state.last_seen.map_or(at, |s| s.max(at)));
                 }
@@ -255,7 +378,7 @@ impl RuleEngine {
             if let Some(at) = self.by_fingerprint.remove(&r.fingerprint) {
                 self.firing.remove(&at);
                 self.in_flight.remove(&at);
-                self.touch(&at.0, at.1);
+                self.touch(at);
             }
         }
         if self.set.by_kind.is_empty() || !self.set.by_kind.contains_key(event.kind.name()) {
@@ -263,15 +386,19 @@ impl RuleEngine {
         }
         let set = self.set.clone();
         let input = set.input(event);
-        for index in set.candidates(event, &input) {
+        let mut candidates = std::mem::take(&mut self.candidates);
+        set.candidates_into(event, &input, &mut candidates);
+        for &index in &candidates {
             let rule = &set.rules[index];
             if let Some(recovery) = &rule.recovery
                 && selects(recovery, event, &input)
             {
-                let key = group_key(rule, &input);
-                if let Some(state) = self.groups[index].get_mut(&key) {
+                fill_group_key(rule, &input, &mut self.key);
+                if let Some(id) = self.groups[index].id(&self.key)
+                    && let Some(state) = self.groups[index].slot_mut(id).state.as_mut()
+                {
                     recover(state, event.occurred_at);
-                    self.dirty.insert((index, key));
+                    self.mark_dirty((index as u32, id));
                 }
             }
             if selects_without_condition(&rule.select, event, &input) {
@@ -280,31 +407,37 @@ impl RuleEngine {
                     .condition
                     .as_ref()
                     .is_none_or(|c| c.test(&input));
-                let key = group_key(rule, &input);
-                self.dirty.insert((index, key.clone()));
-                let state = self.groups[index].entry(key).or_default();
+                fill_group_key(rule, &input, &mut self.key);
+                let id = self.groups[index].intern(&self.key);
+                self.mark_dirty((index as u32, id));
+                let state = self.groups[index]
+                    .slot_mut(id)
+                    .state
+                    .get_or_insert_default();
                 apply(
                     rule,
                     state,
                     &input,
                     event.occurred_at,
                     met,
+                    set.keeps_payload(index),
                     &mut self.errors,
                 );
             }
         }
+        self.candidates = candidates;
     }
 
     fn observe_own(&mut self, event: &Event) {
         match &event.kind {
             EventKind::AlertReceived(report) => {
                 let key = recorded_group_key(report);
-                let at = (event.source.clone(), key);
+                let source = self.source_index(&event.source);
+                let at = (source, self.groups[source as usize].intern(&key));
                 self.in_flight.remove(&at);
-                self.touch(&at.0, at.1.clone());
-                self.orphans.insert(at.clone());
-                self.by_fingerprint
-                    .insert(report.fingerprint.clone(), at.clone());
+                self.touch(at);
+                self.orphans.insert(at);
+                self.by_fingerprint.insert(report.fingerprint.clone(), at);
                 self.firing.insert(
                     at,
                     Firing {
@@ -317,65 +450,128 @@ impl RuleEngine {
                 if let Some(at) = self.by_fingerprint.remove(&r.fingerprint) {
                     self.firing.remove(&at);
                     self.in_flight.remove(&at);
-                    self.touch(&at.0, at.1);
+                    self.touch(at);
                 }
             }
             _ => {}
         }
     }
 
-    /// The group of rule `source` needs looking at in the next evaluation.
-    fn touch(&mut self, source: &str, key: GroupKey) {
+    /// The index of `source`: its rule's, or one past the rules for a
+    /// source no longer loaded (given at first sight).
+    fn source_index(&mut self, source: &str) -> u32 {
         if let Some(&i) = self.by_source.get(source) {
-            self.dirty.insert((i, key));
+            return i;
+        }
+        let i = self.groups.len() as u32;
+        self.groups.push(Groups::default());
+        self.strays.push(source.to_string());
+        self.by_source.insert(source.to_string(), i);
+        i
+    }
+
+    fn source_name(&self, source: u32) -> &str {
+        let i = source as usize;
+        match self.set.rules.get(i) {
+            Some(rule) => &rule.source,
+            None => &self.strays[i - self.set.rules.len()],
+        }
+    }
+
+    fn key(&self, (source, id): At) -> &GroupKey {
+        &self.groups[source as usize].slot(id).key
+    }
+
+    /// The group `at` needs looking at in the next evaluation (if its
+    /// source is a loaded rule).
+    fn touch(&mut self, at: At) {
+        if (at.0 as usize) < self.set.rules.len() {
+            self.mark_dirty(at);
+        }
+    }
+
+    fn mark_dirty(&mut self, at: At) {
+        let slot = self.groups[at.0 as usize].slot_mut(at.1);
+        if !slot.dirty {
+            slot.dirty = true;
+            self.dirty.push(at);
         }
     }
 
     /// The groups an evaluation at `now` must look at: all of them the
     /// first time, then those changed since and those whose wake is due.
-    fn due_groups(&mut self, now: DateTime<Utc>) -> Vec<(usize, GroupKey)> {
+    fn due_groups(&mut self, now: DateTime<Utc>) -> Vec<At> {
+        let mut due = std::mem::take(&mut self.dirty);
+        for &(i, id) in &due {
+            self.groups[i as usize].slot_mut(id).dirty = false;
+        }
         if !self.scanned {
             self.scanned = true;
-            self.orphans = self.firing.keys().cloned().collect();
-            self.dirty.clear();
+            self.orphans = self.firing.keys().copied().collect();
             self.wakes.clear();
-            self.wake_of.clear();
-            let mut all = Vec::new();
-            for (i, groups) in self.groups.iter().enumerate() {
-                all.extend(groups.keys().map(|k| (i, k.clone())));
+            due.clear();
+            for (i, groups) in self.groups.iter_mut().enumerate() {
+                for (id, slot) in groups.slots.iter_mut().enumerate() {
+                    slot.wake = None;
+                    if slot.state.is_some() {
+                        due.push((i as u32, id as u32));
+                    }
+                }
             }
-            all.sort();
-            return all;
+            return due;
         }
-        let mut due: Vec<(usize, GroupKey)> = self.dirty.drain().collect();
         while let Some(first) = self.wakes.first() {
             if first.0 > now {
                 break;
             }
-            let (_, i, key) = self.wakes.pop_first().expect("checked");
-            self.wake_of.remove(&(i, key.clone()));
-            due.push((i, key));
+            let (_, i, id) = self.wakes.pop_first().expect("checked");
+            self.groups[i as usize].slot_mut(id).wake = None;
+            due.push((i, id));
         }
-        due.sort();
+        due.sort_unstable();
         due.dedup();
         due
     }
 
-    /// Records when group `key` of rule `i` must next be looked at, after
-    /// `now` (`None`: only an event can change it, or it is gone).
-    fn set_wake(&mut self, i: usize, key: &GroupKey, at: Option<DateTime<Utc>>) {
+    /// Records when group `at` must next be looked at, after `now` (`None`:
+    /// only an event can change it, or it is gone).
+    fn set_wake(&mut self, at: At, wake: Option<DateTime<Utc>>) {
+        let slot = self.groups[at.0 as usize].slot_mut(at.1);
         // Most evaluations leave a group's wake where it was: no B-tree
-        // removal and insertion (comparisons of group keys) for those.
-        let at_key = (i, key.clone());
-        if at.is_some() && self.wake_of.get(&at_key) == at.as_ref() {
+        // removal and insertion for those.
+        if wake.is_some() && slot.wake == wake {
             return;
         }
-        if let Some(old) = self.wake_of.remove(&at_key) {
-            self.wakes.remove(&(old, i, key.clone()));
+        if let Some(old) = slot.wake.take() {
+            self.wakes.remove(&(old, at.0, at.1));
         }
-        if let Some(at) = at {
-            self.wake_of.insert((i, key.clone()), at);
-            self.wakes.insert((at, i, key.clone()));
+        if let Some(w) = wake {
+            slot.wake = Some(w);
+            self.wakes.insert((w, at.0, at.1));
+        }
+    }
+
+    /// Group `at` was left without evidence: its id is given back in the
+    /// next sweep of its rule's groups if it is still unused then. A sweep
+    /// comes when the ids waiting outnumber half the groups (and 1,024),
+    /// so a churn of pods keeps at most about twice the keys in use.
+    fn release_if_unused(&mut self, at: At) {
+        let groups = &mut self.groups[at.0 as usize];
+        groups.stale.push(at.1);
+        if groups.stale.len() < 1024.max(groups.slots.len() / 2) {
+            return;
+        }
+        for id in std::mem::take(&mut groups.stale) {
+            let at = (at.0, id);
+            let slot = self.groups[at.0 as usize].slot(id);
+            if slot.state.is_none()
+                && slot.wake.is_none()
+                && !slot.dirty
+                && !self.firing.contains_key(&at)
+                && !self.in_flight.contains_key(&at)
+            {
+                self.groups[at.0 as usize].release(id);
+            }
         }
     }
 
@@ -383,25 +579,37 @@ impl RuleEngine {
     /// twice while its decisions are on their way into the log.
     pub fn evaluate(&mut self, now: DateTime<Utc>) -> Vec<Decision> {
         self.last_evaluated = Some(now);
-        self.in_flight
-            .retain(|_, at| now - *at < Duration::minutes(1));
+        if self
+            .in_flight_oldest
+            .is_some_and(|oldest| now - oldest >= Duration::minutes(1))
+        {
+            self.in_flight
+                .retain(|_, at| now - *at < Duration::minutes(1));
+            self.in_flight_oldest = self.in_flight.values().min().copied();
+        }
         let set = self.set.clone();
-        let mut out = Vec::new();
-        for (index, key) in self.due_groups(now) {
-            let rule = &set.rules[index];
-            let Some(state) = self.groups[index].get(&key) else {
-                self.set_wake(index, &key, None);
+        // Each decision with its group and whether it resolves an orphan:
+        // what orders decisions of the same instant, alert and
+        // fingerprint as before (groups in order, then orphans).
+        let mut out: Vec<(Decision, At, bool)> = Vec::new();
+        for at in self.due_groups(now) {
+            let index = at.0 as usize;
+            let Some(rule) = set.rules.get(index) else {
+                continue;
+            };
+            let Some(state) = self.groups[index].state(at.1) else {
+                self.set_wake(at, None);
+                self.release_if_unused(at);
                 continue;
             };
             let st = status(rule, state, now);
-            let at = (rule.source.clone(), key.clone());
             let mut wake = group_wake(rule, state, now);
             if let Some(since) = self.in_flight.get(&at) {
                 // Looked at again once the decision folds back (or is
                 // given up on, after a minute).
                 let retry = *since + Duration::minutes(1);
                 wake = Some(wake.map_or(retry, |w| w.min(retry)));
-                self.set_wake(index, &key, wake);
+                self.set_wake(at, wake);
                 continue;
             }
             let mut gone = false;
@@ -410,7 +618,12 @@ impl RuleEngine {
                     if let Some(since) = st.since.filter(|_| st.holding)
                         && now >= since + rule.for_
                     {
-                        out.push(self.fire(&set, rule, &key, state, &st, since + rule.for_));
+                        let key = self.key(at);
+                        out.push((
+                            self.fire(&set, rule, key, state, &st, since + rule.for_),
+                            at,
+                            false,
+                        ));
                     } else if !st.holding && idle(rule, state, now) {
                         gone = true;
                     }
@@ -430,87 +643,95 @@ impl RuleEngine {
                             .map(|due| (due, format!("quiet for {}", show(quiet)))),
                     };
                     if let Some((at_time, reason)) = due {
-                        out.push(Decision {
-                            source: rule.source.clone(),
-                            fingerprint: f.fingerprint.clone(),
-                            at: at_time,
-                            change: Change::Resolve {
-                                reason: format!("{}: {reason}", rule.name),
-                                report: f.report.clone(),
+                        out.push((
+                            Decision {
+                                source: rule.source.clone(),
+                                fingerprint: f.fingerprint.clone(),
+                                at: at_time,
+                                change: Change::Resolve {
+                                    reason: format!("{}: {reason}", rule.name),
+                                    report: f.report.clone(),
+                                },
                             },
-                        });
+                            at,
+                            false,
+                        ));
                     }
                 }
                 Some(_) => {}
             }
             if gone {
-                self.groups[index].remove(&key);
-                self.set_wake(index, &key, None);
+                self.groups[index].slot_mut(at.1).state = None;
+                self.set_wake(at, None);
+                self.release_if_unused(at);
             } else {
-                self.set_wake(index, &key, wake);
+                self.set_wake(at, wake);
             }
         }
         // Alerts whose rule or group is gone (a rule removed on reload, an
         // alert of the log whose evidence this set does not keep). Groups
         // of firing alerts are never dropped, so only alerts folded since
         // the last evaluation (and all of them the first time) can be such.
-        let mut orphans: Vec<(String, GroupKey)> = self.orphans.drain().collect();
-        orphans.sort();
+        let orphans: Vec<At> = self.orphans.drain().collect();
         for at in orphans {
             let Some(f) = self.firing.get(&at) else {
                 continue;
             };
-            let gone = match self.by_source.get(at.0.as_str()) {
-                None => Some("rule no longer loaded"),
-                Some(&i) if !self.groups[i].contains_key(&at.1) => {
-                    Some("condition no longer holds")
-                }
-                Some(_) => None,
+            let gone = if at.0 as usize >= set.rules.len() {
+                Some("rule no longer loaded")
+            } else if self.groups[at.0 as usize].state(at.1).is_none() {
+                Some("condition no longer holds")
+            } else {
+                None
             };
             let Some(reason) = gone else { continue };
             if self.in_flight.contains_key(&at) {
                 self.orphans.insert(at);
                 continue;
             }
-            out.push(Decision {
-                source: at.0.clone(),
+            let decision = Decision {
+                source: self.source_name(at.0).to_string(),
                 fingerprint: f.fingerprint.clone(),
                 at: now,
                 change: Change::Resolve {
                     reason: reason.to_string(),
                     report: f.report.clone(),
                 },
-            });
+            };
+            out.push((decision, at, true));
         }
-        for d in &out {
-            let key = self
+        for (d, own, _) in &out {
+            let at = self
                 .by_fingerprint
                 .get(&d.fingerprint)
-                .cloned()
-                .unwrap_or_else(|| (d.source.clone(), key_of(d)));
+                .copied()
+                .unwrap_or(*own);
             // Should the decision never fold back, look again when it is
             // given up on.
-            if let Some(&i) = self.by_source.get(&key.0) {
+            if (at.0 as usize) < set.rules.len() {
                 let retry = now + Duration::minutes(1);
-                let wake = self
-                    .wake_of
-                    .get(&(i, key.1.clone()))
-                    .map_or(retry, |w| (*w).min(retry));
-                self.set_wake(i, &key.1, Some(wake));
+                let wake = self.groups[at.0 as usize]
+                    .slot(at.1)
+                    .wake
+                    .map_or(retry, |w| w.min(retry));
+                self.set_wake(at, Some(wake));
             }
-            self.in_flight.insert(key, now);
+            self.in_flight.insert(at, now);
+            self.in_flight_oldest = Some(self.in_flight_oldest.map_or(now, |o| o.min(now)));
         }
-        out.sort_by(|a, b| {
-            (a.at, &a.source, &a.fingerprint).cmp(&(b.at, &b.source, &b.fingerprint))
+        out.sort_by(|(a, a_at, a_orphan), (b, b_at, b_orphan)| {
+            (a.at, &a.source, &a.fingerprint, a_orphan)
+                .cmp(&(b.at, &b.source, &b.fingerprint, b_orphan))
+                .then_with(|| self.key(*a_at).cmp(self.key(*b_at)))
         });
-        out
+        out.into_iter().map(|(d, _, _)| d).collect()
     }
 
     fn fire(
         &self,
         set: &RuleSet,
         rule: &Rule,
-        key: &GroupKey,
+        key: &[String],
         state: &GroupState,
         st: &Status,
         at: DateTime<Utc>,
@@ -616,10 +837,10 @@ impl RuleEngine {
         let after = self
             .last_evaluated
             .unwrap_or(self.started - Duration::seconds(1));
-        let wake = |i: usize, key: &GroupKey| {
-            self.groups[i]
-                .get(key)
-                .and_then(|state| group_wake(&self.set.rules[i], state, after))
+        let wake = |(i, id): At| {
+            let rule = self.set.rules.get(i as usize)?;
+            let state = self.groups[i as usize].state(id)?;
+            group_wake(rule, state, after)
         };
         let mut next: Option<DateTime<Utc>> = None;
         let mut consider = |t: Option<DateTime<Utc>>| {
@@ -631,21 +852,21 @@ impl RuleEngine {
         };
         if !self.scanned {
             for (i, groups) in self.groups.iter().enumerate() {
-                for key in groups.keys() {
-                    consider(wake(i, key));
+                for (id, _, _) in groups.live() {
+                    consider(wake((i as u32, id)));
                 }
             }
             return next;
         }
         // Groups changed since the last evaluation have no wake yet.
-        for (i, key) in &self.dirty {
-            consider(wake(*i, key));
+        for at in &self.dirty {
+            consider(wake(*at));
         }
         // A dirty group's recorded wake is stale: its fresh one counted above.
         consider(
             self.wakes
                 .iter()
-                .find(|w| w.0 > after && !self.dirty.contains(&(w.1, w.2.clone())))
+                .find(|w| w.0 > after && !self.groups[w.1 as usize].slot(w.2).dirty)
                 .map(|w| w.0),
         );
         next
@@ -681,8 +902,8 @@ impl RuleEngine {
             .iter()
             .map(|rule| {
                 let mut g: Vec<_> = self.groups[rule.index]
-                    .iter()
-                    .map(|(k, s)| (k.clone(), s.clone()))
+                    .live()
+                    .map(|(_, slot, s)| (slot.key.clone(), s.clone()))
                     .collect();
                 g.sort_by(|a, b| a.0.cmp(&b.0));
                 (rule.source.clone(), g)
@@ -692,10 +913,10 @@ impl RuleEngine {
         let mut firing: Vec<_> = self
             .firing
             .iter()
-            .map(|((source, key), f)| {
+            .map(|(at, f)| {
                 (
-                    source.clone(),
-                    key.clone(),
+                    self.source_name(at.0).to_string(),
+                    self.key(*at).clone(),
                     f.fingerprint.clone(),
                     f.report.clone(),
                 )
@@ -725,22 +946,21 @@ impl RuleEngine {
         let mut engine = RuleEngine::unstarted(set.clone(), state.started);
         engine.last_evaluated = state.last_evaluated;
         engine.errors = state.errors;
-        let index: HashMap<&str, usize> = set
-            .rules
-            .iter()
-            .map(|r| (r.source.as_str(), r.index))
-            .collect();
         for (source, groups) in state.groups {
-            let i = *index
-                .get(source.as_str())
+            let i = set
+                .rules
+                .iter()
+                .position(|r| r.source == source)
                 .ok_or_else(|| format!("rule {source} is not in the set"))?;
-            engine.groups[i].extend(groups);
+            for (key, group) in groups {
+                let id = engine.groups[i].intern(&key);
+                engine.groups[i].slot_mut(id).state = Some(group);
+            }
         }
         for (source, key, fingerprint, report) in state.firing {
-            let at = (source, key);
-            engine
-                .by_fingerprint
-                .insert(fingerprint.clone(), at.clone());
+            let i = engine.source_index(&source);
+            let at = (i, engine.groups[i as usize].intern(&key));
+            engine.by_fingerprint.insert(fingerprint.clone(), at);
             engine.firing.insert(
                 at,
                 Firing {
@@ -819,13 +1039,6 @@ fn group_wake(rule: &Rule, state: &GroupState, after: DateTime<Utc>) -> Option<D
     next
 }
 
-fn key_of(d: &Decision) -> GroupKey {
-    let report = match &d.change {
-        Change::Fire(r) | Change::Resolve { report: r, .. } => r,
-    };
-    recorded_group_key(report)
-}
-
 /// The group an alert of a rule was fired for (`extra.rule.group_key`, a
 /// list of strings); none if it is not there or not that.
 fn recorded_group_key(report: &AlertReport) -> GroupKey {
@@ -884,7 +1097,7 @@ fn selects_without_condition(sel: &Selector, event: &Event, input: &Input) -> bo
         && sel
             .matchers
             .iter()
-            .all(|m| m.matcher.matches_value(&input.field(&m.path)))
+            .all(|m| m.matcher.matches_value(&input.field_text(&m.path)))
 }
 
 fn selects(sel: &Selector, event: &Event, input: &Input) -> bool {
@@ -892,14 +1105,20 @@ fn selects(sel: &Selector, event: &Event, input: &Input) -> bool {
         && sel.condition.as_ref().is_none_or(|c| c.test(input))
 }
 
-fn group_key(rule: &Rule, input: &Input) -> GroupKey {
-    rule.group_by
-        .iter()
-        .map(|g| match g {
-            GroupBy::Path { path, .. } => input.field(path),
-            GroupBy::Expr { expr, .. } => expr.label(input),
-        })
-        .collect()
+/// The group `input` belongs to, written into `key` (its strings reused
+/// from event to event: most keys are of groups already known, and
+/// allocating each was a large part of folding).
+fn fill_group_key(rule: &Rule, input: &Input, key: &mut Vec<String>) {
+    key.resize_with(rule.group_by.len(), String::new);
+    for (g, value) in rule.group_by.iter().zip(key.iter_mut()) {
+        match g {
+            GroupBy::Path { path, .. } => {
+                value.clear();
+                value.push_str(&input.field_text(path));
+            }
+            GroupBy::Expr { expr, .. } => expr.label_into(input, value),
+        }
+    }
 }
 
 /// When holding stops if nothing more arrives: the `at_least`-th latest
@@ -930,11 +1149,14 @@ fn apply(
     input: &Input,
     t: DateTime<Utc>,
     met: bool,
+    keep_payload: bool,
     errors: &mut u64,
 ) {
     if met {
         state.recovered = None;
-        state.last_payload = Some(input.json.clone());
+        if keep_payload {
+            state.last_payload = Some(input.json().clone());
+        }
     }
     match &rule.mode {
         Mode::Match => {
@@ -1150,5 +1372,88 @@ fn idle(rule: &Rule, state: &GroupState, now: DateTime<Utc>) -> bool {
         // Absent groups are what it watches; forgotten only on recovery.
         Mode::Absent { .. } => state.recovered.is_some(),
         Mode::Threshold { .. } => !state.crossed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eventlog::{InvolvedObject, K8sEvent};
+    use std::path::PathBuf;
+
+    fn backoff(pod: &str, at: DateTime<Utc>, seq: u64) -> Event {
+        Event {
+            seq,
+            id: format!("e{seq}"),
+            occurred_at: at,
+            recorded_at: at,
+            source: "kubernetes".into(),
+            key: format!("uid-{pod}"),
+            idempotency_key: None,
+            kind: EventKind::K8sEvent(Arc::new(K8sEvent {
+                namespace: "shop".into(),
+                involved_object: InvolvedObject {
+                    kind: "Pod".into(),
+                    name: pod.into(),
+                    ..Default::default()
+                },
+                reason: "BackOff".into(),
+                count: 1,
+                ..Default::default()
+            })),
+        }
+    }
+
+    /// Regression: group ids are given back when their groups are gone, so
+    /// pods that come and go (a new name each rollout) do not grow the
+    /// engine's key table; and an id given back and handed to another
+    /// group decides for that group only.
+    #[test]
+    fn a_churn_of_pods_does_not_grow_the_group_table() {
+        let yaml = "groups:\n  - name: pods\n    rules:\n      - alert: BackOffs\n        select: { kind: k8s.event, matchers: ['reason=\"BackOff\"'] }\n        group_by: [{ pod: payload.involved_object.name }]\n        count: { window: 1m, above: 2 }\n";
+        let set = RuleSet::from_sources(&[(PathBuf::from("r.yaml"), yaml.to_string())]).unwrap();
+        let t0: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
+        let mut engine = RuleEngine::new(Arc::new(set), t0);
+        let mut seq = 0;
+        // Rounds of 3,000 pods, one event each, 10 minutes apart: every
+        // group is dropped once its window passes.
+        for round in 0..6 {
+            let start = t0 + Duration::minutes(10 * round);
+            for i in 0..3000 {
+                seq += 1;
+                let pod = format!("web-{round}-{i}");
+                engine.observe(&backoff(&pod, start + Duration::milliseconds(i), seq));
+            }
+            assert!(engine.evaluate(start + Duration::seconds(5)).is_empty());
+            assert!(engine.evaluate(start + Duration::minutes(2)).is_empty());
+            let groups = &engine.groups[0];
+            assert!(groups.live().next().is_none(), "round {round}");
+            assert!(
+                groups.slots.len() <= 6000 + 1024 && groups.ids.len() <= 3000 + 1024,
+                "round {round}: {} slots, {} keys",
+                groups.slots.len(),
+                groups.ids.len()
+            );
+        }
+        assert!(engine.groups[0].free.len() > 1000, "ids were given back");
+        // A pod on a recycled id fires as itself; its neighbour does not.
+        let now = t0 + Duration::hours(2);
+        for s in 0..3 {
+            seq += 1;
+            engine.observe(&backoff("api-0", now + Duration::seconds(s), seq));
+        }
+        seq += 1;
+        engine.observe(&backoff("api-1", now, seq));
+        let fired = engine.evaluate(now + Duration::seconds(3));
+        assert_eq!(fired.len(), 1);
+        assert_eq!(fired[0].labels().get("pod"), Some("api-0"));
+        assert_eq!(
+            engine.state().groups[0]
+                .1
+                .iter()
+                .map(|(k, _)| k.to_vec())
+                .collect::<Vec<_>>(),
+            [vec!["api-0".to_string()], vec!["api-1".to_string()]]
+        );
     }
 }

@@ -71,6 +71,8 @@ pub struct RuleSet {
     reads: expr::Reads,
     files: Vec<PathBuf>,
     hash: String,
+    /// Per rule: its templates can read `payload` (see [`Self::keeps_payload`]).
+    keeps_payload: Vec<bool>,
 }
 
 impl std::fmt::Debug for RuleSet {
@@ -160,6 +162,7 @@ impl RuleSet {
         if !problems.is_empty() {
             return Err(problems);
         }
+        let keeps_payload = templates_reading_payload(&rules, &templates);
         let mut tera = tera::Tera::new();
         tera.autoescape_on(Vec::<&'static str>::new());
         if let Err(e) = tera.add_raw_templates(templates) {
@@ -180,6 +183,7 @@ impl RuleSet {
             reads,
             files: sources.iter().map(|s| s.0.clone()).collect(),
             hash: format!("{:016x}", hash.finish()),
+            keeps_payload,
         })
     }
 
@@ -216,13 +220,23 @@ impl RuleSet {
 
     /// Rules that might select or be recovered by `event`, each once, in
     /// order.
+    #[cfg(test)]
     fn candidates(&self, event: &Event, input: &Input) -> Vec<usize> {
+        let mut out = Vec::new();
+        self.candidates_into(event, input, &mut out);
+        out
+    }
+
+    /// [`Self::candidates`] into `out` (cleared first), a buffer the
+    /// engine reuses from event to event.
+    fn candidates_into(&self, event: &Event, input: &Input, out: &mut Vec<usize>) {
+        out.clear();
         let Some(ix) = self.by_kind.get(event.kind.name()) else {
-            return Vec::new();
+            return;
         };
-        let mut out = ix.always.clone();
+        out.extend_from_slice(&ix.always);
         for (path, values) in &ix.by_field {
-            if let Some(rules) = values.get(&input.field(path)) {
+            if let Some(rules) = values.get(&*input.field_text(path)) {
                 out.extend_from_slice(rules);
             }
         }
@@ -230,7 +244,13 @@ impl RuleSet {
             out.sort_unstable();
             out.dedup();
         }
-        out
+    }
+
+    /// Whether rule `index`'s templates can read `payload`: only then does
+    /// a group keep the payload of its last event (which costs making the
+    /// event's JSON).
+    fn keeps_payload(&self, index: usize) -> bool {
+        self.keeps_payload[index]
     }
 
     /// An event prepared for these rules (its CEL context binds only what
@@ -242,6 +262,32 @@ impl RuleSet {
     pub(crate) fn render(&self, name: &str, ctx: &tera::Context) -> Result<String, String> {
         self.templates.render(name, ctx).map_err(|e| e.to_string())
     }
+}
+
+/// Per rule, whether a template of it can read `payload`, judged from the
+/// templates' text (templates are named `{rule index}/…`): conservatively,
+/// any mention of `payload` or of the whole context, and every rule as soon
+/// as one template can pull in another (`include`, `import`, `extends`).
+fn templates_reading_payload(rules: &[Rule], templates: &[(String, String)]) -> Vec<bool> {
+    let mut keeps = vec![false; rules.len()];
+    for (name, text) in templates {
+        if ["include", "import", "extends"]
+            .iter()
+            .any(|w| text.contains(w))
+        {
+            return vec![true; rules.len()];
+        }
+        if (text.contains("payload") || text.contains("__tera_context"))
+            && let Some(i) = name
+                .split('/')
+                .next()
+                .and_then(|i| i.parse::<usize>().ok())
+                .filter(|i| *i < keeps.len())
+        {
+            keeps[i] = true;
+        }
+    }
+    keeps
 }
 
 /// What every expression of `rules` reads, together.
