@@ -211,7 +211,11 @@ impl Escalator {
             && g == generation
         {
             #[cfg(debug_assertions)]
-            assert_eq!(due, self.next_due_by_scan(), "kept escalation timer diverged");
+            assert_eq!(
+                due,
+                self.next_due_by_scan(),
+                "kept escalation timer diverged"
+            );
             return due;
         }
         let due = self.next_due_by_scan();

@@ -560,9 +560,8 @@ impl RulesApart {
                 self.firing.insert(r.fingerprint.clone());
             }
             EventKind::AlertResolved(r) => {
-                if self.firing.remove(&r.fingerprint) && !is_rule_decision(event) {
-                    self.diverged = true;
-                }
+                let was_firing = self.firing.remove(&r.fingerprint);
+                self.diverged |= was_firing && !is_rule_decision(event);
             }
             _ => {}
         }

@@ -239,7 +239,12 @@ impl Projection for GroupStates {
             EventKind::GroupScheduled(t) => {
                 let mut groups = self.groups.write();
                 let g = groups.entry(t.group.group.clone()).or_default();
-                refile(&mut self.timers.lock(), &t.group.group, g.next_due, Some(t.due_at));
+                refile(
+                    &mut self.timers.lock(),
+                    &t.group.group,
+                    g.next_due,
+                    Some(t.due_at),
+                );
                 self.touch(&t.group.group);
                 g.group = Some(t.group.clone());
                 g.next_due = Some(t.due_at);
