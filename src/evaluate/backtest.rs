@@ -309,9 +309,10 @@ impl Sim {
         }))
     }
 
-    /// [`Self::put`] for an event the rules' thread folded already (inputs
-    /// and the rules' decisions, which expect no version): it takes its
-    /// `seq` here, in the order the writer would have given it.
+    /// [`Self::put`] for an event made before it is folded (inputs, and
+    /// the rules' decisions when the rules run on their own thread; none
+    /// expects a version): it takes its `seq` here, in the order the
+    /// writer would have given it.
     fn put_folded(
         &mut self,
         mut event: Arc<Event>,
@@ -354,30 +355,21 @@ impl Sim {
     /// One batch at `now`: its inputs folded, then rounds of decisions.
     /// The dispatcher decides whenever inputs arrived: live, a pass it
     /// declines inside a commit is run by the dispatch loop right after.
-    fn batch(&mut self, inputs: Vec<NewEvent>, now: DateTime<Utc>, asked: bool) {
-        let mut touched = HashMap::new();
-        let folded: Vec<Arc<Event>> = inputs
-            .into_iter()
-            .filter_map(|e| self.put(e, now, &mut touched))
-            .collect();
-        self.rounds(folded, touched, now, asked, None);
-    }
-
-    /// [`Self::batch`] with the rules on their own thread: `inputs` they
-    /// folded, and what they decided in each round (`ruled`).
-    fn batch_ruled(
+    /// With the rules on their own thread, `ruled` is what they decided in
+    /// each round (the inputs they folded already).
+    fn batch(
         &mut self,
         inputs: Vec<Arc<Event>>,
         now: DateTime<Utc>,
         asked: bool,
-        ruled: Vec<Vec<Arc<Event>>>,
+        ruled: Option<Vec<Vec<Arc<Event>>>>,
     ) {
         let mut touched = HashMap::new();
         let folded: Vec<Arc<Event>> = inputs
             .into_iter()
             .map(|e| self.put_folded(e, &mut touched))
             .collect();
-        self.rounds(folded, touched, now, asked, Some(ruled));
+        self.rounds(folded, touched, now, asked, ruled);
     }
 
     /// The rounds of decisions on decisions after `folded`, as the writer
@@ -476,7 +468,7 @@ impl Sim {
             } else {
                 at_once = 0;
             }
-            self.batch(Vec::new(), at, true);
+            self.batch(Vec::new(), at, true, None);
             self.spent.timer_passes += 1;
             last = Some(at);
             if at >= until {
@@ -509,14 +501,14 @@ impl Sim {
             }
             match steps.pass_at(at) {
                 Some((ruled, wake)) => {
-                    self.batch_ruled(Vec::new(), at, true, ruled);
+                    self.batch(Vec::new(), at, true, Some(ruled));
                     self.set_rules_wake(wake);
                 }
                 None if self.rules_wake().is_some_and(|w| w <= at) => {
                     self.diverge();
                     return;
                 }
-                None => self.batch_ruled(Vec::new(), at, true, Vec::new()),
+                None => self.batch(Vec::new(), at, true, Some(Vec::new())),
             }
             self.spent.timer_passes += 1;
             last = Some(at);
@@ -654,6 +646,8 @@ struct RulesAhead {
     pending_events: usize,
     /// The other thread stopped (it diverged): nothing more to do.
     stopped: bool,
+    /// The rules' next wake, as of their last step.
+    wake: Option<DateTime<Utc>>,
     fold: Elapsed,
     decide: Elapsed,
 }
@@ -738,7 +732,7 @@ fn unnumbered(e: NewEvent, now: DateTime<Utc>) -> Event {
 /// What the reading loop drives: timer passes, then a batch.
 trait Feed {
     fn timers_until(&mut self, until: DateTime<Utc>);
-    fn batch(&mut self, inputs: Vec<NewEvent>, at: DateTime<Utc>);
+    fn batch(&mut self, inputs: Vec<Arc<Event>>, at: DateTime<Utc>);
     /// Nothing more is wanted: the reading stops.
     fn stopped(&self) -> bool {
         false
@@ -750,8 +744,8 @@ impl Feed for Sim {
         Sim::timers_until(self, until)
     }
 
-    fn batch(&mut self, inputs: Vec<NewEvent>, at: DateTime<Utc>) {
-        Sim::batch(self, inputs, at, false)
+    fn batch(&mut self, inputs: Vec<Arc<Event>>, at: DateTime<Utc>) {
+        Sim::batch(self, inputs, at, false, None)
     }
 }
 
@@ -760,7 +754,7 @@ impl Feed for RulesAhead {
         self.send(Step::Timers { until }, 0);
         let mut last: Option<DateTime<Utc>> = None;
         let mut at_once = 0;
-        while let Some(due) = self.rules.next_wake().filter(|d| *d <= until) {
+        while let Some(due) = self.wake.filter(|d| *d <= until) {
             let at = last.map_or(due, |l| due.max(l));
             if last == Some(at) {
                 at_once += 1;
@@ -772,6 +766,7 @@ impl Feed for RulesAhead {
             }
             let ruled = self.rounds(&[], at, true);
             let wake = self.rules.next_wake();
+            self.wake = wake;
             self.send(Step::Pass { at, ruled, wake }, 0);
             last = Some(at);
             if at >= until || self.stopped {
@@ -780,13 +775,10 @@ impl Feed for RulesAhead {
         }
     }
 
-    fn batch(&mut self, inputs: Vec<NewEvent>, at: DateTime<Utc>) {
-        let inputs: Vec<Arc<Event>> = inputs
-            .into_iter()
-            .map(|e| Arc::new(unnumbered(e, at)))
-            .collect();
+    fn batch(&mut self, inputs: Vec<Arc<Event>>, at: DateTime<Utc>) {
         let ruled = self.rounds(&inputs, at, false);
         let wake = self.rules.next_wake();
+        self.wake = wake;
         let events = inputs.len() + ruled.iter().map(Vec::len).sum::<usize>();
         self.send(
             Step::Batch {
@@ -817,9 +809,20 @@ struct Read {
     waiting_for_pages: Elapsed,
 }
 
+/// One page of the log as the reading loop takes it: each event's
+/// `recorded_at` (the writer's batches: events committed together share
+/// it), with the inputs among them ready to fold (no `seq` yet).
+struct Page {
+    last_seq: u64,
+    events: Vec<(DateTime<Utc>, Option<Arc<Event>>)>,
+}
+
 /// Reads the log on a thread of its own, page by page, and feeds its
 /// inputs to `feed` in the writer's batches, timers before each; the
-/// candidate rule set is recorded in force at the first.
+/// candidate rule set is recorded in force at the first. The reader
+/// thread also tells inputs from decisions, counts the recorded decisions
+/// and makes each input an event to fold: work taken off the thread that
+/// feeds, which runs the rules.
 fn read_and_feed(
     log: &EventLog,
     rules: &RuleSet,
@@ -830,25 +833,46 @@ fn read_and_feed(
 ) -> anyhow::Result<Read> {
     let mut read = Read::default();
     let total = log.last_seq();
-    let mut done = false;
     std::thread::scope(|scope| -> anyhow::Result<()> {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<Event>, LogError>>(2);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Page, LogError>>(2);
         let reader = scope.spawn(move || {
             let mut after = 0;
             let mut busy = Elapsed::ZERO;
+            let mut actual = Tally::default();
             while after < total {
                 let started = Instant::now();
                 let page = log.read_range(after, (after + PAGE).min(total));
+                let mut ended = false;
+                let page = page.map(|page| Page {
+                    last_seq: page.last().map_or(0, |e| e.seq),
+                    events: page
+                        .into_iter()
+                        .take_while(|e| {
+                            ended |= e.recorded_at >= to;
+                            !ended
+                        })
+                        .map(|event| {
+                            let at = event.recorded_at;
+                            if !is_decision(&event) {
+                                return (at, Some(Arc::new(Event { seq: 0, ..event })));
+                            }
+                            if at >= from {
+                                actual.count(&event);
+                            }
+                            (at, None)
+                        })
+                        .collect(),
+                });
                 busy += started.elapsed();
                 let failed = page.is_err();
-                if tx.send(page).is_err() || failed {
+                if tx.send(page).is_err() || failed || ended {
                     break;
                 }
                 after += PAGE;
             }
-            busy
+            (busy, actual)
         });
-        let mut pending: Vec<NewEvent> = Vec::new();
+        let mut pending: Vec<Arc<Event>> = Vec::new();
         let mut pending_at: Option<DateTime<Utc>> = None;
         let mut rx = rx.into_iter();
         loop {
@@ -856,24 +880,11 @@ fn read_and_feed(
             let Some(page) = rx.next() else { break };
             read.waiting_for_pages += waited.elapsed();
             let page = page?;
-            progress(page.last().map_or(0, |e| e.seq), total);
+            progress(page.last_seq, total);
             if feed.stopped() {
                 break; // the reader stops when `rx` is dropped
             }
-            if done {
-                continue; // drain: the reader stops at the end
-            }
-            for event in page {
-                let at = event.recorded_at;
-                if at >= to {
-                    done = true;
-                    break;
-                }
-                if at >= from && at < to && is_decision(&event) {
-                    read.actual.count(&event);
-                }
-                // The writer's batches: events committed together share
-                // their `recorded_at`.
+            for (at, input) in page.events {
                 if pending_at.is_some_and(|p| p != at) && !pending.is_empty() {
                     let batch_at = pending_at.expect("checked");
                     feed.timers_until(batch_at);
@@ -884,20 +895,10 @@ fn read_and_feed(
                     read.started = true;
                     // The candidate is in force from the start of the log.
                     let loaded = crate::pipeline::rules_loaded(rules, at, "backtest");
-                    feed.batch(vec![loaded], at);
+                    feed.batch(vec![Arc::new(unnumbered(loaded, at))], at);
                 }
                 pending_at = Some(at);
-                if !is_decision(&event) {
-                    pending.push(NewEvent {
-                        id: event.id,
-                        occurred_at: event.occurred_at,
-                        source: event.source,
-                        key: event.key,
-                        idempotency_key: event.idempotency_key,
-                        expected_version: None,
-                        kind: event.kind,
-                    });
-                }
+                pending.extend(input);
             }
         }
         drop(rx);
@@ -906,7 +907,7 @@ fn read_and_feed(
             read.fed += pending.len() as u64;
             feed.batch(std::mem::take(&mut pending), at);
         }
-        read.read_decode = reader.join().unwrap_or_default();
+        (read.read_decode, read.actual) = reader.join().unwrap_or_default();
         Ok(())
     })?;
     // Time runs on to the end of the period: timers still fire.
@@ -1051,6 +1052,7 @@ fn two_threads(
         pending: Vec::new(),
         pending_events: 0,
         stopped: false,
+        wake: None,
         fold: Elapsed::ZERO,
         decide: Elapsed::ZERO,
     };
@@ -1070,7 +1072,7 @@ fn two_threads(
                         ruled,
                         wake,
                     } => {
-                        sim.batch_ruled(inputs, at, false, ruled);
+                        sim.batch(inputs, at, false, Some(ruled));
                         sim.set_rules_wake(wake);
                     }
                     // A pass outside the timers of a batch.
