@@ -20,7 +20,9 @@
 //! events (written first, in batches of `--batch`), routed through a
 //! route tree; reading and decoding included. Each run prints where its
 //! time went (reading and decoding on the reader thread, the rules' folds
-//! and evaluations, the other views, the dispatcher, the escalator).
+//! and evaluations, the other views, the dispatcher, the escalator; with
+//! the rules on a thread of their own, each thread's share and its
+//! waits). `--one-thread` runs the stages on one thread, to compare.
 //!
 //! The log goes under `BENCH_TMPDIR` when set (a million events is about
 //! 370 MB); `--log FILE` keeps it there and reuses it on the next run, so
@@ -64,6 +66,10 @@ struct Args {
     /// Skip the evaluation run (only the backtest figure).
     #[arg(long)]
     no_evaluation: bool,
+    /// Run the backtest's stages on one thread (by default the rules run
+    /// on a thread of their own when nothing after them feeds them).
+    #[arg(long)]
+    one_thread: bool,
     /// Distinct pods the Kubernetes events are about: with the default,
     /// about 150,000 rule alerts fire at once (every pod trips the `match`
     /// rules); fewer pods, fewer alerts.
@@ -347,12 +353,17 @@ fn main() -> anyhow::Result<()> {
     for run in 0..args.runs {
         let log = EventLog::open_read_only(&db)?;
         let started = Instant::now();
-        let (report, spent) = fenghuo::evaluate::backtest::run_measured(
+        let threads = match args.one_thread {
+            true => fenghuo::evaluate::backtest::Threads::One,
+            false => fenghuo::evaluate::backtest::Threads::Auto,
+        };
+        let (report, spent) = fenghuo::evaluate::backtest::run_on(
             &log,
             set.clone(),
             &config,
             t0(),
             to,
+            threads,
             |_, _| {},
         )?;
         let secs = started.elapsed().as_secs_f64();
@@ -365,23 +376,37 @@ fn main() -> anyhow::Result<()> {
             report.events as f64 / secs
         );
         let s = |d: std::time::Duration| d.as_secs_f64();
-        println!(
-            "  split: read+decode {:.2} s (reader thread, alongside), waiting for pages {:.2} s, rules fold {:.2} s, rules evaluate {:.2} s, other views fold {:.2} s, dispatcher {:.2} s, escalator {:.2} s, rest {:.2} s; {} timer passes",
-            s(spent.read_decode),
-            s(spent.waiting_for_pages),
-            s(spent.rules_fold),
-            s(spent.rules_decide),
-            s(spent.other_folds),
-            s(spent.dispatcher),
-            s(spent.escalator),
-            secs - s(spent.waiting_for_pages
-                + spent.rules_fold
-                + spent.rules_decide
-                + spent.other_folds
-                + spent.dispatcher
-                + spent.escalator),
-            spent.timer_passes
-        );
+        let stages = spent.other_folds + spent.dispatcher + spent.escalator;
+        let rules = spent.rules_fold + spent.rules_decide;
+        if spent.two_threads {
+            println!(
+                "  split (two threads): read+decode {:.2} s (reader thread); rules thread: waiting for pages {:.2} s, rules fold {:.2} s, rules evaluate {:.2} s, rest {:.2} s; stages thread: other views fold {:.2} s, dispatcher {:.2} s, escalator {:.2} s, waiting for the rules {:.2} s, rest {:.2} s; {} timer passes",
+                s(spent.read_decode),
+                s(spent.waiting_for_pages),
+                s(spent.rules_fold),
+                s(spent.rules_decide),
+                secs - s(spent.waiting_for_pages + rules),
+                s(spent.other_folds),
+                s(spent.dispatcher),
+                s(spent.escalator),
+                s(spent.waiting_for_rules),
+                secs - s(stages + spent.waiting_for_rules),
+                spent.timer_passes
+            );
+        } else {
+            println!(
+                "  split (one thread): read+decode {:.2} s (reader thread, alongside), waiting for pages {:.2} s, rules fold {:.2} s, rules evaluate {:.2} s, other views fold {:.2} s, dispatcher {:.2} s, escalator {:.2} s, rest {:.2} s; {} timer passes",
+                s(spent.read_decode),
+                s(spent.waiting_for_pages),
+                s(spent.rules_fold),
+                s(spent.rules_decide),
+                s(spent.other_folds),
+                s(spent.dispatcher),
+                s(spent.escalator),
+                secs - s(spent.waiting_for_pages + rules + stages),
+                spent.timer_passes
+            );
+        }
         times.push(secs);
     }
     println!(

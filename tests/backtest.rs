@@ -9,7 +9,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use fenghuo::clock::{Clock, ManualClock};
 use fenghuo::config::Config;
-use fenghuo::evaluate::backtest::{Pair, Report, run};
+use fenghuo::evaluate::backtest::{Pair, Report, Spent, Threads, run, run_on};
 use fenghuo::evaluate::rules::RuleSet;
 use fenghuo::eventlog::{EventKind, EventLog, InvolvedObject, K8sEvent, LabelSet, NewEvent};
 use fenghuo::pipeline::Pipeline;
@@ -112,10 +112,50 @@ async fn run_until(p: &Pipeline, clock: &ManualClock, until: DateTime<Utc>) {
     clock.set(until);
 }
 
+/// Someone resolves web-2's rule alert from the API at 20:05, a few
+/// minutes after it fired.
+async fn resolve_by_hand(p: &Pipeline, clock: &ManualClock) {
+    let at = t0() + Duration::seconds(3900);
+    run_until(p, clock, at).await;
+    let fingerprint = p
+        .log
+        .read_range(0, p.log.last_seq())
+        .unwrap()
+        .into_iter()
+        .find_map(|e| match &e.kind {
+            EventKind::AlertReceived(r)
+                if e.source.starts_with("rule/") && r.labels.get("pod") == Some("web-2") =>
+            {
+                Some(r.fingerprint.clone())
+            }
+            _ => None,
+        })
+        .expect("web-2 fired");
+    p.log
+        .append(vec![NewEvent::new(
+            at,
+            "api",
+            fingerprint.clone(),
+            EventKind::AlertResolved(fenghuo::eventlog::AlertResolution {
+                fingerprint,
+                ends_at: at,
+                reason: "resolved by hand".into(),
+                report: None,
+            }),
+        )])
+        .await
+        .unwrap();
+}
+
 /// Records three hours: web-1 backs off 3 times (fires now, not with the
 /// candidate), web-2 5 times (fires with both), web-3 is OOM-killed (only
 /// the candidate has a rule for it).
 async fn record(dir: &Path) {
+    record_with(dir, false).await
+}
+
+/// [`record`]; with `by_hand`, also [`resolve_by_hand`].
+async fn record_with(dir: &Path, by_hand: bool) {
     std::fs::create_dir_all(dir.join("rules")).unwrap();
     std::fs::write(dir.join("rules/pods.yaml"), RULES).unwrap();
     let clock = ManualClock::new(t0());
@@ -132,6 +172,9 @@ async fn record(dir: &Path) {
         (7200, "web-3", "OOMKilling"),
     ];
     for (at, pod, reason) in inputs {
+        if by_hand && at == 7200 {
+            resolve_by_hand(&p, &clock).await;
+        }
         let at = t0() + Duration::seconds(at);
         run_until(&p, &clock, at).await;
         p.log
@@ -230,4 +273,78 @@ async fn a_candidate_shows_alerts_and_pages_gained_and_lost() {
     );
     assert_eq!(report.pages_by_receiver["team"], pair(4, 2), "{text}");
     assert!(text.contains("alerts gained (1)"), "{text}");
+}
+
+/// Counts the group's notifications: a rule that reads what the
+/// dispatcher decides, so the rules cannot run ahead of it.
+const READS_NOTIFICATIONS: &str = r#"
+groups:
+  - name: pods
+    rules:
+      - alert: PodOOMKilled
+        select:
+          kind: k8s.event
+          matchers: ['reason="OOMKilling"']
+        group_by: [namespace, { pod: payload.involved_object.name }]
+        resolve: { after: 30m }
+        labels: { severity: critical }
+      - alert: Paging
+        select: { kind: notification.due }
+        count: { window: 1h, above: 0 }
+        labels: { severity: warning }
+"#;
+
+fn backtest_on(dir: &Path, rules: &str, threads: Threads) -> (Report, Spent) {
+    let cdir = dir.join("candidate");
+    std::fs::create_dir_all(&cdir).unwrap();
+    std::fs::write(cdir.join("pods.yaml"), rules).unwrap();
+    let set = RuleSet::load(&[cdir.join("pods.yaml")]).unwrap();
+    let log = EventLog::open_read_only(&dir.join("data/fenghuo.db")).unwrap();
+    run_on(
+        &log,
+        Arc::new(set),
+        &config(dir),
+        t0(),
+        t0() + Duration::hours(3),
+        threads,
+        |_, _| {},
+    )
+    .unwrap()
+}
+
+/// (candidate rules, whether they run on a thread of their own): the
+/// report is the same either way.
+#[tokio::test]
+async fn two_threads_and_one_decide_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    record(dir.path()).await;
+    for (rules, apart) in [
+        (RULES, true),
+        (CANDIDATE, true),
+        (READS_NOTIFICATIONS, false),
+    ] {
+        let (one, spent) = backtest_on(dir.path(), rules, Threads::One);
+        assert!(!spent.two_threads);
+        let (auto, spent) = backtest_on(dir.path(), rules, Threads::Auto);
+        assert_eq!(spent.two_threads, apart, "{rules}");
+        assert_eq!(one, auto, "{rules}\none thread:\n{one}\nauto:\n{auto}");
+        assert!(
+            one.pages_by_receiver.values().any(|p| p.candidate > 0),
+            "{one}"
+        );
+    }
+}
+
+/// Someone resolves a rule's alert by hand: the rules read that resolve,
+/// which came after them, so a run with the rules ahead on their own
+/// thread cannot be trusted; it is run again on one thread and decides
+/// what one thread decides.
+#[tokio::test]
+async fn a_rule_alert_resolved_by_hand_is_backtested_on_one_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    record_with(dir.path(), true).await;
+    let (one, _) = backtest_on(dir.path(), RULES, Threads::One);
+    let (auto, spent) = backtest_on(dir.path(), RULES, Threads::Auto);
+    assert!(!spent.two_threads, "diverged, run again on one thread");
+    assert_eq!(one, auto, "one thread:\n{one}\nauto:\n{auto}");
 }

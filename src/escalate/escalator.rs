@@ -71,6 +71,23 @@ pub struct Escalator {
     routing: Routing,
     directory: Arc<dyn Directory>,
     incidents: Arc<Incidents>,
+    /// What the last look at the incidents found, kept until they change
+    /// (their generation moves): a timer loop asks at every pass, and most
+    /// passes are woken by other stages with no incident changed.
+    quiet: parking_lot::Mutex<Quiet>,
+}
+
+/// The escalator's answers as of an incidents generation. Not state: a
+/// cache of what the fold says, dropped when it moves.
+#[derive(Default)]
+struct Quiet {
+    /// [`Escalator::next_due`], and the generation it was computed at.
+    next_due: Option<(u64, Option<DateTime<Utc>>)>,
+    /// A pass at this instant found no incident needing one, at this
+    /// generation: until the generation moves or `next_due` comes, none
+    /// does (every reason for a pass other than time is a change of an
+    /// incident, and the times are what `next_due` is the least of).
+    idle: Option<(u64, DateTime<Utc>)>,
 }
 
 /// The most steps one incident takes in one pass: a policy with no wait
@@ -92,6 +109,7 @@ impl Escalator {
             routing,
             directory,
             incidents,
+            quiet: Default::default(),
         }
     }
 
@@ -188,6 +206,25 @@ impl Escalator {
     /// When a pass must run without any event: the earliest step, snooze
     /// end or acknowledgement lapse.
     pub fn next_due(&self) -> Option<DateTime<Utc>> {
+        let generation = self.incidents.generation();
+        if let Some((g, due)) = self.quiet.lock().next_due
+            && g == generation
+        {
+            #[cfg(debug_assertions)]
+            assert_eq!(
+                due,
+                self.next_due_by_scan(),
+                "kept escalation timer diverged"
+            );
+            return due;
+        }
+        let due = self.next_due_by_scan();
+        self.quiet.lock().next_due = Some((generation, due));
+        due
+    }
+
+    /// [`Self::next_due`] from every open incident.
+    fn next_due_by_scan(&self) -> Option<DateTime<Utc>> {
         self.incidents.min_open(|i| {
             self.policy_of(i)?;
             if let Some(ack) = &i.ack {
@@ -223,18 +260,49 @@ impl Escalator {
 
     /// Every decision due at `now`.
     pub fn decide(&self, now: DateTime<Utc>) -> Vec<NewEvent> {
+        let generation = self.incidents.generation();
+        let idle = self
+            .quiet
+            .lock()
+            .idle
+            .is_some_and(|(g, at)| g == generation && now >= at);
+        if idle && self.next_due().is_none_or(|due| due > now) {
+            // Tests run debug builds: every pass skipped is checked to
+            // decide nothing.
+            #[cfg(debug_assertions)]
+            {
+                let (skipped, _) = self.decide_by_scan(now);
+                assert!(
+                    skipped.is_empty(),
+                    "an escalation pass skipped as idle would have decided {skipped:?}"
+                );
+            }
+            return Vec::new();
+        }
+        let (out, any_due) = self.decide_by_scan(now);
+        // Only a pass that found no incident needing one is kept: whether
+        // one that did decides again later may depend on time otherwise
+        // than through `next_due` (who is on call).
+        self.quiet.lock().idle = (!any_due).then_some((generation, now));
+        out
+    }
+
+    /// [`Self::decide`] from every open incident, and whether any needed a
+    /// pass.
+    fn decide_by_scan(&self, now: DateTime<Utc>) -> (Vec<NewEvent>, bool) {
         let mut out = Vec::new();
         let due = self.incidents.open_where(|i| {
             self.policy_of(i)
                 .is_some_and(|p| Self::needs_pass(i, p, now))
         });
+        let any_due = !due.is_empty();
         for incident in due {
             let Some(policy) = self.policy_of(&incident) else {
                 continue;
             };
             self.decide_incident(&incident, policy, now, &mut out);
         }
-        out
+        (out, any_due)
     }
 
     fn decide_incident(

@@ -94,6 +94,11 @@ impl Incident {
 #[derive(Default)]
 pub struct Incidents {
     inner: RwLock<Inner>,
+    /// A number that moves whenever any incident may have changed (an
+    /// event about incidents folded, a reset, a restore), so the escalator
+    /// can keep what it found until it does. Not state: neither
+    /// snapshotted nor compared.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Default, Clone, Serialize, Deserialize)]
@@ -107,6 +112,17 @@ struct Inner {
 impl Incidents {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Moves whenever an incident may have changed; equal readings mean
+    /// nothing did in between.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn changed(&self) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     pub fn get(&self, id: &str) -> Option<Incident> {
@@ -201,6 +217,7 @@ impl Projection for Incidents {
             _ => return,
         }
         let mut inner = self.inner.write();
+        self.changed();
         let at = event.occurred_at;
         inner.now = Some(inner.now.map_or(at, |n| n.max(at)));
         match &event.kind {
@@ -341,6 +358,7 @@ impl Projection for Incidents {
 
     fn reset(&self) {
         *self.inner.write() = Inner::default();
+        self.changed();
     }
 
     fn snapshot(&self) -> Option<crate::eventlog::projection::SnapshotFn> {
@@ -349,6 +367,7 @@ impl Projection for Incidents {
 
     fn restore(&self, state: serde_json::Value) -> Result<(), String> {
         *self.inner.write() = crate::eventlog::projection::restored(state)?;
+        self.changed();
         Ok(())
     }
 }

@@ -244,6 +244,37 @@ impl AlertStore {
         alerts.cloned(fps)
     }
 
+    /// Whether [`Self::unfired_firing`] would return any, without copying
+    /// them: the dispatcher's idle check asks at every timer pass.
+    pub fn any_unfired_firing(&self, now: DateTime<Utc>) -> bool {
+        let alerts = self.alerts.read();
+        alerts
+            .order()
+            .unfired
+            .iter()
+            .any(|fp| alerts.by_fp.get(fp).is_some_and(|a| a.firing_at(now)))
+    }
+
+    /// Whether [`Self::ending_between`] would return any, without copying
+    /// them.
+    pub fn any_ending_between(&self, after: Option<DateTime<Utc>>, until: DateTime<Utc>) -> bool {
+        use std::ops::Bound::{Excluded, Included, Unbounded};
+        if after.is_some_and(|a| a >= until) {
+            return false;
+        }
+        let from = match after {
+            Some(a) => Excluded((a, u64::MAX)),
+            None => Unbounded,
+        };
+        let alerts = self.alerts.read();
+        alerts
+            .order()
+            .ends
+            .range((from, Included((until, u64::MAX))))
+            .next()
+            .is_some()
+    }
+
     /// The alerts `keep` accepts, sorted by fingerprint. Only those are
     /// cloned: the writer waits for this lock, so a scan must stay short.
     pub fn filtered(&self, keep: impl Fn(&StoredAlert) -> bool) -> Vec<(Fingerprint, StoredAlert)> {

@@ -23,7 +23,7 @@ use std::time::{Duration as Elapsed, Instant};
 use chrono::{DateTime, Utc};
 
 use super::dispatch::Dispatcher;
-use super::rules::RuleSet;
+use super::rules::{RuleSet, RulesView};
 use crate::config::Config;
 use crate::escalate::escalator::Escalator;
 use crate::eventlog::{Decider, Event, EventKind, EventLog, LogError, NewEvent, Projection};
@@ -86,6 +86,11 @@ pub struct Spent {
     pub escalator: Elapsed,
     /// Timer passes run between batches.
     pub timer_passes: u64,
+    /// With the rules on a thread of their own: the stages after them
+    /// waiting for the rules' next step.
+    pub waiting_for_rules: Elapsed,
+    /// Whether the rules ran on a thread of their own.
+    pub two_threads: bool,
 }
 
 /// What one side decided.
@@ -178,6 +183,68 @@ fn is_decision(event: &Event) -> bool {
     }
 }
 
+/// The views the candidate's stages read, in the pipeline's order: the
+/// others (the outbox, message threads, Kubernetes event and watch indexes,
+/// probe states, remediations) are folded live for the API and the stages
+/// a backtest does not run, and cost a third of the folding time of a
+/// backtest for nothing. Placement and releases are read only by inhibit
+/// rules that join `through:` the topology.
+fn read_views(views: &Views, routing: &crate::config::Routing) -> Vec<Arc<dyn Projection>> {
+    let mut read: Vec<Arc<dyn Projection>> = vec![
+        // Versions of alerts, which the dispatcher's decisions expect.
+        views.alert_index.clone(),
+        views.alerts.clone(),
+        views.silences.clone(),
+        views.groups.clone(),
+        views.flaps.clone(),
+        views.incidents.clone(),
+        views.rules.clone(),
+    ];
+    if routing.inhibit_rules.iter().any(|r| r.through().is_some()) {
+        read.push(views.releases.clone());
+        read.push(views.topology.clone());
+    }
+    read
+}
+
+/// How many threads decide in a backtest (reading and decoding has its own
+/// either way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Threads {
+    /// Two when the rules do not read what the stages after them decide
+    /// (see [`rules_stand_alone`]), else one.
+    #[default]
+    Auto,
+    /// One thread runs every stage.
+    One,
+}
+
+/// The kinds the stages after the rules (dispatcher, flap detection,
+/// escalator) decide.
+const DECIDED_DOWNSTREAM: &[&str] = &[
+    "alert.fired",
+    "alert.resolved",
+    "alert.flapping_started",
+    "alert.flapping_stopped",
+    "group.scheduled",
+    "group.closed",
+    "notification.due",
+    "escalation.stepped",
+    "incident.acknowledged",
+    "incident.unacknowledged",
+    "incident.resolved",
+    "incident.snoozed",
+];
+
+/// Whether the rules can run on a thread of their own, ahead of the stages
+/// they feed: no rule selects (or is recovered by) a kind those stages
+/// decide, so what they decide never reaches the rules. The one way left
+/// (a resolve of a rule's alert by someone other than the rule) is caught
+/// as it happens, and the backtest is run again on one thread.
+pub fn rules_stand_alone(rules: &RuleSet) -> bool {
+    !DECIDED_DOWNSTREAM.iter().any(|k| rules.reads_kind(k))
+}
+
 /// The isolated copy of the deciding stages.
 struct Sim {
     views: Views,
@@ -191,6 +258,21 @@ struct Sim {
     /// Position of the rules' view in `projections`, timed apart.
     rules_at: usize,
     spent: Spent,
+    /// With the rules on their own thread: their next wake as of their
+    /// last step (see [`Step`]); and the rules' alerts firing, by
+    /// fingerprint, to catch a resolve by anyone else (which the rules
+    /// would have folded).
+    rules_apart: Option<RulesApart>,
+}
+
+/// What the stages after the rules know of the rules running apart.
+#[derive(Default)]
+struct RulesApart {
+    wake: Option<DateTime<Utc>>,
+    firing: std::collections::HashSet<String>,
+    /// Something happened that the rules would have read: this run cannot
+    /// equal a run on one thread.
+    diverged: bool,
 }
 
 impl Sim {
@@ -227,6 +309,28 @@ impl Sim {
         }))
     }
 
+    /// [`Self::put`] for an event made before it is folded (inputs, and
+    /// the rules' decisions when the rules run on their own thread; none
+    /// expects a version): it takes its `seq` here, in the order the
+    /// writer would have given it.
+    fn put_folded(
+        &mut self,
+        mut event: Arc<Event>,
+        touched: &mut HashMap<String, u64>,
+    ) -> Arc<Event> {
+        self.seq += 1;
+        touched.insert(event.key.clone(), self.seq);
+        match Arc::get_mut(&mut event) {
+            Some(e) => e.seq = self.seq,
+            None => {
+                let mut e = Event::clone(&event);
+                e.seq = self.seq;
+                event = Arc::new(e);
+            }
+        }
+        event
+    }
+
     fn fold(&mut self, events: &[Arc<Event>]) {
         let started = Instant::now();
         let mut rules = Elapsed::ZERO;
@@ -240,6 +344,9 @@ impl Sim {
                     p.apply(e);
                 }
             }
+            if let Some(apart) = &mut self.rules_apart {
+                apart.watch(e);
+            }
         }
         self.spent.rules_fold += rules;
         self.spent.other_folds += started.elapsed().saturating_sub(rules);
@@ -248,24 +355,48 @@ impl Sim {
     /// One batch at `now`: its inputs folded, then rounds of decisions.
     /// The dispatcher decides whenever inputs arrived: live, a pass it
     /// declines inside a commit is run by the dispatch loop right after.
-    fn batch(&mut self, inputs: Vec<NewEvent>, now: DateTime<Utc>, asked: bool) -> usize {
+    /// With the rules on their own thread, `ruled` is what they decided in
+    /// each round (the inputs they folded already).
+    fn batch(
+        &mut self,
+        inputs: Vec<Arc<Event>>,
+        now: DateTime<Utc>,
+        asked: bool,
+        ruled: Option<Vec<Vec<Arc<Event>>>>,
+    ) {
         let mut touched = HashMap::new();
-        let mut folded: Vec<Arc<Event>> = inputs
+        let folded: Vec<Arc<Event>> = inputs
             .into_iter()
-            .filter_map(|e| self.put(e, now, &mut touched))
+            .map(|e| self.put_folded(e, &mut touched))
             .collect();
+        self.rounds(folded, touched, now, asked, ruled);
+    }
+
+    /// The rounds of decisions on decisions after `folded`, as the writer
+    /// runs them: the rules decide here unless `ruled` brings what they
+    /// decided in each round.
+    fn rounds(
+        &mut self,
+        mut folded: Vec<Arc<Event>>,
+        mut touched: HashMap<String, u64>,
+        now: DateTime<Utc>,
+        asked: bool,
+        ruled: Option<Vec<Vec<Arc<Event>>>>,
+    ) {
         self.fold(&folded);
-        let mut decided = 0;
+        let mut ruled = ruled.map(Vec::into_iter);
         for round in 0..ROUNDS {
             let asked = asked && round == 0;
             let started = Instant::now();
-            let mut out = if asked || self.views.rules.wants(&folded) {
-                self.views.rules.decide(now)
-            } else {
-                Vec::new()
+            let (from_rules, mut out) = match &mut ruled {
+                Some(ruled) => (ruled.next().unwrap_or_default(), Vec::new()),
+                None if asked || self.views.rules.wants(&folded) => {
+                    (Vec::new(), self.views.rules.decide(now))
+                }
+                None => (Vec::new(), Vec::new()),
             };
-            let ruled = Instant::now();
-            self.spent.rules_decide += ruled - started;
+            let ruled_at = Instant::now();
+            self.spent.rules_decide += ruled_at - started;
             let dispatch = asked || folded.iter().any(|e| super::dispatch::is_input(&e.kind));
             out.extend(Decider::decide(
                 &self.dispatcher,
@@ -275,32 +406,45 @@ impl Sim {
                 dispatch,
             ));
             let dispatched = Instant::now();
-            self.spent.dispatcher += dispatched - ruled;
+            self.spent.dispatcher += dispatched - ruled_at;
             if asked || self.escalator.wants(&folded) {
                 out.extend(self.escalator.decide(now));
             }
             self.spent.escalator += dispatched.elapsed();
-            if out.is_empty() {
+            if from_rules.is_empty() && out.is_empty() {
                 break;
             }
-            folded = out
-                .into_iter()
-                .filter_map(|e| self.put(e, now, &mut touched))
-                .collect();
+            folded = Vec::with_capacity(from_rules.len() + out.len());
+            for e in from_rules {
+                folded.push(self.put_folded(e, &mut touched));
+            }
+            for e in out {
+                if let Some(e) = self.put(e, now, &mut touched) {
+                    folded.push(e);
+                }
+            }
             self.fold(&folded);
-            decided += folded.len();
             if now >= self.from && now < self.to {
                 for e in &folded {
                     self.tally.count(e);
                 }
             }
         }
-        decided
+        // The rules decided in a round the writer would not have run.
+        if let (Some(mut left), Some(apart)) = (ruled, &mut self.rules_apart)
+            && left.any(|r| !r.is_empty())
+        {
+            apart.diverged = true;
+        }
     }
 
     fn next_due(&self) -> Option<DateTime<Utc>> {
+        let rules = match &self.rules_apart {
+            Some(apart) => apart.wake,
+            None => self.views.rules.next_wake(),
+        };
         [
-            self.views.rules.next_wake(),
+            rules,
             self.dispatcher.groups().next_due(),
             self.escalator.next_due(),
         ]
@@ -324,7 +468,7 @@ impl Sim {
             } else {
                 at_once = 0;
             }
-            self.batch(Vec::new(), at, true);
+            self.batch(Vec::new(), at, true, None);
             self.spent.timer_passes += 1;
             last = Some(at);
             if at >= until {
@@ -332,6 +476,445 @@ impl Sim {
             }
         }
     }
+
+    /// [`Self::timers_until`] with the rules on their own thread: at each
+    /// pass the rules ran (the next of `steps`, at that instant) what they
+    /// decided is taken in; the other passes are the dispatcher's or the
+    /// escalator's, where the rules had nothing due and decide nothing.
+    /// Anything else (the rules due at a pass they did not run, or passes
+    /// of theirs left over) means the two threads did not run the same
+    /// passes: marked diverged.
+    fn timers_until_ruled(&mut self, until: DateTime<Utc>, steps: &mut Steps) {
+        let mut last: Option<DateTime<Utc>> = None;
+        let mut at_once = 0;
+        while let Some(due) = self.next_due().filter(|d| *d <= until) {
+            let at = last.map_or(due, |l| due.max(l));
+            if last == Some(at) {
+                at_once += 1;
+                if at_once >= MAX_PASSES_AT_ONCE {
+                    // The rules' thread counts only its own passes.
+                    self.diverge();
+                    return;
+                }
+            } else {
+                at_once = 0;
+            }
+            match steps.pass_at(at) {
+                Some((ruled, wake)) => {
+                    self.batch(Vec::new(), at, true, Some(ruled));
+                    self.set_rules_wake(wake);
+                }
+                None if self.rules_wake().is_some_and(|w| w <= at) => {
+                    self.diverge();
+                    return;
+                }
+                None => self.batch(Vec::new(), at, true, Some(Vec::new())),
+            }
+            self.spent.timer_passes += 1;
+            last = Some(at);
+            if at >= until {
+                break;
+            }
+        }
+        if steps.pass_next() {
+            self.diverge();
+        }
+    }
+
+    fn rules_wake(&self) -> Option<DateTime<Utc>> {
+        self.rules_apart.as_ref().and_then(|a| a.wake)
+    }
+
+    fn set_rules_wake(&mut self, wake: Option<DateTime<Utc>>) {
+        if let Some(apart) = &mut self.rules_apart {
+            apart.wake = wake;
+        }
+    }
+
+    fn diverge(&mut self) {
+        if let Some(apart) = &mut self.rules_apart {
+            apart.diverged = true;
+        }
+    }
+
+    fn diverged(&self) -> bool {
+        self.rules_apart.as_ref().is_some_and(|a| a.diverged)
+    }
+}
+
+impl RulesApart {
+    /// Keeps the rules' firing alerts, and marks the run diverged at a
+    /// resolve of one by anyone else: the rules read it (their alert ends),
+    /// which their thread, ahead, did not see at this point.
+    fn watch(&mut self, event: &Event) {
+        match &event.kind {
+            EventKind::AlertReceived(r) if is_rule_decision(event) => {
+                self.firing.insert(r.fingerprint.clone());
+            }
+            EventKind::AlertResolved(r) => {
+                let was_firing = self.firing.remove(&r.fingerprint);
+                self.diverged |= was_firing && !is_rule_decision(event);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// One step of the rules' thread, for the stages after the rules.
+enum Step {
+    /// Timer passes up to and including `until` start (the writer runs
+    /// them before each batch).
+    Timers { until: DateTime<Utc> },
+    /// A timer pass of the rules at `at`: what they decided in each round,
+    /// and their next wake after it.
+    Pass {
+        at: DateTime<Utc>,
+        ruled: Vec<Vec<Arc<Event>>>,
+        wake: Option<DateTime<Utc>>,
+    },
+    /// A batch of inputs at `at`, folded by the rules, with what they
+    /// decided in each round and their next wake after it.
+    Batch {
+        at: DateTime<Utc>,
+        inputs: Vec<Arc<Event>>,
+        ruled: Vec<Vec<Arc<Event>>>,
+        wake: Option<DateTime<Utc>>,
+    },
+}
+
+/// Steps sent in one message: a pass is small, and a message per pass cost
+/// more than the pass.
+const STEPS_PER_MESSAGE: usize = 256;
+/// Events carried by the steps of one message, at most (about): with
+/// [`MESSAGES_AHEAD`], what the rules' thread may be ahead by.
+const EVENTS_PER_MESSAGE: usize = 4096;
+/// Messages the rules' thread may be ahead by.
+const MESSAGES_AHEAD: usize = 4;
+
+/// The steps as the stages after the rules read them, one ahead.
+struct Steps {
+    rx: std::sync::mpsc::Receiver<Vec<Step>>,
+    buffered: std::collections::VecDeque<Step>,
+    /// Time spent waiting for the rules' thread.
+    waited: Elapsed,
+}
+
+impl Steps {
+    fn peek(&mut self) -> Option<&Step> {
+        if self.buffered.is_empty() {
+            let started = Instant::now();
+            let steps = self.rx.recv().ok()?;
+            self.waited += started.elapsed();
+            self.buffered.extend(steps);
+        }
+        self.buffered.front()
+    }
+
+    fn next(&mut self) -> Option<Step> {
+        self.peek()?;
+        self.buffered.pop_front()
+    }
+
+    /// The rules' pass at `at`, if the next step is one.
+    #[allow(clippy::type_complexity)]
+    fn pass_at(
+        &mut self,
+        at: DateTime<Utc>,
+    ) -> Option<(Vec<Vec<Arc<Event>>>, Option<DateTime<Utc>>)> {
+        if !matches!(self.peek(), Some(Step::Pass { at: p, .. }) if *p == at) {
+            return None;
+        }
+        match self.next() {
+            Some(Step::Pass { ruled, wake, .. }) => Some((ruled, wake)),
+            _ => None,
+        }
+    }
+
+    fn pass_next(&mut self) -> bool {
+        matches!(self.peek(), Some(Step::Pass { .. }))
+    }
+}
+
+/// The rules on a thread of their own: they fold the inputs and their own
+/// decisions, decide at each batch and at their own timers, and send each
+/// step to the thread of the stages after them.
+struct RulesAhead {
+    rules: Arc<RulesView>,
+    tx: std::sync::mpsc::SyncSender<Vec<Step>>,
+    pending: Vec<Step>,
+    /// Events the pending steps carry.
+    pending_events: usize,
+    /// The other thread stopped (it diverged): nothing more to do.
+    stopped: bool,
+    /// The rules' next wake, as of their last step.
+    wake: Option<DateTime<Utc>>,
+    fold: Elapsed,
+    decide: Elapsed,
+}
+
+impl RulesAhead {
+    /// Sends `step` (carrying `events`) with the next message.
+    fn send(&mut self, step: Step, events: usize) {
+        self.pending.push(step);
+        self.pending_events += events;
+        if self.pending.len() >= STEPS_PER_MESSAGE || self.pending_events >= EVENTS_PER_MESSAGE {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        self.pending_events = 0;
+        if !self.pending.is_empty() && !self.stopped {
+            let steps = std::mem::take(&mut self.pending);
+            self.stopped = self.tx.send(steps).is_err();
+        }
+    }
+
+    fn fold(&mut self, events: &[Arc<Event>]) {
+        let started = Instant::now();
+        for e in events {
+            self.rules.apply(e);
+        }
+        self.fold += started.elapsed();
+    }
+
+    /// The rules' part of [`Sim::batch`]: what they decide in each round,
+    /// folded back. They run a round while the last one folded something
+    /// they read; the stages after them never bring them anything (see
+    /// [`rules_stand_alone`]), so a round of theirs that decides nothing
+    /// is their last.
+    fn rounds(
+        &mut self,
+        inputs: &[Arc<Event>],
+        now: DateTime<Utc>,
+        asked: bool,
+    ) -> Vec<Vec<Arc<Event>>> {
+        self.fold(inputs);
+        let mut ruled: Vec<Vec<Arc<Event>>> = Vec::new();
+        for round in 0..ROUNDS {
+            let last = ruled.last().map_or(inputs, Vec::as_slice);
+            let started = Instant::now();
+            let decided = if (asked && round == 0) || self.rules.wants(last) {
+                self.rules.decide(now)
+            } else {
+                Vec::new()
+            };
+            self.decide += started.elapsed();
+            if decided.is_empty() {
+                break;
+            }
+            let folded: Vec<Arc<Event>> = decided
+                .into_iter()
+                .map(|e| Arc::new(unnumbered(e, now)))
+                .collect();
+            self.fold(&folded);
+            ruled.push(folded);
+        }
+        ruled
+    }
+}
+
+/// An event as the writer would record it at `now`, before it has a
+/// `seq` (the other thread numbers it).
+fn unnumbered(e: NewEvent, now: DateTime<Utc>) -> Event {
+    Event {
+        seq: 0,
+        id: e.id,
+        occurred_at: e.occurred_at,
+        recorded_at: now,
+        source: e.source,
+        key: e.key,
+        idempotency_key: e.idempotency_key,
+        kind: e.kind,
+    }
+}
+
+/// What the reading loop drives: timer passes, then a batch.
+trait Feed {
+    fn timers_until(&mut self, until: DateTime<Utc>);
+    fn batch(&mut self, inputs: Vec<Arc<Event>>, at: DateTime<Utc>);
+    /// Nothing more is wanted: the reading stops.
+    fn stopped(&self) -> bool {
+        false
+    }
+}
+
+impl Feed for Sim {
+    fn timers_until(&mut self, until: DateTime<Utc>) {
+        Sim::timers_until(self, until)
+    }
+
+    fn batch(&mut self, inputs: Vec<Arc<Event>>, at: DateTime<Utc>) {
+        Sim::batch(self, inputs, at, false, None)
+    }
+}
+
+impl Feed for RulesAhead {
+    fn timers_until(&mut self, until: DateTime<Utc>) {
+        self.send(Step::Timers { until }, 0);
+        let mut last: Option<DateTime<Utc>> = None;
+        let mut at_once = 0;
+        while let Some(due) = self.wake.filter(|d| *d <= until) {
+            let at = last.map_or(due, |l| due.max(l));
+            if last == Some(at) {
+                at_once += 1;
+                if at_once >= MAX_PASSES_AT_ONCE {
+                    break;
+                }
+            } else {
+                at_once = 0;
+            }
+            let ruled = self.rounds(&[], at, true);
+            let wake = self.rules.next_wake();
+            self.wake = wake;
+            self.send(Step::Pass { at, ruled, wake }, 0);
+            last = Some(at);
+            if at >= until || self.stopped {
+                break;
+            }
+        }
+    }
+
+    fn batch(&mut self, inputs: Vec<Arc<Event>>, at: DateTime<Utc>) {
+        let ruled = self.rounds(&inputs, at, false);
+        let wake = self.rules.next_wake();
+        self.wake = wake;
+        let events = inputs.len() + ruled.iter().map(Vec::len).sum::<usize>();
+        self.send(
+            Step::Batch {
+                at,
+                inputs,
+                ruled,
+                wake,
+            },
+            events,
+        );
+    }
+
+    fn stopped(&self) -> bool {
+        self.stopped
+    }
+}
+
+/// What the reading loop found in the log besides the inputs it fed.
+#[derive(Default)]
+struct Read {
+    /// The recorded decisions within the period.
+    actual: Tally,
+    /// Inputs fed.
+    fed: u64,
+    /// Whether anything was fed (the log is not empty before `to`).
+    started: bool,
+    read_decode: Elapsed,
+    waiting_for_pages: Elapsed,
+}
+
+/// One page of the log as the reading loop takes it: each event's
+/// `recorded_at` (the writer's batches: events committed together share
+/// it), with the inputs among them ready to fold (no `seq` yet).
+struct Page {
+    last_seq: u64,
+    events: Vec<(DateTime<Utc>, Option<Arc<Event>>)>,
+}
+
+/// Reads the log on a thread of its own, page by page, and feeds its
+/// inputs to `feed` in the writer's batches, timers before each; the
+/// candidate rule set is recorded in force at the first. The reader
+/// thread also tells inputs from decisions, counts the recorded decisions
+/// and makes each input an event to fold: work taken off the thread that
+/// feeds, which runs the rules.
+fn read_and_feed(
+    log: &EventLog,
+    rules: &RuleSet,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    feed: &mut impl Feed,
+    progress: &mut impl FnMut(u64, u64),
+) -> anyhow::Result<Read> {
+    let mut read = Read::default();
+    let total = log.last_seq();
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Page, LogError>>(2);
+        let reader = scope.spawn(move || {
+            let mut after = 0;
+            let mut busy = Elapsed::ZERO;
+            let mut actual = Tally::default();
+            while after < total {
+                let started = Instant::now();
+                let page = log.read_range(after, (after + PAGE).min(total));
+                let mut ended = false;
+                let page = page.map(|page| Page {
+                    last_seq: page.last().map_or(0, |e| e.seq),
+                    events: page
+                        .into_iter()
+                        .take_while(|e| {
+                            ended |= e.recorded_at >= to;
+                            !ended
+                        })
+                        .map(|event| {
+                            let at = event.recorded_at;
+                            if !is_decision(&event) {
+                                return (at, Some(Arc::new(Event { seq: 0, ..event })));
+                            }
+                            if at >= from {
+                                actual.count(&event);
+                            }
+                            (at, None)
+                        })
+                        .collect(),
+                });
+                busy += started.elapsed();
+                let failed = page.is_err();
+                if tx.send(page).is_err() || failed || ended {
+                    break;
+                }
+                after += PAGE;
+            }
+            (busy, actual)
+        });
+        let mut pending: Vec<Arc<Event>> = Vec::new();
+        let mut pending_at: Option<DateTime<Utc>> = None;
+        let mut rx = rx.into_iter();
+        loop {
+            let waited = Instant::now();
+            let Some(page) = rx.next() else { break };
+            read.waiting_for_pages += waited.elapsed();
+            let page = page?;
+            progress(page.last_seq, total);
+            if feed.stopped() {
+                break; // the reader stops when `rx` is dropped
+            }
+            for (at, input) in page.events {
+                if pending_at.is_some_and(|p| p != at) && !pending.is_empty() {
+                    let batch_at = pending_at.expect("checked");
+                    feed.timers_until(batch_at);
+                    read.fed += pending.len() as u64;
+                    feed.batch(std::mem::take(&mut pending), batch_at);
+                }
+                if !read.started {
+                    read.started = true;
+                    // The candidate is in force from the start of the log.
+                    let loaded = crate::pipeline::rules_loaded(rules, at, "backtest");
+                    feed.batch(vec![Arc::new(unnumbered(loaded, at))], at);
+                }
+                pending_at = Some(at);
+                pending.extend(input);
+            }
+        }
+        drop(rx);
+        if let Some(at) = pending_at.filter(|_| !pending.is_empty() && !feed.stopped()) {
+            feed.timers_until(at);
+            read.fed += pending.len() as u64;
+            feed.batch(std::mem::take(&mut pending), at);
+        }
+        (read.read_decode, read.actual) = reader.join().unwrap_or_default();
+        Ok(())
+    })?;
+    // Time runs on to the end of the period: timers still fire.
+    if read.started && !feed.stopped() {
+        feed.timers_until(to - chrono::Duration::nanoseconds(1));
+    }
+    Ok(read)
 }
 
 /// Replays the log's inputs through `rules` and `config`'s route tree,
@@ -356,12 +939,51 @@ pub fn run_measured(
     config: &Config,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
+    progress: impl FnMut(u64, u64),
+) -> anyhow::Result<(Report, Spent)> {
+    run_on(log, rules, config, from, to, Threads::Auto, progress)
+}
+
+/// [`run_measured`] on as many threads as `threads` says. Both ways
+/// decide the same (a run on two threads that finds the rules read what
+/// came after them is run again on one).
+pub fn run_on(
+    log: &EventLog,
+    rules: Arc<RuleSet>,
+    config: &Config,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    threads: Threads,
     mut progress: impl FnMut(u64, u64),
 ) -> anyhow::Result<(Report, Spent)> {
+    if threads == Threads::Auto && rules_stand_alone(&rules) {
+        if let Some(done) = two_threads(log, rules.clone(), config, from, to, &mut progress)? {
+            return Ok(done);
+        }
+        tracing::info!("backtest: the rules read what came after them; run again on one thread");
+    }
+    let mut sim = sim(log, rules.clone(), config, from, to, None)?;
+    let read = read_and_feed(log, &rules, from, to, &mut sim, &mut progress)?;
+    sim.spent.read_decode = read.read_decode;
+    sim.spent.waiting_for_pages = read.waiting_for_pages;
+    let report = report(from, to, read.fed, &read.actual, &sim.tally);
+    Ok((report, sim.spent))
+}
+
+/// The stages a backtest runs, over views of their own; the rules' view
+/// left out of the folds when `rules_apart` (they run on another thread).
+fn sim(
+    log: &EventLog,
+    rules: Arc<RuleSet>,
+    config: &Config,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    rules_apart: Option<RulesApart>,
+) -> anyhow::Result<Sim> {
     let routing = config
         .routing()
         .map_err(|e| anyhow::anyhow!("config: {e}"))?;
-    let views = Views::with_rules(rules.clone());
+    let views = Views::with_rules(rules);
     let dispatcher = Dispatcher::new(
         log.clone(),
         routing.clone(),
@@ -373,17 +995,20 @@ pub fn run_measured(
     .with_topology(views.topology.clone(), views.releases.clone());
     let escalator = Escalator::new(
         &config.escalation_policies,
-        routing,
+        routing.clone(),
         // Pages are decided for the people of the candidate config.
         Arc::new(config.oncall().map_err(anyhow::Error::msg)?),
         views.incidents.clone(),
     );
-    let projections = views.projections();
+    let mut projections = read_views(&views, &routing);
+    if rules_apart.is_some() {
+        projections.retain(|p| p.name() != "rules");
+    }
     let rules_at = projections
         .iter()
         .position(|p| p.name() == "rules")
         .unwrap_or(usize::MAX);
-    let mut sim = Sim {
+    Ok(Sim {
         projections,
         rules_at,
         spent: Spent::default(),
@@ -394,95 +1019,102 @@ pub fn run_measured(
         from,
         to,
         tally: Tally::default(),
+        rules_apart,
+    })
+}
+
+/// The backtest with the rules on one thread and the stages after them on
+/// another; `None` if it diverged from what one thread decides (the rules
+/// would have read something decided after them).
+fn two_threads(
+    log: &EventLog,
+    rules: Arc<RuleSet>,
+    config: &Config,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    progress: &mut impl FnMut(u64, u64),
+) -> anyhow::Result<Option<(Report, Spent)>> {
+    let mut sim = sim(
+        log,
+        rules.clone(),
+        config,
+        from,
+        to,
+        Some(RulesApart::default()),
+    )?;
+    let rules_view = sim.views.rules.clone();
+    // A few thousand steps ahead at most: enough to ride out the
+    // difference in pace between the two threads.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Step>>(MESSAGES_AHEAD);
+    let mut ahead = RulesAhead {
+        rules: rules_view,
+        tx,
+        pending: Vec::new(),
+        pending_events: 0,
+        stopped: false,
+        wake: None,
+        fold: Elapsed::ZERO,
+        decide: Elapsed::ZERO,
     };
-    let mut actual = Tally::default();
-    let total = log.last_seq();
-    let mut started = false;
-    let mut fed = 0u64;
-    let mut done = false;
-
-    // One thread reads and decodes pages while this one folds.
-    std::thread::scope(|scope| -> anyhow::Result<()> {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<Event>, LogError>>(2);
-        let reader = scope.spawn(move || {
-            let mut after = 0;
-            let mut busy = Elapsed::ZERO;
-            while after < total {
-                let started = Instant::now();
-                let page = log.read_range(after, (after + PAGE).min(total));
-                busy += started.elapsed();
-                let failed = page.is_err();
-                if tx.send(page).is_err() || failed {
-                    break;
+    let (read, (rules_fold, rules_decide), (mut sim, waited)) = std::thread::scope(|scope| {
+        let downstream = scope.spawn(move || {
+            let mut steps = Steps {
+                rx,
+                buffered: Default::default(),
+                waited: Elapsed::ZERO,
+            };
+            while let Some(step) = steps.next() {
+                match step {
+                    Step::Timers { until } => sim.timers_until_ruled(until, &mut steps),
+                    Step::Batch {
+                        at,
+                        inputs,
+                        ruled,
+                        wake,
+                    } => {
+                        sim.batch(inputs, at, false, Some(ruled));
+                        sim.set_rules_wake(wake);
+                    }
+                    // A pass outside the timers of a batch.
+                    Step::Pass { .. } => sim.diverge(),
                 }
-                after += PAGE;
+                if sim.diverged() {
+                    break; // dropping `steps` stops the rules' thread
+                }
             }
-            busy
+            (sim, steps.waited)
         });
-        let mut pending: Vec<NewEvent> = Vec::new();
-        let mut pending_at: Option<DateTime<Utc>> = None;
-        let mut rx = rx.into_iter();
-        loop {
-            let waited = Instant::now();
-            let Some(page) = rx.next() else { break };
-            sim.spent.waiting_for_pages += waited.elapsed();
-            let page = page?;
-            progress(page.last().map_or(0, |e| e.seq), total);
-            if done {
-                continue; // drain: the reader stops at the end
-            }
-            for event in page {
-                let at = event.recorded_at;
-                if at >= to {
-                    done = true;
-                    break;
-                }
-                if at >= from && at < to && is_decision(&event) {
-                    actual.count(&event);
-                }
-                // The writer's batches: events committed together share
-                // their `recorded_at`.
-                if pending_at.is_some_and(|p| p != at) && !pending.is_empty() {
-                    let batch_at = pending_at.expect("checked");
-                    sim.timers_until(batch_at);
-                    fed += pending.len() as u64;
-                    sim.batch(std::mem::take(&mut pending), batch_at, false);
-                }
-                if !started {
-                    started = true;
-                    // The candidate is in force from the start of the log.
-                    let loaded = crate::pipeline::rules_loaded(&rules, at, "backtest");
-                    sim.batch(vec![loaded], at, false);
-                }
-                pending_at = Some(at);
-                if !is_decision(&event) {
-                    pending.push(NewEvent {
-                        id: event.id,
-                        occurred_at: event.occurred_at,
-                        source: event.source,
-                        key: event.key,
-                        idempotency_key: event.idempotency_key,
-                        expected_version: None,
-                        kind: event.kind,
-                    });
-                }
-            }
-        }
-        if let Some(at) = pending_at.filter(|_| !pending.is_empty()) {
-            sim.timers_until(at);
-            fed += pending.len() as u64;
-            sim.batch(std::mem::take(&mut pending), at, false);
-        }
-        sim.spent.read_decode = reader.join().unwrap_or_default();
-        Ok(())
-    })?;
-    // Time runs on to the end of the period: timers still fire.
-    if started {
-        sim.timers_until(to - chrono::Duration::nanoseconds(1));
+        let read = read_and_feed(log, &rules, from, to, &mut ahead, progress);
+        ahead.flush();
+        let spent = (ahead.fold, ahead.decide);
+        drop(ahead); // closes the channel: the stages' thread finishes
+        let downstream = downstream
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (read, spent, downstream)
+    });
+    let read = read?;
+    if sim.diverged() {
+        return Ok(None);
     }
+    sim.spent.read_decode = read.read_decode;
+    sim.spent.waiting_for_pages = read.waiting_for_pages;
+    sim.spent.rules_fold = rules_fold;
+    sim.spent.rules_decide = rules_decide;
+    sim.spent.waiting_for_rules = waited;
+    sim.spent.two_threads = true;
+    let report = report(from, to, read.fed, &read.actual, &sim.tally);
+    Ok(Some((report, sim.spent)))
+}
 
-    let spent = sim.spent;
-    let candidate = sim.tally;
+/// The difference between what was recorded and what the candidate decided.
+fn report(
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    fed: u64,
+    actual: &Tally,
+    candidate: &Tally,
+) -> Report {
     let pair = |a: &BTreeMap<String, u64>, c: &BTreeMap<String, u64>| {
         let mut out: BTreeMap<String, Pair> = BTreeMap::new();
         for (k, n) in a {
@@ -493,7 +1125,7 @@ pub fn run_measured(
         }
         out
     };
-    let report = Report {
+    Report {
         from,
         to,
         events: fed,
@@ -503,8 +1135,7 @@ pub fn run_measured(
         pages_by_receiver: pair(&actual.by_receiver, &candidate.by_receiver),
         pages_by_hour: pair(&actual.by_hour, &candidate.by_hour),
         muted_by_receiver: pair(&actual.muted, &candidate.muted),
-    };
-    Ok((report, spent))
+    }
 }
 
 impl fmt::Display for Report {

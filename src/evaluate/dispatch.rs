@@ -93,6 +93,45 @@ pub struct GroupStates {
     listed: RwLock<HashMap<String, u64>>,
     /// The last number handed out in `listed`; never reset.
     stamps: std::sync::atomic::AtomicU64,
+    /// Every group's `next_due`, ordered: the earliest is read at every
+    /// timer pass, and the groups due at a pass are visited by it (a scan
+    /// of every group there was a cost of each pass). Kept with `groups`.
+    timers: parking_lot::Mutex<BTreeSet<(DateTime<Utc>, String)>>,
+    /// Groups whose state changed since the dispatcher last took them:
+    /// with the groups whose membership changed and those due, what a
+    /// pass visits. Not state: neither snapshotted nor compared.
+    touched: parking_lot::Mutex<Touched>,
+}
+
+/// Groups changed since [`GroupStates::take_touched`] was last called.
+#[derive(Default)]
+struct Touched {
+    ids: BTreeSet<String>,
+    /// Too many to list (a replay nobody decides in), or a reset or a
+    /// restore: every group is to be visited.
+    everything: bool,
+}
+
+/// Beyond this many groups changed between two passes, every group is
+/// visited instead.
+const TOUCHED_GROUPS_KEPT: usize = 100_000;
+
+/// Moves group `id`'s timer from `old` to `new` in `timers`.
+fn refile(
+    timers: &mut BTreeSet<(DateTime<Utc>, String)>,
+    id: &str,
+    old: Option<DateTime<Utc>>,
+    new: Option<DateTime<Utc>>,
+) {
+    if old == new {
+        return;
+    }
+    if let Some(old) = old {
+        timers.remove(&(old, id.to_string()));
+    }
+    if let Some(new) = new {
+        timers.insert((new, id.to_string()));
+    }
 }
 
 impl GroupStates {
@@ -118,7 +157,63 @@ impl GroupStates {
 
     /// The earliest pending timer, for the loop that wakes the dispatcher.
     pub fn next_due(&self) -> Option<DateTime<Utc>> {
-        self.groups.read().values().filter_map(|g| g.next_due).min()
+        let due = self.timers.lock().first().map(|(at, _)| *at);
+        // Tests run debug builds: the kept order is checked against every
+        // group's timer.
+        #[cfg(debug_assertions)]
+        assert_eq!(
+            due,
+            self.groups.read().values().filter_map(|g| g.next_due).min(),
+            "kept group timers diverged"
+        );
+        due
+    }
+
+    /// `timers` from every group (after a reset or a restore).
+    fn refile_all(&self) {
+        let mut timers = BTreeSet::new();
+        for (id, g) in self.groups.read().iter() {
+            refile(&mut timers, id, None, g.next_due);
+        }
+        *self.timers.lock() = timers;
+    }
+
+    /// The groups whose timer is due at `now`.
+    fn due_by(&self, now: DateTime<Utc>) -> Vec<String> {
+        self.timers
+            .lock()
+            .iter()
+            .take_while(|(at, _)| *at <= now)
+            .map(|(_, id)| id.clone())
+            .collect()
+    }
+
+    fn touch(&self, id: &str) {
+        let mut touched = self.touched.lock();
+        if touched.everything {
+            return;
+        }
+        touched.ids.insert(id.to_string());
+        if touched.ids.len() > TOUCHED_GROUPS_KEPT {
+            *touched = Touched {
+                ids: BTreeSet::new(),
+                everything: true,
+            };
+        }
+    }
+
+    fn touch_everything(&self) {
+        *self.touched.lock() = Touched {
+            ids: BTreeSet::new(),
+            everything: true,
+        };
+    }
+
+    /// The groups whose state changed since the last call; `None`: every
+    /// group may have.
+    fn take_touched(&self) -> Option<BTreeSet<String>> {
+        let touched = std::mem::take(&mut *self.touched.lock());
+        (!touched.everything).then_some(touched.ids)
     }
 
     fn stamp(&self) -> u64 {
@@ -144,6 +239,13 @@ impl Projection for GroupStates {
             EventKind::GroupScheduled(t) => {
                 let mut groups = self.groups.write();
                 let g = groups.entry(t.group.group.clone()).or_default();
+                refile(
+                    &mut self.timers.lock(),
+                    &t.group.group,
+                    g.next_due,
+                    Some(t.due_at),
+                );
+                self.touch(&t.group.group);
                 g.group = Some(t.group.clone());
                 g.next_due = Some(t.due_at);
                 g.last_muted = t.muted.iter().cloned().collect();
@@ -155,6 +257,8 @@ impl Projection for GroupStates {
                     .insert(n.group.group.clone(), self.stamp());
                 let mut groups = self.groups.write();
                 let g = groups.entry(n.group.group.clone()).or_default();
+                refile(&mut self.timers.lock(), &n.group.group, g.next_due, None);
+                self.touch(&n.group.group);
                 g.group = Some(n.group.clone());
                 g.next_due = None;
                 g.last_notified_at = Some(event.occurred_at);
@@ -175,7 +279,10 @@ impl Projection for GroupStates {
                 g.last_symptoms = n.symptoms.iter().map(|s| s.fingerprint.clone()).collect();
             }
             EventKind::GroupClosed(g) => {
-                self.groups.write().remove(&g.group);
+                if let Some(closed) = self.groups.write().remove(&g.group) {
+                    refile(&mut self.timers.lock(), &g.group, closed.next_due, None);
+                }
+                self.touch(&g.group);
                 self.listed.write().remove(&g.group);
             }
             _ => {}
@@ -184,6 +291,8 @@ impl Projection for GroupStates {
 
     fn reset(&self) {
         self.groups.write().clear();
+        self.timers.lock().clear();
+        self.touch_everything();
         self.restamp();
     }
 
@@ -198,6 +307,8 @@ impl Projection for GroupStates {
         let all: Vec<(String, GroupState)> =
             serde_json::from_str(state).map_err(|e| e.to_string())?;
         *self.groups.write() = all.into_iter().collect();
+        self.refile_all();
+        self.touch_everything();
         self.restamp();
         Ok(())
     }
@@ -269,6 +380,9 @@ struct Memo {
     /// The alerts flapping at the last pass: those that start or stop are
     /// looked at again.
     flapping: BTreeSet<String>,
+    /// Groups whose membership changed since the last pass that decided;
+    /// `None`: membership was rebuilt, every group is to be visited.
+    changed: Option<BTreeSet<String>>,
 }
 
 /// What a group's late-joiner check reads, kept up to date as membership
@@ -429,7 +543,11 @@ impl Dispatcher {
         &self,
         routing: &Routing,
         now: DateTime<Utc>,
-        f: impl FnOnce(&BTreeMap<String, Members>, &mut HashMap<String, Joiners>) -> R,
+        f: impl FnOnce(
+            &BTreeMap<String, Members>,
+            &mut HashMap<String, Joiners>,
+            Option<BTreeSet<String>>,
+        ) -> R,
     ) -> R {
         let changes = self.alerts.take_changes();
         let silences_version = self.silences.version();
@@ -487,6 +605,11 @@ impl Dispatcher {
                         (false, false) => None,
                     };
                     for group in groups.iter() {
+                        if let Some(changed) = &mut m.changed
+                            && !changed.contains(&group.group)
+                        {
+                            changed.insert(group.group.clone());
+                        }
                         if let Some(members) = m.members.get_mut(&group.group) {
                             members.firing.remove(&key);
                             members.muted.remove(&key);
@@ -543,11 +666,23 @@ impl Dispatcher {
                     silences_version,
                     flaps_version,
                     flapping: self.flaps.flapping(),
+                    changed: None,
                 });
             }
         }
         let memo = memo.as_mut().expect("set above");
-        f(&memo.members, &mut memo.joiners)
+        // What the pass visits: groups whose membership or state changed,
+        // and those whose timer is due.
+        let visit = match (memo.changed.take(), self.groups.take_touched()) {
+            (Some(mut changed), Some(touched)) => {
+                changed.extend(touched);
+                changed.extend(self.groups.due_by(now));
+                Some(changed)
+            }
+            _ => None,
+        };
+        memo.changed = Some(BTreeSet::new());
+        f(&memo.members, &mut memo.joiners, visit)
     }
 
     /// Membership of every group that has firing alerts, from every alert.
@@ -808,8 +943,19 @@ impl Dispatcher {
         if routing.tree.is_none() {
             return Vec::new();
         }
-        self.with_members(routing, now, |members, joiners| {
-            self.decide_for(routing, now, members, joiners)
+        self.with_members(routing, now, |members, joiners, visit| {
+            let decided = self.decide_for(routing, now, members, joiners, visit.as_ref());
+            // Tests run debug builds: a pass over the changed groups is
+            // checked against the walk of every group.
+            #[cfg(debug_assertions)]
+            if visit.is_some() {
+                let walked = self.decide_for(routing, now, members, joiners, None);
+                assert_eq!(
+                    decided, walked,
+                    "a pass over the changed groups decided otherwise than the walk of every group"
+                );
+            }
+            decided
         })
     }
 
@@ -819,6 +965,7 @@ impl Dispatcher {
         now: DateTime<Utc>,
         members: &BTreeMap<String, Members>,
         joiners: &mut HashMap<String, Joiners>,
+        visit: Option<&BTreeSet<String>>,
     ) -> Vec<EventKind> {
         let Some(tree) = &routing.tree else {
             return Vec::new();
@@ -830,7 +977,13 @@ impl Dispatcher {
         let groups = self.groups.groups.read();
         let listed = self.groups.listed.read();
         let no_state = GroupState::default();
-        for (id, m) in members {
+        // The groups that can decide anything (see `with_members`), in the
+        // order of the walk of every group.
+        let visited: Box<dyn Iterator<Item = (&String, &Members)>> = match visit {
+            None => Box::new(members.iter()),
+            Some(ids) => Box::new(ids.iter().filter_map(|id| members.get_key_value(id))),
+        };
+        for (id, m) in visited {
             let Some(state_group) = m.group.as_ref() else {
                 continue;
             };
@@ -918,10 +1071,17 @@ impl Dispatcher {
         }
         // Groups whose alerts all ended: at their flush, the resolved are
         // sent (if any were notified as firing) and the group closes.
-        let mut unseen: Vec<(&String, &GroupState)> = groups
-            .iter()
-            .filter(|(id, _)| !members.contains_key(id.as_str()))
-            .collect();
+        let mut unseen: Vec<(&String, &GroupState)> = match visit {
+            None => groups
+                .iter()
+                .filter(|(id, _)| !members.contains_key(id.as_str()))
+                .collect(),
+            Some(ids) => ids
+                .iter()
+                .filter(|id| !members.contains_key(id.as_str()))
+                .filter_map(|id| groups.get_key_value(id))
+                .collect(),
+        };
         unseen.sort_by(|a, b| a.0.cmp(b.0));
         for &(_, state) in &unseen {
             if state.next_due.is_none_or(|due| due > now) {
@@ -1303,14 +1463,14 @@ impl Dispatcher {
             && m.flaps_version == self.flaps.version()
             && !due(self.flaps.next_due())
             && !due(self.groups().next_due())
-            && self.alerts.ending_between(None, now).is_empty()
+            && !self.alerts.any_ending_between(None, now)
             && (routing.inhibit_rules.is_empty() || {
                 let grace = super::inhibit::longest_grace(&routing.inhibit_rules);
-                self.alerts
-                    .ending_between(Some(m.at - grace), now - grace)
-                    .is_empty()
+                !self
+                    .alerts
+                    .any_ending_between(Some(m.at - grace), now - grace)
             })
-            && self.alerts.unfired_firing(now).is_empty()
+            && !self.alerts.any_unfired_firing(now)
     }
 }
 
