@@ -20,6 +20,6 @@ pub use event::{
     OwnerReference, ProbeResult, ProbeSummary, RulesLoaded, SilenceSpec, Symptom,
 };
 pub use projection::Projection;
-pub use replay::{replay, replay_as_of};
+pub use replay::{Threads as ReplayThreads, replay, replay_as_of, replay_using};
 pub use store::{Appended, EventLog, EventQuery, LogError, LogOptions, RawEvent, Synchronous};
 pub use tail::tail;
