@@ -186,7 +186,7 @@ async fn appends_survive_a_restart() {
             EventKind::AlertRefreshed {
                 leases: vec![Lease {
                     ends_at: t("2026-03-01T08:06:00.5Z"),
-                    fingerprints: vec![fp.clone()],
+                    fingerprints: vec![fp.clone()].into(),
                 }],
             },
         ),
