@@ -22,7 +22,7 @@ use fenghuo::clock::{Clock, ManualClock, SharedClock};
 use fenghuo::evaluate::Fingerprint;
 use fenghuo::eventlog::{
     AlertReport, AlertResolution, EventKind, EventLog, LabelSet, Lease, LogOptions, NewEvent,
-    Synchronous, replay,
+    ReplayThreads, Synchronous, replay, replay_using,
 };
 use fenghuo::pipeline::Views;
 
@@ -46,6 +46,16 @@ struct Args {
     /// a profiler.
     #[arg(long)]
     replay_only: bool,
+    /// Threads that read and decode (default: what replay picks for this
+    /// machine).
+    #[arg(long)]
+    readers: Option<usize>,
+    /// Threads that fold, 1 or 2 (default: what replay picks).
+    #[arg(long)]
+    folders: Option<usize>,
+    /// `seq`s a reader reads and decodes at a time (default: replay's).
+    #[arg(long)]
+    range: Option<u64>,
 }
 
 /// CPU time (user + system) this process has used so far, in seconds:
@@ -212,6 +222,14 @@ fn main() -> anyhow::Result<()> {
     if !args.replay_only {
         scans(&log, args.noop)?;
     }
+    let mut threads = ReplayThreads::for_this_machine();
+    threads.readers = args.readers.unwrap_or(threads.readers);
+    threads.folders = args.folders.unwrap_or(threads.folders);
+    threads.range = args.range.unwrap_or(threads.range);
+    println!(
+        "replay threads: {} reading, {} folding, {} events a range",
+        threads.readers, threads.folders, threads.range
+    );
     let mut rates = Vec::new();
     for run in 1..=args.runs {
         let state = Views::new();
@@ -219,7 +237,7 @@ fn main() -> anyhow::Result<()> {
         let cpu = cpu_seconds();
         let main_cpu = thread_cpu_seconds();
         let started = Instant::now();
-        let n = replay(&log, &views, |_, _| {})?;
+        let n = replay_using(&log, &views, threads, |_, _| {})?;
         let secs = started.elapsed().as_secs_f64();
         let cpu = cpu_seconds() - cpu;
         let main_cpu = thread_cpu_seconds() - main_cpu;

@@ -186,7 +186,7 @@ async fn appends_survive_a_restart() {
             EventKind::AlertRefreshed {
                 leases: vec![Lease {
                     ends_at: t("2026-03-01T08:06:00.5Z"),
-                    fingerprints: vec![fp.clone()],
+                    fingerprints: vec![fp.clone()].into(),
                 }],
             },
         ),
@@ -1021,4 +1021,63 @@ async fn reads_by_key_kind_and_time_range() {
     // Minute 0 is i = 0 and i = 60k only: seq 1.
     assert_eq!(seqs(&window), vec![1]);
     log.close();
+}
+
+/// Lease fingerprints are held as 64-bit values when in Alertmanager's
+/// form; whatever a stored lease says, it is written back exactly as read,
+/// and folds the values `Fingerprint::parse` gave the views before.
+#[test]
+fn lease_fingerprints_are_written_back_as_read_and_parse_as_before() {
+    // | stored text (JSON)     | note                                 |
+    let stored = [
+        r#""0123456789abcdef""#,      // Alertmanager's form: held as a value
+        r#""ffffffffffffffff""#,      // the largest
+        r#""0000000000000000""#,      // zero, leading zeros kept
+        r#""0123456789ABCDEF""#,      // upper case: parses, kept as written
+        r#""+123456789abcdef""#,      // a sign: u64's parser takes it
+        r#""0123456789abcde""#,       // 15 digits: no value
+        r#""zzzzzzzzzzzzzzzz""#,      // not hex
+        r#""""#,                      // empty
+        r#""ünïcödé ✓ \"x\"""#,       // escaped and non-ASCII text
+        r#""\u0030123456789abcdef""#, // an escaped digit: the same string
+    ];
+    let list = format!("[{}]", stored.join(","));
+    let as_strings: Vec<String> = serde_json::from_str(&list).unwrap();
+    let held: fenghuo::eventlog::LeaseFingerprints = serde_json::from_str(&list).unwrap();
+    assert_eq!(held.len(), stored.len());
+    assert_eq!(
+        serde_json::to_string(&held).unwrap(),
+        serde_json::to_string(&as_strings).unwrap(),
+        "written back as read"
+    );
+    assert_eq!(held.texts().collect::<Vec<_>>(), as_strings);
+    assert_eq!(format!("{held:?}"), format!("{as_strings:?}"));
+    let values: Vec<Option<u64>> = held.values().collect();
+    let parsed: Vec<Option<u64>> = as_strings
+        .iter()
+        .map(|s| Fingerprint::parse(s).map(|f| f.0))
+        .collect();
+    assert_eq!(values, parsed, "the views fold what they parsed before");
+    assert_eq!(values[0], Some(0x0123_4567_89ab_cdef));
+    // Built from the same texts, equal to the decoded one.
+    assert_eq!(
+        fenghuo::eventlog::LeaseFingerprints::from(as_strings.clone()),
+        held
+    );
+    // As a stored event's payload, through the log's decoder.
+    let payload =
+        format!(r#"{{"leases":[{{"ends_at":"2026-03-01T08:00:00Z","fingerprints":{list}}}]}}"#);
+    let kind = EventKind::decode("alert.refreshed", &payload).unwrap();
+    let EventKind::AlertRefreshed { leases } = &kind else {
+        panic!("{kind:?}");
+    };
+    assert_eq!(leases[0].fingerprints, held);
+    // Not a list of strings: refused, as a list of strings refuses it.
+    for bad in ["[1]", r#"["a",null]"#, r#""a""#, "{}"] {
+        assert!(serde_json::from_str::<Vec<String>>(bad).is_err());
+        assert!(
+            serde_json::from_str::<fenghuo::eventlog::LeaseFingerprints>(bad).is_err(),
+            "{bad}"
+        );
+    }
 }

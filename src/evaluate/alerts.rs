@@ -348,9 +348,9 @@ impl Projection for AlertStore {
                     .iter()
                     .flat_map(|l| {
                         l.fingerprints
-                            .iter()
-                            .filter_map(|fp| Fingerprint::parse(fp))
-                            .map(|fp| (fp, l.ends_at))
+                            .values()
+                            .flatten()
+                            .map(|fp| (Fingerprint(fp), l.ends_at))
                     })
                     .collect();
                 self.changed(extended.iter().map(|(fp, _)| *fp));
@@ -559,7 +559,7 @@ mod tests {
             EventKind::AlertRefreshed {
                 leases: vec![Lease {
                     ends_at: t(200),
-                    fingerprints: vec![fp("b")],
+                    fingerprints: vec![fp("b")].into(),
                 }],
             },
             EventKind::AlertResolved(AlertResolution {

@@ -1221,7 +1221,167 @@ pub struct FlapChange {
 pub struct Lease {
     #[serde(deserialize_with = "stored_time::required")]
     pub ends_at: DateTime<Utc>,
-    pub fingerprints: Vec<String>,
+    pub fingerprints: LeaseFingerprints,
+}
+
+/// The fingerprints a lease names, in order, written and read as a JSON
+/// list of strings. One in Alertmanager's form (16 lowercase hex digits,
+/// what Fenghuo writes) is held as its 64-bit value: replay decodes a lease
+/// of 100 alerts without 100 allocations, and the views that fold it read
+/// the values without parsing the text again. Anything else is held as
+/// written. Either way it is written back exactly as it was read.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct LeaseFingerprints(Vec<LeaseFingerprint>);
+
+#[derive(Clone, PartialEq, Eq)]
+enum LeaseFingerprint {
+    /// 16 lowercase hex digits, as their value.
+    Hex(u64),
+    /// Anything else, as written.
+    Text(String),
+}
+
+impl LeaseFingerprint {
+    fn of(text: &str) -> LeaseFingerprint {
+        let canonical = text.len() == 16
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        match canonical {
+            true => LeaseFingerprint::Hex(u64::from_str_radix(text, 16).expect("16 hex digits")),
+            false => LeaseFingerprint::Text(text.to_owned()),
+        }
+    }
+
+    fn of_string(text: String) -> LeaseFingerprint {
+        match LeaseFingerprint::of(&text) {
+            LeaseFingerprint::Text(_) => LeaseFingerprint::Text(text),
+            hex => hex,
+        }
+    }
+}
+
+impl std::fmt::Display for LeaseFingerprint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LeaseFingerprint::Hex(v) => write!(f, "{v:016x}"),
+            LeaseFingerprint::Text(s) => f.write_str(s),
+        }
+    }
+}
+
+impl LeaseFingerprints {
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn push(&mut self, fingerprint: String) {
+        self.0.push(LeaseFingerprint::of_string(fingerprint));
+    }
+
+    /// Each fingerprint's 64-bit value, in order, or `None` for one that is
+    /// not 16 hex digits: what `Fingerprint::parse` answers for its text.
+    pub fn values(&self) -> impl Iterator<Item = Option<u64>> + '_ {
+        self.0.iter().map(|fp| match fp {
+            LeaseFingerprint::Hex(v) => Some(*v),
+            // Upper case, a sign, another length: parsed as the views
+            // always have.
+            LeaseFingerprint::Text(s) if s.len() == 16 => u64::from_str_radix(s, 16).ok(),
+            LeaseFingerprint::Text(_) => None,
+        })
+    }
+
+    /// Each fingerprint as it was written.
+    pub fn texts(&self) -> impl Iterator<Item = String> + '_ {
+        self.0.iter().map(|fp| fp.to_string())
+    }
+}
+
+impl std::fmt::Debug for LeaseFingerprints {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.texts()).finish()
+    }
+}
+
+impl From<Vec<String>> for LeaseFingerprints {
+    fn from(texts: Vec<String>) -> LeaseFingerprints {
+        texts.into_iter().collect()
+    }
+}
+
+impl FromIterator<String> for LeaseFingerprints {
+    fn from_iter<I: IntoIterator<Item = String>>(texts: I) -> LeaseFingerprints {
+        LeaseFingerprints(texts.into_iter().map(LeaseFingerprint::of_string).collect())
+    }
+}
+
+impl Serialize for LeaseFingerprints {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for fp in &self.0 {
+            match fp {
+                LeaseFingerprint::Hex(v) => {
+                    // Formatted on the stack: no String per fingerprint.
+                    let mut buf = [0u8; 16];
+                    for (i, b) in buf.iter_mut().enumerate() {
+                        *b = b"0123456789abcdef"[((v >> (60 - 4 * i)) & 0xf) as usize];
+                    }
+                    seq.serialize_element(std::str::from_utf8(&buf).expect("hex digits"))?;
+                }
+                LeaseFingerprint::Text(t) => seq.serialize_element(t)?,
+            }
+        }
+        seq.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for LeaseFingerprints {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{SeqAccess, Visitor};
+
+        /// One fingerprint, read where the deserializer has it.
+        struct One(LeaseFingerprint);
+
+        impl<'de> Deserialize<'de> for One {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct Text;
+                impl Visitor<'_> for Text {
+                    type Value = One;
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str("a fingerprint")
+                    }
+                    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<One, E> {
+                        Ok(One(LeaseFingerprint::of(v)))
+                    }
+                    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<One, E> {
+                        Ok(One(LeaseFingerprint::of_string(v)))
+                    }
+                }
+                d.deserialize_str(Text)
+            }
+        }
+
+        struct List;
+        impl<'de> Visitor<'de> for List {
+            type Value = LeaseFingerprints;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list of fingerprints")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+                while let Some(One(fp)) = seq.next_element()? {
+                    out.push(fp);
+                }
+                Ok(LeaseFingerprints(out))
+            }
+        }
+        d.deserialize_seq(List)
+    }
 }
 
 #[cfg(test)]
@@ -1332,7 +1492,7 @@ mod tests {
             EventKind::AlertRefreshed {
                 leases: vec![Lease {
                     ends_at: "2026-01-01T00:05:00Z".parse().unwrap(),
-                    fingerprints: vec!["a".into(), "b".into()],
+                    fingerprints: vec!["a".to_string(), "b".to_string()].into(),
                 }],
             },
             EventKind::AlertResolved(AlertResolution {

@@ -16,10 +16,10 @@ pub mod tail;
 pub use decider::Decider;
 pub use event::{
     AlertReport, AlertResolution, Event, EventKind, FlapChange, GroupRef, GroupTimer, Heartbeat,
-    InvolvedObject, K8sEvent, K8sWatchProgress, LabelSet, Lease, NewEvent, NotificationDue,
-    OwnerReference, ProbeResult, ProbeSummary, RulesLoaded, SilenceSpec, Symptom,
+    InvolvedObject, K8sEvent, K8sWatchProgress, LabelSet, Lease, LeaseFingerprints, NewEvent,
+    NotificationDue, OwnerReference, ProbeResult, ProbeSummary, RulesLoaded, SilenceSpec, Symptom,
 };
 pub use projection::Projection;
-pub use replay::{replay, replay_as_of};
+pub use replay::{Threads as ReplayThreads, replay, replay_as_of, replay_using};
 pub use store::{Appended, EventLog, EventQuery, LogError, LogOptions, RawEvent, Synchronous};
 pub use tail::tail;

@@ -68,6 +68,19 @@ pub fn replay_as_of(
     replay_where(log, projections, 0, |e| e.recorded_at <= at, progress)
 }
 
+/// [`replay`] with the threads and range size given rather than chosen for
+/// this machine: for the benchmark, which compares them. What is folded is
+/// the same whatever the threads.
+pub fn replay_using(
+    log: &EventLog,
+    projections: &[Arc<dyn Projection>],
+    threads: Threads,
+    progress: impl FnMut(u64, u64),
+) -> Result<u64, LogError> {
+    reset(projections);
+    replay_with(log, projections, 0, |_| true, progress, threads)
+}
+
 fn replay_where(
     log: &EventLog,
     projections: &[Arc<dyn Projection>],
@@ -75,24 +88,38 @@ fn replay_where(
     keep: impl Fn(&Event) -> bool + Sync,
     progress: impl FnMut(u64, u64),
 ) -> Result<u64, LogError> {
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2);
-    let threads = Threads {
-        readers: cores.clamp(1, 4),
-        folders: if cores >= 2 { 2 } else { 1 },
-        range: RANGE,
-    };
-    replay_with(log, projections, after, keep, progress, threads)
+    replay_with(
+        log,
+        projections,
+        after,
+        keep,
+        progress,
+        Threads::for_this_machine(),
+    )
 }
 
 /// How many threads read and decode, how many fold (1 or 2), and how many
 /// `seq`s a reader takes at a time.
-#[derive(Clone, Copy)]
-struct Threads {
-    readers: usize,
-    folders: usize,
-    range: u64,
+#[derive(Clone, Copy, Debug)]
+pub struct Threads {
+    pub readers: usize,
+    pub folders: usize,
+    pub range: u64,
+}
+
+impl Threads {
+    /// What replay uses: as many readers as cores (at most 4), and a
+    /// second folding thread when there is a second core.
+    pub fn for_this_machine() -> Threads {
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        Threads {
+            readers: cores.clamp(1, 4),
+            folders: if cores >= 2 { 2 } else { 1 },
+            range: RANGE,
+        }
+    }
 }
 
 /// Ranges are folded in `seq` order, each view by one thread only. With
@@ -113,6 +140,11 @@ fn replay_with(
         progress(0, 0);
         return Ok(0);
     }
+    let threads = Threads {
+        readers: threads.readers.max(1),
+        folders: threads.folders,
+        range: threads.range.max(1),
+    };
     let workers = threads.readers;
     let ranges = total.div_ceil(threads.range);
     let next_range = AtomicU64::new(0);

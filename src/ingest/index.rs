@@ -218,11 +218,8 @@ impl Projection for AlertIndex {
             }
             EventKind::AlertRefreshed { leases } => {
                 for lease in leases {
-                    for fp in &lease.fingerprints {
-                        let Some(fp) = Fingerprint::parse(fp) else {
-                            continue;
-                        };
-                        if let Some(e) = self.shard(fp.0).write().get_mut(&fp.0) {
+                    for fp in lease.fingerprints.values().flatten() {
+                        if let Some(e) = self.shard(fp).write().get_mut(&fp) {
                             // A lease written just before a resolve committed
                             // must not revive the resolved end.
                             if e.firing && e.stored_ends.is_some_and(|s| s < lease.ends_at) {

@@ -284,7 +284,7 @@ fn lease_event(now: DateTime<Utc>, mut due: Vec<(Fingerprint, DateTime<Utc>)>) -
             Some(l) if l.ends_at == ends => l.fingerprints.push(fp.to_string()),
             _ => leases.push(Lease {
                 ends_at: ends,
-                fingerprints: vec![fp.to_string()],
+                fingerprints: vec![fp.to_string()].into(),
             }),
         }
     }
