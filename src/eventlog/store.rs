@@ -1,7 +1,8 @@
 //! The store: one SQLite file in WAL mode, one writer thread with group commit,
 //! a small pool of read connections, and a live broadcast for tails.
 //!
-//! Owns the `events` table; nothing outside `src/eventlog/` may touch it.
+//! Owns the `events` table and the snapshots (`snapshots`, `snapshot_parts`);
+//! nothing outside `src/eventlog/` may touch them.
 //! Appends are answered only once their batch is committed (and synced, with
 //! `synchronous = full`), so an answered append survives `kill -9`.
 
@@ -811,7 +812,15 @@ fn write_snapshot(
 ) -> Result<usize, Box<dyn std::error::Error>> {
     let seq = seq as i64;
     let conn = Connection::open(path)?;
-    conn.busy_timeout(std::time::Duration::from_secs(60))?;
+    // Under a burst the log's writer holds the lock almost all the time;
+    // SQLite's own busy handler backs off to 100 ms sleeps and a snapshot
+    // then took 15 s, holding the views' copies all along. Retrying every
+    // millisecond takes the lock between two of the writer's commits, and
+    // the writer still waits for one piece at most.
+    conn.busy_handler(Some(|attempt| {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+        attempt < 60_000
+    }))?;
     // The pieces are not synced one by one: the commit of the row that
     // makes the snapshot count syncs the WAL, and with it every piece
     // before it.
