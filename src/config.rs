@@ -148,7 +148,8 @@ pub struct StorageConfig {
     /// The most events committed in one transaction.
     pub max_batch: usize,
     /// Snapshot the views every this many events (0: never), so start-up
-    /// replays only the tail of the log.
+    /// replays only the tail of the log; once the views hold more than half
+    /// as many items (alerts, groups), every twice their number instead.
     pub snapshot_every: u64,
 }
 

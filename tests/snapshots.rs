@@ -110,16 +110,19 @@ async fn a_snapshot_from_another_version_is_ignored() {
     // would lose every alert it covers.
     let db = rusqlite::Connection::open(dir.path().join("fenghuo.db")).unwrap();
     let (seq, _) = newest_snapshot(&db);
-    let data: String = db
-        .query_row("SELECT data FROM snapshots WHERE seq = ?1", [seq], |r| {
-            r.get(0)
-        })
-        .unwrap();
-    let mut data: serde_json::Value = serde_json::from_str(&data).unwrap();
-    data["alert-store"] = serde_json::json!([]);
     db.execute(
-        "UPDATE snapshots SET version = '0.0.1/views-0', data = ?1 WHERE seq = ?2",
-        rusqlite::params![data.to_string(), seq],
+        "DELETE FROM snapshot_parts WHERE seq = ?1 AND view = 'alert-store'",
+        [seq],
+    )
+    .unwrap();
+    db.execute(
+        "INSERT INTO snapshot_parts (seq, view, part, data) VALUES (?1, 'alert-store', 0, CAST('[]' AS BLOB))",
+        [seq],
+    )
+    .unwrap();
+    db.execute(
+        "UPDATE snapshots SET version = '0.0.1/views-0' WHERE seq = ?1",
+        [seq],
     )
     .unwrap();
 

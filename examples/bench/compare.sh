@@ -166,6 +166,10 @@ wait_ready() {
 
 rss_mib() { awk '/^VmRSS:/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
 hwm_mib() { awk '/^VmHWM:/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
+# RSS in two parts: the heap and other anonymous memory, and pages of
+# mapped files (SQLite's readers map the database).
+anon_mib() { awk '/^RssAnon:/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
+file_mib() { awk '/^RssFile:/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
 
 # start_am CONFIG NAME: sets SRV_PID and SRV_ADDR.
 start_am() {
@@ -365,6 +369,8 @@ EOF
         loaded=$(rss_mib "$SRV_PID")
         sleep "$SETTLE"
         settled=$(rss_mib "$SRV_PID")
+        settled_anon=$(anon_mib "$SRV_PID")
+        settled_file=$(file_mib "$SRV_PID")
         peak=$(hwm_mib "$SRV_PID")
         posts=$(($(wc -l <"$WORK/sink.out") - 1 - posts_before))
         # The drain: from the start of the load until every group's first
@@ -382,15 +388,17 @@ EOF
         stop "$SRV_PID"
         jq -c --arg system "$system" --arg idle "$idle" --arg loaded "$loaded" \
             --arg settled "$settled" --arg peak "$peak" --arg prime "$prime" \
+            --arg settled_anon "$settled_anon" --arg settled_file "$settled_file" \
             --argjson posts "$posts" --argjson warnings "${warnings:-0}" \
             --argjson drain "$drain" --argjson all_posts "$all_posts" \
             '{system: $system, idle_rss_mib: ($idle|tonumber), loaded_rss_mib: ($loaded|tonumber),
-              settled_rss_mib: ($settled|tonumber), peak_rss_mib: ($peak|tonumber), prime: $prime,
+              settled_rss_mib: ($settled|tonumber),
+              settled_anon_mib: ($settled_anon|tonumber), settled_file_mib: ($settled_file|tonumber), peak_rss_mib: ($peak|tonumber), prime: $prime,
               resend_alerts_per_s: .alerts_per_s, resend_p99_ms: .latency_p99_ms, errors: .errors,
               webhook_posts: $posts, server_warnings: $warnings, drain_s: $drain,
               webhook_posts_after_drain_wait: $all_posts}' <<<"$result" >>"$MEM_RESULTS"
         jq -r '"  \(.system): idle \(.idle_rss_mib) MiB, loaded \(.loaded_rss_mib) MiB, " +
-            "settled \(.settled_rss_mib) MiB, peak \(.peak_rss_mib) MiB; load \(.prime); " +
+            "settled \(.settled_rss_mib) MiB (anon \(.settled_anon_mib), file \(.settled_file_mib)), peak \(.peak_rss_mib) MiB; load \(.prime); " +
             "webhook posts \(.webhook_posts) when settled, \(.webhook_posts_after_drain_wait) in all; " +
             "all \(.webhook_posts_after_drain_wait) posted \(.drain_s) s after the load started"' <<<"$(tail -1 "$MEM_RESULTS")" >&2
     done

@@ -477,6 +477,10 @@ impl Projection for AlertStore {
         self.changed_everything();
     }
 
+    fn snapshot_items(&self) -> usize {
+        self.len()
+    }
+
     fn snapshot_json(&self) -> Option<crate::eventlog::projection::SnapshotWriter> {
         // Copies share each alert's report; serialising writes text
         // directly (a JSON tree of every alert would cost far more).
@@ -487,7 +491,7 @@ impl Projection for AlertStore {
             .iter()
             .map(|(k, v)| (*k, v.clone()))
             .collect();
-        Some(Box::new(move |out: &mut Vec<u8>| {
+        Some(Box::new(move |out: &mut dyn std::io::Write| {
             serde_json::to_writer(out, &all)
         }))
     }

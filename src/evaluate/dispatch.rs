@@ -296,9 +296,13 @@ impl Projection for GroupStates {
         self.restamp();
     }
 
+    fn snapshot_items(&self) -> usize {
+        self.groups.read().len()
+    }
+
     fn snapshot_json(&self) -> Option<crate::eventlog::projection::SnapshotWriter> {
         let all = self.all();
-        Some(Box::new(move |out: &mut Vec<u8>| {
+        Some(Box::new(move |out: &mut dyn std::io::Write| {
             serde_json::to_writer(out, &all)
         }))
     }

@@ -216,7 +216,7 @@ impl Projection for FlapView {
             flapping: inner.flapping.clone(),
             version: inner.version,
         };
-        Some(Box::new(move |out: &mut Vec<u8>| {
+        Some(Box::new(move |out: &mut dyn std::io::Write| {
             serde_json::to_writer(out, &copy)
         }))
     }

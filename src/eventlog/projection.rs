@@ -11,9 +11,11 @@ use super::event::Event;
 /// Serialises a copy of a view's state, off the writer thread.
 pub type SnapshotFn = Box<dyn FnOnce() -> serde_json::Value + Send>;
 
-/// Writes a copy of a view's state as JSON text to the buffer it is given,
-/// off the writer thread.
-pub type SnapshotWriter = Box<dyn FnOnce(&mut Vec<u8>) -> serde_json::Result<()> + Send>;
+/// Writes a copy of a view's state as JSON text to what it is given, off
+/// the writer thread. The log streams it into the snapshot in pieces, so
+/// views serialise straight into it (`serde_json::to_writer`) rather than
+/// building a text of their own.
+pub type SnapshotWriter = Box<dyn FnOnce(&mut dyn std::io::Write) -> serde_json::Result<()> + Send>;
 
 /// The snapshot of a view whose state is one serialisable value: `copy`,
 /// taken under the view's lock, is serialised later, off the writer thread.
@@ -80,9 +82,16 @@ pub trait Projection: Send + Sync {
     /// tree from `snapshot`, written out.
     fn snapshot_json(&self) -> Option<SnapshotWriter> {
         let copy = self.snapshot()?;
-        Some(Box::new(move |out: &mut Vec<u8>| {
+        Some(Box::new(move |out: &mut dyn std::io::Write| {
             serde_json::to_writer(out, &copy())
         }))
+    }
+
+    /// How many items (alerts, groups, …) the state holds, about as many as
+    /// a snapshot writes: the log spaces snapshots by the state's size.
+    /// 0: small, whatever it holds.
+    fn snapshot_items(&self) -> usize {
+        0
     }
 
     /// Restores from the JSON text [`snapshot_json`](Self::snapshot_json)

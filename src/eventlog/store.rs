@@ -1,7 +1,8 @@
 //! The store: one SQLite file in WAL mode, one writer thread with group commit,
 //! a small pool of read connections, and a live broadcast for tails.
 //!
-//! Owns the `events` table; nothing outside `src/eventlog/` may touch it.
+//! Owns the `events` table and the snapshots (`snapshots`, `snapshot_parts`);
+//! nothing outside `src/eventlog/` may touch them.
 //! Appends are answered only once their batch is committed (and synced, with
 //! `synchronous = full`), so an answered append survives `kill -9`.
 
@@ -50,6 +51,9 @@ pub struct LogOptions {
     /// Snapshot the projections every this many events, so start-up folds
     /// only what came after the newest snapshot. 0: never.
     pub snapshot_every: u64,
+    /// The largest piece of a snapshot's text stored in one row
+    /// ([`SNAPSHOT_PART_BYTES`]; smaller in tests).
+    pub snapshot_part_bytes: usize,
 }
 
 impl Default for LogOptions {
@@ -59,6 +63,7 @@ impl Default for LogOptions {
             max_batch: 4096,
             tail_buffer: 8192,
             snapshot_every: 100_000,
+            snapshot_part_bytes: SNAPSHOT_PART_BYTES,
         }
     }
 }
@@ -186,7 +191,14 @@ const DECIDE_ROUNDS: usize = 4;
 /// Snapshots written by another version of the code are ignored (their
 /// views may have another shape): bump the suffix when a view's state
 /// changes shape.
-pub const SNAPSHOT_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "/views-3");
+///
+/// views-4: each view's text in `snapshot_parts`, in pieces.
+pub const SNAPSHOT_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "/views-4");
+
+/// The largest piece of a view's text in `snapshot_parts`: what the
+/// snapshot thread holds at a time, and the most one of its transactions
+/// writes while the log's writer may be waiting for the lock.
+pub const SNAPSHOT_PART_BYTES: usize = 1 << 20;
 
 /// Restores every projection from the newest snapshot this code wrote; the
 /// `seq` it covers, or `None` (nothing restored, projections reset).
@@ -195,26 +207,43 @@ fn restore_snapshot(
     projections: &[Arc<dyn Projection>],
     last_seq: u64,
 ) -> Option<u64> {
-    let found: Option<(i64, String)> = conn
+    let found: Option<i64> = conn
         .query_row(
-            "SELECT seq, data FROM snapshots WHERE version = ?1 AND seq <= ?2 ORDER BY seq DESC LIMIT 1",
+            "SELECT seq FROM snapshots WHERE version = ?1 AND seq <= ?2 ORDER BY seq DESC LIMIT 1",
             params![SNAPSHOT_VERSION, last_seq as i64],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| r.get(0),
         )
         .optional()
         .ok()
         .flatten();
-    let (seq, text) = found?;
+    let seq = found?;
     let restored = (|| -> Result<(), String> {
-        // Each view's state stays text until that view reads it: no JSON
-        // tree of the whole snapshot.
-        let data: std::collections::HashMap<&str, &serde_json::value::RawValue> =
-            serde_json::from_str(&text).map_err(|e| e.to_string())?;
+        // One view's text at a time, put together from its pieces.
+        let mut parts = conn
+            .prepare(
+                "SELECT part, data FROM snapshot_parts WHERE seq = ?1 AND view = ?2 ORDER BY part",
+            )
+            .map_err(|e| e.to_string())?;
         for p in projections {
-            let state = data
-                .get(p.name())
-                .ok_or_else(|| format!("no state for {}", p.name()))?;
-            p.restore_json(state.get())?;
+            let mut text = Vec::new();
+            let mut rows = parts
+                .query(params![seq, p.name()])
+                .map_err(|e| e.to_string())?;
+            let mut expected = 0i64;
+            while let Some(row) = rows.next().map_err(|e| e.to_string())? {
+                let part: i64 = row.get(0).map_err(|e| e.to_string())?;
+                if part != expected {
+                    return Err(format!("{}: piece {expected} missing", p.name()));
+                }
+                let data = row.get_ref(1).map_err(|e| e.to_string())?;
+                text.extend_from_slice(data.as_blob().map_err(|e| e.to_string())?);
+                expected += 1;
+            }
+            if expected == 0 {
+                return Err(format!("no state for {}", p.name()));
+            }
+            let text = String::from_utf8(text).map_err(|e| e.to_string())?;
+            p.restore_json(&text)?;
         }
         Ok(())
     })();
@@ -409,6 +438,8 @@ impl EventLog {
         let writer = Writer {
             snapshotting: None,
             snapshot_every: options.snapshot_every,
+            snapshot_spacing: snapshot_spacing(options.snapshot_every, &projections),
+            snapshot_part_bytes: options.snapshot_part_bytes,
             last_snapshot: snapshot_seq,
             checkpoint,
             since_checkpoint: 0,
@@ -700,9 +731,138 @@ impl EventLog {
     }
 }
 
+/// Events from one snapshot to the next: `storage.snapshot_every`, or
+/// twice the items the views hold if that is more. A snapshot writes every
+/// item, so spacing them by twice the state's size keeps its cost at half
+/// an item written per event folded however large the state grows (with
+/// 100,000 alerts a fixed spacing of 100,000 events wrote two items per
+/// event); the price is a start-up that may fold up to that many events
+/// after the snapshot it restores.
+fn snapshot_spacing(every: u64, projections: &[Arc<dyn Projection>]) -> u64 {
+    let items: usize = projections.iter().map(|p| p.snapshot_items()).sum();
+    every.max(2 * items as u64)
+}
+
+/// One view's JSON text, streamed into `snapshot_parts` in pieces of at
+/// most `limit` bytes, each inserted in a transaction of its own.
+struct PartWriter<'c> {
+    conn: &'c Connection,
+    seq: i64,
+    view: &'static str,
+    part: i64,
+    piece: Vec<u8>,
+    limit: usize,
+    written: usize,
+}
+
+impl PartWriter<'_> {
+    fn store_piece(&mut self) -> std::io::Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO snapshot_parts (seq, view, part, data) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .and_then(|mut insert| {
+                insert.execute(params![
+                    self.seq,
+                    self.view,
+                    self.part,
+                    self.piece.as_slice()
+                ])
+            })
+            .map_err(std::io::Error::other)?;
+        self.written += self.piece.len();
+        self.part += 1;
+        self.piece.clear();
+        Ok(())
+    }
+
+    /// Stores what is left: the view's last piece.
+    fn finish(mut self) -> std::io::Result<usize> {
+        if !self.piece.is_empty() || self.part == 0 {
+            self.store_piece()?;
+        }
+        Ok(self.written)
+    }
+}
+
+impl std::io::Write for PartWriter<'_> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let taken = data.len().min(self.limit - self.piece.len());
+        self.piece.extend_from_slice(&data[..taken]);
+        if self.piece.len() >= self.limit {
+            self.store_piece()?;
+        }
+        Ok(taken)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Writes a snapshot at `seq` from the views' copies, piece by piece (none
+/// larger than `part_bytes`), then the row in `snapshots` that makes it
+/// count, and deletes the older ones. The bytes written.
+fn write_snapshot(
+    path: &Path,
+    seq: u64,
+    at: DateTime<Utc>,
+    copies: Vec<(&'static str, super::projection::SnapshotWriter)>,
+    part_bytes: usize,
+) -> Result<usize, Box<dyn std::error::Error>> {
+    let seq = seq as i64;
+    let conn = Connection::open(path)?;
+    // Under a burst the log's writer holds the lock almost all the time;
+    // SQLite's own busy handler backs off to 100 ms sleeps and a snapshot
+    // then took 15 s, holding the views' copies all along. Retrying every
+    // millisecond takes the lock between two of the writer's commits, and
+    // the writer still waits for one piece at most.
+    conn.busy_handler(Some(|attempt| {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+        attempt < 60_000
+    }))?;
+    // The pieces are not synced one by one: the commit of the row that
+    // makes the snapshot count syncs the WAL, and with it every piece
+    // before it.
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // Left by an attempt at the same seq that did not finish.
+    conn.execute("DELETE FROM snapshot_parts WHERE seq = ?1", params![seq])?;
+    let mut bytes = 0;
+    for (view, write) in copies {
+        let mut out = PartWriter {
+            conn: &conn,
+            seq,
+            view,
+            part: 0,
+            piece: Vec::with_capacity(part_bytes.min(1 << 16)),
+            limit: part_bytes.max(1),
+            written: 0,
+        };
+        write(&mut out)?;
+        bytes += out.finish()?;
+    }
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.execute(
+        "INSERT OR REPLACE INTO snapshots (seq, version, created_at, data) VALUES (?1, ?2, ?3, '')",
+        params![seq, SNAPSHOT_VERSION, nanos(at)],
+    )?;
+    // The older ones, a few pieces per transaction: freeing a piece reads
+    // its pages, and the log's writer waits for the lock meanwhile.
+    conn.execute("DELETE FROM snapshots WHERE seq < ?1", params![seq])?;
+    while conn.execute(
+        "DELETE FROM snapshot_parts WHERE rowid IN (SELECT rowid FROM snapshot_parts WHERE seq <> ?1 LIMIT 8)",
+        params![seq],
+    )? > 0
+    {}
+    Ok(bytes)
+}
+
 struct Writer {
     snapshotting: Option<JoinHandle<()>>,
     snapshot_every: u64,
+    /// Events between two snapshots: see [`snapshot_spacing`].
+    snapshot_spacing: u64,
+    snapshot_part_bytes: usize,
     last_snapshot: u64,
     checkpoint: mpsc::SyncSender<()>,
     since_checkpoint: usize,
@@ -794,7 +954,7 @@ impl Writer {
                 // A snapshot skipped because the last one is still being
                 // written is tried again at the next commit.
                 if self.snapshot_every > 0
-                    && head - self.last_snapshot >= self.snapshot_every
+                    && head - self.last_snapshot >= self.snapshot_spacing
                     && self.take_snapshot(head, recorded_at)
                 {
                     self.last_snapshot = head;
@@ -849,56 +1009,26 @@ impl Writer {
             }
         }
         let path = self.shared.path.clone();
+        let part_bytes = self.snapshot_part_bytes;
         let handle = std::thread::Builder::new()
             .name("eventlog-snapshot".into())
             .spawn(move || {
                 let started = Instant::now();
-                // `{"view": state, …}`, each view writing its own state.
-                let mut data = Vec::new();
-                let serialised = (|| -> serde_json::Result<()> {
-                    for (i, (name, write)) in copies.into_iter().enumerate() {
-                        data.push(if i == 0 { b'{' } else { b',' });
-                        serde_json::to_writer(&mut data, name)?;
-                        data.push(b':');
-                        write(&mut data)?;
-                    }
-                    data.push(b'}');
-                    Ok(())
-                })();
-                if let Err(e) = serialised {
-                    tracing::warn!(error = %e, "snapshot not serialised; start-up replays more");
-                    return;
-                }
-                let text = match String::from_utf8(data) {
-                    Ok(text) => text,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "snapshot not UTF-8; start-up replays more");
-                        return;
-                    }
-                };
-                let written = (|| -> rusqlite::Result<()> {
-                    let mut conn = Connection::open(&path)?;
-                    conn.busy_timeout(std::time::Duration::from_secs(60))?;
-                    let tx = conn.transaction()?;
-                    tx.execute(
-                        "INSERT OR REPLACE INTO snapshots (seq, version, created_at, data) VALUES (?1, ?2, ?3, ?4)",
-                        params![seq as i64, SNAPSHOT_VERSION, nanos(at), text],
-                    )?;
-                    tx.execute("DELETE FROM snapshots WHERE seq < ?1", params![seq as i64])?;
-                    tx.commit()
-                })();
-                match written {
-                    Ok(()) => tracing::info!(
+                match write_snapshot(&path, seq, at, copies, part_bytes) {
+                    Ok(bytes) => tracing::info!(
                         seq,
-                        bytes = text.len(),
+                        bytes,
                         elapsed_ms = started.elapsed().as_millis() as u64,
                         "projections snapshotted"
                     ),
-                    Err(e) => tracing::warn!(error = %e, "snapshot not written; start-up replays more"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "snapshot not written; start-up replays more")
+                    }
                 }
             })
             .expect("spawn snapshot thread");
         self.snapshotting = Some(handle);
+        self.snapshot_spacing = snapshot_spacing(self.snapshot_every, &self.projections);
         true
     }
 

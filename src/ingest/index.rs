@@ -290,10 +290,14 @@ impl Projection for AlertIndex {
         self.dedup_keys.write().clear();
     }
 
+    fn snapshot_items(&self) -> usize {
+        self.len()
+    }
+
     fn snapshot_json(&self) -> Option<crate::eventlog::projection::SnapshotWriter> {
         let alerts: Vec<(u64, IndexedAlert)> = self.snapshot();
         let dedup: HashMap<String, u64> = self.dedup_keys.read().clone();
-        Some(Box::new(move |out: &mut Vec<u8>| {
+        Some(Box::new(move |out: &mut dyn std::io::Write| {
             serde_json::to_writer(out, &(alerts, dedup))
         }))
     }

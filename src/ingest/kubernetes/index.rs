@@ -117,7 +117,7 @@ impl Projection for K8sEventIndex {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         let folded = self.folded.load(Ordering::Relaxed);
-        Some(Box::new(move |out: &mut Vec<u8>| {
+        Some(Box::new(move |out: &mut dyn std::io::Write| {
             serde_json::to_writer(out, &(copy, folded))
         }))
     }
@@ -223,7 +223,7 @@ impl Projection for WatchProgressView {
             .iter()
             .map(|(k, v)| (k.clone(), *v))
             .collect();
-        Some(Box::new(move |out: &mut Vec<u8>| {
+        Some(Box::new(move |out: &mut dyn std::io::Write| {
             serde_json::to_writer(out, &(copy, heard))
         }))
     }
