@@ -36,6 +36,33 @@ const MAX_PASSES_AT_ONCE: usize = 16;
 /// Rounds of decisions on decisions, as the writer runs them.
 const ROUNDS: usize = 4;
 
+/// The instants of a run of timer passes, as each thread paces them: a
+/// pass is never earlier than the last one (time only moves on), and no
+/// more than [`MAX_PASSES_AT_ONCE`] run at one instant.
+#[derive(Default)]
+struct PassInstants {
+    last: Option<DateTime<Utc>>,
+    at_once: usize,
+}
+
+impl PassInstants {
+    /// The instant of the pass for a timer due at `due`; `None` once the
+    /// instant has had its most passes.
+    fn next(&mut self, due: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let at = self.last.map_or(due, |l| due.max(l));
+        if self.last == Some(at) {
+            self.at_once += 1;
+            if self.at_once >= MAX_PASSES_AT_ONCE {
+                return None;
+            }
+        } else {
+            self.at_once = 0;
+        }
+        self.last = Some(at);
+        Some(at)
+    }
+}
+
 /// Actual and candidate counts of one thing.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Pair {
@@ -455,22 +482,11 @@ impl Sim {
 
     /// Runs the passes timers ask for, up to and including `until`.
     fn timers_until(&mut self, until: DateTime<Utc>) {
-        let mut last: Option<DateTime<Utc>> = None;
-        let mut at_once = 0;
+        let mut passes = PassInstants::default();
         while let Some(due) = self.next_due().filter(|d| *d <= until) {
-            // A timer is never earlier than the last pass: time only moves on.
-            let at = last.map_or(due, |l| due.max(l));
-            if last == Some(at) {
-                at_once += 1;
-                if at_once >= MAX_PASSES_AT_ONCE {
-                    break;
-                }
-            } else {
-                at_once = 0;
-            }
+            let Some(at) = passes.next(due) else { break };
             self.batch(Vec::new(), at, true, None);
             self.spent.timer_passes += 1;
-            last = Some(at);
             if at >= until {
                 break;
             }
@@ -485,20 +501,13 @@ impl Sim {
     /// of theirs left over) means the two threads did not run the same
     /// passes: marked diverged.
     fn timers_until_ruled(&mut self, until: DateTime<Utc>, steps: &mut Steps) {
-        let mut last: Option<DateTime<Utc>> = None;
-        let mut at_once = 0;
+        let mut passes = PassInstants::default();
         while let Some(due) = self.next_due().filter(|d| *d <= until) {
-            let at = last.map_or(due, |l| due.max(l));
-            if last == Some(at) {
-                at_once += 1;
-                if at_once >= MAX_PASSES_AT_ONCE {
-                    // The rules' thread counts only its own passes.
-                    self.diverge();
-                    return;
-                }
-            } else {
-                at_once = 0;
-            }
+            let Some(at) = passes.next(due) else {
+                // The rules' thread counts only its own passes.
+                self.diverge();
+                return;
+            };
             match steps.pass_at(at) {
                 Some((ruled, wake)) => {
                     self.batch(Vec::new(), at, true, Some(ruled));
@@ -511,7 +520,6 @@ impl Sim {
                 None => self.batch(Vec::new(), at, true, Some(Vec::new())),
             }
             self.spent.timer_passes += 1;
-            last = Some(at);
             if at >= until {
                 break;
             }
@@ -752,23 +760,13 @@ impl Feed for Sim {
 impl Feed for RulesAhead {
     fn timers_until(&mut self, until: DateTime<Utc>) {
         self.send(Step::Timers { until }, 0);
-        let mut last: Option<DateTime<Utc>> = None;
-        let mut at_once = 0;
+        let mut passes = PassInstants::default();
         while let Some(due) = self.wake.filter(|d| *d <= until) {
-            let at = last.map_or(due, |l| due.max(l));
-            if last == Some(at) {
-                at_once += 1;
-                if at_once >= MAX_PASSES_AT_ONCE {
-                    break;
-                }
-            } else {
-                at_once = 0;
-            }
+            let Some(at) = passes.next(due) else { break };
             let ruled = self.rounds(&[], at, true);
             let wake = self.rules.next_wake();
             self.wake = wake;
             self.send(Step::Pass { at, ruled, wake }, 0);
-            last = Some(at);
             if at >= until || self.stopped {
                 break;
             }
