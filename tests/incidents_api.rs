@@ -70,6 +70,11 @@ impl Server {
             )
             .await;
         assert_eq!(status, StatusCode::OK);
+        // What the dispatch loop does right after a commit, at this same
+        // instant: a commit decides on the alerts it brings only while
+        // passes are quick (`Dispatcher::wants` has a wall-clock budget), so
+        // on a loaded machine the decisions come from the loop instead.
+        s.pipeline.dispatcher.step().await.unwrap();
         s
     }
 
@@ -89,6 +94,11 @@ impl Server {
                     .unwrap(),
             )
             .await;
+        // What the dispatch loop does right after a commit, at this same
+        // instant: a commit decides on the alerts it brings only while
+        // passes are quick (`Dispatcher::wants` has a wall-clock budget), so
+        // on a loaded machine the decisions come from the loop instead.
+        self.pipeline.dispatcher.step().await.unwrap();
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 

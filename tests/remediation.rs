@@ -242,6 +242,11 @@ impl Timeline {
             .collect();
         let (status, body) = self.post("/api/v2/alerts", Value::Array(body)).await;
         assert_eq!(status, StatusCode::OK, "{body}");
+        // What the dispatch loop does right after a commit, at this same
+        // instant: a commit decides on the alerts it brings only while
+        // passes are quick (`Dispatcher::wants` has a wall-clock budget), so
+        // on a loaded machine the decisions come from the loop instead.
+        self.pipeline.dispatcher.step().await.unwrap();
     }
 
     /// Calls what is ready now; answers how many calls were made.

@@ -124,7 +124,12 @@ impl Timeline {
 
     /// Runs the pass the background loop runs when a timer is due.
     async fn step(&self) {
-        self.pipeline.dispatcher.step().await.unwrap();
+        // Passes until nothing more is decided, as the dispatch loop runs
+        // them at this instant: what a pass commits (a rule's alert) is
+        // decided on inside that commit only while passes are quick
+        // (`Dispatcher::wants` has a wall-clock budget); on a loaded
+        // machine the loop's next pass does it.
+        while !self.pipeline.dispatcher.step().await.unwrap().is_empty() {}
     }
 
     /// Events recorded since the last call, one line each.

@@ -64,6 +64,11 @@ impl Timeline {
             .alerts("prometheus", alerts)
             .await
             .unwrap();
+        // What the dispatch loop does right after a commit, at this same
+        // instant: a commit decides on the alerts it brings only while
+        // passes are quick (`Dispatcher::wants` has a wall-clock budget), so
+        // on a loaded machine the decisions come from the loop instead.
+        self.pipeline.dispatcher.step().await.unwrap();
     }
 
     /// Moves the clock to `secs` from t0, runs a dispatcher pass, and
