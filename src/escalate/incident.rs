@@ -380,7 +380,12 @@ impl Projection for Incidents {
     }
 
     fn restore(&self, state: serde_json::Value) -> Result<(), String> {
-        *self.inner.write() = crate::eventlog::projection::restored(state)?;
+        let mut inner: Inner = crate::eventlog::projection::restored(state)?;
+        // The one copy of each group's names the other views hold too.
+        for i in inner.by_id.values_mut() {
+            i.group = shared_group(&i.group);
+        }
+        *self.inner.write() = inner;
         self.changed();
         Ok(())
     }
