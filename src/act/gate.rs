@@ -77,8 +77,8 @@ pub fn decide(
                     if incident.ack.is_some() {
                         continue;
                     }
-                    let of_app = incident.firing.iter().any(|fp| {
-                        Fingerprint::parse(fp)
+                    let of_app = incident.firing.strings().any(|fp| {
+                        Fingerprint::parse(&fp)
                             .and_then(|fp| views.alerts.get(fp))
                             .is_some_and(|a| about(config, &a.report.labels, app, env, cluster))
                     });

@@ -169,7 +169,7 @@ impl Escalator {
                 .incidents
                 .open()
                 .into_iter()
-                .find(|i| i.firing.contains(fingerprint))
+                .find(|i| i.firing.contains_str(fingerprint))
             else {
                 continue;
             };
@@ -484,7 +484,7 @@ impl Escalator {
         step: usize,
         now: DateTime<Utc>,
     ) -> NewEvent {
-        let mut group = incident.group.clone();
+        let mut group = crate::eventlog::GroupRef::clone(&incident.group);
         group.receiver = receiver.to_string();
         NewEvent::new(
             now,
@@ -492,7 +492,7 @@ impl Escalator {
             incident.group.group.clone(),
             EventKind::NotificationDue(NotificationDue {
                 group,
-                firing: incident.firing.clone(),
+                firing: incident.firing.to_strings(),
                 resolved: Vec::new(),
                 new: Vec::new(),
                 repeat: false,
@@ -567,7 +567,7 @@ impl Escalator {
                 now,
             );
             if let EventKind::NotificationDue(d) = &mut page.kind {
-                d.new = incident.joined_since_ack.clone();
+                d.new = incident.joined_since_ack.to_strings();
             }
             out.push(page);
         }

@@ -15,24 +15,30 @@ use chrono::{DateTime, Utc};
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 
+use crate::evaluate::dispatch::shared_group;
+use crate::evaluate::fingerprints::FingerprintList;
 use crate::eventlog::{Event, EventKind, GroupRef, Projection};
 
 /// Closed incidents are kept this long (log time), so a late click on an
 /// action link is answered "already resolved", not "unknown".
 const KEEP_CLOSED_HOURS: i64 = 48;
 
+/// One per notified group (tens of thousands open at once): the group's
+/// names are the copy all views share ([`shared_group`]), the fingerprint
+/// lists compact, the acknowledgement (rare) boxed. Serialises as the plain
+/// `GroupRef`, lists of strings and `Ack` it stands for.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Incident {
     pub id: String,
-    pub group: GroupRef,
+    pub group: std::sync::Arc<GroupRef>,
     pub opened_at: DateTime<Utc>,
     /// Fingerprints firing as of the group's last notification.
-    pub firing: Vec<String>,
+    pub firing: FingerprintList,
     /// Firing alerts that joined after an acknowledgement and have not been
     /// re-paged to the acknowledger yet.
     #[serde(default)]
-    pub joined_since_ack: Vec<String>,
-    pub ack: Option<Ack>,
+    pub joined_since_ack: FingerprintList,
+    pub ack: Option<Box<Ack>>,
     pub snoozed_until: Option<DateTime<Utc>>,
     /// Set once closed: resolved by someone, or its alerts all ended.
     pub closed_at: Option<DateTime<Utc>>,
@@ -103,7 +109,9 @@ pub struct Incidents {
 
 #[derive(Default, Clone, Serialize, Deserialize)]
 struct Inner {
-    by_id: HashMap<String, Incident>,
+    /// Boxed: the table has a slot per incident and as many empty ones
+    /// again, each the size of its value (~300 bytes unboxed).
+    by_id: HashMap<String, Box<Incident>>,
     /// Group → its open incident.
     open: HashMap<String, String>,
     now: Option<DateTime<Utc>>,
@@ -126,7 +134,7 @@ impl Incidents {
     }
 
     pub fn get(&self, id: &str) -> Option<Incident> {
-        self.inner.read().by_id.get(id).cloned()
+        self.inner.read().by_id.get(id).map(|i| Incident::clone(i))
     }
 
     /// The open incident of a group, if any.
@@ -136,7 +144,7 @@ impl Incidents {
             .open
             .get(group)
             .and_then(|id| inner.by_id.get(id))
-            .cloned()
+            .map(|i| Incident::clone(i))
     }
 
     /// Open incidents, oldest first.
@@ -146,7 +154,7 @@ impl Incidents {
             .open
             .values()
             .filter_map(|id| inner.by_id.get(id))
-            .cloned()
+            .map(|i| Incident::clone(i))
             .collect();
         v.sort_by(|a, b| (a.opened_at, &a.id).cmp(&(b.opened_at, &b.id)));
         v
@@ -162,26 +170,32 @@ impl Incidents {
             .values()
             .filter_map(|id| inner.by_id.get(id))
             .filter(|i| keep(i))
-            .cloned()
+            .map(|i| Incident::clone(i))
             .collect();
         v.sort_by(|a, b| (a.opened_at, &a.id).cmp(&(b.opened_at, &b.id)));
         v
     }
 
     /// The least of `f` over the open incidents, read in place.
-    pub fn min_open<T: Ord>(&self, f: impl FnMut(&Incident) -> Option<T>) -> Option<T> {
+    pub fn min_open<T: Ord>(&self, mut f: impl FnMut(&Incident) -> Option<T>) -> Option<T> {
         let inner = self.inner.read();
         inner
             .open
             .values()
             .filter_map(|id| inner.by_id.get(id))
-            .filter_map(f)
+            .filter_map(|i| f(i))
             .min()
     }
 
     /// Every incident still remembered, newest first.
     pub fn all(&self) -> Vec<Incident> {
-        let mut v: Vec<Incident> = self.inner.read().by_id.values().cloned().collect();
+        let mut v: Vec<Incident> = self
+            .inner
+            .read()
+            .by_id
+            .values()
+            .map(|i| Incident::clone(i))
+            .collect();
         v.sort_by(|a, b| (b.opened_at, &b.id).cmp(&(a.opened_at, &a.id)));
         v
     }
@@ -229,12 +243,12 @@ impl Projection for Incidents {
                         inner.open.insert(group, id.clone());
                         inner.by_id.insert(
                             id.clone(),
-                            Incident {
+                            Box::new(Incident {
                                 id,
-                                group: due.group.clone(),
+                                group: shared_group(&due.group),
                                 opened_at: at,
-                                firing: due.firing.clone(),
-                                joined_since_ack: Vec::new(),
+                                firing: FingerprintList::of(&due.firing),
+                                joined_since_ack: FingerprintList::default(),
                                 ack: None,
                                 snoozed_until: None,
                                 closed_at: None,
@@ -243,7 +257,7 @@ impl Projection for Incidents {
                                 paged: BTreeMap::new(),
                                 used_tokens: BTreeSet::new(),
                                 symptoms: due.symptoms.clone(),
-                            },
+                            }),
                         );
                     }
                     None => {}
@@ -252,7 +266,7 @@ impl Projection for Incidents {
                     }
                     Some(id) => {
                         if let Some(i) = inner.by_id.get_mut(&id) {
-                            i.firing = due.firing.clone();
+                            i.firing = FingerprintList::of(&due.firing);
                             for s in &due.symptoms {
                                 if !i.symptoms.iter().any(|k| k.fingerprint == s.fingerprint) {
                                     i.symptoms.push(s.clone());
@@ -260,8 +274,8 @@ impl Projection for Incidents {
                             }
                             if i.ack.is_some() {
                                 for fp in &due.new {
-                                    if !i.joined_since_ack.contains(fp) {
-                                        i.joined_since_ack.push(fp.clone());
+                                    if !i.joined_since_ack.contains_str(fp) {
+                                        i.joined_since_ack.push_str(fp);
                                     }
                                 }
                             }
@@ -310,11 +324,11 @@ impl Projection for Incidents {
             }
             EventKind::IncidentAcknowledged(a) => {
                 if let Some(i) = inner.by_id.get_mut(&a.incident) {
-                    i.ack = Some(Ack {
+                    i.ack = Some(Box::new(Ack {
                         by: a.by.clone(),
                         at,
                         until: a.until,
-                    });
+                    }));
                     i.joined_since_ack.clear();
                     i.used_tokens.extend(a.token.clone());
                 }
@@ -366,7 +380,12 @@ impl Projection for Incidents {
     }
 
     fn restore(&self, state: serde_json::Value) -> Result<(), String> {
-        *self.inner.write() = crate::eventlog::projection::restored(state)?;
+        let mut inner: Inner = crate::eventlog::projection::restored(state)?;
+        // The one copy of each group's names the other views hold too.
+        for i in inner.by_id.values_mut() {
+            i.group = shared_group(&i.group);
+        }
+        *self.inner.write() = inner;
         self.changed();
         Ok(())
     }

@@ -194,7 +194,7 @@ pub fn compute(
             let name = labels
                 .get("alertname")
                 .map(str::to_string)
-                .or_else(|| i.firing.first().and_then(|fp| names.get(fp).cloned()))
+                .or_else(|| i.firing.first().and_then(|fp| names.get(&fp).cloned()))
                 .unwrap_or_else(|| "-".into());
             *never_acked_by_name.entry(name).or_default() += 1;
         }

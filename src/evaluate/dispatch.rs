@@ -40,6 +40,7 @@
 //! sends anything.
 
 use crate::evaluate::Fingerprint;
+use crate::evaluate::fingerprints::{SortedFingerprints, canonical};
 use crate::evaluate::route::RouteTree;
 use crate::eventlog::LabelSet;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -58,45 +59,127 @@ use crate::eventlog::{
     Projection,
 };
 
-/// What the log says about one group.
+/// What the log says about one group. Kept for every group (tens of
+/// thousands): the fingerprint sets are compact (`u64`s, not strings) and
+/// the group's names are the one copy all views share (see
+/// [`shared_group`]); the JSON is that of the string sets and the plain
+/// `GroupRef`.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct GroupState {
     /// The group as the last decision about it named it.
-    pub group: Option<GroupRef>,
+    pub group: Option<Arc<GroupRef>>,
     pub next_due: Option<DateTime<Utc>>,
     pub last_notified_at: Option<DateTime<Utc>>,
     /// Fingerprints the last notification listed as firing.
-    pub last_firing: BTreeSet<String>,
+    pub last_firing: SortedFingerprints,
     /// Fingerprints muted at the last flush: when they come back while
     /// still firing, they are notified again (Alertmanager stays silent).
-    pub last_muted: BTreeSet<String>,
+    pub last_muted: SortedFingerprints,
     /// Flapping alerts the group has had its one notice about and still
     /// mutes as flapping: when one stops flapping resolved, the resolve is
     /// sent.
     #[serde(default)]
-    pub flapping_noticed: BTreeSet<String>,
+    pub flapping_noticed: SortedFingerprints,
     /// Symptoms the last notification summarised: one joining later is
     /// news for an update in place, never a page.
     #[serde(default)]
-    pub last_symptoms: BTreeSet<String>,
+    pub last_symptoms: SortedFingerprints,
+}
+
+/// A group's `GroupRef`, keyed, compared and hashed by its id alone, so
+/// that tables of groups can be keyed by the one shared copy (looked up by
+/// `&str`) instead of a `String` of the id each.
+#[derive(Debug, Clone)]
+struct GroupById(Arc<GroupRef>);
+
+impl std::borrow::Borrow<str> for GroupById {
+    fn borrow(&self) -> &str {
+        &self.0.group
+    }
+}
+
+impl PartialEq for GroupById {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.group == other.0.group
+    }
+}
+
+impl Eq for GroupById {}
+
+impl PartialOrd for GroupById {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for GroupById {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.group.cmp(&other.0.group)
+    }
+}
+
+impl std::hash::Hash for GroupById {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.group.as_str().hash(state)
+    }
+}
+
+/// The groups' shared `GroupRef`s, see [`shared_group`].
+struct SharedGroups {
+    by_id: std::collections::HashSet<GroupById>,
+    /// Entries nobody else holds are dropped when the table reaches this.
+    prune_at: usize,
+}
+
+static SHARED_GROUPS: std::sync::LazyLock<parking_lot::Mutex<SharedGroups>> =
+    std::sync::LazyLock::new(|| {
+        parking_lot::Mutex::new(SharedGroups {
+            by_id: Default::default(),
+            prune_at: 1024,
+        })
+    });
+
+/// One `Arc` of each group's `GroupRef` (equal content), for the views that
+/// keep one per group: the dispatcher's routes and memo, the group states
+/// and the incidents. Each kept a copy of the group's five strings, ~5 MB
+/// per view for 20,000 groups. Only a memory saving: what a caller gets is
+/// equal to what it gave, whoever else holds it. Process-wide (the views
+/// are built apart); entries only this table holds are dropped as it grows.
+pub fn shared_group(group: &GroupRef) -> Arc<GroupRef> {
+    let mut shared = SHARED_GROUPS.lock();
+    if let Some(known) = shared.by_id.get(group.group.as_str())
+        && *known.0 == *group
+    {
+        return known.0.clone();
+    }
+    let new = Arc::new(group.clone());
+    shared.by_id.replace(GroupById(new.clone()));
+    if shared.by_id.len() >= shared.prune_at {
+        shared.by_id.retain(|g| Arc::strong_count(&g.0) > 1);
+        shared.prune_at = (2 * shared.by_id.len()).max(1024);
+    }
+    new
 }
 
 /// Fold of `group.scheduled` and `notification.due`.
 #[derive(Default)]
 pub struct GroupStates {
-    groups: RwLock<HashMap<String, GroupState>>,
+    /// Boxed: the table has a slot per group and as many empty ones again,
+    /// each the size of its value. Keyed by the group's id, one copy of
+    /// which `listed` and `timers` share.
+    groups: RwLock<HashMap<Arc<str>, Box<GroupState>>>,
     /// Which version of each group's `last_firing` is in force: a number
     /// unique in this view's life, new whenever that set may have changed
     /// (a notification folded, a restore). The dispatcher keeps each
     /// group's late joiners relative to it and starts over when it moves.
     /// Not state: neither snapshotted nor compared.
-    listed: RwLock<HashMap<String, u64>>,
+    listed: RwLock<HashMap<Arc<str>, u64>>,
     /// The last number handed out in `listed`; never reset.
     stamps: std::sync::atomic::AtomicU64,
     /// Every group's `next_due`, ordered: the earliest is read at every
     /// timer pass, and the groups due at a pass are visited by it (a scan
     /// of every group there was a cost of each pass). Kept with `groups`.
-    timers: parking_lot::Mutex<BTreeSet<(DateTime<Utc>, String)>>,
+    timers: parking_lot::Mutex<BTreeSet<(DateTime<Utc>, Arc<str>)>>,
     /// Groups whose state changed since the dispatcher last took them:
     /// with the groups whose membership changed and those due, what a
     /// pass visits. Not state: neither snapshotted nor compared.
@@ -118,8 +201,8 @@ const TOUCHED_GROUPS_KEPT: usize = 100_000;
 
 /// Moves group `id`'s timer from `old` to `new` in `timers`.
 fn refile(
-    timers: &mut BTreeSet<(DateTime<Utc>, String)>,
-    id: &str,
+    timers: &mut BTreeSet<(DateTime<Utc>, Arc<str>)>,
+    id: &Arc<str>,
     old: Option<DateTime<Utc>>,
     new: Option<DateTime<Utc>>,
 ) {
@@ -127,10 +210,10 @@ fn refile(
         return;
     }
     if let Some(old) = old {
-        timers.remove(&(old, id.to_string()));
+        timers.remove(&(old, id.clone()));
     }
     if let Some(new) = new {
-        timers.insert((new, id.to_string()));
+        timers.insert((new, id.clone()));
     }
 }
 
@@ -140,7 +223,21 @@ impl GroupStates {
     }
 
     pub fn get(&self, group: &str) -> Option<GroupState> {
-        self.groups.read().get(group).cloned()
+        self.groups.read().get(group).map(|g| GroupState::clone(g))
+    }
+
+    /// The entry of group `id` (created empty), with the key `listed` and
+    /// `timers` share.
+    fn entry<'a>(
+        groups: &'a mut HashMap<Arc<str>, Box<GroupState>>,
+        id: &str,
+    ) -> (Arc<str>, &'a mut GroupState) {
+        let key = match groups.get_key_value(id) {
+            Some((key, _)) => key.clone(),
+            None => Arc::from(id),
+        };
+        let state = groups.entry(key.clone()).or_default();
+        (key, state)
     }
 
     /// Every group with its state, sorted by id.
@@ -149,7 +246,7 @@ impl GroupStates {
             .groups
             .read()
             .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .map(|(k, v)| (k.to_string(), GroupState::clone(v)))
             .collect();
         all.sort_by(|a, b| a.0.cmp(&b.0));
         all
@@ -184,7 +281,7 @@ impl GroupStates {
             .lock()
             .iter()
             .take_while(|(at, _)| *at <= now)
-            .map(|(_, id)| id.clone())
+            .map(|(_, id)| id.to_string())
             .collect()
     }
 
@@ -224,7 +321,7 @@ impl GroupStates {
 
     /// New `listed` stamps for every group (after a reset or a restore).
     fn restamp(&self) {
-        let ids: Vec<String> = self.groups.read().keys().cloned().collect();
+        let ids: Vec<Arc<str>> = self.groups.read().keys().cloned().collect();
         *self.listed.write() = ids.into_iter().map(|id| (id, self.stamp())).collect();
     }
 }
@@ -238,52 +335,49 @@ impl Projection for GroupStates {
         match &event.kind {
             EventKind::GroupScheduled(t) => {
                 let mut groups = self.groups.write();
-                let g = groups.entry(t.group.group.clone()).or_default();
-                refile(
-                    &mut self.timers.lock(),
-                    &t.group.group,
-                    g.next_due,
-                    Some(t.due_at),
-                );
+                let (id, g) = Self::entry(&mut groups, &t.group.group);
+                refile(&mut self.timers.lock(), &id, g.next_due, Some(t.due_at));
                 self.touch(&t.group.group);
-                g.group = Some(t.group.clone());
+                if g.group.as_deref() != Some(&t.group) {
+                    g.group = Some(shared_group(&t.group));
+                }
                 g.next_due = Some(t.due_at);
-                g.last_muted = t.muted.iter().cloned().collect();
+                g.last_muted = SortedFingerprints::of(&t.muted);
             }
             // An escalation page is not the group's own notification.
             EventKind::NotificationDue(n) if n.escalation.is_none() => {
-                self.listed
-                    .write()
-                    .insert(n.group.group.clone(), self.stamp());
                 let mut groups = self.groups.write();
-                let g = groups.entry(n.group.group.clone()).or_default();
-                refile(&mut self.timers.lock(), &n.group.group, g.next_due, None);
+                let (id, g) = Self::entry(&mut groups, &n.group.group);
+                self.listed.write().insert(id.clone(), self.stamp());
+                refile(&mut self.timers.lock(), &id, g.next_due, None);
                 self.touch(&n.group.group);
-                g.group = Some(n.group.clone());
+                if g.group.as_deref() != Some(&n.group) {
+                    g.group = Some(shared_group(&n.group));
+                }
                 g.next_due = None;
                 g.last_notified_at = Some(event.occurred_at);
-                g.last_firing = n.firing.iter().cloned().collect();
-                g.last_muted = n.muted.keys().cloned().collect();
-                let still: BTreeSet<String> = g
-                    .flapping_noticed
-                    .iter()
-                    .filter(|fp| {
-                        n.muted
-                            .get(*fp)
-                            .is_some_and(|w| w.iter().any(|w| w == FLAPPING))
-                    })
-                    .cloned()
-                    .collect();
-                g.flapping_noticed = still;
-                g.flapping_noticed.extend(n.flapping.iter().cloned());
-                g.last_symptoms = n.symptoms.iter().map(|s| s.fingerprint.clone()).collect();
+                g.last_firing = SortedFingerprints::of(&n.firing);
+                g.last_muted = SortedFingerprints::of(n.muted.keys());
+                let still = g.flapping_noticed.strings().filter(|fp| {
+                    n.muted
+                        .get(fp.as_ref())
+                        .is_some_and(|w| w.iter().any(|w| w == FLAPPING))
+                });
+                g.flapping_noticed = SortedFingerprints::of(
+                    still
+                        .map(|fp| fp.into_owned())
+                        .chain(n.flapping.iter().cloned())
+                        .collect::<Vec<String>>(),
+                );
+                g.last_symptoms = SortedFingerprints::of(n.symptoms.iter().map(|s| &s.fingerprint));
             }
             EventKind::GroupClosed(g) => {
-                if let Some(closed) = self.groups.write().remove(&g.group) {
-                    refile(&mut self.timers.lock(), &g.group, closed.next_due, None);
+                let closed = self.groups.write().remove_entry(g.group.as_str());
+                if let Some((id, closed)) = closed {
+                    refile(&mut self.timers.lock(), &id, closed.next_due, None);
                 }
                 self.touch(&g.group);
-                self.listed.write().remove(&g.group);
+                self.listed.write().remove(g.group.as_str());
             }
             _ => {}
         }
@@ -310,7 +404,13 @@ impl Projection for GroupStates {
     fn restore_json(&self, state: &str) -> Result<(), String> {
         let all: Vec<(String, GroupState)> =
             serde_json::from_str(state).map_err(|e| e.to_string())?;
-        *self.groups.write() = all.into_iter().collect();
+        *self.groups.write() = all
+            .into_iter()
+            .map(|(id, mut g)| {
+                g.group = g.group.map(|g| shared_group(&g));
+                (Arc::from(id), Box::new(g))
+            })
+            .collect();
         self.refile_all();
         self.touch_everything();
         self.restamp();
@@ -318,15 +418,23 @@ impl Projection for GroupStates {
     }
 }
 
-/// One group's members as of now.
+/// One group's members as of now, by fingerprint (numbers: a `String` of
+/// each was most of the memo's memory).
 #[derive(Debug, Default, PartialEq)]
 struct Members {
     group: Option<Arc<GroupRef>>,
-    firing: BTreeSet<String>,
-    muted: BTreeMap<String, Vec<String>>,
+    firing: BTreeSet<Fingerprint>,
+    muted: BTreeMap<Fingerprint, Vec<String>>,
     /// Alerts muted as symptoms of the group's firing alerts, joined
     /// through the topology, by fingerprint.
     symptoms: BTreeMap<String, crate::eventlog::Symptom>,
+}
+
+impl Members {
+    /// Firing or muted.
+    fn is_member(&self, fp: Fingerprint) -> bool {
+        self.firing.contains(&fp) || self.muted.contains_key(&fp)
+    }
 }
 
 /// Decides; owns no state of its own beyond what the log folds into (and a
@@ -365,18 +473,23 @@ pub struct Dispatcher {
 /// The groups of each alert, with one shared `GroupRef` per group: the
 /// alerts of a group (often thousands) point at one copy of its labels and
 /// keys.
+///
+/// An alert in one group (nearly all) shares that group's one-element
+/// list: one allocation per group, not per alert.
 #[derive(Default)]
 struct RouteCache {
-    by_alert: HashMap<Fingerprint, Arc<[Arc<GroupRef>]>>,
-    groups: HashMap<String, Arc<GroupRef>>,
+    by_alert: HashMap<Fingerprint, Arc<[Arc<GroupRef>]>, crate::evaluate::FingerprintHashing>,
+    /// Every group seen, with the list of it alone.
+    groups: HashMap<GroupById, Arc<[Arc<GroupRef>]>>,
 }
 
 /// Membership and what it was computed from.
 struct Memo {
-    members: BTreeMap<String, Members>,
+    members: BTreeMap<GroupById, Members>,
     /// Each group's late joiners, kept as its membership changes (only for
-    /// groups a late-joiner check has read).
-    joiners: HashMap<String, Joiners>,
+    /// groups a late-joiner check has read). Boxed: most are empty, and a
+    /// table slot the size of one was most of their memory.
+    joiners: HashMap<GroupById, Box<Joiners>>,
     /// The last pass.
     at: DateTime<Utc>,
     silences_version: u64,
@@ -402,10 +515,10 @@ struct Joiners {
     /// read.
     touched: Vec<Fingerprint>,
     /// Firing members the last notification did not list.
-    unlisted: BTreeSet<String>,
+    unlisted: BTreeSet<Fingerprint>,
     /// Those with a rank in the route's severity order, by rank (filled
     /// under `late_joiners: severity` only).
-    ranked: BTreeSet<(usize, String)>,
+    ranked: BTreeSet<(usize, Fingerprint)>,
     /// The most severe rank the last notification listed (under
     /// `late_joiners: severity`; `None` when nothing it listed is ranked).
     paged: Option<usize>,
@@ -418,6 +531,11 @@ const IN_COMMIT_BUDGET: std::time::Duration = std::time::Duration::from_millis(2
 /// Beyond this many alerts changed in a group since its late joiners were
 /// last read, they are computed afresh from the group instead.
 const TOUCHED_KEPT: usize = 4096;
+
+/// Groups whose members and last listed alerts number at most this have
+/// their late joiners found afresh at each read instead of kept: walking
+/// them costs about what keeping them up to date does.
+const JOINERS_KEPT_ABOVE: usize = 32;
 
 impl Dispatcher {
     pub fn new(
@@ -507,27 +625,29 @@ impl Dispatcher {
         if let Some(groups) = cache.by_alert.get(&fp) {
             return groups.clone();
         }
-        let groups: Arc<[Arc<GroupRef>]> = tree
-            .matching(labels)
-            .into_iter()
-            .map(|route| {
-                let glabels = group_labels(route, labels);
-                let id = format!("{}:{}", route.id(), label_set_string(&glabels));
-                cache
-                    .groups
-                    .entry(id)
-                    .or_insert_with_key(|id| {
-                        Arc::new(GroupRef {
-                            group: id.clone(),
-                            route: route.id().to_string(),
-                            receiver: route.receiver().to_string(),
-                            group_key: group_key(route, &glabels),
-                            group_labels: glabels,
-                        })
-                    })
-                    .clone()
-            })
-            .collect();
+        // The group of `route`, as the list of it alone.
+        let mut alone = |route: &super::route::RouteNode| {
+            let glabels = group_labels(route, labels);
+            let id = format!("{}:{}", route.id(), label_set_string(&glabels));
+            if let Some(alone) = cache.groups.get(id.as_str()) {
+                return alone.clone();
+            }
+            let group = shared_group(&GroupRef {
+                group: id,
+                route: route.id().to_string(),
+                receiver: route.receiver().to_string(),
+                group_key: group_key(route, &glabels),
+                group_labels: glabels,
+            });
+            let alone: Arc<[Arc<GroupRef>]> = Arc::from([group.clone()]);
+            cache.groups.insert(GroupById(group), alone.clone());
+            alone
+        };
+        let routes = tree.matching(labels);
+        let groups: Arc<[Arc<GroupRef>]> = match routes.as_slice() {
+            [route] => alone(route),
+            routes => routes.iter().map(|route| alone(route)[0].clone()).collect(),
+        };
         cache.by_alert.insert(fp, groups.clone());
         groups
     }
@@ -548,8 +668,8 @@ impl Dispatcher {
         routing: &Routing,
         now: DateTime<Utc>,
         f: impl FnOnce(
-            &BTreeMap<String, Members>,
-            &mut HashMap<String, Joiners>,
+            &BTreeMap<GroupById, Members>,
+            &mut HashMap<GroupById, Box<Joiners>>,
             Option<BTreeSet<String>>,
         ) -> R,
     ) -> R {
@@ -590,13 +710,12 @@ impl Dispatcher {
                         continue;
                     };
                     let labels = &alert.report.labels;
-                    let key = fp.to_string();
                     let groups = self.groups_of(tree, fp, labels);
                     let firing = alert.firing_at(now);
                     // As `members` has it: a firing alert is muted by the
                     // silences that match it and for flapping; one between
                     // flips of its flapping stays a member, muted for that.
-                    let flapping = m.flapping.contains(&key);
+                    let flapping = !m.flapping.is_empty() && m.flapping.contains(&fp.to_string());
                     let mutes = match (firing, flapping) {
                         (true, _) => {
                             let mut mutes = self.silences.muting(labels, now);
@@ -614,37 +733,40 @@ impl Dispatcher {
                         {
                             changed.insert(group.group.clone());
                         }
-                        if let Some(members) = m.members.get_mut(&group.group) {
-                            members.firing.remove(&key);
-                            members.muted.remove(&key);
+                        if let Some(members) = m.members.get_mut(group.group.as_str()) {
+                            members.firing.remove(&fp);
+                            members.muted.remove(&fp);
                         }
-                        if let Some(joiners) = m.joiners.get_mut(&group.group)
+                        if let Some(joiners) = m.joiners.get_mut(group.group.as_str())
                             && joiners.against.is_some()
                         {
                             if joiners.touched.len() < TOUCHED_KEPT {
                                 joiners.touched.push(fp);
                             } else {
                                 // Cheaper found afresh at the next read.
-                                *joiners = Joiners::default();
+                                **joiners = Joiners::default();
                             }
                         }
                         if let Some(mutes) = &mutes {
-                            let members = m.members.entry(group.group.clone()).or_default();
+                            let members = match m.members.get_mut(group.group.as_str()) {
+                                Some(members) => members,
+                                None => m.members.entry(GroupById(group.clone())).or_default(),
+                            };
                             if members.group.is_none() {
                                 members.group = Some(group.clone());
                             }
                             if mutes.is_empty() {
-                                members.firing.insert(key.clone());
+                                members.firing.insert(fp);
                             } else {
-                                members.muted.insert(key.clone(), mutes.clone());
+                                members.muted.insert(fp, mutes.clone());
                             }
                         } else if m
                             .members
-                            .get(&group.group)
+                            .get(group.group.as_str())
                             .is_some_and(|g| g.firing.is_empty() && g.muted.is_empty())
                         {
-                            m.members.remove(&group.group);
-                            m.joiners.remove(&group.group);
+                            m.members.remove(group.group.as_str());
+                            m.joiners.remove(group.group.as_str());
                         }
                     }
                     if mutes.is_none() {
@@ -690,8 +812,8 @@ impl Dispatcher {
     }
 
     /// Membership of every group that has firing alerts, from every alert.
-    fn members(&self, routing: &Routing, now: DateTime<Utc>) -> BTreeMap<String, Members> {
-        let mut out: BTreeMap<String, Members> = BTreeMap::new();
+    fn members(&self, routing: &Routing, now: DateTime<Utc>) -> BTreeMap<GroupById, Members> {
+        let mut out: BTreeMap<GroupById, Members> = BTreeMap::new();
         let Some(tree) = &routing.tree else {
             return out;
         };
@@ -775,17 +897,17 @@ impl Dispatcher {
             }
             let groups = self.groups_of(tree, *fingerprint, labels);
             for group in groups.iter() {
-                let m = match out.get_mut(&group.group) {
+                let m = match out.get_mut(group.group.as_str()) {
                     Some(m) => m,
-                    None => out.entry(group.group.clone()).or_default(),
+                    None => out.entry(GroupById(group.clone())).or_default(),
                 };
                 if m.group.is_none() {
                     m.group = Some(group.clone());
                 }
                 if mutes.is_empty() {
-                    m.firing.insert(fp.clone());
+                    m.firing.insert(*fingerprint);
                 } else {
-                    m.muted.insert(fp.clone(), mutes.clone());
+                    m.muted.insert(*fingerprint, mutes.clone());
                 }
             }
         }
@@ -797,7 +919,7 @@ impl Dispatcher {
                 .groups_of(tree, *fingerprint, &alert.report.labels)
                 .iter()
             {
-                if let Some(m) = out.get_mut(&group.group) {
+                if let Some(m) = out.get_mut(group.group.as_str()) {
                     for s in of_cause {
                         m.symptoms.insert(s.fingerprint.clone(), s.clone());
                     }
@@ -820,11 +942,11 @@ impl Dispatcher {
                 .groups_of(tree, fingerprint, &alert.report.labels)
                 .iter()
             {
-                let m = out.entry(group.group.clone()).or_default();
+                let m = out.entry(GroupById(group.clone())).or_default();
                 if m.group.is_none() {
                     m.group = Some(group.clone());
                 }
-                m.muted.insert(fp.clone(), vec![FLAPPING.to_string()]);
+                m.muted.insert(fingerprint, vec![FLAPPING.to_string()]);
             }
         }
         out
@@ -967,8 +1089,8 @@ impl Dispatcher {
         &self,
         routing: &Routing,
         now: DateTime<Utc>,
-        members: &BTreeMap<String, Members>,
-        joiners: &mut HashMap<String, Joiners>,
+        members: &BTreeMap<GroupById, Members>,
+        joiners: &mut HashMap<GroupById, Box<Joiners>>,
         visit: Option<&BTreeSet<String>>,
     ) -> Vec<EventKind> {
         let Some(tree) = &routing.tree else {
@@ -983,11 +1105,15 @@ impl Dispatcher {
         let no_state = GroupState::default();
         // The groups that can decide anything (see `with_members`), in the
         // order of the walk of every group.
-        let visited: Box<dyn Iterator<Item = (&String, &Members)>> = match visit {
+        let visited: Box<dyn Iterator<Item = (&GroupById, &Members)>> = match visit {
             None => Box::new(members.iter()),
-            Some(ids) => Box::new(ids.iter().filter_map(|id| members.get_key_value(id))),
+            Some(ids) => Box::new(
+                ids.iter()
+                    .filter_map(|id| members.get_key_value(id.as_str())),
+            ),
         };
-        for (id, m) in visited {
+        for (key, m) in visited {
+            let id: &str = &key.0.group;
             let Some(state_group) = m.group.as_ref() else {
                 continue;
             };
@@ -995,12 +1121,18 @@ impl Dispatcher {
                 continue;
             };
             let opts = route.opts();
-            let state = groups.get(id).unwrap_or(&no_state);
+            let state = groups.get(id).map_or(&no_state, |g| &**g);
             let mut late_joiner = || {
                 let stamp = listed.get(id).copied().unwrap_or(0);
+                if m.firing.len() + state.last_firing.len() <= JOINERS_KEPT_ABOVE {
+                    // A small group is found afresh each time: kept, the
+                    // joiners of 20,000 groups of 5 were 2.6 MB.
+                    joiners.remove(id);
+                    return self.late_joiner(opts, m, state, &mut Joiners::default(), stamp);
+                }
                 let joiners = match joiners.get_mut(id) {
                     Some(j) => j,
-                    None => joiners.entry(id.clone()).or_default(),
+                    None => joiners.entry(key.clone()).or_default(),
                 };
                 self.late_joiner(opts, m, state, joiners, stamp)
             };
@@ -1021,7 +1153,7 @@ impl Dispatcher {
                             reason,
                             // Still what the last flush muted: those coming
                             // back stay news.
-                            muted: state.last_muted.iter().cloned().collect(),
+                            muted: state.last_muted.strings().map(Into::into).collect(),
                         }));
                     }
                 }
@@ -1031,12 +1163,12 @@ impl Dispatcher {
             match state.next_due {
                 // A group with news and no timer: start one.
                 None => {
-                    let news = m.firing.iter().any(|fp| !state.last_firing.contains(fp))
+                    let news = m.firing.iter().any(|fp| !state.last_firing.contains(*fp))
                         || state
                             .last_firing
-                            .iter()
-                            .chain(&state.flapping_noticed)
-                            .any(|fp| !m.firing.contains(fp) && !m.muted.contains_key(fp))
+                            .entries()
+                            .chain(state.flapping_noticed.entries())
+                            .any(|fp| !fp.is_some_and(|fp| m.is_member(fp)))
                         || !flapping_notice(m, state).is_empty();
                     if !news {
                         continue;
@@ -1064,7 +1196,7 @@ impl Dispatcher {
                         group,
                         due_at,
                         reason,
-                        muted: m.muted.keys().cloned().collect(),
+                        muted: m.muted.keys().map(ToString::to_string).collect(),
                     }));
                 }
                 Some(due) if due <= now => {
@@ -1075,15 +1207,17 @@ impl Dispatcher {
         }
         // Groups whose alerts all ended: at their flush, the resolved are
         // sent (if any were notified as firing) and the group closes.
-        let mut unseen: Vec<(&String, &GroupState)> = match visit {
+        let mut unseen: Vec<(&str, &GroupState)> = match visit {
             None => groups
                 .iter()
-                .filter(|(id, _)| !members.contains_key(id.as_str()))
+                .filter(|(id, _)| !members.contains_key(&***id))
+                .map(|(id, g)| (&**id, &**g))
                 .collect(),
             Some(ids) => ids
                 .iter()
                 .filter(|id| !members.contains_key(id.as_str()))
-                .filter_map(|id| groups.get_key_value(id))
+                .filter_map(|id| groups.get_key_value(id.as_str()))
+                .map(|(id, g)| (&**id, &**g))
                 .collect(),
         };
         unseen.sort_by(|a, b| a.0.cmp(b.0));
@@ -1091,7 +1225,7 @@ impl Dispatcher {
             if state.next_due.is_none_or(|due| due > now) {
                 continue;
             }
-            let Some(group) = state.group.clone() else {
+            let Some(group) = state.group.as_deref().cloned() else {
                 continue;
             };
             if let Some(route) = tree.get(&group.route)
@@ -1116,7 +1250,7 @@ impl Dispatcher {
             {
                 continue;
             }
-            let Some(group) = state.group.clone() else {
+            let Some(group) = state.group.as_deref().cloned() else {
                 continue;
             };
             let Some(route) = tree.get(&group.route) else {
@@ -1201,7 +1335,7 @@ impl Dispatcher {
         let mut joiners = m
             .firing
             .iter()
-            .filter(|fp| !state.last_firing.contains(*fp))
+            .filter(|fp| !state.last_firing.contains(**fp))
             .peekable();
         joiners.peek()?;
         match opts.late_joiners {
@@ -1210,14 +1344,14 @@ impl Dispatcher {
                 .next()
                 .map(|fp| format!("late joiner {fp} (late_joiners: always)")),
             LateJoiners::Severity => {
-                let rank = |fp: &str| {
-                    Fingerprint::parse(fp)
-                        .and_then(|f| self.alerts.get(f))
+                let rank = |fp: Fingerprint| {
+                    self.alerts
+                        .get(fp)
                         .and_then(|a| opts.severity.rank(&a.report.labels))
                 };
-                let paged = state.last_firing.iter().filter_map(|fp| rank(fp)).min();
+                let paged = state.last_firing.entries().flatten().filter_map(rank).min();
                 let (joined, fp) = joiners
-                    .filter_map(|fp| rank(fp).map(|r| (r, fp)))
+                    .filter_map(|fp| rank(*fp).map(|r| (r, fp)))
                     .filter(|(r, _)| paged.is_none_or(|p| *r < p))
                     .min()?;
                 let order = &opts.severity.order;
@@ -1249,21 +1383,19 @@ impl Dispatcher {
                 .get(fp)
                 .and_then(|a| opts.severity.rank(&a.report.labels))
         };
-        let rank = |fp: &str| Fingerprint::parse(fp).and_then(rank_of);
-        let joins = |fp: &String| m.firing.contains(fp) && !state.last_firing.contains(fp);
+        let joins = |fp: Fingerprint| m.firing.contains(&fp) && !state.last_firing.contains(fp);
         if joiners.against == Some(stamp) {
             for fp in std::mem::take(&mut joiners.touched) {
-                let key = fp.to_string();
                 let rank = if severity { rank_of(fp) } else { None };
-                joiners.unlisted.remove(&key);
+                joiners.unlisted.remove(&fp);
                 if let Some(r) = rank {
-                    joiners.ranked.remove(&(r, key.clone()));
+                    joiners.ranked.remove(&(r, fp));
                 }
-                if joins(&key) {
+                if joins(fp) {
                     if let Some(r) = rank {
-                        joiners.ranked.insert((r, key.clone()));
+                        joiners.ranked.insert((r, fp));
                     }
-                    joiners.unlisted.insert(key);
+                    joiners.unlisted.insert(fp);
                 }
             }
             return;
@@ -1272,15 +1404,15 @@ impl Dispatcher {
             against: Some(stamp),
             ..Joiners::default()
         };
-        joiners.unlisted = m.firing.iter().filter(|fp| joins(fp)).cloned().collect();
+        joiners.unlisted = m.firing.iter().copied().filter(|fp| joins(*fp)).collect();
         if severity {
             joiners.ranked = joiners
                 .unlisted
                 .iter()
-                .filter_map(|fp| rank(fp).map(|r| (r, fp.clone())))
+                .filter_map(|fp| rank_of(*fp).map(|r| (r, *fp)))
                 .collect();
             // Stops at the most severe rank, which nothing is above.
-            for r in state.last_firing.iter().filter_map(|fp| rank(fp)) {
+            for r in state.last_firing.entries().flatten().filter_map(rank_of) {
                 joiners.paged = Some(joiners.paged.map_or(r, |p| p.min(r)));
                 if r == 0 {
                     break;
@@ -1322,31 +1454,35 @@ impl Dispatcher {
         let mut listed = m.firing.clone();
         for fp in &notice {
             muted.remove(fp);
-            listed.insert(fp.clone());
+            listed.insert(*fp);
         }
-        let firing: Vec<String> = listed.iter().cloned().collect();
+        // Fingerprints sort as their `%016x` strings do: the lists come out
+        // in the order the string sets gave.
+        let firing: Vec<String> = listed.iter().map(ToString::to_string).collect();
         // Noticed as flapping and now firing, no longer muted: they settled
         // in the state the notice already said they were in (firing). Not
         // news worth a page; with updates in place, the message says so.
-        let settled: Vec<&String> = listed
-            .iter()
-            .filter(|fp| state.flapping_noticed.contains(*fp))
-            .collect();
+        let settled = listed.iter().any(|fp| state.flapping_noticed.contains(*fp));
         // New: not in the last notification, or back from being muted (a
         // silence that hid it ended, its inhibitor resolved).
         let new: Vec<String> = listed
             .iter()
-            .filter(|fp| !state.last_firing.contains(*fp) || state.last_muted.contains(*fp))
-            .filter(|fp| !state.flapping_noticed.contains(*fp))
-            .cloned()
+            .filter(|fp| !state.last_firing.contains(**fp) || state.last_muted.contains(**fp))
+            .filter(|fp| !state.flapping_noticed.contains(**fp))
+            .map(ToString::to_string)
             .collect();
         // A flapping alert the group had its notice about and that settled
         // resolved is resolved like any other.
         let resolved: Vec<String> = state
             .last_firing
-            .union(&state.flapping_noticed)
-            .filter(|fp| !listed.contains(*fp) && !muted.contains_key(*fp))
-            .cloned()
+            .strings()
+            .chain(state.flapping_noticed.strings())
+            .filter(|fp| {
+                !canonical(fp).is_some_and(|fp| listed.contains(&fp) || muted.contains_key(&fp))
+            })
+            .map(|fp| fp.into_owned())
+            .collect::<BTreeSet<String>>()
+            .into_iter()
             .collect();
         let repeat_due = state
             .last_notified_at
@@ -1360,7 +1496,7 @@ impl Dispatcher {
             .values()
             .map(|s| crate::eventlog::Symptom {
                 new: state.last_notified_at.is_some()
-                    && !state.last_symptoms.contains(&s.fingerprint),
+                    && !state.last_symptoms.contains_str(&s.fingerprint),
                 ..s.clone()
             })
             .collect();
@@ -1375,8 +1511,8 @@ impl Dispatcher {
         let update = pages.update_in_place
             && state.last_notified_at.is_some()
             && new.is_empty()
-            && notice.iter().all(|fp| state.last_firing.contains(fp))
-            && (changed || !settled.is_empty() || grew)
+            && notice.iter().all(|fp| state.last_firing.contains(*fp))
+            && (changed || settled || grew)
             && !reminder;
         // Only resolves while the group still fires: under `resolved:
         // fold` they wait for the group's next page (they stay owed: the
@@ -1405,8 +1541,11 @@ impl Dispatcher {
                 resolved,
                 repeat: !changed && !update,
                 new,
-                muted,
-                flapping: notice,
+                muted: muted
+                    .into_iter()
+                    .map(|(fp, why)| (fp.to_string(), why))
+                    .collect(),
+                flapping: notice.iter().map(ToString::to_string).collect(),
                 changes_only: follow_up && pages.follow_ups == super::route::FollowUps::Changes,
                 update_in_place: update,
                 symptoms,
@@ -1418,7 +1557,7 @@ impl Dispatcher {
                 group,
                 due_at: now + opts.group_interval,
                 reason: "group_interval".into(),
-                muted: m.muted.keys().cloned().collect(),
+                muted: m.muted.keys().map(ToString::to_string).collect(),
             }));
         }
         out
@@ -1427,13 +1566,13 @@ impl Dispatcher {
 
 /// Alerts of the group muted only for flapping that it has not had its one
 /// notice about.
-fn flapping_notice(m: &Members, state: &GroupState) -> Vec<String> {
+fn flapping_notice(m: &Members, state: &GroupState) -> Vec<Fingerprint> {
     m.muted
         .iter()
         .filter(|(fp, why)| {
-            why.len() == 1 && why[0] == FLAPPING && !state.flapping_noticed.contains(*fp)
+            why.len() == 1 && why[0] == FLAPPING && !state.flapping_noticed.contains(**fp)
         })
-        .map(|(fp, _)| fp.clone())
+        .map(|(fp, _)| *fp)
         .collect()
 }
 
@@ -1566,5 +1705,57 @@ pub fn is_input(kind: &EventKind) -> bool {
         | K::RemediationRefused(_)
         | K::RemediationSucceeded(_)
         | K::RemediationFailed(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn group(id: &str) -> GroupRef {
+        GroupRef {
+            group: id.into(),
+            route: "r".into(),
+            receiver: "sink".into(),
+            group_key: "{}:{}".into(),
+            group_labels: LabelSet::default(),
+        }
+    }
+
+    /// The snapshot of the group states kept its shape (`views-4`) when
+    /// the sets became numbers and the `GroupRef` a shared one.
+    #[test]
+    fn group_state_json_is_that_of_string_sets_and_a_plain_group() {
+        let state = GroupState {
+            group: Some(shared_group(&group("r:{g=\"1\"}"))),
+            next_due: None,
+            last_notified_at: None,
+            last_firing: SortedFingerprints::of(["00000000000000b2", "00000000000000a1"]),
+            last_muted: SortedFingerprints::of(["not-a-fingerprint"]),
+            flapping_noticed: SortedFingerprints::default(),
+            last_symptoms: SortedFingerprints::default(),
+        };
+        let json = serde_json::to_string(&state).unwrap();
+        assert_eq!(
+            json,
+            r#"{"group":{"group":"r:{g=\"1\"}","route":"r","receiver":"sink","group_key":"{}:{}","group_labels":{}},"next_due":null,"last_notified_at":null,"last_firing":["00000000000000a1","00000000000000b2"],"last_muted":["not-a-fingerprint"],"flapping_noticed":[],"last_symptoms":[]}"#
+        );
+        assert_eq!(serde_json::from_str::<GroupState>(&json).unwrap(), state);
+    }
+
+    #[test]
+    fn groups_of_equal_content_share_one_copy_and_a_changed_one_is_its_own() {
+        let a = shared_group(&group("r:{g=\"shared\"}"));
+        let b = shared_group(&group("r:{g=\"shared\"}"));
+        assert!(Arc::ptr_eq(&a, &b));
+        let mut moved = group("r:{g=\"shared\"}");
+        moved.receiver = "other".into();
+        let c = shared_group(&moved);
+        assert_eq!(*c, moved);
+        assert_eq!(
+            *a,
+            group("r:{g=\"shared\"}"),
+            "a holder's copy never changes"
+        );
     }
 }

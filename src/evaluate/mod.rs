@@ -10,6 +10,7 @@ pub mod alerts;
 pub mod backtest;
 pub mod dispatch;
 pub mod fingerprint;
+pub mod fingerprints;
 pub mod flap;
 pub mod inhibit;
 pub mod matcher;
