@@ -1023,6 +1023,37 @@ async fn reads_by_key_kind_and_time_range() {
     log.close();
 }
 
+/// Replay's workers read range after range into buffers they keep:
+/// `read_range_into` appends exactly the events `read` answers for the
+/// range, after whatever the buffer holds, and reuses its room.
+#[test]
+fn read_range_into_a_reused_buffer_appends_what_the_log_holds() {
+    let store = Store::new();
+    let log = store.open_with(no_fsync(), Vec::new());
+    let at = store.clock.now();
+    append_in_thousands(&log, (0..300).map(|i| received(i, at)).collect());
+    let all = read_all(&log);
+
+    // | call                      | buffer before | buffer after         |
+    // | read_range(0, 200)        | —             | seqs 1..=200         |
+    // | clear, into(200, 300)     | empty, room   | seqs 201..=300       |
+    // | into(50, 52)              | 100 events    | … then seqs 51, 52   |
+    // | into(300, 400)            | 102 events    | unchanged (past end) |
+    let mut buffer = log.read_range(0, 200).unwrap();
+    assert_eq!(buffer, all[..200]);
+    let room = buffer.capacity();
+    buffer.clear();
+    log.read_range_into(200, 300, &mut buffer).unwrap();
+    assert_eq!(buffer, all[200..]);
+    assert_eq!(buffer.capacity(), room, "the buffer's room is reused");
+    log.read_range_into(50, 52, &mut buffer).unwrap();
+    assert_eq!(seqs(&buffer[100..]), [51, 52]);
+    assert_eq!(buffer[100..], all[50..52]);
+    log.read_range_into(300, 400, &mut buffer).unwrap();
+    assert_eq!(buffer.len(), 102);
+    log.close();
+}
+
 /// Lease fingerprints are held as 64-bit values when in Alertmanager's
 /// form; whatever a stored lease says, it is written back exactly as read,
 /// and folds the values `Fingerprint::parse` gave the views before.

@@ -24,6 +24,10 @@ use super::store::{EventLog, LogError};
 /// `seq`s read and decoded by one worker at a time.
 const RANGE: u64 = 4096;
 
+/// Emptied range buffers a worker keeps for its next ranges: about as
+/// many as it has in flight (queued, waiting to be folded, being folded).
+const SPARE_BUFFERS: usize = 4;
+
 /// Ranges folded view by view and timed before the views are split
 /// between two folding threads. A view's cost is its fastest range:
 /// preemption on a busy machine only ever adds time.
@@ -320,15 +324,29 @@ fn read_ranges(
     decoded_tx: &SyncSender<Decoded>,
     trash_rx: &Receiver<Arc<Vec<Event>>>,
 ) {
+    // Buffers of folded ranges, emptied here and filled again: a range's
+    // events take about a megabyte, which the allocator would otherwise
+    // give back and the kernel zero again for the next range.
+    let mut spare: Vec<Vec<Event>> = Vec::new();
     loop {
         while let Ok(folded) = trash_rx.try_recv() {
-            drop(folded);
+            // The last holder of a range gives the buffer back; the events
+            // in it are freed here, on the thread that allocated them.
+            if let Ok(mut buffer) = Arc::try_unwrap(folded) {
+                buffer.clear();
+                if spare.len() < SPARE_BUFFERS {
+                    spare.push(buffer);
+                }
+            }
         }
         let i = next_range.fetch_add(1, Ordering::Relaxed);
         if i >= ranges {
             return;
         }
-        let decoded = log.read_range(after + i * range, after + (i + 1) * range);
+        let mut events = spare.pop().unwrap_or_default();
+        let decoded = log
+            .read_range_into(after + i * range, after + (i + 1) * range, &mut events)
+            .map(|()| events);
         let failed = decoded.is_err();
         if decoded_tx.send((i, worker, decoded)).is_err() || failed {
             return;

@@ -696,16 +696,31 @@ impl EventLog {
     /// straight from SQLite's row buffers (no intermediate copies). Replay
     /// runs several of these over disjoint ranges at once.
     pub fn read_range(&self, after: u64, upto: u64) -> Result<Vec<Event>, LogError> {
+        let mut out = Vec::new();
+        self.read_range_into(after, upto, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`read_range`](Self::read_range) appending to `out`, so a caller that
+    /// reads range after range reuses one buffer: replay's workers keep
+    /// theirs, rather than the allocator handing back (and the kernel
+    /// zeroing) a fresh megabyte-sized block for every range.
+    pub fn read_range_into(
+        &self,
+        after: u64,
+        upto: u64,
+        out: &mut Vec<Event>,
+    ) -> Result<(), LogError> {
         self.with_reader(|conn| {
             let mut stmt = conn.prepare_cached(&format!(
                 "{SELECT_COLUMNS} WHERE seq > ?1 AND seq <= ?2 ORDER BY seq"
             ))?;
             let mut rows = stmt.query(params![after as i64, upto.min(i64::MAX as u64) as i64])?;
-            let mut out = Vec::with_capacity(upto.saturating_sub(after).min(65_536) as usize);
+            out.reserve(upto.saturating_sub(after).min(65_536) as usize);
             while let Some(row) = rows.next()? {
                 out.push(decode_row(row)?);
             }
-            Ok(out)
+            Ok(())
         })
     }
 
