@@ -75,6 +75,21 @@ impl Decision {
         NewEvent::new(self.at, &self.source, &self.fingerprint, kind)
     }
 
+    /// [`Self::to_event`], taking the decision: its report moves into the
+    /// event rather than being copied.
+    pub fn into_event(self) -> NewEvent {
+        let kind = match self.change {
+            Change::Fire(report) => EventKind::AlertReceived(Arc::new(report)),
+            Change::Resolve { reason, report } => EventKind::AlertResolved(AlertResolution {
+                fingerprint: self.fingerprint.clone(),
+                ends_at: self.at,
+                reason,
+                report: Some(report),
+            }),
+        };
+        NewEvent::new(self.at, &self.source, &self.fingerprint, kind)
+    }
+
     /// The decision as an alert from a sender, for [`crate::ingest::Ingest::alerts`]
     /// with `self.source` (which also versions it against concurrent reports).
     pub fn to_incoming(&self) -> IncomingAlert {
@@ -148,7 +163,9 @@ struct Status {
 #[derive(Debug, Clone)]
 struct Firing {
     fingerprint: String,
-    report: AlertReport,
+    /// Shared with the event that recorded it: folding a decision back
+    /// copied the whole report (its `extra` a JSON tree).
+    report: Arc<AlertReport>,
 }
 
 /// The hasher of the engine's tables: rapidhash (a dependency already)
@@ -442,7 +459,7 @@ impl RuleEngine {
                     at,
                     Firing {
                         fingerprint: report.fingerprint.clone(),
-                        report: (**report).clone(),
+                        report: report.clone(),
                     },
                 );
             }
@@ -650,7 +667,7 @@ impl RuleEngine {
                                 at: at_time,
                                 change: Change::Resolve {
                                     reason: format!("{}: {reason}", rule.name),
-                                    report: f.report.clone(),
+                                    report: (*f.report).clone(),
                                 },
                             },
                             at,
@@ -695,7 +712,7 @@ impl RuleEngine {
                 at: now,
                 change: Change::Resolve {
                     reason: reason.to_string(),
-                    report: f.report.clone(),
+                    report: (*f.report).clone(),
                 },
             };
             out.push((decision, at, true));
@@ -874,7 +891,7 @@ impl RuleEngine {
 
     /// Alerts the log says this engine's rules have firing, by fingerprint.
     pub fn firing(&self) -> Vec<&AlertReport> {
-        let mut out: Vec<&AlertReport> = self.firing.values().map(|f| &f.report).collect();
+        let mut out: Vec<&AlertReport> = self.firing.values().map(|f| &*f.report).collect();
         out.sort_by(|a, b| a.labels.cmp(&b.labels));
         out
     }
@@ -918,7 +935,7 @@ impl RuleEngine {
                     self.source_name(at.0).to_string(),
                     self.key(*at).clone(),
                     f.fingerprint.clone(),
-                    f.report.clone(),
+                    (*f.report).clone(),
                 )
             })
             .collect();
@@ -965,7 +982,7 @@ impl RuleEngine {
                 at,
                 Firing {
                     fingerprint,
-                    report,
+                    report: Arc::new(report),
                 },
             );
         }
