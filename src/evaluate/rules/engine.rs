@@ -257,13 +257,20 @@ impl Groups {
     fn release(&mut self, id: u32) {
         let slot = &mut self.slots[id as usize];
         debug_assert!(slot.state.is_none() && slot.wake.is_none() && !slot.dirty);
-        // Given back already (an id can be listed stale twice).
-        if self.ids.get(&slot.key) != Some(&id) {
-            return;
+        // One lookup of the key, not two (a count's groups come and go
+        // with nearly every event).
+        match self.ids.remove_entry(&slot.key) {
+            Some((_, owner)) if owner == id => {
+                slot.key = GroupKey::from(Vec::new());
+                self.free.push(id);
+            }
+            // Given back already (an id can be listed stale twice), and its
+            // key now another group's.
+            Some((key, owner)) => {
+                self.ids.insert(key, owner);
+            }
+            None => {}
         }
-        let key = std::mem::replace(&mut slot.key, GroupKey::from(Vec::new()));
-        self.ids.remove(&key);
-        self.free.push(id);
     }
 
     /// Groups with evidence.
@@ -1156,7 +1163,9 @@ fn in_window(
     now: DateTime<Utc>,
     window: Duration,
 ) -> usize {
-    times.filter(|t| *t > now - window && *t <= now).count()
+    // Once, not per time (chrono's checked subtraction showed in profiles).
+    let start = now - window;
+    times.filter(|t| *t > start && *t <= now).count()
 }
 
 /// Folds one selected event into a group's evidence.
