@@ -36,6 +36,9 @@ pub struct Expr {
     /// meaning (a missing field is an error). It gives what the program
     /// gives, without making the event's CEL values.
     path: Option<Vec<String>>,
+    /// For a condition of the usual shape (see [`Conjunction`]): its
+    /// parts, tested on the typed event without a CEL context.
+    conjunction: Option<Conjunction>,
 }
 
 impl std::fmt::Debug for Expr {
@@ -60,6 +63,7 @@ impl Expr {
                 source: source.to_string(),
                 program,
                 path: payload_path(source),
+                conjunction: Conjunction::parse(source),
             }),
             Err(errors) => {
                 let first = errors.errors.first();
@@ -102,6 +106,11 @@ impl Expr {
 
     /// True only when the expression gives `true`.
     pub fn test(&self, input: &Input) -> bool {
+        if let Some(conjunction) = &self.conjunction
+            && let Some(holds) = conjunction.holds(input)
+        {
+            return holds;
+        }
         matches!(self.eval(input), Ok(Value::Bool(true)))
     }
 
@@ -124,6 +133,263 @@ impl Expr {
             Err(_) => String::new(),
         }
     }
+}
+
+/// A condition of the usual shape, `has(payload.a.b)`, `payload.ok` and
+/// `payload.a.b OP literal` (`==`, `!=`, `<`, `<=`, `>`, `>=`; an int,
+/// float, plain quoted string or bool) joined by `&&`: tested on the typed
+/// event, without binding the payload as CEL values, which cost more than
+/// the rest of folding such an event. CEL's `a && b` gives `true` only
+/// when both give `true` (an error or a non-bool on either side is not
+/// `true`, whichever side it is on), so the whole is `true` exactly when
+/// every part is. A part this cannot settle (a field the typed reader
+/// does not know, a literal of another type than the field: CEL compares
+/// across numeric types) sends the condition to CEL
+/// (`a_fast_condition_gives_what_cel_gives` tests both ways agree).
+#[derive(Debug, Clone, PartialEq)]
+struct Conjunction(Vec<Part>);
+
+#[derive(Debug, Clone, PartialEq)]
+enum Part {
+    /// `has(payload.a.b)`: the field is there.
+    Has(Vec<String>),
+    /// `payload.a.b`: the field is `true`.
+    True(Vec<String>),
+    Compare {
+        path: Vec<String>,
+        op: Compare,
+        literal: Literal,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Compare {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Literal {
+    Int(i64),
+    Float(f64),
+    Str(String),
+    Bool(bool),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Token {
+    /// `payload.a.b`: the segments after `payload`.
+    Path(Vec<String>),
+    /// A lone identifier (`has`).
+    Ident(String),
+    Literal(Literal),
+    Op(Compare),
+    And,
+    Open,
+    Close,
+}
+
+impl Conjunction {
+    /// The parts of `source`, when it is of the shape; `None` otherwise
+    /// (CEL runs it).
+    fn parse(source: &str) -> Option<Conjunction> {
+        let tokens = tokens(source)?;
+        let mut parts = Vec::new();
+        let mut rest = tokens.as_slice();
+        loop {
+            let (part, after) = match rest {
+                [
+                    Token::Ident(has),
+                    Token::Open,
+                    Token::Path(p),
+                    Token::Close,
+                    after @ ..,
+                ] if has == "has" => (Part::Has(p.clone()), after),
+                [Token::Path(p), Token::Op(op), Token::Literal(l), after @ ..] => (
+                    Part::Compare {
+                        path: p.clone(),
+                        op: *op,
+                        literal: l.clone(),
+                    },
+                    after,
+                ),
+                [Token::Path(p), after @ ..] => (Part::True(p.clone()), after),
+                _ => return None,
+            };
+            parts.push(part);
+            match after {
+                [] => return Some(Conjunction(parts)),
+                [Token::And, more @ ..] => rest = more,
+                _ => return None,
+            }
+        }
+    }
+
+    /// Whether the condition gives `true` for `input`; `None`: ask CEL.
+    fn holds(&self, input: &Input) -> Option<bool> {
+        let mut settled = true;
+        for part in &self.0 {
+            match part.holds(input) {
+                Some(false) => return Some(false),
+                Some(true) => {}
+                None => settled = false,
+            }
+        }
+        settled.then_some(true)
+    }
+}
+
+impl Part {
+    fn holds(&self, input: &Input) -> Option<bool> {
+        use serde_json::Value as J;
+        match self {
+            Part::Has(path) => match input.read(path) {
+                Field::Missing => Some(false),
+                Field::Str(_) | Field::Scalar(_) => Some(true),
+                Field::Compound => None,
+            },
+            Part::True(path) => match input.read(path) {
+                Field::Scalar(J::Bool(b)) => Some(b),
+                Field::Missing | Field::Str(_) | Field::Scalar(_) => Some(false),
+                Field::Compound => None,
+            },
+            Part::Compare { path, op, literal } => {
+                let ordering = match (input.read(path), literal) {
+                    // No such key: an error, not `true`.
+                    (Field::Missing, _) => return Some(false),
+                    (Field::Str(s), Literal::Str(l)) => {
+                        return match op {
+                            Compare::Eq => Some(s == l.as_str()),
+                            Compare::Ne => Some(s != l.as_str()),
+                            _ => None,
+                        };
+                    }
+                    (Field::Scalar(J::Bool(b)), Literal::Bool(l)) => {
+                        return match op {
+                            Compare::Eq => Some(b == *l),
+                            Compare::Ne => Some(b != *l),
+                            _ => None,
+                        };
+                    }
+                    // Whole numbers are CEL ints when they fit (see `to_cel`).
+                    (Field::Scalar(J::Number(n)), Literal::Int(l)) => n.as_i64()?.cmp(l),
+                    (Field::Scalar(J::Number(n)), Literal::Float(l))
+                        if n.as_i64().is_none() && n.as_u64().is_none() =>
+                    {
+                        n.as_f64()?.partial_cmp(l)?
+                    }
+                    _ => return None,
+                };
+                use std::cmp::Ordering::{Equal, Greater, Less};
+                Some(match op {
+                    Compare::Eq => ordering == Equal,
+                    Compare::Ne => ordering != Equal,
+                    Compare::Lt => ordering == Less,
+                    Compare::Le => ordering != Greater,
+                    Compare::Gt => ordering == Greater,
+                    Compare::Ge => ordering != Less,
+                })
+            }
+        }
+    }
+}
+
+/// The tokens of a condition of [`Conjunction`]'s shape; `None` at
+/// anything else (escapes, other operators, raw or byte strings, …).
+fn tokens(source: &str) -> Option<Vec<Token>> {
+    let b = source.as_bytes();
+    let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        let two = b.get(i..i + 2).unwrap_or(&[]);
+        if c.is_ascii_whitespace() {
+            i += 1;
+        } else if two == b"&&" {
+            out.push(Token::And);
+            i += 2;
+        } else if let Some(op) = [
+            (&b"=="[..], Compare::Eq),
+            (b"!=", Compare::Ne),
+            (b"<=", Compare::Le),
+            (b">=", Compare::Ge),
+        ]
+        .iter()
+        .find(|(text, _)| *text == two)
+        .map(|(_, op)| *op)
+        {
+            out.push(Token::Op(op));
+            i += 2;
+        } else if c == b'<' || c == b'>' {
+            out.push(Token::Op(if c == b'<' { Compare::Lt } else { Compare::Gt }));
+            i += 1;
+        } else if c == b'(' || c == b')' {
+            out.push(if c == b'(' { Token::Open } else { Token::Close });
+            i += 1;
+        } else if c == b'\'' || c == b'"' {
+            let end = i + 1 + b[i + 1..].iter().position(|x| *x == c)?;
+            let text = &source[i + 1..end];
+            if text.contains(['\\', '\n', '\r']) {
+                return None;
+            }
+            out.push(Token::Literal(Literal::Str(text.to_string())));
+            i = end + 1;
+        } else if c.is_ascii_digit() || (c == b'-' && b.get(i + 1).is_some_and(u8::is_ascii_digit))
+        {
+            let start = i;
+            i += 1;
+            while i < b.len() && b[i].is_ascii_digit() {
+                i += 1;
+            }
+            let float = b.get(i) == Some(&b'.') && b.get(i + 1).is_some_and(u8::is_ascii_digit);
+            if float {
+                i += 1;
+                while i < b.len() && b[i].is_ascii_digit() {
+                    i += 1;
+                }
+            }
+            // `5u`, `1e3`, `0x1f`, `1.5.x`: not of the shape.
+            if b.get(i).is_some_and(|x| ident(*x) || *x == b'.') {
+                return None;
+            }
+            let text = &source[start..i];
+            out.push(Token::Literal(if float {
+                Literal::Float(text.parse().ok()?)
+            } else {
+                Literal::Int(text.parse().ok()?)
+            }));
+        } else if c.is_ascii_alphabetic() || c == b'_' {
+            let start = i;
+            while i < b.len() && (ident(b[i]) || b[i] == b'.') {
+                i += 1;
+            }
+            let text = &source[start..i];
+            let segments: Vec<&str> = text.split('.').collect();
+            let well_formed = segments
+                .iter()
+                .all(|s| s.bytes().next().is_some_and(|x| !x.is_ascii_digit()));
+            if !well_formed {
+                return None;
+            }
+            out.push(match segments.as_slice() {
+                ["true"] => Token::Literal(Literal::Bool(true)),
+                ["false"] => Token::Literal(Literal::Bool(false)),
+                ["payload", rest @ ..] if !rest.is_empty() => {
+                    Token::Path(rest.iter().map(|s| s.to_string()).collect())
+                }
+                [one] => Token::Ident(one.to_string()),
+                _ => return None,
+            });
+        } else {
+            return None;
+        }
+    }
+    Some(out)
 }
 
 pub fn scalar_text(v: &Value) -> String {
@@ -258,8 +524,8 @@ pub enum Field<'a> {
 /// payload: for the kinds rules are mostly written on (Kubernetes events,
 /// probe results, heartbeats), giving exactly what the JSON the log stores
 /// gives (field names as serde renames them, fields it skips when empty
-/// missing, floats as `serde_json` numbers); [`Field::Compound`] for
-/// anything else. Making each event's JSON copy was most of the cost of
+/// missing, floats as `serde_json` numbers, names the payload does not
+/// have missing); [`Field::Compound`] for anything else. Making each event's JSON copy was most of the cost of
 /// folding an event (tested against the JSON in `typed_fields_read_what_the_json_holds`).
 pub fn typed_field<'a>(kind: &'a EventKind, path: &[String]) -> Field<'a> {
     use Field::{Compound, Missing, Scalar, Str};
@@ -305,10 +571,17 @@ pub fn typed_field<'a>(kind: &'a EventKind, path: &[String]) -> Field<'a> {
                             Missing
                         }
                     }
-                    _ => Compound,
+                    [] => Compound,
+                    [f, ..] if f == "owner_references" => Compound,
+                    _ => Missing,
                 }
             }
-            _ => Compound,
+            // Fields the log stores that are not read here.
+            "first_seen" | "last_seen" | "host" => Compound,
+            // Not a field of the payload at all: binding `payload.values`
+            // of a Kubernetes event made the event's whole JSON to find it
+            // missing.
+            _ => Missing,
         },
         EventKind::ProbeResult(p) => match first.as_str() {
             "probe" => text(&p.probe, rest),
@@ -326,12 +599,13 @@ pub fn typed_field<'a>(kind: &'a EventKind, path: &[String]) -> Field<'a> {
                     .get(name.as_str())
                     .map_or(Missing, |v| scalar(number(*v), more)),
             },
-            _ => Compound,
+            "summary" => Compound,
+            _ => Missing,
         },
         EventKind::HeartbeatReceived(h) => match first.as_str() {
             "name" => text(&h.name, rest),
             "labels" => label(&h.labels, rest),
-            _ => Compound,
+            _ => Missing,
         },
         _ => Compound,
     }
@@ -884,6 +1158,99 @@ mod tests {
             }
             assert!(typed >= 4, "{}: {typed} paths read typed", e.kind.name());
         }
+    }
+
+    /// Conditions tested on the typed event give what CEL gives, on every
+    /// typed kind: missing fields, fields of another type than the literal,
+    /// nested paths past a string, `has`, and text CEL must still run.
+    #[test]
+    fn a_fast_condition_gives_what_cel_gives() {
+        let fast = [
+            "payload.count > 5 && payload.type == 'Warning'",
+            "payload.count > 3",
+            "payload.count >= 4 && payload.count <= 4 && payload.count != 5",
+            "payload.count < -1",
+            "payload.count == 4",
+            "payload.count > 3.5",
+            "payload.reason == \"BackOff\"",
+            "payload.reason != 'BackOff'",
+            "payload.reason < 'C'",
+            "payload.labels.app == 'web'",
+            "payload.labels.missing == 'web'",
+            "payload.reason.deeper == 'x'",
+            "payload.missing > 1",
+            "payload.values == 1",
+            "has(payload.values.cpu)",
+            "has(payload.values.cpu) && payload.values.cpu > 0.9",
+            "payload.values.cpu >= 0.95 && payload.values.cpu < 1.0",
+            "payload.values.up == 1",
+            "payload.values.up == 1.0",
+            "payload.values.nan == 1.0",
+            "payload.values.neg < 0",
+            "payload.values.big > 1.0",
+            "has(payload.labels.team)",
+            "has(payload.missing)",
+            "has(payload.labels)",
+            "has(payload.involved_object.deleted)",
+            "payload.involved_object.deleted",
+            "payload.involved_object.deleted == true",
+            "payload.ok",
+            "payload.ok == false",
+            "payload.ok && payload.status == 503",
+            "payload.status >= 500 && payload.latency_ms > 10.0",
+            "payload.error == 'HTTP 503'",
+            "payload.name == 'nightly' && payload.labels.job == 'backup'",
+            "payload.name",
+            "payload.involved_object.name == 'web-1' && payload.cluster == 'prod'",
+            "payload.first_seen == 'x'",
+            "payload.summary.runs > 2",
+        ];
+        for src in fast {
+            let expr = Expr::compile(src).unwrap();
+            assert!(expr.conjunction.is_some(), "{src}");
+            let mut slow = Expr::compile(src).unwrap();
+            slow.conjunction = None;
+            for e in typed_events() {
+                let input = Input::new(&e);
+                assert_eq!(
+                    expr.test(&input),
+                    slow.test(&input),
+                    "{} {src}",
+                    e.kind.name()
+                );
+            }
+        }
+        for cel_only in [
+            "payload.count > 5 || payload.type == 'Warning'",
+            "!has(payload.x)",
+            "payload.reason == 'a && b'.upperAscii()",
+            "payload.count + 1 > 5",
+            "payload.count > 5u",
+            "payload.count > 1e3",
+            "payload.reason == r'x'",
+            "payload.reason == 'it\\'s'",
+            "payload.count == payload.status",
+            "(payload.count > 5)",
+            "event.kind == 'k8s.event'",
+            "payload.reason in ['BackOff']",
+            "size(payload) > 3",
+            "payload['count'] > 3",
+            "payload.count > 5 &&",
+        ] {
+            if let Ok(expr) = Expr::compile(cel_only) {
+                assert!(expr.conjunction.is_none(), "{cel_only}");
+            }
+        }
+        // A quoted `&&` is text, not a conjunction.
+        let quoted = Expr::compile("payload.message == 'a && b'").unwrap();
+        assert_eq!(
+            quoted.conjunction,
+            Some(Conjunction(vec![Part::Compare {
+                path: vec!["message".into()],
+                op: Compare::Eq,
+                literal: Literal::Str("a && b".into()),
+            }]))
+        );
     }
 
     #[test]

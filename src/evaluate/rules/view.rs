@@ -24,7 +24,7 @@ use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 
 use super::RuleSet;
-use super::engine::{EngineState, RuleEngine};
+use super::engine::{Decision, EngineState, RuleEngine};
 use crate::eventlog::projection::SnapshotFn;
 use crate::eventlog::{Event, EventKind, NewEvent, Projection};
 
@@ -157,7 +157,7 @@ impl RulesView {
         if inner.engine.errors > 0 {
             metrics::gauge!(crate::metrics::RULE_ERRORS).set(inner.engine.errors as f64);
         }
-        decisions.iter().map(|d| d.to_event()).collect()
+        decisions.into_iter().map(Decision::into_event).collect()
     }
 
     /// When a pass must run without any event (see [`RuleEngine::next_wake`]).
