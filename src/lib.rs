@@ -50,6 +50,7 @@ pub mod escalate;
 pub mod evaluate;
 pub mod eventlog;
 pub mod ingest;
+pub mod memory;
 pub mod metrics;
 pub mod notify;
 pub mod pipeline;

@@ -4,14 +4,22 @@
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-// mimalloc's own options (the `mimalloc` crate exposes none of them without
-// a feature that pulls in one more crate; the symbol is in the library it
-// links). The option numbers are those of `mi_option_e` in mimalloc.h.
+// mimalloc's own options and calls (the `mimalloc` crate exposes none of
+// them without a feature that pulls in one more crate; the symbols are in
+// the library it links). The option numbers are those of `mi_option_e` in
+// mimalloc.h.
 unsafe extern "C" {
     fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
     fn mi_option_get(option: std::ffi::c_int) -> std::ffi::c_long;
+    fn mi_collect(force: bool);
 }
 const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
+
+// SQLite allocates with the C library's malloc, not the global allocator.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+unsafe extern "C" {
+    fn malloc_trim(pad: usize) -> std::ffi::c_int;
+}
 
 /// Memory freed after a burst (an ingest burst, a snapshot's text) goes
 /// back to the OS at once, not after mimalloc's default delay of 1 s:
@@ -29,8 +37,24 @@ fn purge_freed_memory_at_once() {
     }
 }
 
+/// The hook `fenghuo::memory` calls on a quiet thread (see there for when
+/// and why). `mi_collect` takes back the blocks other threads freed into
+/// this thread's pages and returns the pages left empty; forced (the
+/// writer gone idle), it also purges what exited threads left and every
+/// arena's freed ranges, and the C allocator's free memory (SQLite's
+/// caches) is trimmed.
+fn release_freed_memory(thorough: bool) {
+    // SAFETY: both only walk the allocators' own free lists.
+    unsafe { mi_collect(thorough) };
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if thorough {
+        unsafe { malloc_trim(0) };
+    }
+}
+
 fn main() {
     purge_freed_memory_at_once();
+    fenghuo::memory::set_release_hook(release_freed_memory);
     if let Err(e) = fenghuo::cli::main() {
         eprintln!("fenghuo: {e:#}");
         std::process::exit(1);

@@ -38,6 +38,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     super::init_tracing(config.log_format);
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // A worker with nothing to do hands back what it freed (`memory`).
+        .on_thread_park(crate::memory::worker_parked)
         .build()?
         .block_on(serve(config))
 }

@@ -89,13 +89,77 @@ struct Inner {
     /// Keyed by the parsed fingerprint: replay folds every state change
     /// into this table, and a `u64` key is neither hashed with SipHash nor
     /// allocated. A fingerprint that does not parse is not an alert the
-    /// alert store holds either, so it has no state here.
+    /// alert store holds either, so it has no state here. Holds the alerts
+    /// that changed state more than once (or were decided on); see
+    /// `fired_once` for the rest.
     by_fp: FingerprintMap<FlapState>,
+    /// Alerts whose only change so far is their first fire, with its time:
+    /// the state `FlapState { firing: true, changes: [at], flapping: None }`
+    /// in 24 bytes instead of a `FlapState` (~80 bytes in the table and a
+    /// `VecDeque` allocation). Nearly every alert is here (100,000 firing
+    /// alerts that never flipped cost 15 MB as full states). An alert is in
+    /// at most one of the two tables; its second change moves it to `by_fp`.
+    #[serde(default)]
+    fired_once: FingerprintMap<DateTime<Utc>>,
     /// Fingerprints flapping now.
     flapping: BTreeSet<String>,
     /// Bumped whenever `flapping` changes, so the dispatcher knows its
     /// group membership is stale.
     version: u64,
+}
+
+impl Inner {
+    /// The state of alert `fp`, whichever table holds it.
+    fn state(&self, fp: u64) -> Option<FlapState> {
+        match self.by_fp.get(&fp) {
+            Some(s) => Some(s.clone()),
+            None => self.fired_once.get(&fp).map(|at| fired_once(*at)),
+        }
+    }
+
+    /// Every alert's state, in no order.
+    fn states(&self) -> impl Iterator<Item = (u64, FlapState)> + '_ {
+        let full = self.by_fp.iter().map(|(k, v)| (*k, v.clone()));
+        let once = self.fired_once.iter().map(|(k, at)| (*k, fired_once(*at)));
+        full.chain(once)
+    }
+
+    /// The full state of `fp`, moving it out of `fired_once` (or starting
+    /// it empty) first.
+    fn full_state(&mut self, fp: u64) -> &mut FlapState {
+        let moved = self.fired_once.remove(&fp).map(fired_once);
+        self.by_fp
+            .entry(fp)
+            .or_insert_with(|| moved.unwrap_or_default())
+    }
+
+    /// Folds a report or resolve that leaves `fp` firing or not at `at`.
+    fn changed(&mut self, fp: u64, firing: bool, at: DateTime<Utc>) {
+        if let Some(s) = self.by_fp.get_mut(&fp) {
+            s.changed(firing, at);
+        } else if let Some(first) = self.fired_once.get(&fp) {
+            // Still firing: a re-send, no change. Otherwise its second change.
+            if !firing {
+                let mut s = fired_once(*first);
+                s.changed(firing, at);
+                self.fired_once.remove(&fp);
+                self.by_fp.insert(fp, s);
+            }
+        } else if firing {
+            // Its first fire. An alert first seen resolved never fired:
+            // nothing to count.
+            self.fired_once.insert(fp, at);
+        }
+    }
+}
+
+/// The state of an alert whose only change was its first fire, at `at`.
+fn fired_once(at: DateTime<Utc>) -> FlapState {
+    FlapState {
+        firing: true,
+        changes: VecDeque::from([at]),
+        flapping: None,
+    }
 }
 
 impl FlapView {
@@ -105,7 +169,7 @@ impl FlapView {
 
     pub fn get(&self, fp: &str) -> Option<FlapState> {
         let fp = Fingerprint::parse(fp)?;
-        self.inner.read().by_fp.get(&fp.0).cloned()
+        self.inner.read().state(fp.0)
     }
 
     /// Whether `fp` is flapping now.
@@ -120,13 +184,8 @@ impl FlapView {
 
     /// Every alert's state, sorted by fingerprint.
     pub fn all(&self) -> Vec<(String, FlapState)> {
-        let mut all: Vec<_> = self
-            .inner
-            .read()
-            .by_fp
-            .iter()
-            .map(|(k, v)| (*k, v.clone()))
-            .collect();
+        let inner = self.inner.read();
+        let mut all: Vec<_> = inner.states().collect();
         // Numeric order is the order of the fixed-width hex form.
         all.sort_by_key(|(k, _)| *k);
         all.into_iter()
@@ -162,26 +221,18 @@ impl Projection for FlapView {
                     return;
                 };
                 let firing = r.ends_at.is_none_or(|e| e > at);
-                let mut inner = self.inner.write();
-                // An alert first seen resolved never fired: nothing to count.
-                match inner.by_fp.get_mut(&fp.0) {
-                    Some(s) => s.changed(firing, at),
-                    None if firing => inner.by_fp.entry(fp.0).or_default().changed(firing, at),
-                    None => {}
-                }
+                self.inner.write().changed(fp.0, firing, at);
             }
             EventKind::AlertResolved(r) => {
                 let Some(fp) = Fingerprint::parse(&r.fingerprint) else {
                     return;
                 };
-                if let Some(s) = self.inner.write().by_fp.get_mut(&fp.0) {
-                    s.changed(false, at);
-                }
+                self.inner.write().changed(fp.0, false, at);
             }
             EventKind::AlertFlappingStarted(f) => {
                 let mut inner = self.inner.write();
                 if let Some(fp) = Fingerprint::parse(&f.fingerprint) {
-                    inner.by_fp.entry(fp.0).or_default().flapping = Some(Flapping {
+                    inner.full_state(fp.0).flapping = Some(Flapping {
                         since: at,
                         changes: f.changes,
                         window_secs: f.window_secs,
@@ -213,6 +264,7 @@ impl Projection for FlapView {
         let inner = self.inner.read();
         let copy = Inner {
             by_fp: inner.by_fp.clone(),
+            fired_once: inner.fired_once.clone(),
             flapping: inner.flapping.clone(),
             version: inner.version,
         };
@@ -306,4 +358,189 @@ pub fn decide(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eventlog::{AlertReport, AlertResolution, LabelSet};
+    use std::sync::Arc;
+
+    fn t(secs: i64) -> DateTime<Utc> {
+        "2026-11-26T00:00:00Z".parse::<DateTime<Utc>>().unwrap() + Duration::seconds(secs)
+    }
+
+    fn fp(name: &str) -> String {
+        let labels: LabelSet = [("alertname", name)].into();
+        Fingerprint::of(&labels).to_string()
+    }
+
+    fn event(seq: u64, at: i64, kind: EventKind) -> Event {
+        Event {
+            seq,
+            id: seq.to_string(),
+            occurred_at: t(at),
+            recorded_at: t(at),
+            source: "test".into(),
+            key: String::new(),
+            idempotency_key: None,
+            kind,
+        }
+    }
+
+    /// A report of `name`; `ends` in seconds, `None` = until resolved.
+    fn received(name: &str, ends: Option<i64>) -> EventKind {
+        let labels: LabelSet = [("alertname", name)].into();
+        EventKind::AlertReceived(Arc::new(AlertReport {
+            fingerprint: Fingerprint::of(&labels).to_string(),
+            labels,
+            annotations: LabelSet::new(),
+            starts_at: t(0),
+            ends_at: ends.map(t),
+            generator_url: String::new(),
+            extra: Default::default(),
+        }))
+    }
+
+    fn resolved(name: &str, at: i64) -> EventKind {
+        EventKind::AlertResolved(AlertResolution {
+            fingerprint: fp(name),
+            ends_at: t(at),
+            reason: "resolved".into(),
+            report: None,
+        })
+    }
+
+    fn flap(name: &str, started: bool) -> EventKind {
+        let f = FlapChange {
+            fingerprint: fp(name),
+            changes: if started { 3 } else { 0 },
+            window_secs: 600,
+            stable_secs: 300,
+            firing: true,
+        };
+        if started {
+            EventKind::AlertFlappingStarted(f)
+        } else {
+            EventKind::AlertFlappingStopped(f)
+        }
+    }
+
+    /// The fold as it was before `fired_once`: a full state for every alert
+    /// from its first fire. The view must answer exactly what this answers.
+    fn reference_fold(states: &mut FingerprintMap<FlapState>, event: &Event) {
+        let at = event.occurred_at;
+        match &event.kind {
+            EventKind::AlertReceived(r) => {
+                let fp = Fingerprint::parse(&r.fingerprint).unwrap().0;
+                let firing = r.ends_at.is_none_or(|e| e > at);
+                match states.get_mut(&fp) {
+                    Some(s) => s.changed(firing, at),
+                    None if firing => states.entry(fp).or_default().changed(firing, at),
+                    None => {}
+                }
+            }
+            EventKind::AlertResolved(r) => {
+                let fp = Fingerprint::parse(&r.fingerprint).unwrap().0;
+                if let Some(s) = states.get_mut(&fp) {
+                    s.changed(false, at);
+                }
+            }
+            EventKind::AlertFlappingStarted(f) => {
+                let fp = Fingerprint::parse(&f.fingerprint).unwrap().0;
+                states.entry(fp).or_default().flapping = Some(Flapping {
+                    since: at,
+                    changes: f.changes,
+                    window_secs: f.window_secs,
+                    stable_secs: f.stable_secs,
+                });
+            }
+            EventKind::AlertFlappingStopped(f) => {
+                let fp = Fingerprint::parse(&f.fingerprint).unwrap().0;
+                if let Some(s) = states.get_mut(&fp) {
+                    s.flapping = None;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// (seconds, event, alerts then held in full — the rest fired once).
+    #[test]
+    fn an_alert_that_never_flipped_has_no_full_state_yet_flaps_as_before() {
+        let timeline: Vec<(i64, EventKind, &[&str])> = vec![
+            (0, received("steady", None), &[]),
+            (0, received("flips", Some(600)), &[]),
+            // First seen resolved: never fired, nothing kept at all.
+            (5, received("born-resolved", Some(1)), &[]),
+            // Re-sends of a firing alert are no change.
+            (60, received("steady", None), &[]),
+            (60, received("flips", Some(900)), &[]),
+            // The second change moves the alert to a full state.
+            (120, resolved("flips", 120), &["flips"]),
+            (180, received("flips", None), &["flips"]),
+            (240, resolved("flips", 240), &["flips"]),
+            // A decision about an alert that fired once gives it a full state
+            // holding its first fire.
+            (250, received("decided", None), &["flips"]),
+            (260, flap("decided", true), &["decided", "flips"]),
+            (300, flap("decided", false), &["decided", "flips"]),
+            // The first fire is forgotten after a day, as before.
+            (
+                LONGEST_WINDOW_SECS + 1,
+                resolved("steady", LONGEST_WINDOW_SECS + 1),
+                &["decided", "flips", "steady"],
+            ),
+        ];
+        let view = FlapView::new();
+        let mut reference = FingerprintMap::default();
+        for (i, (at, kind, full)) in timeline.into_iter().enumerate() {
+            let e = event(i as u64 + 1, at, kind);
+            view.apply(&e);
+            reference_fold(&mut reference, &e);
+            let mut want: Vec<(String, FlapState)> = reference
+                .iter()
+                .map(|(k, v)| (Fingerprint(*k).to_string(), v.clone()))
+                .collect();
+            want.sort_by(|a, b| a.0.cmp(&b.0));
+            assert_eq!(view.all(), want, "step {i}: the states");
+            for (k, v) in &want {
+                assert_eq!(view.get(k).as_ref(), Some(v), "step {i}: get {k}");
+            }
+            assert_eq!(view.get(&fp("born-resolved")), None);
+            let inner = view.inner.read();
+            let mut held: Vec<u64> = inner.by_fp.keys().copied().collect();
+            let mut want_held: Vec<u64> = full
+                .iter()
+                .map(|n| Fingerprint::parse(&fp(n)).unwrap().0)
+                .collect();
+            held.sort();
+            want_held.sort();
+            assert_eq!(held, want_held, "step {i}: alerts held in full");
+            assert_eq!(
+                inner.by_fp.len() + inner.fired_once.len(),
+                want.len(),
+                "step {i}: an alert is in one table only"
+            );
+        }
+        assert_eq!(
+            view.get(&fp("steady")).unwrap().changes,
+            VecDeque::from([t(LONGEST_WINDOW_SECS + 1)]),
+            "the first fire, older than a day, is forgotten at the second change"
+        );
+
+        // A snapshot restores both tables exactly.
+        let mut text = Vec::new();
+        view.snapshot_json().unwrap()(&mut text).unwrap();
+        let restored = FlapView::new();
+        restored
+            .restore_json(std::str::from_utf8(&text).unwrap())
+            .unwrap();
+        assert_eq!(restored.all(), view.all());
+        assert_eq!(
+            restored.inner.read().fired_once.len(),
+            view.inner.read().fired_once.len()
+        );
+        assert_eq!(restored.version(), view.version());
+    }
 }

@@ -193,7 +193,9 @@ const DECIDE_ROUNDS: usize = 4;
 /// changes shape.
 ///
 /// views-4: each view's text in `snapshot_parts`, in pieces.
-pub const SNAPSHOT_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "/views-4");
+/// views-5: the flap view's `fired_once` table; no `dedup_key` in the
+/// alert index's entries.
+pub const SNAPSHOT_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "/views-5");
 
 /// The largest piece of a view's text in `snapshot_parts`: what the
 /// snapshot thread holds at a time, and the most one of its transactions
@@ -262,9 +264,12 @@ fn restore_snapshot(
     }
 }
 
-/// Pages (of 4 KiB) the writer keeps cached: the key and idempotency indexes
-/// take random inserts, and spilling them costs more than the memory.
-const WRITER_CACHE_KIB: i64 = 32 * 1024;
+/// KiB of pages the writer keeps cached: the key and idempotency indexes
+/// take random inserts. The pages it does not keep are read again from the
+/// OS's file cache (the WAL or the database), not from disk. 32 MiB held
+/// 10 MB with 100,000 alerts; with 4 MiB, ingest of new alerts measured
+/// the same within a busy machine's noise (README, Memory).
+const WRITER_CACHE_KIB: i64 = 4 * 1024;
 /// How much of the file a reader maps (address space, not memory).
 const READER_MMAP_BYTES: i64 = 1 << 34;
 /// Events committed between two WAL checkpoints.
@@ -894,7 +899,11 @@ impl Writer {
     fn run(mut self) {
         // Runs until every sender is gone; queued requests are still committed.
         let mut next = None;
-        while let Some(first) = next.take().or_else(|| self.rx.recv().ok()) {
+        // A commit since the writer last went idle: the burst's freed
+        // memory is handed back once the queue stays empty (`memory`).
+        let mut busy = false;
+        while let Some(first) = next.take().or_else(|| self.next_request(&mut busy)) {
+            busy = true;
             if let Some(between) = first.between {
                 between();
                 let _ = first.reply.send(Ok(Vec::new()));
@@ -922,6 +931,20 @@ impl Writer {
         if let Some(running) = self.snapshotting.take() {
             let _ = running.join();
         }
+    }
+
+    /// The next request; `None` once every sender is gone. When the queue
+    /// stays empty for `memory::WRITER_IDLE` after work, the writer is idle:
+    /// it hands back freed memory once, then waits.
+    fn next_request(&self, busy: &mut bool) -> Option<AppendRequest> {
+        if std::mem::take(busy) {
+            match self.rx.recv_timeout(crate::memory::WRITER_IDLE) {
+                Ok(req) => return Some(req),
+                Err(mpsc::RecvTimeoutError::Disconnected) => return None,
+                Err(mpsc::RecvTimeoutError::Timeout) => crate::memory::writer_idle(),
+            }
+        }
+        self.rx.recv().ok()
     }
 
     fn commit_batch(&mut self, batch: Vec<AppendRequest>, n: usize) {

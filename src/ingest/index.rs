@@ -33,7 +33,6 @@ pub struct IndexedAlert {
     /// `seq` of the last event that changed this entry.
     pub last_seq: u64,
     pub acked: bool,
-    pub dedup_key: Option<String>,
     /// Newest `endsAt` seen in a re-send and not yet stored (not a fold,
     /// so not in snapshots).
     #[serde(skip)]
@@ -162,14 +161,13 @@ impl AlertIndex {
         };
         // Only PagerDuty reports carry the extra key: most reports are
         // done after one lookup in an (empty) map, not a label search.
-        let dedup_key = report
-            .extra
-            .contains_key(super::pagerduty::EXTRA_KEY)
-            .then(|| report.labels.get(super::pagerduty::DEDUP_LABEL))
-            .flatten()
-            .map(str::to_string);
-        if let Some(k) = &dedup_key {
-            self.dedup_keys.write().insert(k.clone(), fp.0);
+        // The key → fingerprint map is the only place the key is kept: the
+        // entry itself does not repeat it (24 bytes × every alert, for a
+        // field only PagerDuty alerts use and nothing read).
+        if report.extra.contains_key(super::pagerduty::EXTRA_KEY)
+            && let Some(k) = report.labels.get(super::pagerduty::DEDUP_LABEL)
+        {
+            self.dedup_keys.write().insert(k.to_string(), fp.0);
         }
         let indexed = |seen_ends: Option<DateTime<Utc>>| IndexedAlert {
             content: content_hash(report),
@@ -178,7 +176,6 @@ impl AlertIndex {
             stored_ends: report.ends_at,
             last_seq: seq,
             acked: false,
-            dedup_key,
             seen_ends: seen_ends.filter(|s| report.ends_at.is_some_and(|e| *s > e)),
         };
         // One lookup, whether the alert is new or replaced.
