@@ -506,11 +506,11 @@ impl Projection for AlertStore {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::eventlog::{AlertResolution, Lease};
 
-    fn t(secs: i64) -> DateTime<Utc> {
+    pub(crate) fn t(secs: i64) -> DateTime<Utc> {
         "2026-11-26T00:00:00Z".parse::<DateTime<Utc>>().unwrap() + chrono::Duration::seconds(secs)
     }
 
@@ -527,7 +527,9 @@ mod tests {
         }
     }
 
-    fn received(name: &str, ends: Option<i64>) -> EventKind {
+    /// A report of `name` started at 0 s; `ends` in seconds, `None` =
+    /// until resolved (also the flap view's tests').
+    pub(crate) fn received(name: &str, ends: Option<i64>) -> EventKind {
         let labels: LabelSet = [("alertname".to_string(), name.to_string())].into();
         EventKind::AlertReceived(Arc::new(AlertReport {
             fingerprint: Fingerprint::of(&labels).to_string(),

@@ -363,12 +363,8 @@ pub fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eventlog::{AlertReport, AlertResolution, LabelSet};
-    use std::sync::Arc;
-
-    fn t(secs: i64) -> DateTime<Utc> {
-        "2026-11-26T00:00:00Z".parse::<DateTime<Utc>>().unwrap() + Duration::seconds(secs)
-    }
+    use crate::evaluate::alerts::tests::{received, t};
+    use crate::eventlog::{AlertResolution, LabelSet};
 
     fn fp(name: &str) -> String {
         let labels: LabelSet = [("alertname", name)].into();
@@ -386,20 +382,6 @@ mod tests {
             idempotency_key: None,
             kind,
         }
-    }
-
-    /// A report of `name`; `ends` in seconds, `None` = until resolved.
-    fn received(name: &str, ends: Option<i64>) -> EventKind {
-        let labels: LabelSet = [("alertname", name)].into();
-        EventKind::AlertReceived(Arc::new(AlertReport {
-            fingerprint: Fingerprint::of(&labels).to_string(),
-            labels,
-            annotations: LabelSet::new(),
-            starts_at: t(0),
-            ends_at: ends.map(t),
-            generator_url: String::new(),
-            extra: Default::default(),
-        }))
     }
 
     fn resolved(name: &str, at: i64) -> EventKind {
