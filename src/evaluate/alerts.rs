@@ -617,12 +617,8 @@ pub(crate) mod tests {
         }
         check(&unread, 98);
         // A restored store files everything again at its first read.
-        let mut text = Vec::new();
-        store.snapshot_json().unwrap()(&mut text).unwrap();
         let restored = AlertStore::new();
-        restored
-            .restore_json(std::str::from_utf8(&text).unwrap())
-            .unwrap();
+        crate::eventlog::projection::restore_from_snapshot(&store, &restored);
         check(&restored, 99);
     }
 }

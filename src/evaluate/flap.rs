@@ -512,12 +512,8 @@ mod tests {
         );
 
         // A snapshot restores both tables exactly.
-        let mut text = Vec::new();
-        view.snapshot_json().unwrap()(&mut text).unwrap();
         let restored = FlapView::new();
-        restored
-            .restore_json(std::str::from_utf8(&text).unwrap())
-            .unwrap();
+        crate::eventlog::projection::restore_from_snapshot(&view, &restored);
         assert_eq!(restored.all(), view.all());
         assert_eq!(
             restored.inner.read().fired_once.len(),

@@ -101,3 +101,13 @@ pub trait Projection: Send + Sync {
         self.restore(state)
     }
 }
+
+/// `into` restored from the snapshot text `from` writes, as the log does
+/// at a restart (for views' tests).
+#[cfg(test)]
+pub(crate) fn restore_from_snapshot(from: &dyn Projection, into: &dyn Projection) {
+    let mut text = Vec::new();
+    from.snapshot_json().expect("a view with a snapshot")(&mut text).unwrap();
+    into.restore_json(std::str::from_utf8(&text).unwrap())
+        .unwrap();
+}
