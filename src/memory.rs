@@ -63,14 +63,45 @@ pub fn worker_parked() {
     }
     // A monotonic clock paces housekeeping here; no decision reads it.
     let now = Instant::now();
-    let due = LAST.with(|last| match last.get() {
-        Some(t) if now.duration_since(t) < PARK_COLLECT_EVERY => false,
+    if LAST.with(|last| collect_due(last, now)) {
+        hook(false);
+    }
+}
+
+/// Whether a worker that last collected at `last` collects when it parks
+/// at `now`; if so, `now` becomes its last collect.
+fn collect_due(last: &Cell<Option<Instant>>, now: Instant) -> bool {
+    match last.get() {
+        Some(t) if now.saturating_duration_since(t) < PARK_COLLECT_EVERY => false,
         _ => {
             last.set(Some(now));
             true
         }
-    });
-    if due {
-        hook(false);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_parking_worker_collects_at_most_once_per_period() {
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let last = Cell::new(None);
+        let period = PARK_COLLECT_EVERY.as_millis() as u64;
+        // (parks at, collects) — in order, as one worker parks.
+        let table = [
+            (0, true),           // a fresh worker has not collected yet
+            (1, false),          // parks again at once
+            (period - 1, false), // still within the period
+            (period, true),      // a period after its last collect
+            (period + 10, false),
+            (3 * period, true), // after a long quiet, once
+            (3 * period, false),
+        ];
+        for (ms, collects) in table {
+            assert_eq!(collect_due(&last, at(ms)), collects, "park at {ms} ms");
+        }
     }
 }

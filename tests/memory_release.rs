@@ -2,30 +2,48 @@
 //!
 //! The hook is process-wide, so these tests have a binary of their own.
 //! The writer's idleness is real time (its queue stayed empty for
-//! `memory::WRITER_IDLE`), so the waits here are bounded polls: a passing
-//! test waits about that long, a failing one until its guard runs out.
+//! `memory::WRITER_IDLE`: housekeeping, no decision reads it), so these
+//! tests wait for the hook's calls on a condition variable, each wait
+//! bounded; a worker's pacing is tested on given instants in
+//! `src/memory.rs`.
 
 use std::sync::Arc;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use fenghuo::clock::ManualClock;
 use fenghuo::eventlog::{EventKind, EventLog, LogOptions, NewEvent, Synchronous};
 use fenghuo::memory;
 
-static THOROUGH: AtomicUsize = AtomicUsize::new(0);
-static OWN_HEAP: AtomicUsize = AtomicUsize::new(0);
+/// The hook's calls so far: (thorough, own heap).
+static CALLS: Mutex<(usize, usize)> = Mutex::new((0, 0));
+static CALLED: Condvar = Condvar::new();
 /// The tests share the counters: one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn counting_hook(thorough: bool) {
+    let mut calls = CALLS.lock().unwrap();
     if thorough {
-        THOROUGH.fetch_add(1, Ordering::SeqCst);
+        calls.0 += 1;
     } else {
-        OWN_HEAP.fetch_add(1, Ordering::SeqCst);
+        calls.1 += 1;
     }
+    CALLED.notify_all();
+}
+
+fn thorough() -> usize {
+    CALLS.lock().unwrap().0
+}
+
+/// Waits up to `within` for the thorough releases to reach `n`; answers
+/// how many there were then.
+fn thorough_reaches(n: usize, within: Duration) -> usize {
+    let calls = CALLS.lock().unwrap();
+    let (calls, _) = CALLED
+        .wait_timeout_while(calls, within, |c| c.0 < n)
+        .unwrap();
+    calls.0
 }
 
 fn t(s: &str) -> DateTime<Utc> {
@@ -43,15 +61,6 @@ fn heartbeat(n: usize) -> NewEvent {
     )
 }
 
-/// Waits until `f` holds, at most 10 s.
-fn eventually(what: &str, f: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !f() {
-        assert!(Instant::now() < deadline, "never: {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 #[test]
 fn the_writer_hands_memory_back_once_per_burst_when_it_goes_idle() {
     let _one = SERIAL.lock().unwrap();
@@ -67,56 +76,42 @@ fn the_writer_hands_memory_back_once_per_burst_when_it_goes_idle() {
         Vec::new(),
     )
     .unwrap();
-    let before = THOROUGH.load(Ordering::SeqCst);
+    let before = thorough();
 
     // A burst (one batch, so no gap inside it), then quiet: one release.
     log.append_blocking((0..20).map(heartbeat).collect())
         .unwrap();
-    eventually("the writer released after the burst", || {
-        THOROUGH.load(Ordering::SeqCst) == before + 1
-    });
+    assert_eq!(
+        thorough_reaches(before + 1, Duration::from_secs(10)),
+        before + 1,
+        "the writer released after the burst"
+    );
     // Quiet goes on: nothing more to release.
-    std::thread::sleep(memory::WRITER_IDLE * 3);
-    assert_eq!(THOROUGH.load(Ordering::SeqCst), before + 1);
+    assert_eq!(
+        thorough_reaches(before + 2, memory::WRITER_IDLE * 3),
+        before + 1,
+        "released again while quiet"
+    );
 
     // The next burst ends in one release again.
     log.append_blocking(vec![heartbeat(99)]).unwrap();
-    eventually("the writer released after the second burst", || {
-        THOROUGH.load(Ordering::SeqCst) == before + 2
-    });
+    assert_eq!(
+        thorough_reaches(before + 2, Duration::from_secs(10)),
+        before + 2,
+        "the writer released after the second burst"
+    );
 }
 
 #[test]
-fn a_parking_worker_collects_its_own_heap_at_most_once_per_period() {
+fn a_worker_parking_for_the_first_time_collects_its_own_heap() {
     let _one = SERIAL.lock().unwrap();
     memory::set_release_hook(counting_hook);
-    // A fresh thread has not collected yet.
-    let counted = std::thread::spawn(|| {
-        let before = OWN_HEAP.load(Ordering::SeqCst);
-        let started = Instant::now();
+    let (before, after) = std::thread::spawn(|| {
+        let before = *CALLS.lock().unwrap();
         memory::worker_parked();
-        memory::worker_parked();
-        memory::worker_parked();
-        let after_three = OWN_HEAP.load(Ordering::SeqCst) - before;
-        // Only meaningful if the three calls fell within one period.
-        let within = started.elapsed() < memory::PARK_COLLECT_EVERY;
-        std::thread::sleep(memory::PARK_COLLECT_EVERY);
-        memory::worker_parked();
-        (
-            after_three,
-            within,
-            OWN_HEAP.load(Ordering::SeqCst) - before,
-        )
+        (before, *CALLS.lock().unwrap())
     })
     .join()
     .unwrap();
-    let (after_three, within, after_period) = counted;
-    if within {
-        assert_eq!(after_three, 1, "three parks within a period collect once");
-    }
-    assert_eq!(
-        after_period,
-        after_three + 1,
-        "a park a period later collects"
-    );
+    assert_eq!(after, (before.0, before.1 + 1), "own heap only, once");
 }
