@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::incident::{Incident, Incidents};
+use super::incident::{Incident, Incidents, KeptIncident};
 use super::policy::{Condition, PolicyConfig, StepConfig};
 use crate::config::Routing;
 use crate::eventlog::event::{EscalationRef, EscalationStep, IncidentAction, Recipient};
@@ -120,18 +120,24 @@ impl Escalator {
     /// The policy of an incident: the one its escalation began with, or
     /// its route's (children inherit `escalation:`).
     fn policy_of(&self, incident: &Incident) -> Option<&PolicyConfig> {
-        let name = match &incident.escalation.policy {
-            Some(name) => name.clone(),
-            None => self
-                .routing
-                .tree
-                .as_ref()?
-                .get(&incident.group.route)?
-                .opts()
-                .escalation
-                .clone()?,
-        };
-        self.policies.get(&name)
+        self.policy_for(incident.escalation.policy.as_deref(), &incident.group.route)
+    }
+
+    /// [`Self::policy_of`] an incident as the view keeps it, read in place.
+    fn policy_of_kept(&self, incident: &KeptIncident) -> Option<&PolicyConfig> {
+        self.policy_for(incident.escalation().policy.as_deref(), &incident.group().route)
+    }
+
+    /// The policy named `begun_with`, or else route `route`'s.
+    fn policy_for(&self, begun_with: Option<&str>, route: &str) -> Option<&PolicyConfig> {
+        match begun_with {
+            Some(name) => self.policies.get(name),
+            None => {
+                let tree = self.routing.tree.as_ref()?;
+                let name = tree.get(route)?.opts().escalation.as_deref()?;
+                self.policies.get(name)
+            }
+        }
     }
 
     /// How long an acknowledgement of `incident` holds (its policy's
@@ -226,15 +232,15 @@ impl Escalator {
     /// [`Self::next_due`] from every open incident.
     fn next_due_by_scan(&self) -> Option<DateTime<Utc>> {
         self.incidents.min_open(|i| {
-            self.policy_of(i)?;
-            if let Some(ack) = &i.ack {
+            self.policy_of_kept(i)?;
+            if let Some(ack) = i.ack() {
                 return ack.until;
             }
-            if i.escalation.finished {
+            if i.escalation().finished {
                 return None;
             }
-            let step = i.escalation.next_at;
-            match (step, i.snoozed_until) {
+            let step = i.escalation().next_at;
+            match (step, i.snoozed_until()) {
                 (Some(s), Some(z)) => Some(s.max(z)),
                 (s, z) => s.or(z),
             }
@@ -243,16 +249,16 @@ impl Escalator {
 
     /// Whether a pass at `now` may decide anything for `incident`: the
     /// same tests `decide_incident` starts with, made before copying it.
-    fn needs_pass(incident: &Incident, policy: &PolicyConfig, now: DateTime<Utc>) -> bool {
-        match &incident.ack {
+    fn needs_pass(incident: &KeptIncident, policy: &PolicyConfig, now: DateTime<Utc>) -> bool {
+        match incident.ack() {
             Some(ack) => {
                 ack.until.is_some_and(|u| u <= now)
-                    || (policy.renotify_acknowledger && !incident.joined_since_ack.is_empty())
+                    || (policy.renotify_acknowledger && incident.has_joined_since_ack())
             }
             None => {
-                let progress = &incident.escalation;
+                let progress = incident.escalation();
                 !(progress.finished
-                    || incident.snoozed_until.is_some_and(|u| u > now)
+                    || incident.snoozed_until().is_some_and(|u| u > now)
                     || progress.next_at.is_some_and(|t| t > now))
             }
         }
@@ -292,7 +298,7 @@ impl Escalator {
     fn decide_by_scan(&self, now: DateTime<Utc>) -> (Vec<NewEvent>, bool) {
         let mut out = Vec::new();
         let due = self.incidents.open_where(|i| {
-            self.policy_of(i)
+            self.policy_of_kept(i)
                 .is_some_and(|p| Self::needs_pass(i, p, now))
         });
         let any_due = !due.is_empty();

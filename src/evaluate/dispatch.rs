@@ -60,11 +60,13 @@ use crate::eventlog::{
 };
 
 /// What the log says about one group. Kept for every group (tens of
-/// thousands): the fingerprint sets are compact (`u64`s, not strings) and
-/// the group's names are the one copy all views share (see
+/// thousands): the fingerprint sets are compact (`u64`s, not strings), the
+/// three that are nearly always empty share one box, absent while they
+/// are, and the group's names are the one copy all views share (see
 /// [`shared_group`]); the JSON is that of the string sets and the plain
-/// `GroupRef`.
+/// `GroupRef` ([`PlainGroupState`]).
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(from = "PlainGroupState", into = "PlainGroupState")]
 pub struct GroupState {
     /// The group as the last decision about it named it.
     pub group: Option<Arc<GroupRef>>,
@@ -72,25 +74,125 @@ pub struct GroupState {
     pub last_notified_at: Option<DateTime<Utc>>,
     /// Fingerprints the last notification listed as firing.
     pub last_firing: SortedFingerprints,
+    /// `None` while all three of its sets are empty.
+    muting: Option<Box<Muting>>,
+}
+
+/// The sets of a [`GroupState`] only a group with muted, flapping or
+/// symptom alerts has.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Muting {
+    last_muted: SortedFingerprints,
+    flapping_noticed: SortedFingerprints,
+    last_symptoms: SortedFingerprints,
+}
+
+static NO_FINGERPRINTS: std::sync::LazyLock<SortedFingerprints> =
+    std::sync::LazyLock::new(SortedFingerprints::default);
+
+impl GroupState {
     /// Fingerprints muted at the last flush: when they come back while
     /// still firing, they are notified again (Alertmanager stays silent).
-    pub last_muted: SortedFingerprints,
+    pub fn last_muted(&self) -> &SortedFingerprints {
+        self.muting.as_ref().map_or(&NO_FINGERPRINTS, |m| &m.last_muted)
+    }
+
     /// Flapping alerts the group has had its one notice about and still
     /// mutes as flapping: when one stops flapping resolved, the resolve is
     /// sent.
-    #[serde(default)]
-    pub flapping_noticed: SortedFingerprints,
+    pub fn flapping_noticed(&self) -> &SortedFingerprints {
+        self.muting
+            .as_ref()
+            .map_or(&NO_FINGERPRINTS, |m| &m.flapping_noticed)
+    }
+
     /// Symptoms the last notification summarised: one joining later is
     /// news for an update in place, never a page.
+    pub fn last_symptoms(&self) -> &SortedFingerprints {
+        self.muting
+            .as_ref()
+            .map_or(&NO_FINGERPRINTS, |m| &m.last_symptoms)
+    }
+
+    /// Sets the three sets (the box only if one is not empty).
+    fn set_muting(
+        &mut self,
+        last_muted: SortedFingerprints,
+        flapping_noticed: SortedFingerprints,
+        last_symptoms: SortedFingerprints,
+    ) {
+        let muting = Muting {
+            last_muted,
+            flapping_noticed,
+            last_symptoms,
+        };
+        self.muting = (muting != Muting::default()).then(|| Box::new(muting));
+    }
+
+    fn set_last_muted(&mut self, last_muted: SortedFingerprints) {
+        let (flapping, symptoms) = match self.muting.take() {
+            Some(m) => (m.flapping_noticed, m.last_symptoms),
+            None => Default::default(),
+        };
+        self.set_muting(last_muted, flapping, symptoms);
+    }
+}
+
+/// A [`GroupState`] as snapshots and the API have always written it.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+struct PlainGroupState {
+    group: Option<Arc<GroupRef>>,
+    next_due: Option<DateTime<Utc>>,
+    last_notified_at: Option<DateTime<Utc>>,
+    last_firing: SortedFingerprints,
+    last_muted: SortedFingerprints,
     #[serde(default)]
-    pub last_symptoms: SortedFingerprints,
+    flapping_noticed: SortedFingerprints,
+    #[serde(default)]
+    last_symptoms: SortedFingerprints,
+}
+
+impl From<PlainGroupState> for GroupState {
+    fn from(p: PlainGroupState) -> Self {
+        let mut g = GroupState {
+            group: p.group,
+            next_due: p.next_due,
+            last_notified_at: p.last_notified_at,
+            last_firing: p.last_firing,
+            muting: None,
+        };
+        g.set_muting(p.last_muted, p.flapping_noticed, p.last_symptoms);
+        g
+    }
+}
+
+impl From<GroupState> for PlainGroupState {
+    fn from(g: GroupState) -> Self {
+        let m = g.muting.map(|m| *m).unwrap_or_default();
+        PlainGroupState {
+            group: g.group,
+            next_due: g.next_due,
+            last_notified_at: g.last_notified_at,
+            last_firing: g.last_firing,
+            last_muted: m.last_muted,
+            flapping_noticed: m.flapping_noticed,
+            last_symptoms: m.last_symptoms,
+        }
+    }
 }
 
 /// A group's `GroupRef`, keyed, compared and hashed by its id alone, so
 /// that tables of groups can be keyed by the one shared copy (looked up by
 /// `&str`) instead of a `String` of the id each.
 #[derive(Debug, Clone)]
-struct GroupById(Arc<GroupRef>);
+pub(crate) struct GroupById(pub(crate) Arc<GroupRef>);
+
+impl GroupById {
+    /// The group's id (`GroupRef::group`).
+    pub(crate) fn id(&self) -> &str {
+        &self.0.group
+    }
+}
 
 impl std::borrow::Borrow<str> for GroupById {
     fn borrow(&self) -> &str {
@@ -342,7 +444,7 @@ impl Projection for GroupStates {
                     g.group = Some(shared_group(&t.group));
                 }
                 g.next_due = Some(t.due_at);
-                g.last_muted = SortedFingerprints::of(&t.muted);
+                g.set_last_muted(SortedFingerprints::of(&t.muted));
             }
             // An escalation page is not the group's own notification.
             EventKind::NotificationDue(n) if n.escalation.is_none() => {
@@ -357,19 +459,22 @@ impl Projection for GroupStates {
                 g.next_due = None;
                 g.last_notified_at = Some(event.occurred_at);
                 g.last_firing = SortedFingerprints::of(&n.firing);
-                g.last_muted = SortedFingerprints::of(n.muted.keys());
-                let still = g.flapping_noticed.strings().filter(|fp| {
+                let still = g.flapping_noticed().strings().filter(|fp| {
                     n.muted
                         .get(fp.as_ref())
                         .is_some_and(|w| w.iter().any(|w| w == FLAPPING))
                 });
-                g.flapping_noticed = SortedFingerprints::of(
+                let flapping_noticed = SortedFingerprints::of(
                     still
                         .map(|fp| fp.into_owned())
                         .chain(n.flapping.iter().cloned())
                         .collect::<Vec<String>>(),
                 );
-                g.last_symptoms = SortedFingerprints::of(n.symptoms.iter().map(|s| &s.fingerprint));
+                g.set_muting(
+                    SortedFingerprints::of(n.muted.keys()),
+                    flapping_noticed,
+                    SortedFingerprints::of(n.symptoms.iter().map(|s| &s.fingerprint)),
+                );
             }
             EventKind::GroupClosed(g) => {
                 let closed = self.groups.write().remove_entry(g.group.as_str());
@@ -1153,7 +1258,7 @@ impl Dispatcher {
                             reason,
                             // Still what the last flush muted: those coming
                             // back stay news.
-                            muted: state.last_muted.strings().map(Into::into).collect(),
+                            muted: state.last_muted().strings().map(Into::into).collect(),
                         }));
                     }
                 }
@@ -1167,7 +1272,7 @@ impl Dispatcher {
                         || state
                             .last_firing
                             .entries()
-                            .chain(state.flapping_noticed.entries())
+                            .chain(state.flapping_noticed().entries())
                             .any(|fp| !fp.is_some_and(|fp| m.is_member(fp)))
                         || !flapping_notice(m, state).is_empty();
                     if !news {
@@ -1229,7 +1334,7 @@ impl Dispatcher {
                 continue;
             };
             if let Some(route) = tree.get(&group.route)
-                && !(state.last_firing.is_empty() && state.flapping_noticed.is_empty())
+                && !(state.last_firing.is_empty() && state.flapping_noticed().is_empty())
             {
                 decisions.extend(self.flush(
                     routing,
@@ -1245,7 +1350,7 @@ impl Dispatcher {
         // A group that was notified as firing and lost all its alerts with no
         // timer pending gets one, so the resolve is sent.
         for &(_, state) in &unseen {
-            if (state.last_firing.is_empty() && state.flapping_noticed.is_empty())
+            if (state.last_firing.is_empty() && state.flapping_noticed().is_empty())
                 || state.next_due.is_some()
             {
                 continue;
@@ -1462,13 +1567,13 @@ impl Dispatcher {
         // Noticed as flapping and now firing, no longer muted: they settled
         // in the state the notice already said they were in (firing). Not
         // news worth a page; with updates in place, the message says so.
-        let settled = listed.iter().any(|fp| state.flapping_noticed.contains(*fp));
+        let settled = listed.iter().any(|fp| state.flapping_noticed().contains(*fp));
         // New: not in the last notification, or back from being muted (a
         // silence that hid it ended, its inhibitor resolved).
         let new: Vec<String> = listed
             .iter()
-            .filter(|fp| !state.last_firing.contains(**fp) || state.last_muted.contains(**fp))
-            .filter(|fp| !state.flapping_noticed.contains(**fp))
+            .filter(|fp| !state.last_firing.contains(**fp) || state.last_muted().contains(**fp))
+            .filter(|fp| !state.flapping_noticed().contains(**fp))
             .map(ToString::to_string)
             .collect();
         // A flapping alert the group had its notice about and that settled
@@ -1476,7 +1581,7 @@ impl Dispatcher {
         let resolved: Vec<String> = state
             .last_firing
             .strings()
-            .chain(state.flapping_noticed.strings())
+            .chain(state.flapping_noticed().strings())
             .filter(|fp| {
                 !canonical(fp).is_some_and(|fp| listed.contains(&fp) || muted.contains_key(&fp))
             })
@@ -1496,7 +1601,7 @@ impl Dispatcher {
             .values()
             .map(|s| crate::eventlog::Symptom {
                 new: state.last_notified_at.is_some()
-                    && !state.last_symptoms.contains_str(&s.fingerprint),
+                    && !state.last_symptoms().contains_str(&s.fingerprint),
                 ..s.clone()
             })
             .collect();
@@ -1570,7 +1675,7 @@ fn flapping_notice(m: &Members, state: &GroupState) -> Vec<Fingerprint> {
     m.muted
         .iter()
         .filter(|(fp, why)| {
-            why.len() == 1 && why[0] == FLAPPING && !state.flapping_noticed.contains(**fp)
+            why.len() == 1 && why[0] == FLAPPING && !state.flapping_noticed().contains(**fp)
         })
         .map(|(fp, _)| *fp)
         .collect()
@@ -1723,10 +1828,11 @@ mod tests {
     }
 
     /// The snapshot of the group states kept its shape (`views-4`) when
-    /// the sets became numbers and the `GroupRef` a shared one.
+    /// the sets became numbers, the `GroupRef` a shared one and the rarely
+    /// set sets one box.
     #[test]
     fn group_state_json_is_that_of_string_sets_and_a_plain_group() {
-        let state = GroupState {
+        let state = GroupState::from(PlainGroupState {
             group: Some(shared_group(&group("r:{g=\"1\"}"))),
             next_due: None,
             last_notified_at: None,
@@ -1734,13 +1840,42 @@ mod tests {
             last_muted: SortedFingerprints::of(["not-a-fingerprint"]),
             flapping_noticed: SortedFingerprints::default(),
             last_symptoms: SortedFingerprints::default(),
-        };
+        });
+        let muted: Vec<String> = state.last_muted().strings().map(|s| s.into_owned()).collect();
+        assert_eq!(muted, ["not-a-fingerprint"]);
         let json = serde_json::to_string(&state).unwrap();
         assert_eq!(
             json,
             r#"{"group":{"group":"r:{g=\"1\"}","route":"r","receiver":"sink","group_key":"{}:{}","group_labels":{}},"next_due":null,"last_notified_at":null,"last_firing":["00000000000000a1","00000000000000b2"],"last_muted":["not-a-fingerprint"],"flapping_noticed":[],"last_symptoms":[]}"#
         );
         assert_eq!(serde_json::from_str::<GroupState>(&json).unwrap(), state);
+    }
+
+    /// A group with nothing muted, flapping or joined as a symptom (nearly
+    /// all) keeps no box for those sets; setting them and clearing them
+    /// again ends in the same state as never having set them.
+    #[test]
+    fn a_group_without_muted_alerts_keeps_no_box_for_them() {
+        let mut state = GroupState {
+            last_firing: SortedFingerprints::of(["00000000000000a1"]),
+            ..GroupState::default()
+        };
+        let plain = state.clone();
+        assert!(state.muting.is_none());
+        assert!(state.last_muted().is_empty() && state.flapping_noticed().is_empty());
+        state.set_last_muted(SortedFingerprints::of(["00000000000000b2"]));
+        assert!(state.muting.is_some());
+        assert!(state.last_muted().contains_str("00000000000000b2"));
+        state.set_muting(
+            SortedFingerprints::default(),
+            SortedFingerprints::default(),
+            SortedFingerprints::default(),
+        );
+        assert!(state.muting.is_none());
+        assert_eq!(state, plain);
+        let json = serde_json::to_string(&state).unwrap();
+        assert!(json.ends_with(r#""last_muted":[],"flapping_noticed":[],"last_symptoms":[]}"#));
+        assert_eq!(serde_json::from_str::<GroupState>(&json).unwrap(), plain);
     }
 
     #[test]
