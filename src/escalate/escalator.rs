@@ -125,7 +125,10 @@ impl Escalator {
 
     /// [`Self::policy_of`] an incident as the view keeps it, read in place.
     fn policy_of_kept(&self, incident: &KeptIncident) -> Option<&PolicyConfig> {
-        self.policy_for(incident.escalation().policy.as_deref(), &incident.group().route)
+        self.policy_for(
+            incident.escalation().policy.as_deref(),
+            &incident.group().route,
+        )
     }
 
     /// The policy named `begun_with`, or else route `route`'s.

@@ -208,7 +208,11 @@ impl KeptIncident {
     /// One shape for one state: no box of defaults (a replay, a restore
     /// and the live fold end equal however they got there).
     fn tidy(&mut self) {
-        if self.later.as_deref().is_some_and(|l| *l == Later::default()) {
+        if self
+            .later
+            .as_deref()
+            .is_some_and(|l| *l == Later::default())
+        {
             self.later = None;
         }
     }
@@ -384,7 +388,11 @@ impl Incidents {
 
     pub fn get(&self, id: &str) -> Option<Incident> {
         let seq = seq_of(id)?;
-        self.inner.read().by_seq.get(&seq).map(KeptIncident::to_incident)
+        self.inner
+            .read()
+            .by_seq
+            .get(&seq)
+            .map(KeptIncident::to_incident)
     }
 
     /// The open incident of a group, if any.
@@ -496,7 +504,10 @@ impl Projection for Incidents {
                             if !due.symptoms.is_empty() || acknowledged {
                                 let later = i.later_mut();
                                 for s in &due.symptoms {
-                                    if !later.symptoms.iter().any(|k| k.fingerprint == s.fingerprint)
+                                    if !later
+                                        .symptoms
+                                        .iter()
+                                        .any(|k| k.fingerprint == s.fingerprint)
                                     {
                                         later.symptoms.push(s.clone());
                                     }
@@ -703,9 +714,16 @@ mod tests {
         assert_eq!(fresh.escalation, Progress::default());
         assert!(!has_box(&incidents, "inc-10"));
 
-        incidents.apply(&event(12, 1, due("g1", &["00000000000000a1", "00000000000000c3"])));
+        incidents.apply(&event(
+            12,
+            1,
+            due("g1", &["00000000000000a1", "00000000000000c3"]),
+        ));
         assert_eq!(incidents.get("inc-10").unwrap().firing.len(), 2);
-        assert!(!has_box(&incidents, "inc-10"), "a repeat sets nothing later");
+        assert!(
+            !has_box(&incidents, "inc-10"),
+            "a repeat sets nothing later"
+        );
 
         incidents.apply(&event(13, 2, action("incident.acknowledged", "inc-10")));
         let acked = incidents.get("inc-10").unwrap();
@@ -742,7 +760,10 @@ mod tests {
         let json = (incidents.snapshot().unwrap())();
         assert_eq!(json["open"], serde_json::json!({"g2": "inc-11"}));
         assert_eq!(json["by_id"]["inc-11"]["ack"]["by"], "ana");
-        assert_eq!(json["by_id"]["inc-11"]["firing"], serde_json::json!(["not-a-fingerprint"]));
+        assert_eq!(
+            json["by_id"]["inc-11"]["firing"],
+            serde_json::json!(["not-a-fingerprint"])
+        );
         assert_eq!(json["by_id"]["inc-10"]["closed_by"], "alerts resolved");
         let plain: Incident = serde_json::from_value(json["by_id"]["inc-10"].clone()).unwrap();
         assert_eq!(plain, incidents.get("inc-10").unwrap());

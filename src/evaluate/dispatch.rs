@@ -94,7 +94,9 @@ impl GroupState {
     /// Fingerprints muted at the last flush: when they come back while
     /// still firing, they are notified again (Alertmanager stays silent).
     pub fn last_muted(&self) -> &SortedFingerprints {
-        self.muting.as_ref().map_or(&NO_FINGERPRINTS, |m| &m.last_muted)
+        self.muting
+            .as_ref()
+            .map_or(&NO_FINGERPRINTS, |m| &m.last_muted)
     }
 
     /// Flapping alerts the group has had its one notice about and still
@@ -1567,7 +1569,9 @@ impl Dispatcher {
         // Noticed as flapping and now firing, no longer muted: they settled
         // in the state the notice already said they were in (firing). Not
         // news worth a page; with updates in place, the message says so.
-        let settled = listed.iter().any(|fp| state.flapping_noticed().contains(*fp));
+        let settled = listed
+            .iter()
+            .any(|fp| state.flapping_noticed().contains(*fp));
         // New: not in the last notification, or back from being muted (a
         // silence that hid it ended, its inhibitor resolved).
         let new: Vec<String> = listed
@@ -1841,7 +1845,11 @@ mod tests {
             flapping_noticed: SortedFingerprints::default(),
             last_symptoms: SortedFingerprints::default(),
         });
-        let muted: Vec<String> = state.last_muted().strings().map(|s| s.into_owned()).collect();
+        let muted: Vec<String> = state
+            .last_muted()
+            .strings()
+            .map(|s| s.into_owned())
+            .collect();
         assert_eq!(muted, ["not-a-fingerprint"]);
         let json = serde_json::to_string(&state).unwrap();
         assert_eq!(
