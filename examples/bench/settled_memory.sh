@@ -31,7 +31,10 @@ LOAD=${LOAD:-5}
 D=$(mktemp -d -p "${BENCH_TMPDIR:-${TMPDIR:-/tmp}}" settled-memory.XXXXXX)
 PIDS=()
 cleanup() {
-    for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do
+        kill -9 "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
     rm -rf "$D"
 }
 trap cleanup EXIT
