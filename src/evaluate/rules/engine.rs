@@ -34,7 +34,54 @@ use crate::evaluate::Fingerprint;
 use crate::eventlog::{AlertReport, AlertResolution, Event, EventKind, LabelSet, NewEvent};
 use crate::ingest::IncomingAlert;
 
-type GroupKey = Arc<[String]>;
+/// A group's key as the engine's tables hold it: the values of its rule's
+/// `group_by`, each as its length (4 bytes, little-endian) then its bytes,
+/// in one allocation. An event's key is written into a reused buffer from
+/// the event's borrowed fields, hashed and compared as one byte string, and
+/// allocated only for a group not seen before: a key of `Arc<[String]>`
+/// was three allocations per new group (and a count's groups come and go
+/// with nearly every event), hashed string by string — a fifth of folding.
+type GroupKey = Arc<[u8]>;
+
+/// A group key as its values: what snapshots hold and alerts show.
+type KeyValues = Arc<[String]>;
+
+/// Appends `value` to a key being written (see [`GroupKey`]).
+fn push_key_part(key: &mut Vec<u8>, value: &str) {
+    let len = u32::try_from(value.len()).expect("a group value under 4 GiB");
+    key.extend_from_slice(&len.to_le_bytes());
+    key.extend_from_slice(value.as_bytes());
+}
+
+/// The values of an encoded key, in order.
+#[derive(Clone)]
+struct KeyParts<'a>(&'a [u8]);
+
+impl<'a> Iterator for KeyParts<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let (len, rest) = self.0.split_first_chunk::<4>()?;
+        let (value, rest) = rest.split_at(u32::from_le_bytes(*len) as usize);
+        self.0 = rest;
+        Some(std::str::from_utf8(value).expect("a key is written from strs"))
+    }
+}
+
+fn encode_key<S: AsRef<str>>(values: &[S]) -> Vec<u8> {
+    let mut key = Vec::new();
+    for v in values {
+        push_key_part(&mut key, v.as_ref());
+    }
+    key
+}
+
+fn key_values(key: &[u8]) -> KeyValues {
+    KeyParts(key).map(str::to_string).collect()
+}
+
+/// The key of a released slot (no allocation per release).
+static NO_KEY: std::sync::LazyLock<GroupKey> = std::sync::LazyLock::new(|| GroupKey::from(&[][..]));
 
 /// What the engine decided: an alert of a rule fires or resolves.
 #[derive(Debug, Clone, PartialEq)]
@@ -212,11 +259,11 @@ struct Slot {
 }
 
 impl Groups {
-    fn id(&self, key: &[String]) -> Option<u32> {
+    fn id(&self, key: &[u8]) -> Option<u32> {
         self.ids.get(key).copied()
     }
 
-    fn intern(&mut self, key: &[String]) -> u32 {
+    fn intern(&mut self, key: &[u8]) -> u32 {
         if let Some(id) = self.id(key) {
             return id;
         }
@@ -261,7 +308,7 @@ impl Groups {
         // with nearly every event).
         match self.ids.remove_entry(&slot.key) {
             Some((_, owner)) if owner == id => {
-                slot.key = GroupKey::from(Vec::new());
+                slot.key = NO_KEY.clone();
                 self.free.push(id);
             }
             // Given back already (an id can be listed stale twice), and its
@@ -315,9 +362,11 @@ pub struct RuleEngine {
     scanned: bool,
     /// Firing alerts to check for a rule or group that is gone.
     orphans: std::collections::HashSet<At, Fast>,
-    /// Buffers reused from event to event: the candidate rules, a group key.
+    /// Buffers reused from event to event: the candidate rules, a group
+    /// key, a value of it computed by an expression.
     candidates: Vec<usize>,
-    key: Vec<String>,
+    key: Vec<u8>,
+    label: String,
     /// CEL errors and template failures seen (a rule that errors on every
     /// event never fires; this says so).
     pub errors: u64,
@@ -358,6 +407,7 @@ impl RuleEngine {
                 .collect(),
             candidates: Vec::new(),
             key: Vec::new(),
+            label: String::new(),
             set,
             errors: 0,
         }
@@ -417,7 +467,7 @@ impl RuleEngine {
             if let Some(recovery) = &rule.recovery
                 && selects(recovery, event, &input)
             {
-                fill_group_key(rule, &input, &mut self.key);
+                fill_group_key(rule, &input, &mut self.key, &mut self.label);
                 if let Some(id) = self.groups[index].id(&self.key)
                     && let Some(state) = self.groups[index].slot_mut(id).state.as_mut()
                 {
@@ -431,7 +481,7 @@ impl RuleEngine {
                     .condition
                     .as_ref()
                     .is_none_or(|c| c.test(&input));
-                fill_group_key(rule, &input, &mut self.key);
+                fill_group_key(rule, &input, &mut self.key, &mut self.label);
                 let id = self.groups[index].intern(&self.key);
                 self.mark_dirty((index as u32, id));
                 let state = self.groups[index]
@@ -746,7 +796,7 @@ impl RuleEngine {
         out.sort_by(|(a, a_at, a_orphan), (b, b_at, b_orphan)| {
             (a.at, &a.source, &a.fingerprint, a_orphan)
                 .cmp(&(b.at, &b.source, &b.fingerprint, b_orphan))
-                .then_with(|| self.key(*a_at).cmp(self.key(*b_at)))
+                .then_with(|| KeyParts(self.key(*a_at)).cmp(KeyParts(self.key(*b_at))))
         });
         out.into_iter().map(|(d, _, _)| d).collect()
     }
@@ -755,15 +805,15 @@ impl RuleEngine {
         &self,
         set: &RuleSet,
         rule: &Rule,
-        key: &[String],
+        key: &[u8],
         state: &GroupState,
         st: &Status,
         at: DateTime<Utc>,
     ) -> Decision {
         let mut labels = LabelSet::new();
-        for (g, value) in rule.group_by.iter().zip(key.iter()) {
+        for (g, value) in rule.group_by.iter().zip(KeyParts(key)) {
             if !value.is_empty() {
-                labels.insert(g.label().to_string(), value.clone());
+                labels.insert(g.label().to_string(), value.to_string());
             }
         }
         let templated = rule
@@ -832,7 +882,7 @@ impl RuleEngine {
                 "group": rule.group,
                 "name": rule.name,
                 "file": rule.file.display().to_string(),
-                "group_key": key,
+                "group_key": KeyParts(key).collect::<Vec<_>>(),
                 "reason": reason,
                 "template_errors": if errors.is_empty() { None } else { Some(&errors) },
             }),
@@ -912,22 +962,22 @@ pub struct EngineState {
     started: DateTime<Utc>,
     last_evaluated: Option<DateTime<Utc>>,
     errors: u64,
-    groups: Vec<(String, Vec<(GroupKey, GroupState)>)>,
-    firing: Vec<(String, GroupKey, String, AlertReport)>,
+    groups: Vec<(String, Vec<(KeyValues, GroupState)>)>,
+    firing: Vec<(String, KeyValues, String, AlertReport)>,
 }
 
 impl RuleEngine {
     /// A copy of the state, for a snapshot. Decisions in flight are not
     /// kept: they are folded in the commit that decided them.
     pub fn state(&self) -> EngineState {
-        let mut groups: Vec<(String, Vec<(GroupKey, GroupState)>)> = self
+        let mut groups: Vec<(String, Vec<(KeyValues, GroupState)>)> = self
             .set
             .rules
             .iter()
             .map(|rule| {
                 let mut g: Vec<_> = self.groups[rule.index]
                     .live()
-                    .map(|(_, slot, s)| (slot.key.clone(), s.clone()))
+                    .map(|(_, slot, s)| (key_values(&slot.key), s.clone()))
                     .collect();
                 g.sort_by(|a, b| a.0.cmp(&b.0));
                 (rule.source.clone(), g)
@@ -940,7 +990,7 @@ impl RuleEngine {
             .map(|(at, f)| {
                 (
                     self.source_name(at.0).to_string(),
-                    self.key(*at).clone(),
+                    key_values(self.key(*at)),
                     f.fingerprint.clone(),
                     (*f.report).clone(),
                 )
@@ -977,13 +1027,13 @@ impl RuleEngine {
                 .position(|r| r.source == source)
                 .ok_or_else(|| format!("rule {source} is not in the set"))?;
             for (key, group) in groups {
-                let id = engine.groups[i].intern(&key);
+                let id = engine.groups[i].intern(&encode_key(&key));
                 engine.groups[i].slot_mut(id).state = Some(group);
             }
         }
         for (source, key, fingerprint, report) in state.firing {
             let i = engine.source_index(&source);
-            let at = (i, engine.groups[i as usize].intern(&key));
+            let at = (i, engine.groups[i as usize].intern(&encode_key(&key)));
             engine.by_fingerprint.insert(fingerprint.clone(), at);
             engine.firing.insert(
                 at,
@@ -1065,7 +1115,7 @@ fn group_wake(rule: &Rule, state: &GroupState, after: DateTime<Utc>) -> Option<D
 
 /// The group an alert of a rule was fired for (`extra.rule.group_key`, a
 /// list of strings); none if it is not there or not that.
-fn recorded_group_key(report: &AlertReport) -> GroupKey {
+fn recorded_group_key(report: &AlertReport) -> Vec<u8> {
     let values = report
         .extra
         .get("rule")
@@ -1075,9 +1125,10 @@ fn recorded_group_key(report: &AlertReport) -> GroupKey {
         .and_then(|values| {
             values
                 .iter()
-                .map(|v| v.as_str().map(str::to_string))
-                .collect::<Option<GroupKey>>()
+                .map(|v| v.as_str())
+                .collect::<Option<Vec<&str>>>()
         })
+        .map(|values| encode_key(&values))
         .unwrap_or_default()
 }
 
@@ -1121,7 +1172,7 @@ fn selects_without_condition(sel: &Selector, event: &Event, input: &Input) -> bo
         && sel
             .matchers
             .iter()
-            .all(|m| m.matcher.matches_value(&input.field_text(&m.path)))
+            .all(|m| m.matcher.matches_value(&input.known_text(m.known, &m.path)))
 }
 
 fn selects(sel: &Selector, event: &Event, input: &Input) -> bool {
@@ -1129,18 +1180,21 @@ fn selects(sel: &Selector, event: &Event, input: &Input) -> bool {
         && sel.condition.as_ref().is_none_or(|c| c.test(input))
 }
 
-/// The group `input` belongs to, written into `key` (its strings reused
-/// from event to event: most keys are of groups already known, and
-/// allocating each was a large part of folding).
-fn fill_group_key(rule: &Rule, input: &Input, key: &mut Vec<String>) {
-    key.resize_with(rule.group_by.len(), String::new);
-    for (g, value) in rule.group_by.iter().zip(key.iter_mut()) {
+/// The group `input` belongs to, encoded into `key` (see [`GroupKey`]),
+/// from the event's fields as they are borrowed from it; `label` holds a
+/// value an expression computes. Both buffers are reused from event to
+/// event: most keys are of groups already known.
+fn fill_group_key(rule: &Rule, input: &Input, key: &mut Vec<u8>, label: &mut String) {
+    key.clear();
+    for g in &rule.group_by {
         match g {
-            GroupBy::Path { path, .. } => {
-                value.clear();
-                value.push_str(&input.field_text(path));
+            GroupBy::Path { path, known, .. } => {
+                push_key_part(key, &input.known_text(*known, path))
             }
-            GroupBy::Expr { expr, .. } => expr.label_into(input, value),
+            GroupBy::Expr { expr, .. } => {
+                expr.label_into(input, label);
+                push_key_part(key, label);
+            }
         }
     }
 }
@@ -1481,5 +1535,41 @@ mod tests {
                 .collect::<Vec<_>>(),
             [vec!["api-0".to_string()], vec!["api-1".to_string()]]
         );
+    }
+
+    /// Encoded group keys are one key per list of values (no two lists
+    /// share an encoding, empty values and no values included) and order
+    /// as the lists do: decisions of the same instant are ordered by key,
+    /// as they were when keys were `[String]`.
+    #[test]
+    fn encoded_group_keys_are_unambiguous_and_order_as_their_values() {
+        let lists: Vec<Vec<&str>> = vec![
+            vec![],
+            vec![""],
+            vec!["", ""],
+            vec!["a"],
+            vec!["ab"],
+            vec!["a", "b"],
+            vec!["a", "", "b"],
+            vec!["a\u{0}b"],
+            vec!["b"],
+            vec!["ns1", "pod-10"],
+            vec!["ns1", "pod-9"],
+            vec!["ns10", "pod-1"],
+            vec!["日本", "x"],
+        ];
+        let keys: Vec<Vec<u8>> = lists.iter().map(|l| encode_key(l)).collect();
+        for (i, (a, ka)) in lists.iter().zip(&keys).enumerate() {
+            assert_eq!(&KeyParts(ka).collect::<Vec<_>>(), a);
+            assert_eq!(&*key_values(ka), a.as_slice());
+            for (b, kb) in lists.iter().zip(&keys).skip(i + 1) {
+                assert_ne!(ka, kb, "{a:?} and {b:?}");
+                assert_eq!(
+                    KeyParts(ka).cmp(KeyParts(kb)),
+                    a.cmp(b),
+                    "{a:?} against {b:?}"
+                );
+            }
+        }
     }
 }

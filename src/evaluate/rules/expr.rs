@@ -611,6 +611,76 @@ pub fn typed_field<'a>(kind: &'a EventKind, path: &[String]) -> Field<'a> {
     }
 }
 
+/// A payload path resolved once, when the rule is loaded, to the text field
+/// of a typed event it names: matchers, group keys and the rule index read
+/// these on every event, and matching the path's strings per event and rule
+/// in [`typed_field`] showed in profiles. [`Known::Other`]: any other path,
+/// read by [`typed_field`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Known {
+    Cluster,
+    Namespace,
+    Reason,
+    Message,
+    Type,
+    ReportingController,
+    ObjectKind,
+    ObjectName,
+    ObjectUid,
+    Probe,
+    Target,
+    Name,
+    Other,
+}
+
+impl Known {
+    pub fn of(path: &[String]) -> Known {
+        match path {
+            [one] => match one.as_str() {
+                "cluster" => Known::Cluster,
+                "namespace" => Known::Namespace,
+                "reason" => Known::Reason,
+                "message" => Known::Message,
+                "type" => Known::Type,
+                "reporting_controller" => Known::ReportingController,
+                "probe" => Known::Probe,
+                "target" => Known::Target,
+                "name" => Known::Name,
+                _ => Known::Other,
+            },
+            [object, field] if object == "involved_object" => match field.as_str() {
+                "kind" => Known::ObjectKind,
+                "name" => Known::ObjectName,
+                "uid" => Known::ObjectUid,
+                _ => Known::Other,
+            },
+            _ => Known::Other,
+        }
+    }
+
+    /// The field in `kind`'s payload, where it is one of its text fields
+    /// (what [`typed_field`] gives as [`Field::Str`] for the path); `None`
+    /// for anything else.
+    fn text(self, kind: &EventKind) -> Option<&str> {
+        Some(match (kind, self) {
+            (EventKind::K8sEvent(e), Known::Cluster) => &e.cluster,
+            (EventKind::K8sEvent(e), Known::Namespace) => &e.namespace,
+            (EventKind::K8sEvent(e), Known::Reason) => &e.reason,
+            (EventKind::K8sEvent(e), Known::Message) => &e.message,
+            (EventKind::K8sEvent(e), Known::Type) => &e.event_type,
+            (EventKind::K8sEvent(e), Known::ReportingController) => &e.reporting_controller,
+            (EventKind::K8sEvent(e), Known::ObjectKind) => &e.involved_object.kind,
+            (EventKind::K8sEvent(e), Known::ObjectName) => &e.involved_object.name,
+            (EventKind::K8sEvent(e), Known::ObjectUid) => &e.involved_object.uid,
+            (EventKind::ProbeResult(p), Known::Probe) => &p.probe,
+            (EventKind::ProbeResult(p), Known::Type) => &p.probe_type,
+            (EventKind::ProbeResult(p), Known::Target) => &p.target,
+            (EventKind::HeartbeatReceived(h), Known::Name) => &h.name,
+            _ => return None,
+        })
+    }
+}
+
 /// The maps of a typed event's payload that conditions read whole
 /// (`has(payload.values.cpu)`, `payload.labels.app == 'web'`) as the CEL
 /// values the JSON would give (non-finite floats as null), without the
@@ -774,6 +844,15 @@ impl<'a> Input<'a> {
     /// and `key` not found in the payload are the envelope's.
     pub fn field(&self, path: &[String]) -> String {
         self.field_text(path).into_owned()
+    }
+
+    /// [`Self::field_text`] of `path`, resolved at load as `known`
+    /// (`Known::of(path)`).
+    pub fn known_text(&self, known: Known, path: &[String]) -> std::borrow::Cow<'a, str> {
+        match known.text(&self.event.kind) {
+            Some(s) => std::borrow::Cow::Borrowed(s),
+            None => self.field_text(path),
+        }
     }
 
     /// [`Self::field`], borrowed from the event when it is a string there.
@@ -1082,6 +1161,65 @@ mod tests {
                 paths(next, path, out);
             }
         }
+    }
+
+    /// A path resolved at load reads what the path reads, on every typed
+    /// kind and others, for every path `Known` names and some it does not.
+    #[test]
+    fn a_resolved_path_reads_what_the_path_reads() {
+        let mut events = typed_events();
+        let mut other = event();
+        other.kind = EventKind::AlertResolved(crate::eventlog::AlertResolution {
+            fingerprint: "0123456789abcdef".into(),
+            ends_at: other.occurred_at,
+            reason: "gone".into(),
+            report: None,
+        });
+        events.push(other);
+        let paths = [
+            "cluster",
+            "namespace",
+            "reason",
+            "message",
+            "type",
+            "reporting_controller",
+            "involved_object.kind",
+            "involved_object.name",
+            "involved_object.uid",
+            "involved_object.deleted",
+            "probe",
+            "target",
+            "name",
+            "count",
+            "ok",
+            "source",
+            "kind",
+            "key",
+            "reason.more",
+            "labels.app",
+            "values.cpu",
+            "involved_object",
+        ];
+        let mut resolved = 0;
+        for e in &events {
+            let input = Input::new(e);
+            for p in paths {
+                let path: Vec<String> = p.split('.').map(str::to_string).collect();
+                let known = Known::of(&path);
+                if known.text(&e.kind).is_some() {
+                    resolved += 1;
+                }
+                assert_eq!(
+                    input.known_text(known, &path),
+                    input.field_text(&path),
+                    "{p} of {}",
+                    e.kind.name()
+                );
+            }
+        }
+        // Every typed kind had its text fields resolved (the test would
+        // pass with nothing resolved at all otherwise).
+        assert!(resolved >= 13, "{resolved} resolved");
     }
 
     /// The typed reading of a field is the JSON's: the same value, missing

@@ -33,7 +33,7 @@ use chrono::Duration;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::expr::Expr;
+use super::expr::{Expr, Known};
 use crate::config::PromDuration;
 use crate::evaluate::matcher::{self, Matcher};
 use crate::eventlog::EventKind;
@@ -215,6 +215,8 @@ pub struct Selector {
 #[derive(Debug)]
 pub struct FieldMatcher {
     pub path: Vec<String>,
+    /// `path` resolved once (see [`Known`]).
+    pub known: Known,
     pub matcher: Matcher,
 }
 
@@ -222,7 +224,12 @@ pub struct FieldMatcher {
 #[derive(Debug)]
 pub enum GroupBy {
     /// A payload path; the label is named after its last segment.
-    Path { label: String, path: Vec<String> },
+    Path {
+        label: String,
+        path: Vec<String>,
+        /// `path` resolved once (see [`Known`]).
+        known: Known,
+    },
     /// `{label: CEL}`.
     Expr { label: String, expr: Expr },
 }
@@ -427,8 +434,13 @@ impl Ctx<'_> {
             match matcher::parse(&m.value) {
                 Ok(parsed) => {
                     for matcher in parsed {
-                        let path = matcher.name().split('.').map(str::to_string).collect();
-                        fields.push(FieldMatcher { path, matcher });
+                        let path: Vec<String> =
+                            matcher.name().split('.').map(str::to_string).collect();
+                        fields.push(FieldMatcher {
+                            known: Known::of(&path),
+                            path,
+                            matcher,
+                        });
                     }
                 }
                 Err(e) => {
@@ -555,7 +567,11 @@ fn compile_rule(
                     continue;
                 }
                 let label = parts.last().cloned().unwrap_or_default();
-                group_by.push(GroupBy::Path { label, path: parts });
+                group_by.push(GroupBy::Path {
+                    label,
+                    known: Known::of(&parts),
+                    path: parts,
+                });
             }
             RawGroupBy::Named(map) if map.len() == 1 => {
                 let (label, src) = map.iter().next().expect("one entry");

@@ -57,7 +57,7 @@ pub use language::{Problem, Rule};
 pub use view::RulesView;
 
 use crate::eventlog::Event;
-use expr::Input;
+use expr::{Input, Known};
 use language::Compiled;
 
 /// The rules of a set of files, compiled and indexed.
@@ -94,7 +94,7 @@ struct KindIndex {
     /// Rules to try on every event of the kind.
     always: Vec<usize>,
     /// Field path → value → rules with `path="value"`.
-    by_field: Vec<(Vec<String>, RulesByValue)>,
+    by_field: Vec<(Vec<String>, Known, RulesByValue)>,
 }
 
 impl RuleSet {
@@ -235,8 +235,8 @@ impl RuleSet {
             return;
         };
         out.extend_from_slice(&ix.always);
-        for (path, values) in &ix.by_field {
-            if let Some(rules) = values.get(&*input.field_text(path)) {
+        for (path, known, values) in &ix.by_field {
+            if let Some(rules) = values.get(&*input.known_text(*known, path)) {
                 out.extend_from_slice(rules);
             }
         }
@@ -323,15 +323,15 @@ fn index(rules: &[Rule]) -> HashMap<&'static str, KindIndex> {
             let ix = by_kind.entry(kind).or_default();
             match eq {
                 Some(m) => {
-                    let slot = match ix.by_field.iter().position(|(p, _)| *p == m.path) {
+                    let slot = match ix.by_field.iter().position(|(p, _, _)| *p == m.path) {
                         Some(i) => i,
                         None => {
-                            ix.by_field.push((m.path.clone(), HashMap::new()));
+                            ix.by_field.push((m.path.clone(), m.known, HashMap::new()));
                             ix.by_field.len() - 1
                         }
                     };
                     ix.by_field[slot]
-                        .1
+                        .2
                         .entry(m.matcher.value().to_string())
                         .or_default()
                         .push(rule.index);
