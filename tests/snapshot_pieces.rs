@@ -170,7 +170,10 @@ fn snapshots_are_spaced_by_twice_the_views_items_once_they_outgrow_snapshot_ever
     let newest = snapshots.last().unwrap().0;
     // 900, or a commit or few later if the snapshot before was still being
     // written then (one snapshot at a time); never the fixed spacing's.
-    assert!((900..1_200).contains(&newest), "newest snapshot at {newest}");
+    assert!(
+        (900..1_200).contains(&newest),
+        "newest snapshot at {newest}"
+    );
 }
 
 /// A crash half-way through a snapshot leaves pieces without their row:
