@@ -328,10 +328,7 @@ impl Order {
             Self::file(&mut self.unfired, &mut ends, i, alerts.rec(i));
         }
         ends.sort_unstable();
-        // Two sorted runs: the stable sort merges them in one pass.
-        self.ends.reserve_exact(ends.len());
-        self.ends.extend(ends);
-        self.ends.sort();
+        merge_into(&mut self.ends, &ends);
         for i in std::mem::take(&mut self.stale) {
             self.stale_bits[i as usize / 64] = 0;
         }
@@ -347,6 +344,31 @@ impl Order {
         let from = after.map_or(0, |a| self.ends.partition_point(|(e, _)| *e <= a));
         let to = self.ends.partition_point(|(e, _)| *e <= until);
         self.ends[from..to.max(from)].iter().map(|(_, i)| *i)
+    }
+}
+
+/// Merges the sorted `new` into the sorted `into`, in place, from the back.
+/// A sort of the two runs (the stable sort merges them) took a scratch
+/// buffer as large as the order at every dispatcher pass that found a
+/// change: ~1.6 MB allocated and freed a pass for 100,000 alerts, which the
+/// allocator kept around as ~20 MiB more resident memory.
+fn merge_into<T: Ord + Copy>(into: &mut Vec<T>, new: &[T]) {
+    let Some(&first) = new.first() else {
+        return;
+    };
+    let mut old = into.len();
+    into.resize(old + new.len(), first);
+    let mut new_left = new.len();
+    let mut out = into.len();
+    while new_left > 0 {
+        out -= 1;
+        if old > 0 && into[old - 1] > new[new_left - 1] {
+            old -= 1;
+            into[out] = into[old];
+        } else {
+            new_left -= 1;
+            into[out] = new[new_left];
+        }
     }
 }
 
@@ -1146,6 +1168,27 @@ pub(crate) mod tests {
         let own_restored = AlertIndex::new();
         crate::eventlog::projection::restore_from_snapshot(&own, &own_restored);
         assert_eq!(own_restored.snapshot(), index.snapshot());
+    }
+
+    /// (order kept, new entries, merged): a merge in place, as a sort of
+    /// both would give.
+    #[test]
+    fn merging_a_sorted_run_into_the_order_keeps_it_sorted() {
+        let cases: Vec<(Vec<u32>, Vec<u32>)> = vec![
+            (vec![], vec![]),
+            (vec![], vec![1, 2]),
+            (vec![1, 2], vec![]),
+            (vec![1, 3, 5], vec![2, 4, 6]),
+            (vec![4, 5, 6], vec![1, 2, 3]),
+            (vec![1, 2, 3], vec![4, 5, 6]),
+            (vec![1, 2, 2, 9], vec![2, 2, 8, 10]),
+        ];
+        for (mut into, new) in cases {
+            let mut want = [into.clone(), new.clone()].concat();
+            want.sort();
+            merge_into(&mut into, &new);
+            assert_eq!(into, want);
+        }
     }
 
     /// Who acknowledged is kept beside the records, for the few alerts
