@@ -110,10 +110,12 @@ impl Views {
 
     /// Views whose rule engine evaluates `rules`.
     pub fn with_rules(rules: Arc<RuleSet>) -> Self {
+        // One table of alerts: the index reads the store's records.
+        let alerts = Arc::new(AlertStore::new());
         Views {
             rules: Arc::new(RulesView::new(rules)),
-            alert_index: Arc::new(AlertIndex::new()),
-            alerts: Arc::new(AlertStore::new()),
+            alert_index: Arc::new(AlertIndex::of(alerts.clone())),
+            alerts,
             silences: Arc::new(SilenceStore::new()),
             groups: Arc::new(GroupStates::new()),
             flaps: Default::default(),

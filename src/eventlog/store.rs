@@ -195,7 +195,9 @@ const DECIDE_ROUNDS: usize = 4;
 /// views-4: each view's text in `snapshot_parts`, in pieces.
 /// views-5: the flap view's `fired_once` table; no `dedup_key` in the
 /// alert index's entries.
-pub const SNAPSHOT_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "/views-5");
+/// views-6: the alert store holds the index's alerts and dedup keys (the
+/// index writes `null`); `fired_once` times in nanoseconds.
+pub const SNAPSHOT_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "/views-6");
 
 /// The largest piece of a view's text in `snapshot_parts`: what the
 /// snapshot thread holds at a time, and the most one of its transactions
