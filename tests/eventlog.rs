@@ -125,11 +125,11 @@ fn acked(key: &str, at: DateTime<Utc>) -> NewEvent {
 fn stored(new: &NewEvent, seq: u64, recorded_at: DateTime<Utc>) -> Event {
     Event {
         seq,
-        id: new.id.clone(),
+        id: new.id.as_str().into(),
         occurred_at: new.occurred_at,
         recorded_at,
-        source: new.source.clone(),
-        key: new.key.clone(),
+        source: new.source.as_str().into(),
+        key: new.key.as_str().into(),
         idempotency_key: new.idempotency_key.clone(),
         kind: new.kind.clone(),
     }

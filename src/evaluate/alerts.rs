@@ -517,11 +517,11 @@ pub(crate) mod tests {
     fn event(seq: u64, kind: EventKind) -> Event {
         Event {
             seq,
-            id: seq.to_string(),
+            id: seq.to_string().into(),
             occurred_at: t(0),
             recorded_at: t(0),
             source: "test".into(),
-            key: String::new(),
+            key: Default::default(),
             idempotency_key: None,
             kind,
         }

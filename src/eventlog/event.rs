@@ -12,21 +12,24 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use super::labels::LabelSet;
+pub use super::text::CompactText;
 
 /// An event as stored: the envelope and its typed kind.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     /// Assigned by the log, strictly increasing, never reused.
     pub seq: u64,
-    pub id: String,
+    /// Held in place, as `source` and `key` are ([`CompactText`]): no
+    /// allocation per event replay decodes.
+    pub id: CompactText,
     /// When it happened, per its source.
     pub occurred_at: DateTime<Utc>,
     /// When the log committed it.
     pub recorded_at: DateTime<Utc>,
     /// Who said so: `alertmanager`, `prometheus`, `pagerduty`, `fenghuo`, …
-    pub source: String,
+    pub source: CompactText,
     /// The entity it is about: an alert fingerprint, a silence id, a release id.
-    pub key: String,
+    pub key: CompactText,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
     #[serde(flatten)]

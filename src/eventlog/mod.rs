@@ -12,10 +12,11 @@ pub mod projection;
 pub mod replay;
 pub mod store;
 pub mod tail;
+pub mod text;
 
 pub use decider::Decider;
 pub use event::{
-    AlertReport, AlertResolution, Event, EventKind, FlapChange, GroupRef, GroupTimer, Heartbeat,
+    AlertReport, AlertResolution, CompactText, Event, EventKind, FlapChange, GroupRef, GroupTimer, Heartbeat,
     InvolvedObject, K8sEvent, K8sWatchProgress, LabelSet, Lease, LeaseFingerprints, NewEvent,
     NotificationDue, OwnerReference, ProbeResult, ProbeSummary, RulesLoaded, SilenceSpec, Symptom,
 };

@@ -1117,7 +1117,7 @@ fn describe(rule: &Rule, st: &Status) -> String {
 
 fn selects_without_condition(sel: &Selector, event: &Event, input: &Input) -> bool {
     sel.kinds.contains(&event.kind.name())
-        && (sel.sources.is_empty() || sel.sources.contains(&event.source))
+        && (sel.sources.is_empty() || sel.sources.iter().any(|s| *s == event.source))
         && sel
             .matchers
             .iter()
@@ -1410,11 +1410,11 @@ mod tests {
     fn backoff(pod: &str, at: DateTime<Utc>, seq: u64) -> Event {
         Event {
             seq,
-            id: format!("e{seq}"),
+            id: format!("e{seq}").into(),
             occurred_at: at,
             recorded_at: at,
             source: "kubernetes".into(),
-            key: format!("uid-{pod}"),
+            key: format!("uid-{pod}").into(),
             idempotency_key: None,
             kind: EventKind::K8sEvent(Arc::new(K8sEvent {
                 namespace: "shop".into(),
