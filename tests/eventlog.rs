@@ -86,7 +86,7 @@ fn report(n: usize, starts_at: DateTime<Utc>) -> AlertReport {
         ("instance", &format!("db-{n}:9100")),
     ]);
     AlertReport {
-        fingerprint: Fingerprint::of(&identity).to_string(),
+        fingerprint: Fingerprint::of(&identity).to_string().into(),
         labels: identity,
         annotations: labels(&[("summary", &format!("disk {n} is full"))]),
         starts_at,
@@ -209,7 +209,7 @@ async fn appends_survive_a_restart() {
         "prometheus",
         &fp,
         EventKind::AlertResolved(AlertResolution {
-            fingerprint: fp.clone(),
+            fingerprint: fp.to_string(),
             ends_at: store.clock.now(),
             reason: "resolved by source".into(),
             report: Some(r),
@@ -791,7 +791,7 @@ fn replay_of_many_chunks_folds_in_seq_order() {
                 "prometheus",
                 &fp,
                 EventKind::AlertResolved(AlertResolution {
-                    fingerprint: fp.clone(),
+                    fingerprint: fp.to_string(),
                     ends_at: at + Duration::minutes(1),
                     reason: "resolved by source".into(),
                     report: None,

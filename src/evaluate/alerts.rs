@@ -532,7 +532,7 @@ pub(crate) mod tests {
     pub(crate) fn received(name: &str, ends: Option<i64>) -> EventKind {
         let labels: LabelSet = [("alertname".to_string(), name.to_string())].into();
         EventKind::AlertReceived(Arc::new(AlertReport {
-            fingerprint: Fingerprint::of(&labels).to_string(),
+            fingerprint: Fingerprint::of(&labels).to_string().into(),
             labels,
             annotations: LabelSet::new(),
             starts_at: t(0),

@@ -557,7 +557,7 @@ impl RulesApart {
     fn watch(&mut self, event: &Event) {
         match &event.kind {
             EventKind::AlertReceived(r) if is_rule_decision(event) => {
-                self.firing.insert(r.fingerprint.clone());
+                self.firing.insert(r.fingerprint.to_string());
             }
             EventKind::AlertResolved(r) => {
                 let was_firing = self.firing.remove(&r.fingerprint);

@@ -854,8 +854,9 @@ pub struct SilenceSpec {
 /// An alert as a source reported it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertReport {
-    /// Alertmanager's fingerprint of `labels`, 16 hex digits.
-    pub fingerprint: String,
+    /// Alertmanager's fingerprint of `labels`, 16 hex digits, held in
+    /// place ([`CompactText`]): no allocation per report decoded.
+    pub fingerprint: CompactText,
     pub labels: LabelSet,
     #[serde(default)]
     pub annotations: LabelSet,
@@ -1330,15 +1331,21 @@ impl std::fmt::Debug for LeaseFingerprints {
     }
 }
 
-impl From<Vec<String>> for LeaseFingerprints {
-    fn from(texts: Vec<String>) -> LeaseFingerprints {
+impl<T: AsRef<str>> From<Vec<T>> for LeaseFingerprints {
+    fn from(texts: Vec<T>) -> LeaseFingerprints {
         texts.into_iter().collect()
     }
 }
 
-impl FromIterator<String> for LeaseFingerprints {
-    fn from_iter<I: IntoIterator<Item = String>>(texts: I) -> LeaseFingerprints {
-        LeaseFingerprints(texts.into_iter().map(LeaseFingerprint::of_string).collect())
+/// From `String`s or [`CompactText`]s (an alert report's fingerprint).
+impl<T: AsRef<str>> FromIterator<T> for LeaseFingerprints {
+    fn from_iter<I: IntoIterator<Item = T>>(texts: I) -> LeaseFingerprints {
+        LeaseFingerprints(
+            texts
+                .into_iter()
+                .map(|t| LeaseFingerprint::of(t.as_ref()))
+                .collect(),
+        )
     }
 }
 

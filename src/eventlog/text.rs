@@ -38,7 +38,10 @@ pub struct CompactText(Repr);
 #[derive(Clone)]
 enum Repr {
     /// `len` bytes of `bytes`, copied from a `str` (so valid UTF-8).
-    Inline { len: u8, bytes: [u8; INLINE] },
+    Inline {
+        len: u8,
+        bytes: [u8; INLINE],
+    },
     Shared(Arc<str>),
 }
 
@@ -278,7 +281,8 @@ mod tests {
             let back: CompactText = serde_json::from_str(&json).unwrap();
             assert_eq!(back, t);
             // Owned strings (serde's buffered content, `from_value`) too.
-            let back: CompactText = serde_json::from_value(serde_json::Value::String(s.clone())).unwrap();
+            let back: CompactText =
+                serde_json::from_value(serde_json::Value::String(s.clone())).unwrap();
             assert_eq!(back, t);
         }
         assert!(serde_json::from_str::<CompactText>("1").is_err());
@@ -311,7 +315,10 @@ mod tests {
         let t: CompactText = serde_json::from_str(json).unwrap();
         let s: String = serde_json::from_str(json).unwrap();
         assert_eq!(t, s);
-        assert_eq!(serde_json::to_string(&t).unwrap(), serde_json::to_string(&s).unwrap());
+        assert_eq!(
+            serde_json::to_string(&t).unwrap(),
+            serde_json::to_string(&s).unwrap()
+        );
     }
 
     #[test]

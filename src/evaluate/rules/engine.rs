@@ -461,11 +461,12 @@ impl RuleEngine {
                 self.in_flight.remove(&at);
                 self.touch(at);
                 self.orphans.insert(at);
-                self.by_fingerprint.insert(report.fingerprint.clone(), at);
+                self.by_fingerprint
+                    .insert(report.fingerprint.to_string(), at);
                 self.firing.insert(
                     at,
                     Firing {
-                        fingerprint: report.fingerprint.clone(),
+                        fingerprint: report.fingerprint.to_string(),
                         report: report.clone(),
                     },
                 );
@@ -843,7 +844,7 @@ impl RuleEngine {
             fingerprint: fingerprint.clone(),
             at,
             change: Change::Fire(AlertReport {
-                fingerprint,
+                fingerprint: fingerprint.into(),
                 labels,
                 annotations,
                 starts_at: at,
