@@ -1781,4 +1781,51 @@ mod tests {
         let back: Event = serde_json::from_value(json).unwrap();
         assert_eq!(back, event);
     }
+    /// The envelope's texts and the report's fingerprint became
+    /// `CompactText`s (in place up to 38 bytes, shared beyond): the JSON of
+    /// an event, and of its payload column, is byte for byte what the
+    /// `String`s wrote, whether a text is short, long or needs escapes.
+    #[test]
+    fn compact_envelope_texts_write_the_json_strings_wrote() {
+        let long = "x".repeat(super::super::text::INLINE + 5);
+        for (id, source, key) in [
+            ("4f1c0d9a8e7b6c5d4f1c0d9a8e7b6c5d", "prometheus", "0123456789abcdef"),
+            (long.as_str(), "a \"quoted\" \\ source\n", "ключ ✓"),
+            ("", "", ""),
+        ] {
+            let mut r = report();
+            r.fingerprint = key.into();
+            let event = Event {
+                seq: 7,
+                id: id.into(),
+                occurred_at: "2026-01-01T00:00:00Z".parse().unwrap(),
+                recorded_at: "2026-01-01T00:00:01Z".parse().unwrap(),
+                source: source.into(),
+                key: key.into(),
+                idempotency_key: Some("idem".into()),
+                kind: EventKind::AlertReceived(std::sync::Arc::new(r)),
+            };
+            let text = serde_json::to_string(&event).unwrap();
+            let q = |s: &str| serde_json::to_string(s).unwrap();
+            let want = format!(
+                "{{\"seq\":7,\"id\":{},\"occurred_at\":\"2026-01-01T00:00:00Z\",\
+                 \"recorded_at\":\"2026-01-01T00:00:01Z\",\"source\":{},\"key\":{},\
+                 \"idempotency_key\":\"idem\",\"kind\":\"alert.received\",\"payload\":\
+                 {{\"fingerprint\":{},\"labels\":{{\"alertname\":\"Up\"}},\"annotations\":{{}},\
+                 \"starts_at\":\"2026-01-01T00:00:00Z\"}}}}",
+                q(id),
+                q(source),
+                q(key),
+                q(key)
+            );
+            assert_eq!(text, want);
+            let back: Event = serde_json::from_str(&text).unwrap();
+            assert_eq!(back, event);
+            let payload = event.kind.payload_json();
+            assert_eq!(
+                EventKind::decode("alert.received", &payload).unwrap(),
+                event.kind
+            );
+        }
+    }
 }
