@@ -1789,7 +1789,11 @@ mod tests {
     fn compact_envelope_texts_write_the_json_strings_wrote() {
         let long = "x".repeat(super::super::text::INLINE + 5);
         for (id, source, key) in [
-            ("4f1c0d9a8e7b6c5d4f1c0d9a8e7b6c5d", "prometheus", "0123456789abcdef"),
+            (
+                "4f1c0d9a8e7b6c5d4f1c0d9a8e7b6c5d",
+                "prometheus",
+                "0123456789abcdef",
+            ),
             (long.as_str(), "a \"quoted\" \\ source\n", "ключ ✓"),
             ("", "", ""),
         ] {
