@@ -121,7 +121,7 @@ fn report(i: u64, t: DateTime<Utc>, rev: u64) -> AlertReport {
         format!("{}% used (revision {rev})", 90 + i % 10),
     );
     AlertReport {
-        fingerprint: Fingerprint::of(&labels).to_string(),
+        fingerprint: Fingerprint::of(&labels).to_string().into(),
         labels,
         annotations,
         starts_at: t,
@@ -155,7 +155,7 @@ fn fill(log: &EventLog, n: u64, start: DateTime<Utc>) {
         } else if round % 4 == 2 {
             let r = report(i, t, round);
             EventKind::AlertResolved(AlertResolution {
-                fingerprint: r.fingerprint.clone(),
+                fingerprint: r.fingerprint.to_string(),
                 ends_at: t,
                 reason: "resolved by source".into(),
                 report: None,
@@ -164,7 +164,7 @@ fn fill(log: &EventLog, n: u64, start: DateTime<Utc>) {
             EventKind::AlertReceived(Arc::new(report(i, t, round)))
         };
         let key = match &kind {
-            EventKind::AlertReceived(r) => r.fingerprint.clone(),
+            EventKind::AlertReceived(r) => r.fingerprint.to_string(),
             EventKind::AlertResolved(r) => r.fingerprint.clone(),
             _ => "alert-leases".into(),
         };

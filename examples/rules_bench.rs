@@ -206,11 +206,11 @@ fn events(n: u64, pods: u64) -> Vec<Event> {
             let (key, kind) = kind(&mut rng, pods);
             Event {
                 seq: i + 1,
-                id: format!("e{i}"),
+                id: format!("e{i}").into(),
                 occurred_at: at,
                 recorded_at: at,
                 source: "bench".into(),
-                key,
+                key: key.into(),
                 idempotency_key: None,
                 kind,
             }
@@ -304,11 +304,11 @@ fn main() -> anyhow::Result<()> {
                 let ev = d.to_event();
                 engine.observe(&Event {
                     seq: i as u64,
-                    id: ev.id,
+                    id: ev.id.into(),
                     occurred_at: ev.occurred_at,
                     recorded_at: now,
-                    source: ev.source,
-                    key: ev.key,
+                    source: ev.source.into(),
+                    key: ev.key.into(),
                     idempotency_key: None,
                     kind: ev.kind,
                 });

@@ -501,7 +501,7 @@ fn measure(scenario: &Scenario, t0: DateTime<Utc>, events: &[Event]) -> Report {
     for event in events {
         match &event.kind {
             EventKind::AlertReceived(r) => {
-                labels.insert(r.fingerprint.clone(), r.labels.clone());
+                labels.insert(r.fingerprint.to_string(), r.labels.clone());
             }
             EventKind::ReleaseSuspected(_) => report.suspected += 1,
             EventKind::RemediationDue(d) => report.remediations.push(format!(

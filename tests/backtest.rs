@@ -142,7 +142,7 @@ async fn resolve_by_hand(p: &Pipeline, clock: &ManualClock) {
             "api",
             fingerprint.clone(),
             EventKind::AlertResolved(fenghuo::eventlog::AlertResolution {
-                fingerprint,
+                fingerprint: fingerprint.to_string(),
                 ends_at: at,
                 reason: "resolved by hand".into(),
                 report: None,

@@ -86,7 +86,7 @@ fn report(n: usize, starts_at: DateTime<Utc>) -> AlertReport {
         ("instance", &format!("db-{n}:9100")),
     ]);
     AlertReport {
-        fingerprint: Fingerprint::of(&identity).to_string(),
+        fingerprint: Fingerprint::of(&identity).to_string().into(),
         labels: identity,
         annotations: labels(&[("summary", &format!("disk {n} is full"))]),
         starts_at,
@@ -125,11 +125,11 @@ fn acked(key: &str, at: DateTime<Utc>) -> NewEvent {
 fn stored(new: &NewEvent, seq: u64, recorded_at: DateTime<Utc>) -> Event {
     Event {
         seq,
-        id: new.id.clone(),
+        id: new.id.as_str().into(),
         occurred_at: new.occurred_at,
         recorded_at,
-        source: new.source.clone(),
-        key: new.key.clone(),
+        source: new.source.as_str().into(),
+        key: new.key.as_str().into(),
         idempotency_key: new.idempotency_key.clone(),
         kind: new.kind.clone(),
     }
@@ -209,7 +209,7 @@ async fn appends_survive_a_restart() {
         "prometheus",
         &fp,
         EventKind::AlertResolved(AlertResolution {
-            fingerprint: fp.clone(),
+            fingerprint: fp.to_string(),
             ends_at: store.clock.now(),
             reason: "resolved by source".into(),
             report: Some(r),
@@ -791,7 +791,7 @@ fn replay_of_many_chunks_folds_in_seq_order() {
                 "prometheus",
                 &fp,
                 EventKind::AlertResolved(AlertResolution {
-                    fingerprint: fp.clone(),
+                    fingerprint: fp.to_string(),
                     ends_at: at + Duration::minutes(1),
                     reason: "resolved by source".into(),
                     report: None,

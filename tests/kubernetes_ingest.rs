@@ -166,7 +166,7 @@ async fn each_body_shape_becomes_one_normalized_k8s_event() {
         .filter(|e| e.kind.name() == "k8s.event")
         .map(|e| {
             let doc = serde_json::to_value(e).unwrap();
-            (e.key.clone(), doc["payload"].clone())
+            (e.key.to_string(), doc["payload"].clone())
         })
         .collect();
     let want = [

@@ -41,7 +41,7 @@ fn received(n: usize, at: DateTime<Utc>) -> NewEvent {
     .into_iter()
     .collect();
     let report = AlertReport {
-        fingerprint: Fingerprint::of(&labels).to_string(),
+        fingerprint: Fingerprint::of(&labels).to_string().into(),
         labels,
         annotations: [("summary".to_string(), format!("disk {n} is full"))]
             .into_iter()

@@ -245,7 +245,7 @@ impl Projection for Releases {
                     self.inner
                         .write()
                         .alerts
-                        .insert(release.to_string(), report.fingerprint.clone());
+                        .insert(release.to_string(), report.fingerprint.to_string());
                 }
                 return;
             }

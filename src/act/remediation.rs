@@ -540,11 +540,11 @@ mod tests {
     fn event(seq: u64, at: DateTime<Utc>, kind: EventKind) -> Event {
         Event {
             seq,
-            id: seq.to_string(),
+            id: seq.to_string().into(),
             occurred_at: at,
             recorded_at: at,
             source: "fenghuo".into(),
-            key: String::new(),
+            key: Default::default(),
             idempotency_key: None,
             kind,
         }

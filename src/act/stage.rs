@@ -437,7 +437,7 @@ impl ActStage {
         );
         let key = fingerprint.to_string();
         let report = crate::eventlog::AlertReport {
-            fingerprint: key.clone(),
+            fingerprint: key.clone().into(),
             labels,
             annotations,
             starts_at: now,

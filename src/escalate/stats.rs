@@ -160,7 +160,7 @@ pub fn compute(
         |e| match &e.kind {
             EventKind::AlertReceived(r) => {
                 if let Some(n) = r.labels.get("alertname") {
-                    names.insert(r.fingerprint.clone(), n.to_string());
+                    names.insert(r.fingerprint.to_string(), n.to_string());
                 }
             }
             EventKind::AlertFired { fingerprint } if e.occurred_at >= from => {

@@ -867,11 +867,11 @@ pub(crate) mod tests {
     fn event(seq: u64, kind: EventKind) -> Event {
         Event {
             seq,
-            id: seq.to_string(),
+            id: seq.to_string().into(),
             occurred_at: t(0),
             recorded_at: t(0),
             source: "test".into(),
-            key: String::new(),
+            key: Default::default(),
             idempotency_key: None,
             kind,
         }
@@ -882,7 +882,7 @@ pub(crate) mod tests {
     pub(crate) fn received(name: &str, ends: Option<i64>) -> EventKind {
         let labels: LabelSet = [("alertname".to_string(), name.to_string())].into();
         EventKind::AlertReceived(Arc::new(AlertReport {
-            fingerprint: Fingerprint::of(&labels).to_string(),
+            fingerprint: Fingerprint::of(&labels).to_string().into(),
             labels,
             annotations: LabelSet::new(),
             starts_at: t(0),

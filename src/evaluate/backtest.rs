@@ -326,11 +326,11 @@ impl Sim {
         touched.insert(ev.key.clone(), self.seq);
         Some(Arc::new(Event {
             seq: self.seq,
-            id: ev.id,
+            id: ev.id.into(),
             occurred_at: ev.occurred_at,
             recorded_at: now,
-            source: ev.source,
-            key: ev.key,
+            source: ev.source.into(),
+            key: ev.key.into(),
             idempotency_key: ev.idempotency_key,
             kind: ev.kind,
         }))
@@ -346,7 +346,7 @@ impl Sim {
         touched: &mut HashMap<String, u64>,
     ) -> Arc<Event> {
         self.seq += 1;
-        touched.insert(event.key.clone(), self.seq);
+        touched.insert(event.key.to_string(), self.seq);
         match Arc::get_mut(&mut event) {
             Some(e) => e.seq = self.seq,
             None => {
@@ -567,7 +567,7 @@ impl RulesApart {
     fn watch(&mut self, event: &Event) {
         match &event.kind {
             EventKind::AlertReceived(r) if is_rule_decision(event) => {
-                self.firing.insert(r.fingerprint.clone());
+                self.firing.insert(r.fingerprint.to_string());
             }
             EventKind::AlertResolved(r) => {
                 let was_firing = self.firing.remove(&r.fingerprint);
@@ -740,11 +740,11 @@ impl RulesAhead {
 fn unnumbered(e: NewEvent, now: DateTime<Utc>) -> Event {
     Event {
         seq: 0,
-        id: e.id,
+        id: e.id.into(),
         occurred_at: e.occurred_at,
         recorded_at: now,
-        source: e.source,
-        key: e.key,
+        source: e.source.into(),
+        key: e.key.into(),
         idempotency_key: e.idempotency_key,
         kind: e.kind,
     }

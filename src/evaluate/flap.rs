@@ -382,11 +382,11 @@ mod tests {
     fn event(seq: u64, at: i64, kind: EventKind) -> Event {
         Event {
             seq,
-            id: seq.to_string(),
+            id: seq.to_string().into(),
             occurred_at: t(at),
             recorded_at: t(at),
             source: "test".into(),
-            key: String::new(),
+            key: Default::default(),
             idempotency_key: None,
             kind,
         }

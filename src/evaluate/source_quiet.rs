@@ -129,7 +129,7 @@ impl SourceQuiet {
                         ),
                     );
                     let report = AlertReport {
-                        fingerprint: key.clone(),
+                        fingerprint: key.clone().into(),
                         labels: s.labels.clone(),
                         annotations,
                         starts_at: now,

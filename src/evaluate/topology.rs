@@ -653,11 +653,11 @@ mod tests {
     fn event(seq: u64, minutes: i64, k: K8sEvent) -> Event {
         Event {
             seq,
-            id: format!("e{seq}"),
+            id: format!("e{seq}").into(),
             occurred_at: t0() + Duration::minutes(minutes),
             recorded_at: t0() + Duration::minutes(minutes),
             source: "kubernetes".into(),
-            key: format!("k8s/{seq}"),
+            key: format!("k8s/{seq}").into(),
             idempotency_key: None,
             kind: EventKind::K8sEvent(Arc::new(k)),
         }
@@ -1246,11 +1246,11 @@ mod tests {
             seq += 1;
             releases.apply(&Event {
                 seq,
-                id: format!("e{seq}"),
+                id: format!("e{seq}").into(),
                 occurred_at: t0(),
                 recorded_at: t0(),
                 source: "api".into(),
-                key: String::new(),
+                key: Default::default(),
                 idempotency_key: None,
                 kind,
             });

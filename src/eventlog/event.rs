@@ -12,21 +12,24 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use super::labels::LabelSet;
+pub use super::text::CompactText;
 
 /// An event as stored: the envelope and its typed kind.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     /// Assigned by the log, strictly increasing, never reused.
     pub seq: u64,
-    pub id: String,
+    /// Held in place, as `source` and `key` are ([`CompactText`]): no
+    /// allocation per event replay decodes.
+    pub id: CompactText,
     /// When it happened, per its source.
     pub occurred_at: DateTime<Utc>,
     /// When the log committed it.
     pub recorded_at: DateTime<Utc>,
     /// Who said so: `alertmanager`, `prometheus`, `pagerduty`, `fenghuo`, …
-    pub source: String,
+    pub source: CompactText,
     /// The entity it is about: an alert fingerprint, a silence id, a release id.
-    pub key: String,
+    pub key: CompactText,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
     #[serde(flatten)]
@@ -851,8 +854,9 @@ pub struct SilenceSpec {
 /// An alert as a source reported it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertReport {
-    /// Alertmanager's fingerprint of `labels`, 16 hex digits.
-    pub fingerprint: String,
+    /// Alertmanager's fingerprint of `labels`, 16 hex digits, held in
+    /// place ([`CompactText`]): no allocation per report decoded.
+    pub fingerprint: CompactText,
     pub labels: LabelSet,
     #[serde(default)]
     pub annotations: LabelSet,
@@ -1327,15 +1331,21 @@ impl std::fmt::Debug for LeaseFingerprints {
     }
 }
 
-impl From<Vec<String>> for LeaseFingerprints {
-    fn from(texts: Vec<String>) -> LeaseFingerprints {
+impl<T: AsRef<str>> From<Vec<T>> for LeaseFingerprints {
+    fn from(texts: Vec<T>) -> LeaseFingerprints {
         texts.into_iter().collect()
     }
 }
 
-impl FromIterator<String> for LeaseFingerprints {
-    fn from_iter<I: IntoIterator<Item = String>>(texts: I) -> LeaseFingerprints {
-        LeaseFingerprints(texts.into_iter().map(LeaseFingerprint::of_string).collect())
+/// From `String`s or [`CompactText`]s (an alert report's fingerprint).
+impl<T: AsRef<str>> FromIterator<T> for LeaseFingerprints {
+    fn from_iter<I: IntoIterator<Item = T>>(texts: I) -> LeaseFingerprints {
+        LeaseFingerprints(
+            texts
+                .into_iter()
+                .map(|t| LeaseFingerprint::of(t.as_ref()))
+                .collect(),
+        )
     }
 }
 
@@ -1770,5 +1780,56 @@ mod tests {
         assert_eq!(json["seq"], 7);
         let back: Event = serde_json::from_value(json).unwrap();
         assert_eq!(back, event);
+    }
+    /// The envelope's texts and the report's fingerprint became
+    /// `CompactText`s (in place up to 38 bytes, shared beyond): the JSON of
+    /// an event, and of its payload column, is byte for byte what the
+    /// `String`s wrote, whether a text is short, long or needs escapes.
+    #[test]
+    fn compact_envelope_texts_write_the_json_strings_wrote() {
+        let long = "x".repeat(super::super::text::INLINE + 5);
+        for (id, source, key) in [
+            (
+                "4f1c0d9a8e7b6c5d4f1c0d9a8e7b6c5d",
+                "prometheus",
+                "0123456789abcdef",
+            ),
+            (long.as_str(), "a \"quoted\" \\ source\n", "ключ ✓"),
+            ("", "", ""),
+        ] {
+            let mut r = report();
+            r.fingerprint = key.into();
+            let event = Event {
+                seq: 7,
+                id: id.into(),
+                occurred_at: "2026-01-01T00:00:00Z".parse().unwrap(),
+                recorded_at: "2026-01-01T00:00:01Z".parse().unwrap(),
+                source: source.into(),
+                key: key.into(),
+                idempotency_key: Some("idem".into()),
+                kind: EventKind::AlertReceived(std::sync::Arc::new(r)),
+            };
+            let text = serde_json::to_string(&event).unwrap();
+            let q = |s: &str| serde_json::to_string(s).unwrap();
+            let want = format!(
+                "{{\"seq\":7,\"id\":{},\"occurred_at\":\"2026-01-01T00:00:00Z\",\
+                 \"recorded_at\":\"2026-01-01T00:00:01Z\",\"source\":{},\"key\":{},\
+                 \"idempotency_key\":\"idem\",\"kind\":\"alert.received\",\"payload\":\
+                 {{\"fingerprint\":{},\"labels\":{{\"alertname\":\"Up\"}},\"annotations\":{{}},\
+                 \"starts_at\":\"2026-01-01T00:00:00Z\"}}}}",
+                q(id),
+                q(source),
+                q(key),
+                q(key)
+            );
+            assert_eq!(text, want);
+            let back: Event = serde_json::from_str(&text).unwrap();
+            assert_eq!(back, event);
+            let payload = event.kind.payload_json();
+            assert_eq!(
+                EventKind::decode("alert.received", &payload).unwrap(),
+                event.kind
+            );
+        }
     }
 }

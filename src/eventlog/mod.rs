@@ -12,12 +12,14 @@ pub mod projection;
 pub mod replay;
 pub mod store;
 pub mod tail;
+pub mod text;
 
 pub use decider::Decider;
 pub use event::{
-    AlertReport, AlertResolution, Event, EventKind, FlapChange, GroupRef, GroupTimer, Heartbeat,
-    InvolvedObject, K8sEvent, K8sWatchProgress, LabelSet, Lease, LeaseFingerprints, NewEvent,
-    NotificationDue, OwnerReference, ProbeResult, ProbeSummary, RulesLoaded, SilenceSpec, Symptom,
+    AlertReport, AlertResolution, CompactText, Event, EventKind, FlapChange, GroupRef, GroupTimer,
+    Heartbeat, InvolvedObject, K8sEvent, K8sWatchProgress, LabelSet, Lease, LeaseFingerprints,
+    NewEvent, NotificationDue, OwnerReference, ProbeResult, ProbeSummary, RulesLoaded, SilenceSpec,
+    Symptom,
 };
 pub use projection::Projection;
 pub use replay::{Threads as ReplayThreads, replay, replay_as_of, replay_using};

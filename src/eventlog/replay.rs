@@ -374,7 +374,7 @@ mod tests {
         let mut annotations = LabelSet::new();
         annotations.insert("rev".into(), rev.to_string());
         AlertReport {
-            fingerprint: Fingerprint::of(&labels).to_string(),
+            fingerprint: Fingerprint::of(&labels).to_string().into(),
             labels,
             annotations,
             starts_at: t,
@@ -391,7 +391,7 @@ mod tests {
             .map(|n| {
                 let t = t0 + Duration::seconds(n as i64);
                 let i = (n * 7) % 150;
-                let fp = report(i, t, 0).fingerprint;
+                let fp = report(i, t, 0).fingerprint.to_string();
                 let kind = match n % 11 {
                     0..=3 => EventKind::AlertReceived(Arc::new(report(i, t, n % 3))),
                     4 | 5 => EventKind::AlertResolved(AlertResolution {

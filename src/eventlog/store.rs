@@ -22,7 +22,7 @@ use serde::Deserialize;
 use tokio::sync::{broadcast, oneshot};
 
 use super::decider::Decider;
-use super::event::{Event, EventKind, NewEvent};
+use super::event::{CompactText, Event, EventKind, NewEvent};
 use super::projection::Projection;
 use crate::clock::SharedClock;
 
@@ -321,12 +321,12 @@ const SELECT_COLUMNS: &str =
 /// A stored row whose payload is not decoded yet.
 pub struct RawEvent {
     seq: i64,
-    id: String,
+    id: CompactText,
     occurred_at: i64,
     recorded_at: i64,
-    source: String,
+    source: CompactText,
     kind: String,
-    key: String,
+    key: CompactText,
     idempotency_key: Option<String>,
     payload: String,
 }
@@ -1245,11 +1245,11 @@ impl Rows<'_> {
             // precision the table keeps.
             committed.push(Arc::new(Event {
                 seq,
-                id: ev.id,
+                id: ev.id.into(),
                 occurred_at: from_nanos(nanos(ev.occurred_at)),
                 recorded_at: from_nanos(self.recorded_nanos),
-                source: ev.source,
-                key: ev.key,
+                source: ev.source.into(),
+                key: ev.key.into(),
                 idempotency_key: ev.idempotency_key,
                 kind: ev.kind,
             }));

@@ -77,7 +77,7 @@ impl IncomingAlert {
         let fingerprint = Fingerprint::of(&labels);
         IncomingAlert {
             report: AlertReport {
-                fingerprint: fingerprint.to_string(),
+                fingerprint: fingerprint.to_string().into(),
                 labels,
                 annotations,
                 starts_at,
@@ -210,7 +210,7 @@ impl Ingest {
                             source,
                             &report.fingerprint,
                             EventKind::AlertResolved(AlertResolution {
-                                fingerprint: report.fingerprint.clone(),
+                                fingerprint: report.fingerprint.to_string(),
                                 ends_at,
                                 reason: reason.into(),
                                 report: Some(report.clone()),

@@ -1710,11 +1710,11 @@ mod tests {
             fps.push(alert.fingerprint.to_string());
             store.apply(&Event {
                 seq,
-                id: seq.to_string(),
+                id: seq.to_string().into(),
                 occurred_at: at,
                 recorded_at: at,
                 source: "test".into(),
-                key: alert.fingerprint.to_string(),
+                key: alert.fingerprint.to_string().into(),
                 idempotency_key: None,
                 kind: EventKind::AlertReceived(Arc::new(alert.report)),
             });

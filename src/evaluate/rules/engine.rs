@@ -511,11 +511,12 @@ impl RuleEngine {
                 self.in_flight.remove(&at);
                 self.touch(at);
                 self.orphans.insert(at);
-                self.by_fingerprint.insert(report.fingerprint.clone(), at);
+                self.by_fingerprint
+                    .insert(report.fingerprint.to_string(), at);
                 self.firing.insert(
                     at,
                     Firing {
-                        fingerprint: report.fingerprint.clone(),
+                        fingerprint: report.fingerprint.to_string(),
                         report: report.clone(),
                     },
                 );
@@ -893,7 +894,7 @@ impl RuleEngine {
             fingerprint: fingerprint.clone(),
             at,
             change: Change::Fire(AlertReport {
-                fingerprint,
+                fingerprint: fingerprint.into(),
                 labels,
                 annotations,
                 starts_at: at,
@@ -1168,7 +1169,7 @@ fn describe(rule: &Rule, st: &Status) -> String {
 
 fn selects_without_condition(sel: &Selector, event: &Event, input: &Input) -> bool {
     sel.kinds.contains(&event.kind.name())
-        && (sel.sources.is_empty() || sel.sources.contains(&event.source))
+        && (sel.sources.is_empty() || sel.sources.iter().any(|s| *s == event.source))
         && sel
             .matchers
             .iter()
@@ -1464,11 +1465,11 @@ mod tests {
     fn backoff(pod: &str, at: DateTime<Utc>, seq: u64) -> Event {
         Event {
             seq,
-            id: format!("e{seq}"),
+            id: format!("e{seq}").into(),
             occurred_at: at,
             recorded_at: at,
             source: "kubernetes".into(),
-            key: format!("uid-{pod}"),
+            key: format!("uid-{pod}").into(),
             idempotency_key: None,
             kind: EventKind::K8sEvent(Arc::new(K8sEvent {
                 namespace: "shop".into(),

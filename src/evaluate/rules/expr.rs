@@ -1272,9 +1272,9 @@ mod tests {
                 let text = match from_json {
                     Some(v) => json_text(v),
                     None => match path.join(".").as_str() {
-                        "source" => e.source.clone(),
+                        "source" => e.source.to_string(),
                         "kind" => e.kind.name().to_string(),
-                        "key" => e.key.clone(),
+                        "key" => e.key.to_string(),
                         _ => String::new(),
                     },
                 };

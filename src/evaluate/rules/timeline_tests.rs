@@ -195,11 +195,11 @@ impl Timeline {
     fn input(&mut self, when: &str, kind: EventKind) {
         let event = Event {
             seq: self.log.len() as u64 + 1,
-            id: format!("e{}", self.log.len()),
+            id: format!("e{}", self.log.len()).into(),
             occurred_at: at(when),
             recorded_at: at(when),
             source: "kubernetes".into(),
-            key: String::new(),
+            key: Default::default(),
             idempotency_key: None,
             kind,
         };
@@ -229,11 +229,11 @@ impl Timeline {
             let e = d.to_event();
             let event = Event {
                 seq: self.log.len() as u64 + 1,
-                id: e.id,
+                id: e.id.into(),
                 occurred_at: e.occurred_at,
                 recorded_at: at(when),
-                source: e.source,
-                key: e.key,
+                source: e.source.into(),
+                key: e.key.into(),
                 idempotency_key: None,
                 kind: e.kind,
             };
@@ -553,7 +553,7 @@ fn an_event_meets_only_the_rules_that_can_select_it() {
         occurred_at: t0(),
         recorded_at: t0(),
         source: "kubernetes".into(),
-        key: String::new(),
+        key: Default::default(),
         idempotency_key: None,
         kind: k8s("Reason7", "web-1"),
     };

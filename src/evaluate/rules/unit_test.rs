@@ -212,11 +212,11 @@ fn load(file: &Path) -> Result<Loaded, Vec<Problem>> {
                     when,
                     Event {
                         seq,
-                        id: format!("test-{seq}"),
+                        id: format!("test-{seq}").into(),
                         occurred_at: start + when,
                         recorded_at: start + when,
-                        source: input.source.clone().unwrap_or_else(|| "test".into()),
-                        key: input.key.clone().unwrap_or_default(),
+                        source: input.source.clone().unwrap_or_else(|| "test".into()).into(),
+                        key: input.key.clone().unwrap_or_default().into(),
                         idempotency_key: None,
                         kind: kind.clone(),
                     },
@@ -287,11 +287,11 @@ impl Timeline {
             self.seq += 1;
             let event = Event {
                 seq: self.seq,
-                id: e.id,
+                id: e.id.into(),
                 occurred_at: e.occurred_at,
                 recorded_at: e.occurred_at,
-                source: e.source,
-                key: e.key,
+                source: e.source.into(),
+                key: e.key.into(),
                 idempotency_key: None,
                 kind: e.kind,
             };

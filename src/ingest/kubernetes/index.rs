@@ -84,7 +84,7 @@ impl Projection for K8sEventIndex {
         };
         let mut events = self.events.write();
         events.insert(
-            event.key.clone(),
+            event.key.to_string(),
             IndexedEvent {
                 content: content_hash(k),
                 last_seq: event.seq,
@@ -250,7 +250,7 @@ mod tests {
     fn event(seq: u64, key: &str, at: &str, kind: EventKind) -> Event {
         Event {
             seq,
-            id: format!("e{seq}"),
+            id: format!("e{seq}").into(),
             occurred_at: at.parse().unwrap(),
             recorded_at: at.parse().unwrap(),
             source: "test".into(),
