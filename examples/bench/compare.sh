@@ -40,6 +40,9 @@
 # instead of this tree's release build, e.g. an older build copied aside, to
 # compare builds), MEM_DRAIN_WAIT (120, seconds the memory scenario waits
 # after settling for every group's webhook, to time the outbox's drain),
+# MEM_SERIES (0; e.g. 30: after the drain, anonymous RSS, its part in
+# transparent huge pages and RSS every 5 s for that many seconds — the
+# server inherits this environment, so MIMALLOC_* options can be compared),
 # LOADGEN_THREADS (1), BENCH_TMPDIR (where the temp data dirs go; $TMPDIR or
 # /tmp).
 # All traffic stays on 127.0.0.1; everything started here is stopped on exit.
@@ -57,6 +60,7 @@ MEM_GROUP_SIZE=${MEM_GROUP_SIZE:-5}
 MEM_RESEND=${MEM_RESEND:-5}
 SETTLE=${SETTLE:-10}
 MEM_DRAIN_WAIT=${MEM_DRAIN_WAIT:-120}
+MEM_SERIES=${MEM_SERIES:-0}
 DELIVERY_ALERTS=${DELIVERY_ALERTS:-1000}
 DELIVERY_GROUPS=${DELIVERY_GROUPS:-50}
 DELIVERY_ROUNDS=${DELIVERY_ROUNDS:-5}
@@ -170,6 +174,7 @@ hwm_mib() { awk '/^VmHWM:/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
 # mapped files (SQLite's readers map the database).
 anon_mib() { awk '/^RssAnon:/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
 file_mib() { awk '/^RssFile:/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
+huge_mib() { awk '/^AnonHugePages:/ {printf "%.1f", $2 / 1024}' "/proc/$1/smaps_rollup"; }
 
 # start_am CONFIG NAME: sets SRV_PID and SRV_ADDR.
 start_am() {
@@ -382,6 +387,13 @@ EOF
         drain=$(tail -n +"$((posts_before + 2))" "$WORK/sink.out" | awk -v start="$load_started" -v want="$groups" \
             '{n++; last=$2} END {if (n >= want) printf "%.1f", last - start; else print "null"}')
         all_posts=$(($(wc -l <"$WORK/sink.out") - 1 - posts_before))
+        # "settled" above is one reading, which a snapshot being written can
+        # land on; the series shows such a reading as a one-off spike.
+        for ((s = 5; s <= MEM_SERIES; s += 5)); do
+            sleep 5
+            log "  $system, ${s}s after the drain: anon $(anon_mib "$SRV_PID") MiB," \
+                "in huge pages $(huge_mib "$SRV_PID") MiB, rss $(rss_mib "$SRV_PID") MiB"
+        done
         prime=$(sed -n 's/^prime: //p' <<<"$out")
         result=$(sed -n 's/^RESULT //p' <<<"$out")
         warnings=$(server_warnings "$name")
