@@ -145,6 +145,11 @@ struct Shared {
     views: parking_lot::RwLock<()>,
     /// Weak: the decider holds the log, and the log must be able to go.
     decider: Mutex<Option<std::sync::Weak<dyn Decider>>>,
+    /// The thread writing a snapshot, while one is (one at a time). Here
+    /// rather than in the writer so [`EventLog::wait_for_snapshot`] can
+    /// join it; the writer takes the lock only at a commit that is due a
+    /// snapshot.
+    snapshotting: Mutex<Option<JoinHandle<()>>>,
 }
 
 /// Handle to the event log. Cheap to clone.
@@ -409,6 +414,7 @@ impl EventLog {
             closed: AtomicBool::new(false),
             views: parking_lot::RwLock::new(()),
             decider: Mutex::new(None),
+            snapshotting: Mutex::new(None),
         });
         let log = EventLog {
             shared: shared.clone(),
@@ -443,7 +449,6 @@ impl EventLog {
         let (checkpoint, checkpointer) = spawn_checkpointer(path)?;
         let (tx, rx) = mpsc::channel();
         let writer = Writer {
-            snapshotting: None,
             snapshot_every: options.snapshot_every,
             snapshot_spacing: snapshot_spacing(options.snapshot_every, &projections),
             snapshot_part_bytes: options.snapshot_part_bytes,
@@ -482,6 +487,7 @@ impl EventLog {
             closed: AtomicBool::new(true),
             views: parking_lot::RwLock::new(()),
             decider: Mutex::new(None),
+            snapshotting: Mutex::new(None),
         });
         Ok(EventLog {
             shared,
@@ -585,6 +591,19 @@ impl EventLog {
     /// Blocking [`append`](Self::append), for threads outside the runtime.
     pub fn append_blocking(&self, events: Vec<NewEvent>) -> Result<Vec<Appended>, Arc<LogError>> {
         futures::executor::block_on(self.append(events))
+    }
+
+    /// Waits until the snapshot being written (if any) is stored. A commit
+    /// due a snapshot skips it while the one before is still being written
+    /// (it is tried again at the next commit), so where snapshots fall
+    /// depends on how fast they are written; tests that want them where the
+    /// spacing puts them wait for each here. A commit due a snapshot waits
+    /// for this to return.
+    pub fn wait_for_snapshot(&self) {
+        let mut snapshotting = self.shared.snapshotting.lock();
+        if let Some(running) = snapshotting.take() {
+            let _ = running.join();
+        }
     }
 
     /// Stops taking appends, commits what is queued, and waits for the writer.
@@ -880,7 +899,6 @@ fn write_snapshot(
 }
 
 struct Writer {
-    snapshotting: Option<JoinHandle<()>>,
     snapshot_every: u64,
     /// Events between two snapshots: see [`snapshot_spacing`].
     snapshot_spacing: u64,
@@ -930,7 +948,8 @@ impl Writer {
             self.commit_batch(batch, n);
         }
         // Closing waits for a snapshot being written.
-        if let Some(running) = self.snapshotting.take() {
+        let running = self.shared.snapshotting.lock().take();
+        if let Some(running) = running {
             let _ = running.join();
         }
     }
@@ -1033,9 +1052,10 @@ impl Writer {
         if self.projections.is_empty() {
             return false;
         }
-        if let Some(running) = self.snapshotting.take() {
+        let mut snapshotting = self.shared.snapshotting.lock();
+        if let Some(running) = snapshotting.take() {
             if !running.is_finished() {
-                self.snapshotting = Some(running);
+                *snapshotting = Some(running);
                 return false;
             }
             let _ = running.join();
@@ -1067,7 +1087,7 @@ impl Writer {
                 }
             })
             .expect("spawn snapshot thread");
-        self.snapshotting = Some(handle);
+        *snapshotting = Some(handle);
         self.snapshot_spacing = snapshot_spacing(self.snapshot_every, &self.projections);
         true
     }
