@@ -313,6 +313,46 @@ impl Serialize for LabelSet {
     }
 }
 
+/// Builds a set from names and values given in turn, sorted by name, in a
+/// buffer the caller reuses: the log's own payload reader
+/// (`eventlog::canonical`) encodes as the deserializer does, without serde.
+pub(super) struct SortedPairs<'b> {
+    buf: &'b mut String,
+    prev: Option<std::ops::Range<usize>>,
+}
+
+impl<'b> SortedPairs<'b> {
+    pub(super) fn new(buf: &'b mut String) -> Self {
+        buf.clear();
+        SortedPairs { buf, prev: None }
+    }
+
+    /// Appends a name; `false` (and nothing appended) if it does not sort
+    /// after the previous one, a set the caller must build otherwise.
+    pub(super) fn name(&mut self, name: &str) -> bool {
+        if let Some(prev) = &self.prev
+            && self.buf[prev.clone()] >= *name
+        {
+            return false;
+        }
+        push_str(self.buf, name);
+        self.prev = Some(self.buf.len() - name.len()..self.buf.len());
+        true
+    }
+
+    pub(super) fn value(&mut self, value: &str) {
+        push_str(self.buf, value);
+    }
+
+    pub(super) fn finish(self) -> LabelSet {
+        if self.buf.is_empty() {
+            LabelSet(None)
+        } else {
+            LabelSet(Some(Arc::from(self.buf.as_str())))
+        }
+    }
+}
+
 /// Appends the string it is given to an encoded set, without allocating.
 struct Append<'b>(&'b mut String);
 
