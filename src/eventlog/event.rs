@@ -1276,19 +1276,36 @@ enum LeaseFingerprint {
     Text(String),
 }
 
+/// Each byte's value as a lowercase hex digit, or 0x80 for any other byte.
+const HEX_DIGIT: [u8; 256] = {
+    let mut table = [0x80u8; 256];
+    let mut i = 0;
+    while i < 10 {
+        table[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        table[b'a' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    table
+};
+
 impl LeaseFingerprint {
     fn of(text: &str) -> LeaseFingerprint {
         // One pass: checks the form and reads the value together (a lease
         // carries a hundred of these, replay reads every one).
         let value = match text.len() {
-            16 => text.bytes().try_fold(0u64, |value, b| {
-                let digit = match b {
-                    b'0'..=b'9' => b - b'0',
-                    b'a'..=b'f' => b - b'a' + 10,
-                    _ => return None,
-                };
-                Some(value << 4 | u64::from(digit))
-            }),
+            16 => {
+                // Without a branch per digit: any byte not a lowercase hex
+                // digit sets the high bit of `bad`.
+                let (value, bad) = text.bytes().fold((0u64, 0u8), |(value, bad), b| {
+                    let digit = HEX_DIGIT[b as usize];
+                    (value << 4 | u64::from(digit & 0xf), bad | digit)
+                });
+                (bad & 0x80 == 0).then_some(value)
+            }
             _ => None,
         };
         match value {

@@ -32,19 +32,29 @@ pub struct LabelSet(Option<Arc<str>>);
 fn push_str(out: &mut String, s: &str) {
     // Decimal digits of the length, most significant first (no formatter:
     // this runs for every name and value replay decodes).
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut n = s.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
+    let n = s.len();
+    out.reserve(n + 4);
+    if n < 100 {
+        // Names and values are nearly all shorter than 100 bytes.
+        if n >= 10 {
+            out.push((b'0' + (n / 10) as u8) as char);
         }
-    }
-    for &d in &digits[at..] {
-        out.push(d as char);
+        out.push((b'0' + (n % 10) as u8) as char);
+    } else {
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        let mut n = n;
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        for &d in &digits[at..] {
+            out.push(d as char);
+        }
     }
     out.push(':');
     out.push_str(s);
