@@ -726,15 +726,15 @@ impl AlertStore {
             EventKind::AlertAcked {
                 fingerprint, by, ..
             } => {
-                if let Some(fp) = Fingerprint::parse(fingerprint) {
-                    if alerts.find(fp.0).is_some() {
-                        alerts.update(fp.0, |r| {
-                            r.set(ACKED | HAS_ACKED_BY, true);
-                            r.updated_at = at;
-                            r.version = event.seq;
-                        });
-                        alerts.acked_by(fp.0, Some(by));
-                    }
+                if let Some(fp) = Fingerprint::parse(fingerprint)
+                    && alerts.find(fp.0).is_some()
+                {
+                    alerts.update(fp.0, |r| {
+                        r.set(ACKED | HAS_ACKED_BY, true);
+                        r.updated_at = at;
+                        r.version = event.seq;
+                    });
+                    alerts.acked_by(fp.0, Some(by));
                 }
             }
             EventKind::AlertFired { fingerprint } => {
