@@ -392,6 +392,19 @@ pub struct Changes {
     pub everything: bool,
 }
 
+impl Changes {
+    fn note(&mut self, fps: impl IntoIterator<Item = Fingerprint>) {
+        if self.everything {
+            return;
+        }
+        self.fingerprints.extend(fps);
+        if self.fingerprints.len() > CHANGES_KEPT {
+            self.fingerprints = Vec::new();
+            self.everything = true;
+        }
+    }
+}
+
 /// Beyond this many unclaimed changes, nobody is asking (a replay): stop
 /// listing them.
 const CHANGES_KEPT: usize = 200_000;
@@ -491,18 +504,6 @@ impl AlertStore {
         std::mem::take(&mut *self.changes.lock())
     }
 
-    fn changed(&self, fps: impl IntoIterator<Item = Fingerprint>) {
-        let mut changes = self.changes.lock();
-        if changes.everything {
-            return;
-        }
-        changes.fingerprints.extend(fps);
-        if changes.fingerprints.len() > CHANGES_KEPT {
-            changes.fingerprints = Vec::new();
-            changes.everything = true;
-        }
-    }
-
     fn changed_everything(&self) {
         let mut changes = self.changes.lock();
         changes.fingerprints = Vec::new();
@@ -591,23 +592,16 @@ impl AlertStore {
     }
 }
 
-/// A snapshot: the alerts with their index facet's `acked` (`seen_ends` is
-/// not a fold), and the dedup keys.
-type Saved = (Vec<(u64, StoredAlert, bool)>, HashMap<String, u64>);
-
-impl Projection for AlertStore {
-    fn name(&self) -> &'static str {
-        "alert-store"
-    }
-
-    fn apply(&self, event: &Event) {
+impl AlertStore {
+    /// Folds `event` with both locks held (changes first, the one order
+    /// they are ever taken together in): a dispatcher sees a change listed
+    /// and the alert changed at once.
+    fn fold(&self, changes: &mut Changes, alerts: &mut Alerts, event: &Event) {
         let at = event.recorded_at;
-        // Changes are listed before the alerts change (a dispatcher that
-        // takes them and reads early sees the alert again next pass).
         let mut extended = Vec::new();
         match &event.kind {
-            EventKind::AlertReceived(r) => self.changed(Fingerprint::parse(&r.fingerprint)),
-            EventKind::AlertResolved(r) => self.changed(Fingerprint::parse(&r.fingerprint)),
+            EventKind::AlertReceived(r) => changes.note(Fingerprint::parse(&r.fingerprint)),
+            EventKind::AlertResolved(r) => changes.note(Fingerprint::parse(&r.fingerprint)),
             EventKind::AlertRefreshed { leases } => {
                 // Parsed once, for the change list and the fold below.
                 extended = leases
@@ -619,7 +613,7 @@ impl Projection for AlertStore {
                             .map(|fp| (Fingerprint(fp), l.ends_at))
                     })
                     .collect();
-                self.changed(extended.iter().map(|(fp, _)| *fp));
+                changes.note(extended.iter().map(|(fp, _)| *fp));
             }
             _ => {}
         }
@@ -629,7 +623,6 @@ impl Projection for AlertStore {
                     return;
                 };
                 self.note_dedup_key(fp.0, report);
-                let mut alerts = self.alerts.write();
                 match alerts.find(fp.0) {
                     // A changed report of a firing alert is the same
                     // episode; a report after a resolve starts a new one.
@@ -667,7 +660,6 @@ impl Projection for AlertStore {
                 }
             }
             EventKind::AlertRefreshed { .. } => {
-                let alerts = &mut *self.alerts.write();
                 for (fp, ends_at) in extended {
                     let Some(i) = alerts.find(fp.0) else {
                         continue;
@@ -691,7 +683,6 @@ impl Projection for AlertStore {
                 if let Some(r) = &res.report {
                     self.note_dedup_key(fp.0, r);
                 }
-                let mut alerts = self.alerts.write();
                 let resolved = |r: &mut Record| {
                     r.ends_at = Some(res.ends_at);
                     r.updated_at = at;
@@ -735,21 +726,20 @@ impl Projection for AlertStore {
             EventKind::AlertAcked {
                 fingerprint, by, ..
             } => {
-                if let Some(fp) = Fingerprint::parse(fingerprint) {
-                    let mut alerts = self.alerts.write();
-                    if alerts.find(fp.0).is_some() {
-                        alerts.update(fp.0, |r| {
-                            r.set(ACKED | HAS_ACKED_BY, true);
-                            r.updated_at = at;
-                            r.version = event.seq;
-                        });
-                        alerts.acked_by(fp.0, Some(by));
-                    }
+                if let Some(fp) = Fingerprint::parse(fingerprint)
+                    && alerts.find(fp.0).is_some()
+                {
+                    alerts.update(fp.0, |r| {
+                        r.set(ACKED | HAS_ACKED_BY, true);
+                        r.updated_at = at;
+                        r.version = event.seq;
+                    });
+                    alerts.acked_by(fp.0, Some(by));
                 }
             }
             EventKind::AlertFired { fingerprint } => {
                 if let Some(fp) = Fingerprint::parse(fingerprint) {
-                    self.alerts.write().update(fp.0, |r| r.set(FIRED, true));
+                    alerts.update(fp.0, |r| r.set(FIRED, true));
                 }
             }
             // Silences mute alerts at read and decision time; they do not
@@ -788,6 +778,30 @@ impl Projection for AlertStore {
             | EventKind::RemediationFailed(_) => {}
             // Flapping is the flap view's; the alert itself is unchanged.
             EventKind::AlertFlappingStarted(_) | EventKind::AlertFlappingStopped(_) => {}
+        }
+    }
+}
+
+/// A snapshot: the alerts with their index facet's `acked` (`seen_ends` is
+/// not a fold), and the dedup keys.
+type Saved = (Vec<(u64, StoredAlert, bool)>, HashMap<String, u64>);
+
+impl Projection for AlertStore {
+    fn name(&self) -> &'static str {
+        "alert-store"
+    }
+
+    fn apply(&self, event: &Event) {
+        let mut changes = self.changes.lock();
+        self.fold(&mut changes, &mut self.alerts.write(), event);
+    }
+
+    /// Replay's ranges: the locks taken once for many events.
+    fn apply_all(&self, events: &[&Event]) {
+        let mut changes = self.changes.lock();
+        let mut alerts = self.alerts.write();
+        for event in events {
+            self.fold(&mut changes, &mut alerts, event);
         }
     }
 

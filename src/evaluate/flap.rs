@@ -160,6 +160,50 @@ impl Inner {
     }
 }
 
+impl Inner {
+    /// Folds one event: what `apply` does under the view's lock.
+    fn fold(&mut self, event: &Event) {
+        let at = event.occurred_at;
+        match &event.kind {
+            EventKind::AlertReceived(r) => {
+                let Some(fp) = Fingerprint::parse(&r.fingerprint) else {
+                    return;
+                };
+                let firing = r.ends_at.is_none_or(|e| e > at);
+                self.changed(fp.0, firing, at);
+            }
+            EventKind::AlertResolved(r) => {
+                let Some(fp) = Fingerprint::parse(&r.fingerprint) else {
+                    return;
+                };
+                self.changed(fp.0, false, at);
+            }
+            EventKind::AlertFlappingStarted(f) => {
+                if let Some(fp) = Fingerprint::parse(&f.fingerprint) {
+                    self.full_state(fp.0).flapping = Some(Flapping {
+                        since: at,
+                        changes: f.changes,
+                        window_secs: f.window_secs,
+                        stable_secs: f.stable_secs,
+                    });
+                }
+                self.flapping.insert(f.fingerprint.clone());
+                self.version += 1;
+            }
+            EventKind::AlertFlappingStopped(f) => {
+                if let Some(fp) = Fingerprint::parse(&f.fingerprint)
+                    && let Some(s) = self.by_fp.get_mut(&fp.0)
+                {
+                    s.flapping = None;
+                }
+                self.flapping.remove(&f.fingerprint);
+                self.version += 1;
+            }
+            _ => {}
+        }
+    }
+}
+
 /// The state of an alert whose only change was its first fire, `at`
 /// nanoseconds since 1970.
 fn fired_once(at: i64) -> FlapState {
@@ -222,45 +266,14 @@ impl Projection for FlapView {
     }
 
     fn apply(&self, event: &Event) {
-        let at = event.occurred_at;
-        match &event.kind {
-            EventKind::AlertReceived(r) => {
-                let Some(fp) = Fingerprint::parse(&r.fingerprint) else {
-                    return;
-                };
-                let firing = r.ends_at.is_none_or(|e| e > at);
-                self.inner.write().changed(fp.0, firing, at);
-            }
-            EventKind::AlertResolved(r) => {
-                let Some(fp) = Fingerprint::parse(&r.fingerprint) else {
-                    return;
-                };
-                self.inner.write().changed(fp.0, false, at);
-            }
-            EventKind::AlertFlappingStarted(f) => {
-                let mut inner = self.inner.write();
-                if let Some(fp) = Fingerprint::parse(&f.fingerprint) {
-                    inner.full_state(fp.0).flapping = Some(Flapping {
-                        since: at,
-                        changes: f.changes,
-                        window_secs: f.window_secs,
-                        stable_secs: f.stable_secs,
-                    });
-                }
-                inner.flapping.insert(f.fingerprint.clone());
-                inner.version += 1;
-            }
-            EventKind::AlertFlappingStopped(f) => {
-                let mut inner = self.inner.write();
-                if let Some(fp) = Fingerprint::parse(&f.fingerprint)
-                    && let Some(s) = inner.by_fp.get_mut(&fp.0)
-                {
-                    s.flapping = None;
-                }
-                inner.flapping.remove(&f.fingerprint);
-                inner.version += 1;
-            }
-            _ => {}
+        self.inner.write().fold(event);
+    }
+
+    /// Replay's ranges: the lock taken once for many events.
+    fn apply_all(&self, events: &[&Event]) {
+        let mut inner = self.inner.write();
+        for event in events {
+            inner.fold(event);
         }
     }
 

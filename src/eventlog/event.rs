@@ -375,6 +375,20 @@ impl EventKind {
 
     /// Rebuilds a kind from its two stored columns.
     pub fn decode(kind: &str, payload: &str) -> Result<EventKind, serde_json::Error> {
+        // The hottest kinds, in the form the log writes them, are read
+        // without serde; anything else (and any error) is serde's to decode.
+        match super::canonical::decode(kind, payload) {
+            Some(decoded) => Ok(decoded),
+            None => Self::decode_with_serde(kind, payload),
+        }
+    }
+
+    /// [`decode`](Self::decode) through serde alone: what the canonical
+    /// reader must agree with.
+    pub(super) fn decode_with_serde(
+        kind: &str,
+        payload: &str,
+    ) -> Result<EventKind, serde_json::Error> {
         // The two columns are handed to serde as the map `{"kind": …,
         // "payload": …}` it expects, the payload parsed where it lies: no
         // document is assembled (a copy of every payload replay reads).
@@ -472,7 +486,7 @@ mod columns {
 /// and chrono's general RFC 3339 parser is a tenth of that time; the log
 /// itself writes one shape only (`2026-11-25T19:00:00.123456789Z`), which
 /// this reads directly and hands anything else to chrono.
-mod stored_time {
+pub(super) mod stored_time {
     use chrono::{DateTime, NaiveDate, Utc};
     use serde::Deserializer;
     use serde::de::Visitor;
@@ -514,6 +528,12 @@ mod stored_time {
             nanos,
         )?;
         Some(time.and_utc())
+    }
+
+    /// What [`required`] reads from the string `s`, or `None` where it
+    /// answers an error.
+    pub fn parsed(s: &str) -> Option<DateTime<Utc>> {
+        fast(s).or_else(|| s.parse().ok())
     }
 
     fn parse<E: serde::de::Error>(s: &str) -> Result<DateTime<Utc>, E> {
@@ -1256,19 +1276,36 @@ enum LeaseFingerprint {
     Text(String),
 }
 
+/// Each byte's value as a lowercase hex digit, or 0x80 for any other byte.
+const HEX_DIGIT: [u8; 256] = {
+    let mut table = [0x80u8; 256];
+    let mut i = 0;
+    while i < 10 {
+        table[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        table[b'a' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    table
+};
+
 impl LeaseFingerprint {
     fn of(text: &str) -> LeaseFingerprint {
         // One pass: checks the form and reads the value together (a lease
         // carries a hundred of these, replay reads every one).
         let value = match text.len() {
-            16 => text.bytes().try_fold(0u64, |value, b| {
-                let digit = match b {
-                    b'0'..=b'9' => b - b'0',
-                    b'a'..=b'f' => b - b'a' + 10,
-                    _ => return None,
-                };
-                Some(value << 4 | u64::from(digit))
-            }),
+            16 => {
+                // Without a branch per digit: any byte not a lowercase hex
+                // digit sets the high bit of `bad`.
+                let (value, bad) = text.bytes().fold((0u64, 0u8), |(value, bad), b| {
+                    let digit = HEX_DIGIT[b as usize];
+                    (value << 4 | u64::from(digit & 0xf), bad | digit)
+                });
+                (bad & 0x80 == 0).then_some(value)
+            }
             _ => None,
         };
         match value {
@@ -1305,6 +1342,16 @@ impl LeaseFingerprints {
 
     pub fn push(&mut self, fingerprint: String) {
         self.0.push(LeaseFingerprint::of_string(fingerprint));
+    }
+
+    /// [`push`](Self::push) of a text where it lies: a copy only of one
+    /// not in Alertmanager's form.
+    pub(super) fn push_str(&mut self, fingerprint: &str) {
+        self.0.push(LeaseFingerprint::of(fingerprint));
+    }
+
+    pub(super) fn with_capacity(n: usize) -> Self {
+        LeaseFingerprints(Vec::with_capacity(n))
     }
 
     /// Each fingerprint's 64-bit value, in order, or `None` for one that is

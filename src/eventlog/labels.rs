@@ -32,19 +32,29 @@ pub struct LabelSet(Option<Arc<str>>);
 fn push_str(out: &mut String, s: &str) {
     // Decimal digits of the length, most significant first (no formatter:
     // this runs for every name and value replay decodes).
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut n = s.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
+    let n = s.len();
+    out.reserve(n + 4);
+    if n < 100 {
+        // Names and values are nearly all shorter than 100 bytes.
+        if n >= 10 {
+            out.push((b'0' + (n / 10) as u8) as char);
         }
-    }
-    for &d in &digits[at..] {
-        out.push(d as char);
+        out.push((b'0' + (n % 10) as u8) as char);
+    } else {
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        let mut n = n;
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        for &d in &digits[at..] {
+            out.push(d as char);
+        }
     }
     out.push(':');
     out.push_str(s);
@@ -310,6 +320,46 @@ impl fmt::Debug for LabelSet {
 impl Serialize for LabelSet {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_map(self.iter())
+    }
+}
+
+/// Builds a set from names and values given in turn, sorted by name, in a
+/// buffer the caller reuses: the log's own payload reader
+/// (`eventlog::canonical`) encodes as the deserializer does, without serde.
+pub(super) struct SortedPairs<'b> {
+    buf: &'b mut String,
+    prev: Option<std::ops::Range<usize>>,
+}
+
+impl<'b> SortedPairs<'b> {
+    pub(super) fn new(buf: &'b mut String) -> Self {
+        buf.clear();
+        SortedPairs { buf, prev: None }
+    }
+
+    /// Appends a name; `false` (and nothing appended) if it does not sort
+    /// after the previous one, a set the caller must build otherwise.
+    pub(super) fn name(&mut self, name: &str) -> bool {
+        if let Some(prev) = &self.prev
+            && self.buf[prev.clone()] >= *name
+        {
+            return false;
+        }
+        push_str(self.buf, name);
+        self.prev = Some(self.buf.len() - name.len()..self.buf.len());
+        true
+    }
+
+    pub(super) fn value(&mut self, value: &str) {
+        push_str(self.buf, value);
+    }
+
+    pub(super) fn finish(self) -> LabelSet {
+        if self.buf.is_empty() {
+            LabelSet(None)
+        } else {
+            LabelSet(Some(Arc::from(self.buf.as_str())))
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 //! ([`replay`](mod@replay), [`projection`]). Only this module touches the `events` table;
 //! it never interprets what an event means.
 
+mod canonical;
 pub mod decider;
 pub mod event;
 pub mod labels;

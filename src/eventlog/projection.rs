@@ -43,6 +43,16 @@ pub trait Projection: Send + Sync {
     /// the views are rebuilt).
     fn apply(&self, event: &Event);
 
+    /// Folds `events` in order, as [`apply`](Self::apply) on each would.
+    /// Replay hands views its events a few dozen at a time: a view that
+    /// locks per event can lock once for all of them, and its table
+    /// lookups for one event need not wait for the last one's lock release.
+    fn apply_all(&self, events: &[&Event]) {
+        for event in events {
+            self.apply(event);
+        }
+    }
+
     /// Everything through `seq` is committed. The writer folds a batch
     /// before committing it (see [`Decider`](super::Decider)), so a view
     /// that acts outside the process acts only on what this has covered.

@@ -141,6 +141,12 @@ impl Projection for AlertIndex {
         }
     }
 
+    fn apply_all(&self, events: &[&Event]) {
+        if self.folds {
+            self.store.apply_all(events);
+        }
+    }
+
     /// An alert's version is the `seq` of the last event that changed it.
     fn version(&self, key: &str) -> Option<u64> {
         let fp = Fingerprint::parse(key)?;
