@@ -23,8 +23,7 @@
 //! at every one on every batch was what limited throughput.
 
 use std::borrow::Cow;
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
@@ -332,19 +331,6 @@ impl Groups {
     }
 }
 
-/// The groups' wakes, earliest first: a heap of `(instant, source, group
-/// id)` whose entries are current while the group's slot holds that
-/// instant as its wake. A wake that moves leaves its old entry behind,
-/// dropped when it comes up (or in a compaction): a wake moves with
-/// nearly every event a group selects, and taking the old one out of a
-/// B-tree and putting the new one in was a quarter of evaluating.
-#[derive(Default)]
-struct Wakes {
-    heap: BinaryHeap<Reverse<(DateTime<Utc>, u32, u32)>>,
-    /// Slots with a wake (the current entries).
-    current: usize,
-}
-
 /// Rule evaluation as a fold; see the module docs of [`super`].
 pub struct RuleEngine {
     set: Arc<RuleSet>,
@@ -371,9 +357,8 @@ pub struct RuleEngine {
     /// of every group of every rule (each flagged `dirty` in its slot).
     dirty: Vec<At>,
     /// Per group, the next instant its status can change without an event
-    /// (as of its last evaluation), earliest first; each slot holds its own
-    /// (see [`Wakes`]).
-    wakes: Wakes,
+    /// (as of its last evaluation), ordered by time; each slot holds its own.
+    wakes: std::collections::BTreeSet<(DateTime<Utc>, u32, u32)>,
     /// Every group has been evaluated once since the state was built (a
     /// new engine, a snapshot): until then, look at all of them.
     scanned: bool,
@@ -415,7 +400,7 @@ impl RuleEngine {
             in_flight_oldest: None,
             last_evaluated: None,
             dirty: Vec::new(),
-            wakes: Wakes::default(),
+            wakes: Default::default(),
             scanned: false,
             orphans: Default::default(),
             by_source: set
@@ -590,42 +575,11 @@ impl RuleEngine {
         }
     }
 
-    /// A dirty group is looked at in the next evaluation whatever its wake,
-    /// and its recorded wake is stale (`next_wake` counts its fresh one):
-    /// the wake goes, so that every current entry of [`Wakes`] is of a
-    /// clean group.
     fn mark_dirty(&mut self, at: At) {
         let slot = self.groups[at.0 as usize].slot_mut(at.1);
         if !slot.dirty {
             slot.dirty = true;
             self.dirty.push(at);
-            if slot.wake.take().is_some() {
-                self.wakes.current -= 1;
-                self.settle_wakes();
-            }
-        }
-    }
-
-    fn wake_is_current(&self, &Reverse((w, i, id)): &Reverse<(DateTime<Utc>, u32, u32)>) -> bool {
-        self.groups[i as usize].slot(id).wake == Some(w)
-    }
-
-    /// Drops stale entries off the top of [`Wakes`], so that `next_wake`
-    /// reads the earliest current one there; and compacts the heap when
-    /// stale entries outnumber current ones, so that it stays within twice
-    /// the groups with a wake (a group's wake moves with nearly every
-    /// event it selects).
-    fn settle_wakes(&mut self) {
-        while let Some(top) = self.wakes.heap.peek()
-            && !self.wake_is_current(top)
-        {
-            self.wakes.heap.pop();
-        }
-        if self.wakes.heap.len() > 2 * self.wakes.current + 4096 {
-            let groups = &self.groups;
-            self.wakes
-                .heap
-                .retain(|&Reverse((w, i, id))| groups[i as usize].slot(id).wake == Some(w));
         }
     }
 
@@ -639,7 +593,7 @@ impl RuleEngine {
         if !self.scanned {
             self.scanned = true;
             self.orphans = self.firing.keys().copied().collect();
-            self.wakes = Wakes::default();
+            self.wakes.clear();
             due.clear();
             for (i, groups) in self.groups.iter_mut().enumerate() {
                 for (id, slot) in groups.slots.iter_mut().enumerate() {
@@ -651,17 +605,13 @@ impl RuleEngine {
             }
             return due;
         }
-        while let Some(&Reverse((w, i, id))) = self.wakes.heap.peek() {
-            if w > now {
+        while let Some(first) = self.wakes.first() {
+            if first.0 > now {
                 break;
             }
-            self.wakes.heap.pop();
-            let slot = self.groups[i as usize].slot_mut(id);
-            if slot.wake == Some(w) {
-                slot.wake = None;
-                self.wakes.current -= 1;
-                due.push((i, id));
-            }
+            let (_, i, id) = self.wakes.pop_first().expect("checked");
+            self.groups[i as usize].slot_mut(id).wake = None;
+            due.push((i, id));
         }
         due.sort_unstable();
         due.dedup();
@@ -672,18 +622,17 @@ impl RuleEngine {
     /// only an event can change it, or it is gone).
     fn set_wake(&mut self, at: At, wake: Option<DateTime<Utc>>) {
         let slot = self.groups[at.0 as usize].slot_mut(at.1);
-        if slot.wake == wake {
+        // Most evaluations leave a group's wake where it was: no B-tree
+        // removal and insertion for those.
+        if wake.is_some() && slot.wake == wake {
             return;
         }
-        // The old entry, if any, goes stale where it is.
-        match (slot.wake.is_some(), wake.is_some()) {
-            (false, true) => self.wakes.current += 1,
-            (true, false) => self.wakes.current -= 1,
-            _ => {}
+        if let Some(old) = slot.wake.take() {
+            self.wakes.remove(&(old, at.0, at.1));
         }
-        slot.wake = wake;
         if let Some(w) = wake {
-            self.wakes.heap.push(Reverse((w, at.0, at.1)));
+            slot.wake = Some(w);
+            self.wakes.insert((w, at.0, at.1));
         }
     }
 
@@ -855,7 +804,6 @@ impl RuleEngine {
             self.in_flight.insert(at, now);
             self.in_flight_oldest = Some(self.in_flight_oldest.map_or(now, |o| o.min(now)));
         }
-        self.settle_wakes();
         out.sort_by(|(a, a_at, a_orphan), (b, b_at, b_orphan)| {
             (a.at, &a.source, &a.fingerprint, a_orphan)
                 .cmp(&(b.at, &b.source, &b.fingerprint, b_orphan))
@@ -1005,28 +953,14 @@ impl RuleEngine {
         for at in &self.dirty {
             consider(wake(*at));
         }
-        // A dirty group has no recorded wake (see `mark_dirty`): its fresh
-        // one counted above. The top of the heap is current (see
-        // `settle_wakes`) and after the last evaluation, which popped every
-        // wake up to it; anything else is looked for the long way.
-        let first = match self.wakes.heap.peek() {
-            Some(top @ Reverse((w, ..))) if *w > after && self.wake_is_current(top) => Some(*w),
-            None => None,
-            Some(_) => self.first_wake_by_scan(after),
-        };
-        debug_assert_eq!(first, self.first_wake_by_scan(after));
-        consider(first);
+        // A dirty group's recorded wake is stale: its fresh one counted above.
+        consider(
+            self.wakes
+                .iter()
+                .find(|w| w.0 > after && !self.groups[w.1 as usize].slot(w.2).dirty)
+                .map(|w| w.0),
+        );
         next
-    }
-
-    /// The earliest current wake after `after`, by a walk of every entry.
-    fn first_wake_by_scan(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        self.wakes
-            .heap
-            .iter()
-            .filter(|e| e.0.0 > after && self.wake_is_current(e))
-            .map(|e| e.0.0)
-            .min()
     }
 
     /// Alerts the log says this engine's rules have firing, by fingerprint.
@@ -1689,6 +1623,28 @@ mod tests {
                 .collect::<Vec<_>>(),
             [vec!["api-0".to_string()], vec!["api-1".to_string()]]
         );
+    }
+
+    /// The answers a regex matcher's memo gives are its regex's, for `=~`
+    /// and `!~`, remembered or not (past the memo's bound), asked once or
+    /// again.
+    #[test]
+    fn remembered_regex_answers_are_the_regex_answers() {
+        for op in [MatchOp::Regex, MatchOp::NotRegex] {
+            let matcher = Matcher::new(op, "reason", "Reason1.*").unwrap();
+            let mut memo = RegexMemo::default();
+            for round in 0..2 {
+                for i in 0..RegexMemo::VALUES + 100 {
+                    let value = format!("Reason{i}");
+                    assert_eq!(
+                        memo.matches(&matcher, &value),
+                        matcher.matches_value(&value),
+                        "{op:?} {value} (round {round})"
+                    );
+                }
+            }
+            assert_eq!(memo.0.len(), RegexMemo::VALUES);
+        }
     }
 
     /// Encoded group keys are one key per list of values (no two lists
