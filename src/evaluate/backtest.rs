@@ -26,7 +26,9 @@ use super::dispatch::Dispatcher;
 use super::rules::{RuleSet, RulesView};
 use crate::config::Config;
 use crate::escalate::escalator::Escalator;
-use crate::eventlog::{Decider, Event, EventKind, EventLog, LogError, NewEvent, Projection};
+use crate::eventlog::{
+    CompactText, Decider, Event, EventKind, EventLog, LogError, NewEvent, Projection,
+};
 use crate::pipeline::Views;
 
 /// Events read and decoded per page.
@@ -272,6 +274,12 @@ pub fn rules_stand_alone(rules: &RuleSet) -> bool {
     !DECIDED_DOWNSTREAM.iter().any(|k| rules.reads_kind(k))
 }
 
+/// The `seq` of the last event of each key folded in a batch, for the
+/// versions decisions expect. Keyed by the events' own keys (a copy of a
+/// key is in place, not an allocation) and hashed with rapidhash: a
+/// `String` and SipHash per event were most of numbering them.
+type Touched = HashMap<CompactText, u64, rapidhash::fast::GlobalState>;
+
 /// The isolated copy of the deciding stages.
 struct Sim {
     views: Views,
@@ -309,10 +317,10 @@ impl Sim {
         &mut self,
         ev: NewEvent,
         now: DateTime<Utc>,
-        touched: &mut HashMap<String, u64>,
+        touched: &mut Touched,
     ) -> Option<Arc<Event>> {
         if let Some(expected) = ev.expected_version {
-            let current = touched.get(&ev.key).copied().unwrap_or_else(|| {
+            let current = touched.get(ev.key.as_str()).copied().unwrap_or_else(|| {
                 self.projections
                     .iter()
                     .find_map(|p| p.version(&ev.key))
@@ -323,7 +331,7 @@ impl Sim {
             }
         }
         self.seq += 1;
-        touched.insert(ev.key.clone(), self.seq);
+        touched.insert(CompactText::from(&ev.key), self.seq);
         Some(Arc::new(Event {
             seq: self.seq,
             id: ev.id.into(),
@@ -340,13 +348,9 @@ impl Sim {
     /// the rules' decisions when the rules run on their own thread; none
     /// expects a version): it takes its `seq` here, in the order the
     /// writer would have given it.
-    fn put_folded(
-        &mut self,
-        mut event: Arc<Event>,
-        touched: &mut HashMap<String, u64>,
-    ) -> Arc<Event> {
+    fn put_folded(&mut self, mut event: Arc<Event>, touched: &mut Touched) -> Arc<Event> {
         self.seq += 1;
-        touched.insert(event.key.to_string(), self.seq);
+        touched.insert(event.key.clone(), self.seq);
         match Arc::get_mut(&mut event) {
             Some(e) => e.seq = self.seq,
             None => {
@@ -396,7 +400,7 @@ impl Sim {
         asked: bool,
         ruled: Option<Vec<Vec<Arc<Event>>>>,
     ) {
-        let mut touched = HashMap::new();
+        let mut touched = Touched::default();
         let folded: Vec<Arc<Event>> = inputs
             .into_iter()
             .map(|e| self.put_folded(e, &mut touched))
@@ -410,7 +414,7 @@ impl Sim {
     fn rounds(
         &mut self,
         mut folded: Vec<Arc<Event>>,
-        mut touched: HashMap<String, u64>,
+        mut touched: Touched,
         now: DateTime<Utc>,
         asked: bool,
         ruled: Option<Vec<Vec<Arc<Event>>>>,

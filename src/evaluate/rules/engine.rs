@@ -22,6 +22,7 @@
 //! from a snapshot looks at all of them. With thousands of groups, looking
 //! at every one on every batch was what limited throughput.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
@@ -31,6 +32,7 @@ use super::RuleSet;
 use super::expr::Input;
 use super::language::{GroupBy, Mode, Rule, Selector, Text};
 use crate::evaluate::Fingerprint;
+use crate::evaluate::matcher::{MatchOp, Matcher};
 use crate::eventlog::{AlertReport, AlertResolution, Event, EventKind, LabelSet, NewEvent};
 use crate::ingest::IncomingAlert;
 
@@ -367,6 +369,7 @@ pub struct RuleEngine {
     candidates: Vec<usize>,
     key: Vec<u8>,
     label: String,
+    regex_memos: RegexMemos,
     /// CEL errors and template failures seen (a rule that errors on every
     /// event never fires; this says so).
     pub errors: u64,
@@ -408,6 +411,7 @@ impl RuleEngine {
             candidates: Vec::new(),
             key: Vec::new(),
             label: String::new(),
+            regex_memos: RegexMemos::new(&set),
             set,
             errors: 0,
         }
@@ -465,7 +469,12 @@ impl RuleEngine {
         for &index in &candidates {
             let rule = &set.rules[index];
             if let Some(recovery) = &rule.recovery
-                && selects(recovery, event, &input)
+                && selects(
+                    recovery,
+                    event,
+                    &input,
+                    self.regex_memos.recovery(rule, recovery),
+                )
             {
                 fill_group_key(rule, &input, &mut self.key, &mut self.label);
                 if let Some(id) = self.groups[index].id(&self.key)
@@ -475,7 +484,8 @@ impl RuleEngine {
                     self.mark_dirty((index as u32, id));
                 }
             }
-            if selects_without_condition(&rule.select, event, &input) {
+            if selects_without_condition(&rule.select, event, &input, self.regex_memos.select(rule))
+            {
                 let met = rule
                     .select
                     .condition
@@ -802,21 +812,24 @@ impl RuleEngine {
         out.into_iter().map(|(d, _, _)| d).collect()
     }
 
-    fn fire(
+    fn fire<'a>(
         &self,
         set: &RuleSet,
-        rule: &Rule,
-        key: &[u8],
+        rule: &'a Rule,
+        key: &'a [u8],
         state: &GroupState,
         st: &Status,
         at: DateTime<Utc>,
     ) -> Decision {
-        let mut labels = LabelSet::new();
-        for (g, value) in rule.group_by.iter().zip(KeyParts(key)) {
-            if !value.is_empty() {
-                labels.insert(g.label().to_string(), value.to_string());
-            }
-        }
+        // The labels as (name, value) pairs, later ones winning, made a
+        // `LabelSet` once: inserting into one rebuilds it each time.
+        let mut pairs: Vec<(&str, Cow<str>)> = rule
+            .group_by
+            .iter()
+            .zip(KeyParts(key))
+            .filter(|(_, value)| !value.is_empty())
+            .map(|(g, value)| (g.label(), Cow::Borrowed(value)))
+            .collect();
         let templated = rule
             .labels
             .iter()
@@ -825,6 +838,7 @@ impl RuleEngine {
         // The templates' document, only for a rule that has templates: it
         // copies the payload, and most rules' labels are literal.
         let mut doc = if templated {
+            let labels: LabelSet = pairs.iter().cloned().collect();
             let payload = state
                 .last_payload
                 .as_deref()
@@ -849,32 +863,34 @@ impl RuleEngine {
             serde_json::Value::Null
         };
         let mut errors = Vec::new();
-        let mut render = |text: &Text, doc: &serde_json::Value| -> String {
+        let mut render = |text: &'a Text, doc: &serde_json::Value| -> Cow<'a, str> {
             match text {
-                Text::Literal(s) => s.clone(),
+                Text::Literal(s) => Cow::Borrowed(s),
                 Text::Template(name) => {
                     let ctx = tera::Context::from_serialize(doc).unwrap_or_default();
-                    set.render(name, &ctx).unwrap_or_else(|e| {
+                    Cow::Owned(set.render(name, &ctx).unwrap_or_else(|e| {
                         errors.push(format!("{name}: {e}"));
                         String::new()
-                    })
+                    }))
                 }
             }
         };
         for (name, text) in &rule.labels {
             let value = render(text, &doc);
             if !value.is_empty() {
-                labels.insert(name.clone(), value);
+                pairs.push((name, value));
             }
         }
-        labels.insert("alertname".to_string(), rule.name.clone());
+        pairs.push(("alertname", Cow::Borrowed(&rule.name)));
+        let labels: LabelSet = pairs.into_iter().collect();
         if templated {
             doc["labels"] = serde_json::json!(labels);
         }
-        let mut annotations = LabelSet::new();
-        for (name, text) in &rule.annotations {
-            annotations.insert(name.clone(), render(text, &doc));
-        }
+        let annotations: LabelSet = rule
+            .annotations
+            .iter()
+            .map(|(name, text)| (name, render(text, &doc)))
+            .collect();
         let reason = describe(rule, st);
         let mut extra = serde_json::Map::new();
         extra.insert(
@@ -1167,18 +1183,89 @@ fn describe(rule: &Rule, st: &Status) -> String {
     }
 }
 
-fn selects_without_condition(sel: &Selector, event: &Event, input: &Input) -> bool {
+/// `memos`: one per matcher of `sel` (see [`RegexMemo`]).
+fn selects_without_condition(
+    sel: &Selector,
+    event: &Event,
+    input: &Input,
+    memos: &mut [RegexMemo],
+) -> bool {
     sel.kinds.contains(&event.kind.name())
         && (sel.sources.is_empty() || sel.sources.iter().any(|s| *s == event.source))
-        && sel
-            .matchers
-            .iter()
-            .all(|m| m.matcher.matches_value(&input.known_text(m.known, &m.path)))
+        && sel.matchers.iter().zip(memos).all(|(m, memo)| {
+            let value = input.known_text(m.known, &m.path);
+            match m.matcher.op() {
+                MatchOp::Regex | MatchOp::NotRegex => memo.matches(&m.matcher, &value),
+                MatchOp::Equal | MatchOp::NotEqual => m.matcher.matches_value(&value),
+            }
+        })
 }
 
-fn selects(sel: &Selector, event: &Event, input: &Input) -> bool {
-    selects_without_condition(sel, event, input)
+fn selects(sel: &Selector, event: &Event, input: &Input, memos: &mut [RegexMemo]) -> bool {
+    selects_without_condition(sel, event, input, memos)
         && sel.condition.as_ref().is_none_or(|c| c.test(input))
+}
+
+/// The values a regex matcher has met, with its answer for each, up to
+/// [`RegexMemo::VALUES`] of them. The fields rules select by regex are
+/// mostly of few values (reasons, kinds, namespaces, probe names), and a
+/// rule selecting by regex meets every event of its kind: running the
+/// regex was a quarter of folding (10 such rules, ~270 instructions a
+/// match against ~40 for a lookup).
+#[derive(Default)]
+struct RegexMemo(FastMap<Box<str>, bool>);
+
+impl RegexMemo {
+    /// Values remembered at most, per matcher: a field of many values (pod
+    /// names) stops adding once full, and the regex runs for the rest.
+    const VALUES: usize = 4096;
+
+    fn matches(&mut self, matcher: &Matcher, value: &str) -> bool {
+        if let Some(&known) = self.0.get(value) {
+            return known;
+        }
+        let matched = matcher.matches_value(value);
+        if self.0.len() < Self::VALUES {
+            self.0.insert(value.into(), matched);
+        }
+        matched
+    }
+}
+
+/// Per rule, the [`RegexMemo`]s of its selector's matchers and of its
+/// recovery's, in one table.
+struct RegexMemos {
+    memos: Vec<RegexMemo>,
+    /// Per rule, where its selector's and its recovery's memos start.
+    starts: Vec<(usize, usize)>,
+}
+
+impl RegexMemos {
+    fn new(set: &RuleSet) -> RegexMemos {
+        let mut starts = Vec::with_capacity(set.rules.len());
+        let mut n = 0;
+        for rule in &set.rules {
+            let select = n;
+            n += rule.select.matchers.len();
+            let recovery = n;
+            n += rule.recovery.as_ref().map_or(0, |r| r.matchers.len());
+            starts.push((select, recovery));
+        }
+        RegexMemos {
+            memos: (0..n).map(|_| RegexMemo::default()).collect(),
+            starts,
+        }
+    }
+
+    fn select(&mut self, rule: &Rule) -> &mut [RegexMemo] {
+        let at = self.starts[rule.index].0;
+        &mut self.memos[at..at + rule.select.matchers.len()]
+    }
+
+    fn recovery(&mut self, rule: &Rule, recovery: &Selector) -> &mut [RegexMemo] {
+        let at = self.starts[rule.index].1;
+        &mut self.memos[at..at + recovery.matchers.len()]
+    }
 }
 
 /// The group `input` belongs to, encoded into `key` (see [`GroupKey`]),
@@ -1536,6 +1623,28 @@ mod tests {
                 .collect::<Vec<_>>(),
             [vec!["api-0".to_string()], vec!["api-1".to_string()]]
         );
+    }
+
+    /// The answers a regex matcher's memo gives are its regex's, for `=~`
+    /// and `!~`, remembered or not (past the memo's bound), asked once or
+    /// again.
+    #[test]
+    fn remembered_regex_answers_are_the_regex_answers() {
+        for op in [MatchOp::Regex, MatchOp::NotRegex] {
+            let matcher = Matcher::new(op, "reason", "Reason1.*").unwrap();
+            let mut memo = RegexMemo::default();
+            for round in 0..2 {
+                for i in 0..RegexMemo::VALUES + 100 {
+                    let value = format!("Reason{i}");
+                    assert_eq!(
+                        memo.matches(&matcher, &value),
+                        matcher.matches_value(&value),
+                        "{op:?} {value} (round {round})"
+                    );
+                }
+            }
+            assert_eq!(memo.0.len(), RegexMemo::VALUES);
+        }
     }
 
     /// Encoded group keys are one key per list of values (no two lists

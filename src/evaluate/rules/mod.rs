@@ -66,7 +66,7 @@ pub struct RuleSet {
     /// Label and annotation templates, by `{rule index}/{labels|annotations}/{name}`.
     templates: tera::Tera,
     /// Per event kind: which rules can select (or be recovered by) it.
-    by_kind: HashMap<&'static str, KindIndex>,
+    by_kind: FastMap<&'static str, KindIndex>,
     /// What the rules' CEL reads of an event: all an event's context binds.
     reads: expr::Reads,
     files: Vec<PathBuf>,
@@ -84,7 +84,12 @@ impl std::fmt::Debug for RuleSet {
     }
 }
 
-type RulesByValue = HashMap<String, Vec<usize>>;
+/// The hasher of the tables every event is looked up in (its kind, then
+/// the values of equality matchers): rapidhash, as the engine's tables;
+/// SipHash there was half of finding an event's candidate rules.
+type FastMap<K, V> = HashMap<K, V, rapidhash::fast::GlobalState>;
+
+type RulesByValue = FastMap<String, Vec<usize>>;
 
 /// Rules of one kind. Most rules select on an equality (`reason="BackOff"`):
 /// they are found by that field's value, so 200 rules on `k8s.event` cost
@@ -312,8 +317,8 @@ fn reads(rules: &[Rule]) -> expr::Reads {
     reads
 }
 
-fn index(rules: &[Rule]) -> HashMap<&'static str, KindIndex> {
-    let mut by_kind: HashMap<&'static str, KindIndex> = HashMap::new();
+fn index(rules: &[Rule]) -> FastMap<&'static str, KindIndex> {
+    let mut by_kind: FastMap<&'static str, KindIndex> = FastMap::default();
     for rule in rules {
         let eq = rule.select.matchers.iter().find(|m| {
             m.matcher.op() == crate::evaluate::matcher::MatchOp::Equal
@@ -326,7 +331,8 @@ fn index(rules: &[Rule]) -> HashMap<&'static str, KindIndex> {
                     let slot = match ix.by_field.iter().position(|(p, _, _)| *p == m.path) {
                         Some(i) => i,
                         None => {
-                            ix.by_field.push((m.path.clone(), m.known, HashMap::new()));
+                            ix.by_field
+                                .push((m.path.clone(), m.known, FastMap::default()));
                             ix.by_field.len() - 1
                         }
                     };
