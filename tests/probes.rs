@@ -39,6 +39,32 @@ async fn serve(router: Router) -> (SocketAddr, tokio::task::JoinHandle<()>) {
     (addr, task)
 }
 
+/// [`serve`] for a test that stops the server: once the returned task has
+/// ended after `stop`, every connection is closed too. An aborted server
+/// leaves its connections' tasks behind, and a socket one of them still
+/// holds (a probe's last connection, its close not yet read) keeps the
+/// port: `hold_port` then failed with "Address already in use".
+async fn serve_stoppable(
+    router: Router,
+) -> (
+    SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+    });
+    (addr, stop, task)
+}
+
 /// A port nothing listens on, held (bound, not listening) for as long as
 /// the socket lives: a port merely left free can be handed to another
 /// test's server running in parallel, which then answers the probe.
@@ -500,7 +526,7 @@ async fn news(pipeline: &Pipeline, after: &mut u64) -> Vec<String> {
 
 #[tokio::test]
 async fn an_unreachable_service_and_a_stopped_heartbeat_fire_the_shipped_rules() {
-    let (addr, server) = serve(services()).await;
+    let (addr, stop, server) = serve_stoppable(services()).await;
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(t0());
     let pipeline = open(
@@ -565,8 +591,8 @@ async fn an_unreachable_service_and_a_stopped_heartbeat_fire_the_shipped_rules()
     // 19:05: the service goes away. Its first failed run is stored; the
     // rule fires a minute later (`for: 1m`); failing runs after that are
     // not stored again.
-    server.abort();
-    let _ = server.await;
+    let _ = stop.send(());
+    server.await.unwrap();
     let _held = hold_port(addr);
     until(8 * 60).await;
     let down = news(&pipeline, &mut seen).await;
