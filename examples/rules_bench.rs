@@ -80,6 +80,11 @@ struct Args {
     /// that compare builds backtest the same file without writing it again.
     #[arg(long)]
     log: Option<std::path::PathBuf>,
+    /// Write the rules (`DIR/rules/bench.yaml`) and the route tree
+    /// (`DIR/fenghuo.yaml`) and stop: to time `fenghuo backtest` itself,
+    /// with the binary's own allocator settings, on a log kept by `--log`.
+    #[arg(long, value_name = "DIR")]
+    export: Option<std::path::PathBuf>,
 }
 
 fn rules_yaml() -> String {
@@ -282,6 +287,13 @@ fn write_log(db: &std::path::Path, args: &Args) -> anyhow::Result<()> {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(out) = &args.export {
+        std::fs::create_dir_all(out.join("rules"))?;
+        std::fs::write(out.join("rules/bench.yaml"), rules_yaml())?;
+        std::fs::write(out.join("fenghuo.yaml"), CONFIG)?;
+        println!("rules and route tree written under {}", out.display());
+        return Ok(());
+    }
     // The log is large (about 1 GB for a million events): BENCH_TMPDIR puts
     // it on a disk that has room, as the other benchmarks do.
     let dir = match std::env::var_os("BENCH_TMPDIR") {

@@ -115,7 +115,20 @@ pub fn init_tracing(format: LogFormat) {
 }
 
 pub fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    run(Cli::parse())
+}
+
+impl Cli {
+    /// Whether this is the long-running server: the binary tunes its
+    /// allocator for a server's settled memory only then (the batch
+    /// commands, `backtest` and `replay`, would pay for it in time).
+    pub fn serves(&self) -> bool {
+        matches!(self.command, Command::Serve(_))
+    }
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Events(args) => events::run(args),
